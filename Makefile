@@ -1,0 +1,39 @@
+# The two set-up commands are `make demo` and `make test`; both create the virtualenv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SAMPLE_PORT ?= 8311
+
+.PHONY: install test demo demo-ui dev bench clean
+
+$(VENV)/.installed: pyproject.toml setup.py constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(BIN)/python -m pytest
+
+# Offline: serves the bundled sample portal on 127.0.0.1 and materializes every year it offers.
+demo: install
+	$(BIN)/boston-lake demo --dir .demo
+
+# The Dagster UI over the demo lake, with the sample portal running beside it.
+demo-ui: install
+	@$(BIN)/boston-lake serve-sample-portal --port $(SAMPLE_PORT) & portal=$$!; trap "kill $$portal" EXIT INT TERM; \
+	BOSTON_LAKE_HOME=$(CURDIR)/.demo/lake BOSTON_LAKE_PORTAL_URL=http://127.0.0.1:$(SAMPLE_PORT) \
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+# The Dagster UI against the real portal (or BOSTON_LAKE_PORTAL_URL), with a persistent Dagster home.
+dev: install
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+bench: install
+	$(BIN)/python benchmarks/bench_bronze.py --markdown
+	$(BIN)/python benchmarks/bench_catalog.py
+
+clean:
+	rm -rf .demo .boston_lake benchmarks/.work

@@ -1,0 +1,23 @@
+"""The code location: every asset, check, job, sensor and schedule, with the resources of the chosen target."""
+
+from dagster import Definitions
+
+from boston_lake.defs.checks import BRONZE_CHECKS
+from boston_lake.defs.ingest import INGEST_ASSETS
+from boston_lake.defs.jobs import INGEST_JOBS
+from boston_lake.defs.resources import build_resources
+from boston_lake.defs.schedules import SCHEDULES
+from boston_lake.lake.settings import Settings
+
+
+def build_definitions(settings: Settings) -> Definitions:
+    return Definitions(
+        assets=INGEST_ASSETS,
+        asset_checks=BRONZE_CHECKS,
+        jobs=list(INGEST_JOBS.values()),
+        schedules=SCHEDULES,
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions(Settings.from_env())

@@ -1,0 +1,74 @@
+"""Where every object of the lake lives, as store keys that are the same locally and on S3.
+
+Names that begin with `_` or `.` are bookkeeping (manifests, rejects, history, staging): Hive, Athena,
+Glue crawlers and our crawler all skip them, so they can sit beside the data without being read as data.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+
+from boston_lake.lake.tables import DATABASE
+
+MANIFEST = "_manifest.json"
+REJECTS = "_rejects.csv"
+HISTORY = "_history"
+BRONZE_FILE = "part-00000.parquet"
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_YEAR_FOLDER = re.compile(r"(?:^|/)year=(\d{4})(?:/|$)")
+
+
+def raw_table_prefix(table: str) -> str:
+    return f"raw/{DATABASE}/{table}/"
+
+
+def raw_partition_prefix(table: str, year: int) -> str:
+    return f"{raw_table_prefix(table)}year={year}/"
+
+
+def raw_source_prefix(table: str) -> str:
+    """The whole download of a source that is split into years (NEW SYSTEM), kept as it came."""
+    return f"{raw_table_prefix(table)}_source/"
+
+
+def raw_unassigned_prefix(table: str) -> str:
+    """Rows of a split source whose open date names no partition: kept, counted, never dropped."""
+    return f"{raw_table_prefix(table)}_unassigned/"
+
+
+def bronze_table_prefix(table: str) -> str:
+    return f"bronze/{DATABASE}/{table}/"
+
+
+def bronze_partition_prefix(table: str, year: int) -> str:
+    return f"{bronze_table_prefix(table)}year={year}/"
+
+
+def bronze_data_key(table: str, year: int) -> str:
+    return bronze_partition_prefix(table, year) + BRONZE_FILE
+
+
+def bronze_rejects_key(table: str, year: int) -> str:
+    return bronze_partition_prefix(table, year) + REJECTS
+
+
+def history_prefix(prefix: str, stamp: str) -> str:
+    return f"{prefix}{HISTORY}/{stamp}/"
+
+
+def safe_file_name(name: str, fallback: str) -> str:
+    """A download's own file name, reduced to characters that are safe in any store key."""
+    cleaned = _SAFE_NAME.sub("_", PurePosixPath(name).name).strip("._")
+    return cleaned or fallback
+
+
+def is_bookkeeping(key: str) -> bool:
+    """True for any key with a path segment that starts with `_` or `.`."""
+    return any(part.startswith(("_", ".")) for part in key.split("/") if part)
+
+
+def year_of_key(key: str) -> int | None:
+    match = _YEAR_FOLDER.search(key)
+    return int(match.group(1)) if match else None

@@ -1,0 +1,271 @@
+"""A client for the CKAN portal that publishes Boston's 311 data.
+
+Resources are pinned by id (their download file names rotate), downloads stream to disk with retries and
+integrity checks, and conditional requests let an unchanged source cost one round trip instead of 200 MB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlparse
+
+import requests
+
+DATASET = "311-service-requests"
+CHUNK_BYTES = 1 << 20
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class PortalError(RuntimeError):
+    """The portal answered with something other than what was asked for; the message says what and where."""
+
+
+class Log(Protocol):
+    def info(self, msg: str, *args: Any) -> None: ...
+
+    def warning(self, msg: str, *args: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class PortalResource:
+    id: str
+    name: str
+    url: str
+    format: str = ""
+    last_modified: str | None = None
+    hash: str | None = None
+    size: int | None = None
+
+    @property
+    def file_name(self) -> str:
+        return unquote(Path(urlparse(self.url).path).name)
+
+    @classmethod
+    def from_ckan(cls, raw: dict[str, Any]) -> PortalResource:
+        name = raw.get("name") or (raw.get("name_translated") or {}).get("en") or ""
+        return cls(
+            id=raw["id"],
+            name=" ".join(name.split()),
+            url=raw.get("url") or "",
+            format=raw.get("format") or "",
+            last_modified=raw.get("last_modified"),
+            hash=raw.get("hash") or None,
+            size=raw.get("size"),
+        )
+
+
+@dataclass(frozen=True)
+class Validators:
+    """What the server said last time, sent back so that it can answer 304 Not Modified."""
+
+    etag: str | None = None
+    last_modified: str | None = None
+
+
+@dataclass(frozen=True)
+class Download:
+    """A finished download; `path` is None when the server answered 304 Not Modified."""
+
+    url: str
+    path: Path | None
+    bytes: int = 0
+    sha256: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def not_modified(self) -> bool:
+        return self.path is None
+
+
+class TransientError(Exception):
+    """A failure worth retrying: connection trouble, a cut-off body, 429 or 5xx."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CkanPortal:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout_seconds: float = 60.0,
+        max_attempts: int = 5,
+        backoff_seconds: float = 1.0,
+        max_backoff_seconds: float = 60.0,
+        progress_interval_seconds: float = 10.0,
+        log: Log | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.timeout_seconds = timeout_seconds
+        self.max_attempts = max_attempts
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.progress_interval_seconds = progress_interval_seconds
+        self.log = log
+        self.session = session or requests.Session()
+        self.session.headers.setdefault("User-Agent", "boston_lake/0.1 (python-requests)")
+        self._sleep = sleep
+
+    # -- metadata ---------------------------------------------------------------------------------------
+
+    def resources(self) -> list[PortalResource]:
+        url = f"{self.base_url}/api/3/action/package_show"
+        payload = self._with_retries(url, lambda: self._get_json(url, {"id": DATASET}))
+        result = payload.get("result")
+        if not payload.get("success") or not isinstance(result, dict):
+            raise PortalError(f"{url}?id={DATASET} did not succeed: {payload.get('error') or payload!r:.300}")
+        return [PortalResource.from_ckan(raw) for raw in result.get("resources") or []]
+
+    def _get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
+        response = self._request(url, params=params)
+        with response:
+            try:
+                payload = response.json()
+            except ValueError:
+                raise PortalError(
+                    f"{response.url} answered {response.status_code} with "
+                    f"{response.headers.get('Content-Type', 'no content type')}, not JSON: {response.text[:200]!r}"
+                ) from None
+        if not isinstance(payload, dict):
+            raise PortalError(f"{response.url} answered with JSON that is not an object")
+        return payload
+
+    # -- downloads --------------------------------------------------------------------------------------
+
+    def download(self, url: str, destination: Path, validators: Validators | None = None) -> Download:
+        """Stream `url` into `destination`; verify its length and that it is not an HTML or JSON error page."""
+        return self._with_retries(url, lambda: self._download_once(url, destination, validators))
+
+    def _download_once(self, url: str, destination: Path, validators: Validators | None) -> Download:
+        headers = {}
+        if validators and validators.etag:
+            headers["If-None-Match"] = validators.etag
+        if validators and validators.last_modified:
+            headers["If-Modified-Since"] = validators.last_modified
+        started = time.monotonic()
+        response = self._request(url, headers=headers, stream=True)
+        with response:
+            if response.status_code == 304:
+                return Download(url=url, path=None, etag=validators.etag if validators else None,
+                                last_modified=validators.last_modified if validators else None)
+            expected = _int_or_none(response.headers.get("Content-Length"))
+            digest = hashlib.sha256()
+            written = 0
+            last_report = started
+            with open(destination, "wb") as sink:
+                try:
+                    for chunk in response.iter_content(CHUNK_BYTES):
+                        if written == 0:
+                            _refuse_error_page(url, response, chunk)
+                        sink.write(chunk)
+                        digest.update(chunk)
+                        written += len(chunk)
+                        now = time.monotonic()
+                        if self.log and now - last_report >= self.progress_interval_seconds:
+                            self.log.info(_progress(url, written, expected, now - started))
+                            last_report = now
+                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as error:
+                    raise TransientError(f"connection broke after {written} bytes: {error}") from error
+            wire_bytes = response.raw.tell()
+            if expected is not None and wire_bytes != expected:
+                raise TransientError(f"body has {wire_bytes} bytes but Content-Length promised {expected}")
+            if written == 0:
+                raise PortalError(f"{url} answered 200 with an empty body; expected a CSV file")
+            elapsed = time.monotonic() - started
+            if self.log:
+                self.log.info(_progress(url, written, expected, elapsed, done=True))
+            return Download(
+                url=url,
+                path=destination,
+                bytes=written,
+                sha256=digest.hexdigest(),
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+                seconds=elapsed,
+            )
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def _request(self, url: str, **kwargs: Any) -> requests.Response:
+        try:
+            response = self.session.get(url, timeout=self.timeout_seconds, allow_redirects=True, **kwargs)
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
+            raise TransientError(f"could not reach the portal: {error}") from error
+        if response.status_code in RETRY_STATUSES:
+            response.close()
+            raise TransientError(
+                f"status {response.status_code} {response.reason}", _retry_after(response.headers.get("Retry-After"))
+            )
+        if response.status_code >= 400:
+            response.close()
+            raise PortalError(f"{response.url} answered {response.status_code} {response.reason}")
+        return response
+
+    def _with_retries(self, url: str, attempt: Callable[[], Any]) -> Any:
+        for number in range(1, self.max_attempts + 1):
+            try:
+                return attempt()
+            except TransientError as error:
+                if number == self.max_attempts:
+                    raise PortalError(f"{url} failed {number} times; last error: {error}") from error
+                backoff = self.backoff_seconds * 2 ** (number - 1)
+                delay = min(backoff if error.retry_after is None else error.retry_after, self.max_backoff_seconds)
+                if self.log:
+                    self.log.warning(f"{url}: {error}; attempt {number} of {self.max_attempts}, retrying in {delay:.1f}s")
+                self._sleep(delay)
+        raise AssertionError("unreachable")
+
+
+def _refuse_error_page(url: str, response: requests.Response, first_chunk: bytes) -> None:
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    head = first_chunk.lstrip(b"\xef\xbb\xbf \t\r\n")[:200]
+    lowered = head.lower()
+    if content_type == "text/html" or lowered.startswith((b"<!doctype html", b"<html", b"<?xml")):
+        kind = "an HTML page"
+    elif content_type == "application/json" or lowered.startswith((b"{", b"[")):
+        kind = "a JSON document"
+    else:
+        return
+    raise PortalError(
+        f"{url} answered {response.status_code} with {kind} (Content-Type: {content_type or 'none'}) "
+        f"where a CSV file was expected; it begins {head[:120]!r}"
+    )
+
+
+def _progress(url: str, written: int, expected: int | None, seconds: float, done: bool = False) -> str:
+    rate = written / 1e6 / seconds if seconds > 0 else 0.0
+    of = f" of {expected / 1e6:.1f} MB ({100 * written / expected:.0f}%)" if expected else ""
+    verb = "downloaded" if done else "downloading"
+    return f"{verb} {Path(urlparse(url).path).name}: {written / 1e6:.1f} MB{of} in {seconds:.1f}s at {rate:.1f} MB/s"
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None

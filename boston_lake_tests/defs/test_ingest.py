@@ -1,0 +1,111 @@
+"""End to end through Dagster: the real definitions, a real HTTP portal, a real instance."""
+
+import pyarrow.parquet as pq
+import pytest
+from dagster import AssetKey
+
+from boston_lake.lake import layout
+from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
+
+RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def run(defs, instance, table, *, year=None, years=None, config=None):
+    job = defs.resolve_job_def(f"ingest_{table}")
+    tags = {RANGE[0]: years[0], RANGE[1]: years[1]} if years else {}
+    return job.execute_in_process(
+        instance=instance, partition_key=year, tags=tags, run_config=config or {}, raise_on_error=False
+    )
+
+
+def materializations(result, asset: str) -> dict[str, dict]:
+    return {
+        event.partition: event.metadata
+        for event in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
+        if event.asset_key == AssetKey(asset.split("/"))
+    }
+
+
+@pytest.mark.parametrize("year,generation,rows", [("2022", "legacy_v1", 100), ("2013", "legacy_v2", 700)])
+def test_a_legacy_year_goes_from_portal_to_bronze(local_defs, dagster_instance, lake_home, year, generation, rows):
+    result = run(local_defs, dagster_instance, "legacy_requests", year=year)
+    assert result.success
+    raw = materializations(result, "raw/legacy_requests")[year]
+    bronze = materializations(result, "bronze/legacy_requests")[year]
+    assert raw["data_rows"].value == rows and raw["changed"].value is True and len(raw["sha256"].value) == 64
+    assert bronze["dagster/row_count"].value == rows and bronze["rejects"].value == 0
+    assert bronze["schema_generation"].value == generation and bronze["raw_sha256"].value == raw["sha256"].value
+    assert "case_enquiry_id" in bronze["preview"].value
+    assert [c.name for c in bronze["dagster/column_schema"].schema.columns][:2] == ["case_enquiry_id", "open_dt"]
+    data_version = next(iter(result.get_asset_materialization_events())).event_specific_data.materialization.tags
+    assert data_version["dagster/data_version"] == raw["sha256"].value
+    checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert checks == {"case_id_present_and_unique": True, "rows_reconcile_with_raw": True, "open_dates_within_year": True}
+    assert pq.read_metadata(lake_home / layout.bronze_data_key("legacy_requests", int(year))).num_rows == rows
+
+
+def test_new_system_range_run_splits_and_converts_both_years(local_defs, dagster_instance, portal):
+    result = run(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
+    assert result.success
+    bronze = materializations(result, "bronze/new_system_requests")
+    assert set(bronze) == {"2025", "2026"}
+    total = sum(meta["dagster/row_count"].value for meta in bronze.values())
+    assert total == len(portal.file_for(NEW_SYSTEM_ID).read_bytes().splitlines()) - 1
+    assert len([r for r in portal.downloads() if NEW_SYSTEM_ID in r.path]) == 1  # one download per run
+
+
+def test_single_run_backfill_of_several_years_is_one_run(local_defs, dagster_instance, portal):
+    for year in (2014, 2015, 2016):
+        portal.offer_legacy_year(year)
+    result = run(local_defs, dagster_instance, "legacy_requests", years=("2013", "2016"))
+    assert result.success
+    assert set(materializations(result, "bronze/legacy_requests")) == {"2013", "2014", "2015", "2016"}
+    assert len(dagster_instance.get_runs()) == 1
+    package_requests = [r for r in portal.requests if "package_show" in r.path]
+    assert len(package_requests) == 1
+
+
+def test_rerun_with_an_unchanged_source_writes_nothing(local_defs, dagster_instance, lake_home):
+    assert run(local_defs, dagster_instance, "legacy_requests", year="2022").success
+    files = {p: p.stat().st_mtime_ns for p in lake_home.rglob("*") if p.is_file() and ".staging" not in p.parts}
+    again = run(local_defs, dagster_instance, "legacy_requests", year="2022")
+    assert again.success
+    assert materializations(again, "raw/legacy_requests")["2022"]["changed"].value is False
+    assert materializations(again, "bronze/legacy_requests")["2022"]["changed"].value is False
+    assert {p: p.stat().st_mtime_ns for p in files} == files
+    first_version = dagster_instance.get_latest_materialization_event(AssetKey(["raw", "legacy_requests"]))
+    assert first_version.asset_materialization.tags["dagster/data_version"] == materializations(again, "raw/legacy_requests")["2022"]["sha256"].value
+
+
+def test_a_changed_source_replaces_the_partition(local_defs, dagster_instance, portal, lake_home):
+    assert run(local_defs, dagster_instance, "legacy_requests", year="2022").success
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:41]))
+    result = run(local_defs, dagster_instance, "legacy_requests", year="2022")
+    assert result.success
+    assert materializations(result, "bronze/legacy_requests")["2022"]["dagster/row_count"].value == 40
+    assert pq.read_metadata(lake_home / layout.bronze_data_key("legacy_requests", 2022)).num_rows == 40
+
+
+def test_force_rebuilds_bronze_from_the_same_raw_file(local_defs, dagster_instance):
+    assert run(local_defs, dagster_instance, "legacy_requests", year="2022").success
+    forced = run(local_defs, dagster_instance, "legacy_requests", year="2022",
+                 config={"ops": {"bronze__legacy_requests": {"config": {"force": True}}}})
+    assert materializations(forced, "bronze/legacy_requests")["2022"]["changed"].value is True
+
+
+def test_a_year_the_portal_lacks_fails_the_run_naming_it(local_defs, dagster_instance):
+    result = run(local_defs, dagster_instance, "legacy_requests", year="2019")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "offers no resource for 2019; it offers 2013, 2022, 2023" in str(failure.event_specific_data.error)
+
+
+def test_bronze_checks_flag_duplicate_ids(local_defs, dagster_instance, portal):
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines + lines[1:3]))
+    result = run(local_defs, dagster_instance, "legacy_requests", year="2022")
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["case_id_present_and_unique"].passed
+    assert "2 ids repeated" in checks["case_id_present_and_unique"].description
+    assert checks["rows_reconcile_with_raw"].passed

@@ -1,0 +1,62 @@
+import os
+
+import pyarrow.parquet as pq
+import pyarrow as pa
+import pytest
+
+from boston_lake.lake.stores import STAGING_DIR, LocalObjectStore, ObjectNotFound, StoreError
+
+
+@pytest.fixture
+def store(tmp_path):
+    return LocalObjectStore(tmp_path / "zone")
+
+
+def test_put_get_list_delete(store):
+    store.put_bytes("a/b/one.txt", b"1")
+    store.put_bytes("a/two.txt", b"22")
+    assert store.get_bytes("a/b/one.txt") == b"1"
+    assert [(o.key, o.size) for o in store.list("a/")] == [("a/two.txt", 2), ("a/b/one.txt", 1)]
+    store.delete("a/two.txt")
+    assert not store.exists("a/two.txt")
+    with pytest.raises(ObjectNotFound, match="a/two.txt"):
+        store.get_bytes("a/two.txt")
+
+
+def test_staging_is_invisible_to_listings(store):
+    with store.scratch_file() as scratch:
+        scratch.write_bytes(b"half written")
+        assert list(store.list("")) == []
+        assert scratch.parent.name == STAGING_DIR
+
+
+def test_writing_publishes_only_when_the_block_finishes(store):
+    store.put_bytes("k.bin", b"old")
+    with pytest.raises(RuntimeError):
+        with store.writing("k.bin") as staged:
+            staged.write_bytes(b"new but broken")
+            raise RuntimeError("writer died")
+    assert store.get_bytes("k.bin") == b"old"
+    assert os.listdir(store.root / STAGING_DIR) == []
+
+
+def test_publish_replaces_atomically_and_copy_keeps_the_source(store, tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"v2")
+    store.put_bytes("x/v.bin", b"v1")
+    store.copy("x/v.bin", "x/_history/v.bin")
+    store.publish(outside, "x/v.bin")
+    assert store.get_bytes("x/v.bin") == b"v2" and store.get_bytes("x/_history/v.bin") == b"v1"
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", ".."])
+def test_malformed_keys_are_refused(store, key):
+    with pytest.raises(StoreError, match="malformed"):
+        store.path(key)
+
+
+def test_arrow_filesystem_opens_objects(store):
+    with store.writing("t/part.parquet") as staged:
+        pq.write_table(pa.table({"x": [1, 2, 3]}), staged)
+    filesystem, base = store.arrow_filesystem()
+    assert pq.ParquetFile(filesystem.open_input_file(f"{base}/t/part.parquet")).metadata.num_rows == 3

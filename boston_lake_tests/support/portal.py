@@ -1,0 +1,147 @@
+"""A real CKAN-like HTTP server on 127.0.0.1 serving the bundled samples, with scripted failures.
+
+Tests queue faults (`portal.faults.append(...)`) that the next download requests consume in order, and read
+`portal.requests` to see what the client sent.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from boston_lake.sample_portal.server import PortalHandler, SamplePortal, copy_sample_data
+
+LEGACY_2013_ID = "407c5cd0-f764-4a41-adf8-054ff535049e"
+LEGACY_2022_ID = "81a7b022-f8fc-4da5-80e4-b160058ca207"
+LEGACY_2023_ID = "e6013a93-1321-4f2a-bf91-8d8a02f1e62f"
+NEW_SYSTEM_ID = "254adca6-64ab-4c5c-9fc0-a6da622be185"
+
+
+@dataclass
+class SeenRequest:
+    path: str
+    headers: dict[str, str]
+
+
+@dataclass
+class FaultState:
+    faults: list[Callable[[PortalHandler, Path], bool]] = field(default_factory=list)
+    requests: list[SeenRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FaultyHandler(PortalHandler):
+    """Serves like the sample portal, unless a queued fault takes the request."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        state: FaultState = self.server.faults  # type: ignore[attr-defined]
+        with state.lock:
+            state.requests.append(SeenRequest(self.path, dict(self.headers.items())))
+        super().do_GET()
+
+    def send_download(self, path: Path) -> None:
+        state: FaultState = self.server.faults  # type: ignore[attr-defined]
+        with state.lock:
+            fault = state.faults.pop(0) if state.faults else None
+        if fault is None or not fault(self, path):
+            super().send_download(path)
+
+
+def status(code: int, retry_after: str | None = None) -> Callable[[PortalHandler, Path], bool]:
+    def fault(handler: PortalHandler, path: Path) -> bool:
+        body = b"try again later"
+        handler.send_response(code)
+        if retry_after is not None:
+            handler.send_header("Retry-After", retry_after)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
+
+    return fault
+
+
+def truncated(keep_bytes: int) -> Callable[[PortalHandler, Path], bool]:
+    """Promise the whole file in Content-Length, send `keep_bytes`, then drop the connection."""
+
+    def fault(handler: PortalHandler, path: Path) -> bool:
+        data = path.read_bytes()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/csv")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data[:keep_bytes])
+        handler.wfile.flush()
+        handler.close_connection = True
+        return True
+
+    return fault
+
+
+def html_page() -> Callable[[PortalHandler, Path], bool]:
+    """What a portal behind a login wall or a maintenance page serves: HTML with status 200."""
+
+    def fault(handler: PortalHandler, path: Path) -> bool:
+        body = b"<!DOCTYPE html><html><head><title>Analyze Boston</title></head><body>Maintenance</body></html>"
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        return True
+
+    return fault
+
+
+class TestPortal(SamplePortal):
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(self, data_dir: Path):
+        super().__init__(data_dir, handler=FaultyHandler)
+        self.state = FaultState()
+        self.httpd.faults = self.state  # type: ignore[attr-defined]
+
+    @property
+    def faults(self) -> list[Callable[[PortalHandler, Path], bool]]:
+        return self.state.faults
+
+    @property
+    def requests(self) -> list[SeenRequest]:
+        return self.state.requests
+
+    def downloads(self) -> list[SeenRequest]:
+        return [seen for seen in self.requests if "/download/" in seen.path]
+
+    def offer_legacy_year(self, year: int) -> str:
+        """Publish another legacy year: the 2013 sample's rows re-dated to `year` (ids unchanged)."""
+        resource_id = f"00000000-0000-4000-8000-00000000{year}"
+        name = f"legacy_{year}.csv"
+        source = self.file_for(LEGACY_2013_ID).read_bytes()
+        (self.data_dir / name).write_bytes(source.replace(b"2013-", f"{year}-".encode()))
+        self.files_by_resource_id[resource_id] = name
+        self.package["resources"].append(
+            {"id": resource_id, "name": f"311 SERVICE REQUESTS - {year}", "format": "CSV", "url": ""}
+        )
+        return resource_id
+
+    def replace_file(self, resource_id: str, data: bytes) -> Path:
+        """Publish new content for a resource, as the city does when it republishes a year."""
+        path = self.file_for(resource_id)
+        assert path is not None, resource_id
+        path.write_bytes(data)
+        return path
+
+
+@pytest.fixture
+def portal_data(tmp_path: Path) -> Path:
+    return copy_sample_data(tmp_path / "portal_data")
+
+
+@pytest.fixture
+def portal(portal_data: Path) -> Iterator[TestPortal]:
+    with TestPortal(portal_data) as server:
+        yield server

@@ -1,0 +1,42 @@
+"""The `boston-lake` command as a person runs it: in a subprocess, offline."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def boston_lake(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "boston_lake.cli", *args],
+        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300, cwd=cwd,
+    )
+
+
+@pytest.mark.slow
+def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(tmp_path):
+    result = boston_lake("demo", "--dir", str(tmp_path / "demo"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    table_lines = [line for line in result.stdout.splitlines() if line.startswith("| legacy") or line.startswith("| new_system")]
+    counts = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[6].strip() for line in table_lines}
+    assert counts == {("legacy_requests", "2013"): "700", ("legacy_requests", "2022"): "100",
+                      ("legacy_requests", "2023"): "700", ("new_system_requests", "2025"): "4134",
+                      ("new_system_requests", "2026"): "1339"}
+    runs = list((tmp_path / "demo" / "dagster_home").rglob("runs.db")) + list((tmp_path / "demo" / "dagster_home").rglob("*.db"))
+    assert runs, "the demo's runs are kept in its Dagster home for the UI"
+
+    status = boston_lake("status", env={"BOSTON_LAKE_HOME": str(tmp_path / "demo" / "lake")})
+    assert status.returncode == 0, status.stderr
+    assert "| legacy_requests     |   2022 |        100 |" in status.stdout
+
+
+def test_status_of_an_empty_lake(tmp_path):
+    result = boston_lake("status", env={"BOSTON_LAKE_HOME": str(tmp_path)})
+    assert result.returncode == 0 and "the lake is empty" in result.stdout
+
+
+def test_configuration_errors_are_one_clear_line(tmp_path):
+    result = boston_lake("status", env={"BOSTON_LAKE_TARGET": "nope"})
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("configuration error: BOSTON_LAKE_TARGET='nope'")

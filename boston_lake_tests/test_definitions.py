@@ -1,0 +1,48 @@
+"""The code location loads for each target, and bad configuration fails at load time naming the variable."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from boston_lake.definitions import build_definitions
+from boston_lake.lake.settings import Settings
+
+EXPECTED_ASSETS = {"raw/legacy_requests", "bronze/legacy_requests", "raw/new_system_requests", "bronze/new_system_requests"}
+
+
+def test_local_definitions_hold_the_ingest_assets_checks_jobs_and_schedules(local_defs):
+    graph = local_defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} >= EXPECTED_ASSETS
+    assert len(graph.asset_check_keys) == 6
+    assert {s.name for s in local_defs.schedules} == {"refresh_legacy_requests_current_year", "refresh_new_system_requests_current_year"}
+    legacy = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "raw/legacy_requests"))
+    assert legacy.partitions_def.get_first_partition_key() == "2011"
+    assert legacy.backfill_policy.max_partitions_per_run is None  # single run
+
+
+def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "boston_lake.definitions"],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+    )
+
+
+@pytest.mark.slow
+def test_dagster_validates_the_code_location(tmp_path):
+    result = validate({"BOSTON_LAKE_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env,variable", [({"BOSTON_LAKE_TARGET": "azure"}, "BOSTON_LAKE_TARGET"),
+                                           ({"BOSTON_LAKE_PORTAL_URL": "data.boston.gov"}, "BOSTON_LAKE_PORTAL_URL")])
+def test_bad_configuration_fails_at_load_naming_the_variable(tmp_path, env, variable):
+    result = validate({"BOSTON_LAKE_HOME": str(tmp_path), **env})
+    assert result.returncode != 0 and variable in result.stderr + result.stdout
+
+
+def test_definitions_build_from_settings_alone(tmp_path):
+    defs = build_definitions(Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path)}))
+    assert defs.resources["storage"].home == str(tmp_path.resolve())
