@@ -1,8 +1,10 @@
-"""`boston-lake`: look at the lake, run the offline demo, serve the sample portal."""
+"""`boston-lake`: query the lake, look at its catalog and zones, run the offline demo."""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import os
 import shutil
 import sys
@@ -10,6 +12,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from tabulate import tabulate
 
 from boston_lake.lake.settings import Settings, SettingsError
@@ -21,6 +25,13 @@ REPO_INSTANCE_CONFIG = Path(".dagster_home") / "dagster.yaml"
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="boston-lake", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+
+    query = commands.add_parser("query", help="run SQL over the catalog's tables (DuckDB locally, Athena on AWS)")
+    query.add_argument("sql", help='e.g. "SELECT year, count(*) FROM boston311.legacy_requests GROUP BY year"')
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+
+    catalog = commands.add_parser("catalog", help="databases, tables, columns, partitions and table versions")
+    catalog.add_argument("--table", help="only this table")
 
     commands.add_parser("status", help="per table and year: raw rows, bronze rows, rejects, freshness")
 
@@ -34,17 +45,90 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        return {"status": _status, "serve-sample-portal": _serve, "demo": _demo}[args.command](args)
+        handler = {"query": _query, "catalog": _catalog, "status": _status, "serve-sample-portal": _serve, "demo": _demo}
+        return handler[args.command](args)
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
 
 
-def _zones(settings: Settings):
+def _resources(settings: Settings) -> dict:
     from boston_lake.defs.resources import build_resources
 
-    storage = build_resources(settings)["storage"]
+    return build_resources(settings)
+
+
+def _zones(settings: Settings):
+    storage = _resources(settings)["storage"]
     return storage.raw_zone(), storage.lake_zone()
+
+
+def format_result(result: pa.Table, style: str) -> str:
+    if style == "csv":
+        buffer = io.BytesIO()
+        pacsv.write_csv(result, buffer)
+        return buffer.getvalue().decode().rstrip("\n")
+    rows = result.to_pylist()
+    if style == "json":
+        return json.dumps(rows, default=str, indent=1)
+    return tabulate(rows, headers="keys", tablefmt="github") if rows else f"(no rows; columns: {', '.join(result.column_names)})"
+
+
+def _query(args: argparse.Namespace) -> int:
+    from boston_lake.lake.catalog import CatalogError
+    from boston_lake.lake.query import QueryError
+
+    resources = _resources(Settings.from_env())
+    try:
+        result = resources["catalog"].query(args.sql, resources["storage"].lake_zone())
+    except (QueryError, CatalogError) as error:
+        print(f"query failed: {error}", file=sys.stderr)
+        return 1
+    print(format_result(result, args.format))
+    return 0
+
+
+def _catalog(args: argparse.Namespace) -> int:
+    from boston_lake.lake.catalog import EntityNotFound
+
+    resource = _resources(Settings.from_env())["catalog"]
+    catalog = resource.catalog()
+    print(f"catalog {catalog.uri()}")
+    for database in catalog.list_databases():
+        print(f"database {database['Name']}")
+        try:
+            tables = catalog.list_tables(database["Name"])
+        except EntityNotFound:
+            continue
+        for table in tables:
+            if args.table and table["Name"] != args.table:
+                continue
+            print(_describe_table(catalog, database["Name"], table))
+    return 0
+
+
+def _describe_table(catalog, database: str, table: dict) -> str:
+    parameters = table.get("Parameters", {})
+    descriptor = table["StorageDescriptor"]
+    lines = [
+        f"  table {table['Name']}  version {table.get('VersionId', '?')}  {parameters.get('recordCount', '?')} rows  "
+        f"{descriptor.get('Location', '')}",
+        "    columns: " + ", ".join(f"{c['Name']} {c['Type']}" for c in descriptor["Columns"]),
+        "    partition keys: " + ", ".join(f"{k['Name']} {k['Type']}" for k in table.get("PartitionKeys", [])),
+    ]
+    if "DEPRECATED_BY_CRAWLER" in parameters:
+        lines.append(f"    deprecated by the crawler at {parameters['DEPRECATED_BY_CRAWLER']}")
+    partitions = catalog.get_partitions(database, table["Name"])
+    rows = [
+        {"partition": "/".join(p["Values"]), "records": p.get("Parameters", {}).get("recordCount"),
+         "objects": p.get("Parameters", {}).get("objectCount"), "location": p["StorageDescriptor"]["Location"]}
+        for p in sorted(partitions, key=lambda p: p["Values"])
+    ]
+    lines.append("    " + (tabulate(rows, headers="keys", tablefmt="plain").replace("\n", "\n    ") if rows else "no partitions"))
+    versions = catalog.get_table_versions(database, table["Name"])
+    lines.append("    versions: " + ", ".join(
+        f"{v['VersionId']} ({len(v['Table']['StorageDescriptor']['Columns'])} columns)" for v in versions))
+    return "\n".join(lines)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -2,20 +2,23 @@
 
 from dagster import Definitions
 
+from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS
 from boston_lake.defs.checks import BRONZE_CHECKS
 from boston_lake.defs.ingest import INGEST_ASSETS
-from boston_lake.defs.jobs import INGEST_JOBS
+from boston_lake.defs.jobs import CRAWL_JOBS, INGEST_JOBS
 from boston_lake.defs.resources import build_resources
 from boston_lake.defs.schedules import SCHEDULES
+from boston_lake.defs.sensors import SENSORS
 from boston_lake.lake.settings import Settings
 
 
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        assets=INGEST_ASSETS,
-        asset_checks=BRONZE_CHECKS,
-        jobs=list(INGEST_JOBS.values()),
+        assets=INGEST_ASSETS + CATALOG_ASSETS,
+        asset_checks=BRONZE_CHECKS + CATALOG_CHECKS,
+        jobs=[*INGEST_JOBS.values(), *CRAWL_JOBS.values()],
         schedules=SCHEDULES,
+        sensors=SENSORS,
         resources=build_resources(settings),
     )
 

@@ -1,12 +1,15 @@
-"""The offline demo: every year the sample portal offers, materialized through Dagster's own jobs."""
+"""The offline demo: every year the sample portal offers, materialized through Dagster's own jobs, then
+crawled as the sensor would have it, then queried with SQL over the catalog."""
 
 from __future__ import annotations
 
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions, build_sensor_context
 from tabulate import tabulate
 
+from boston_lake.cli import format_result
 from boston_lake.defs.jobs import ingest_job_name
 from boston_lake.defs.partitions import partitions_for
+from boston_lake.defs.sensors import RANGE_END, RANGE_START
 from boston_lake.definitions import build_definitions
 from boston_lake.lake.portal import CkanPortal
 from boston_lake.lake.raw import offered_years
@@ -14,8 +17,13 @@ from boston_lake.lake.settings import Settings
 from boston_lake.lake.status import lake_status
 from boston_lake.lake.tables import TABLES, LakeTable
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+DEMO_QUERIES = (
+    "SELECT year, count(*) AS cases, count(sla_target_dt) AS with_sla_target, count(target_dt) AS with_v1_target "
+    "FROM boston311.legacy_requests GROUP BY year ORDER BY year",
+    "SELECT neighborhood, count(*) AS cases FROM boston311.new_system_requests WHERE year = '2025' "
+    "GROUP BY neighborhood ORDER BY cases DESC LIMIT 5",
+)
 
 
 def demo_runs(table: LakeTable, portal: CkanPortal) -> list[dict[str, str]]:
@@ -26,20 +34,37 @@ def demo_runs(table: LakeTable, portal: CkanPortal) -> list[dict[str, str]]:
     return [{"dagster/partition": str(year)} for year in offered_years(portal.resources(), table)]
 
 
+def _execute(definitions: Definitions, instance: DagsterInstance, job_name: str, tags: dict[str, str]) -> bool:
+    years = tags.get("dagster/partition") or f"{tags[RANGE_START]}..{tags[RANGE_END]}"
+    print(f"{job_name} {years} ...", flush=True)
+    result = definitions.resolve_job_def(job_name).execute_in_process(
+        run_config=QUIET_LOGS, instance=instance, tags=tags, raise_on_error=False
+    )
+    if not result.success:
+        print(f"run {result.run_id} failed; see the log above, or the run in the Dagster UI", flush=True)
+    return result.success
+
+
 def run_demo(settings: Settings) -> int:
     definitions = build_definitions(settings)
     portal = CkanPortal(settings.portal_url)
     with DagsterInstance.get() as instance:
         for table in TABLES:
-            job = definitions.resolve_job_def(ingest_job_name(table))
             for tags in demo_runs(table, portal):
-                years = tags.get("dagster/partition") or f"{tags[RANGE_START]}..{tags[RANGE_END]}"
-                print(f"materializing {table.name} {years} ...", flush=True)
-                result = job.execute_in_process(run_config=QUIET_LOGS, instance=instance, tags=tags, raise_on_error=False)
-                if not result.success:
-                    print(f"run {result.run_id} failed; see `dagster dev` or the log above", flush=True)
+                if not _execute(definitions, instance, ingest_job_name(table), tags):
                     return 1
-    storage = definitions.resources["storage"]
+        # What the daemon does on its next tick: the crawler sensor turns every landed year into crawl runs.
+        tick = definitions.resolve_sensor_def("crawl_landed_bronze").evaluate_tick(
+            build_sensor_context(instance=instance, definitions=definitions)
+        )
+        for request in tick.run_requests:
+            if not _execute(definitions, instance, request.job_name, dict(request.tags)):
+                return 1
+    storage, catalog = definitions.resources["storage"], definitions.resources["catalog"]
     rows = [status.as_row() for status in lake_status(storage.raw_zone(), storage.lake_zone(), TABLES)]
+    print("\nthe lake, per table and year:")
     print(tabulate(rows, headers="keys", tablefmt="github"))
+    for sql in DEMO_QUERIES:
+        print(f"\nboston-lake query \"{sql}\"")
+        print(format_result(catalog.query(sql, storage.lake_zone()), "table"))
     return 0

@@ -26,9 +26,28 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     runs = list((tmp_path / "demo" / "dagster_home").rglob("runs.db")) + list((tmp_path / "demo" / "dagster_home").rglob("*.db"))
     assert runs, "the demo's runs are kept in its Dagster home for the UI"
 
-    status = boston_lake("status", env={"BOSTON_LAKE_HOME": str(tmp_path / "demo" / "lake")})
+    assert "crawl_legacy_requests" in result.stdout and "crawl_new_system_requests" in result.stdout
+    home = {"BOSTON_LAKE_HOME": str(tmp_path / "demo" / "lake")}
+
+    status = boston_lake("status", env=home)
     assert status.returncode == 0, status.stderr
     assert "| legacy_requests     |   2022 |        100 |" in status.stdout
+
+    sql = "SELECT year, count(*) AS n FROM boston311.new_system_requests GROUP BY year ORDER BY year"
+    query = boston_lake("query", sql, "--format", "csv", env=home)
+    assert query.returncode == 0, query.stderr
+    assert query.stdout.splitlines() == ['"year","n"', '"2025",4134', '"2026",1339']  # = bronze rows per year
+    as_json = boston_lake("query", "SELECT count(*) AS n FROM boston311.legacy_requests", "--format", "json", env=home)
+    assert '"n": 1500' in as_json.stdout
+
+    catalog = boston_lake("catalog", "--table", "legacy_requests", env=home)
+    assert catalog.returncode == 0, catalog.stderr
+    assert "table legacy_requests  version 1  1500 rows" in catalog.stdout
+    assert "sla_target_dt timestamp" in catalog.stdout and "target_dt timestamp" in catalog.stdout
+    assert "partition keys: year string" in catalog.stdout and "versions: 1 (34 columns)" in catalog.stdout
+
+    bad = boston_lake("query", "SELECT * FROM boston311.nope", env=home)
+    assert bad.returncode == 1 and "known tables: boston311.legacy_requests, boston311.new_system_requests" in bad.stderr
 
 
 def test_status_of_an_empty_lake(tmp_path):

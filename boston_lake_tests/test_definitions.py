@@ -9,13 +9,18 @@ import pytest
 from boston_lake.definitions import build_definitions
 from boston_lake.lake.settings import Settings
 
-EXPECTED_ASSETS = {"raw/legacy_requests", "bronze/legacy_requests", "raw/new_system_requests", "bronze/new_system_requests"}
+EXPECTED_ASSETS = {f"{layer}/{table}" for layer in ("raw", "bronze", "catalog")
+                   for table in ("legacy_requests", "new_system_requests")}
 
 
-def test_local_definitions_hold_the_ingest_assets_checks_jobs_and_schedules(local_defs):
+def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(local_defs):
     graph = local_defs.resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} >= EXPECTED_ASSETS
-    assert len(graph.asset_check_keys) == 6
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
+    assert len(graph.asset_check_keys) == 12
+    assert [s.name for s in local_defs.sensors] == ["crawl_landed_bronze"]
+    assert local_defs.sensors[0].default_status.value == "RUNNING"
+    crawl = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "catalog/legacy_requests"))
+    assert crawl.pools == {"boston_lake_crawler"}
     assert {s.name for s in local_defs.schedules} == {"refresh_legacy_requests_current_year", "refresh_new_system_requests_current_year"}
     legacy = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "raw/legacy_requests"))
     assert legacy.partitions_def.get_first_partition_key() == "2011"
@@ -46,3 +51,13 @@ def test_bad_configuration_fails_at_load_naming_the_variable(tmp_path, env, vari
 def test_definitions_build_from_settings_alone(tmp_path):
     defs = build_definitions(Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path)}))
     assert defs.resources["storage"].home == str(tmp_path.resolve())
+
+
+def test_the_instance_config_lets_one_crawl_run_at_a_time(tmp_path):
+    from pathlib import Path
+
+    from dagster import DagsterInstance
+
+    (tmp_path / "dagster.yaml").write_text((Path(__file__).parents[1] / ".dagster_home" / "dagster.yaml").read_text())
+    with DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.event_log_storage.get_concurrency_info("boston_lake_crawler").limit == 1

@@ -1,8 +1,9 @@
-"""Jobs: what schedules, the demo and a person in the UI launch for one table's years."""
+"""Jobs: what schedules, sensors, the demo and a person in the UI launch for one table's years."""
 
 from dagster import define_asset_job
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from boston_lake.defs.catalog import catalog_key
 from boston_lake.defs.ingest import bronze_key, raw_key
 from boston_lake.lake.tables import TABLES, LakeTable
 
@@ -21,3 +22,17 @@ def build_ingest_job(table: LakeTable) -> UnresolvedAssetJobDefinition:
 
 
 INGEST_JOBS = {table.name: build_ingest_job(table) for table in TABLES}
+
+
+def crawl_job_name(table: LakeTable) -> str:
+    return f"crawl_{table.name}"
+
+
+CRAWL_JOBS = {
+    table.name: define_asset_job(
+        name=crawl_job_name(table),
+        selection=[catalog_key(table)],
+        description=f"Crawl bronze/{table.name} into the catalog and verify that the run's years are registered.",
+    )
+    for table in TABLES
+}

@@ -7,14 +7,22 @@ from `Settings`, so the same assets, checks, sensors and schedules run on a lapt
 from __future__ import annotations
 
 from abc import abstractmethod
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from dagster import ConfigurableResource
 
 from boston_lake.lake.bronze import ConverterSettings
+from boston_lake.lake.catalog import Catalog
+from boston_lake.lake.local_catalog import LocalCatalog
 from boston_lake.lake.portal import CkanPortal, Log
+from boston_lake.lake.query import DuckDBQueryEngine
+from boston_lake.lake.registration import direct_crawl
 from boston_lake.lake.settings import Settings
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
+from boston_lake.lake.tables import DATABASE
 
 
 class CkanPortalResource(ConfigurableResource):
@@ -64,8 +72,41 @@ class LocalLakeStorage(LakeStorageResource):
         return LocalObjectStore(self.home)
 
 
+class CatalogResource(ConfigurableResource):
+    """The catalog the crawler keeps current, how a crawl runs, and the SQL engine that reads through it."""
+
+    database: str = DATABASE
+
+    @abstractmethod
+    def catalog(self) -> Catalog: ...
+
+    @abstractmethod
+    def crawl(self, table: str, lake: ObjectStore, log: Log, landed_at: datetime) -> tuple[str, list[str]]:
+        """Crawl one table's bronze prefix; returns the crawl's summary and any type conflicts it reported."""
+
+    @abstractmethod
+    def query(self, sql: str, lake: ObjectStore) -> pa.Table: ...
+
+
+class LocalCatalogResource(CatalogResource):
+    """Glue's data model in SQLite under BOSTON_LAKE_HOME, crawled by our crawler, queried with DuckDB."""
+
+    home: str
+
+    def catalog(self) -> Catalog:
+        return LocalCatalog(Path(self.home) / "catalog" / "catalog.sqlite")
+
+    def crawl(self, table: str, lake: ObjectStore, log: Log, landed_at: datetime) -> tuple[str, list[str]]:
+        return direct_crawl(lake, self.catalog(), self.database, table, log)
+
+    def query(self, sql: str, lake: ObjectStore) -> pa.Table:
+        with DuckDBQueryEngine(self.catalog(), lake, self.database) as engine:
+            return engine.query(sql)
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     portal = CkanPortalResource(base_url=settings.portal_url)
     if settings.target == "local":
-        return {"portal": portal, "storage": LocalLakeStorage(home=str(settings.home))}
+        home = str(settings.home)
+        return {"portal": portal, "storage": LocalLakeStorage(home=home), "catalog": LocalCatalogResource(home=home)}
     raise NotImplementedError(f"target {settings.target!r}")

@@ -1,0 +1,185 @@
+"""SQL over the catalog's tables with DuckDB, reading the lake the way Athena reads it through Glue.
+
+The catalog is the only source of truth: a table is queryable once the crawler has registered it, and it
+holds exactly the files of its registered partitions (a partition removed from the catalog disappears
+from results even if its files remain). Each partition is read with its own columns and the table's
+columns are projected on top, so a column a partition lacks is NULL and the partition value is a string
+column, as Athena has it. Every query first checks the catalog and the files, so a crawl in another process
+is seen at once.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from types import TracebackType
+
+import duckdb
+import pyarrow as pa
+
+from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
+from boston_lake.lake.crawler import data_objects
+from boston_lake.lake.stores import ObjectStore, StoredObject
+from boston_lake.lake.tables import DATABASE
+
+_DUCKDB_TYPES = {
+    "tinyint": "TINYINT",
+    "smallint": "SMALLINT",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+    "float": "FLOAT",
+    "double": "DOUBLE",
+    "boolean": "BOOLEAN",
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+    "date": "DATE",
+    "binary": "BLOB",
+}
+_DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
+
+
+class QueryError(RuntimeError):
+    """A query could not run; the message names the table or carries the SQL."""
+
+
+@dataclass(frozen=True)
+class _View:
+    sql: str
+    files: tuple[StoredObject, ...]  # with sizes and times, so a rewritten file re-binds the view
+
+
+class DuckDBQueryEngine:
+    """Each catalog table as a view `<database>.<table>` in an in-process DuckDB; one query at a time."""
+
+    def __init__(self, catalog: Catalog, store: ObjectStore, database: str = DATABASE):
+        self.catalog = catalog
+        self.store = store
+        self.database = database
+        self._connection = duckdb.connect()
+        # Athena works in UTC; results must not depend on the machine's time zone.
+        self._connection.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        self._views: dict[str, _View] = {}
+
+    def __enter__(self) -> DuckDBQueryEngine:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def query(self, sql: str) -> pa.Table:
+        with self._lock:
+            known, broken = self._refresh_views()
+            try:
+                relation = self._connection.sql(sql)
+                return relation.to_arrow_table() if relation is not None else pa.table({})
+            except duckdb.CatalogException as error:
+                tables = ", ".join(f"{self.database}.{name}" for name in known) or "none (run the crawler first)"
+                unreadable = "".join(f"\n{self.database}.{name} is not queryable: {why}" for name, why in broken.items())
+                raise QueryError(f"{error}\nknown tables: {tables}{unreadable}\nSQL: {sql}") from None
+            except duckdb.Error as error:
+                raise QueryError(f"query failed: {error}\nSQL: {sql}") from None
+
+    def _refresh_views(self) -> tuple[list[str], dict[str, str]]:
+        """(queryable tables, tables whose catalog entry cannot be read, with the reason).
+
+        A view is re-created only when its SQL or its files changed: DuckDB reads the footers of the files
+        it names when it binds a view, which would otherwise be paid twice per query.
+        """
+        try:
+            tables = self.catalog.list_tables(self.database)
+        except EntityNotFound:
+            tables = []
+        schema = _identifier(self.database)
+        self._connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        views, broken = {}, {}
+        for table in tables:
+            try:
+                views[table["Name"]] = self._view(table)
+            except QueryError as error:
+                broken[table["Name"]] = str(error)
+        for name in self._views.keys() - views.keys():
+            self._connection.execute(f"DROP VIEW {schema}.{_identifier(name)}")
+        for name, view in list(views.items()):
+            if self._views.get(name) == view:
+                continue
+            try:
+                self._connection.execute(f"CREATE OR REPLACE VIEW {schema}.{_identifier(name)} AS {view.sql}")
+            except duckdb.Error as error:
+                broken[name] = f"its files do not match the catalog ({error}); recrawl it"
+                del views[name]
+                self._connection.execute(f"DROP VIEW IF EXISTS {schema}.{_identifier(name)}")
+        self._views = views
+        return list(views), broken
+
+    def _view(self, table: GlueDict) -> _View:
+        name = f"{self.database}.{table['Name']}"
+        columns = [(column["Name"], _duckdb_type(name, column)) for column in table["StorageDescriptor"]["Columns"]]
+        glue_types = {column["Name"]: column["Type"] for column in table["StorageDescriptor"]["Columns"]}
+        keys = [key["Name"] for key in table.get("PartitionKeys", [])]
+        if keys:
+            partitions = [
+                (partition["Values"], partition["StorageDescriptor"])
+                for partition in self.catalog.get_partitions(self.database, table["Name"])
+            ]
+        else:
+            partitions = [([], table["StorageDescriptor"])]
+        selects, files_seen = [], []
+        for values, descriptor in partitions:
+            files, _ = data_objects(self.store, self._key_of(name, descriptor["Location"]))
+            files_seen += files
+            if not files:
+                continue
+            own_types = {column["Name"]: column["Type"] for column in descriptor.get("Columns", [])}
+            projected = [_projection(column, duck_type, own_types, glue_types) for column, duck_type in columns]
+            projected += [f"{_literal(value)} AS {_identifier(key)}" for key, value in zip(keys, values, strict=True)]
+            paths = ", ".join(_literal(self.store.uri(stored.key)) for stored in files)
+            # Unifying files by name costs a read of every footer at bind time; one file has nothing to unify.
+            by_name = "true" if len(files) > 1 else "false"
+            selects.append(
+                f"SELECT {', '.join(projected)} "
+                f"FROM read_parquet([{paths}], union_by_name = {by_name}, hive_partitioning = false)"
+            )
+        if not selects:
+            empty = [f"CAST(NULL AS {duck_type}) AS {_identifier(column)}" for column, duck_type in columns]
+            empty += [f"CAST(NULL AS VARCHAR) AS {_identifier(key)}" for key in keys]
+            return _View(f"SELECT {', '.join(empty)} WHERE false", ())
+        return _View("\nUNION ALL\n".join(selects), tuple(files_seen))
+
+    def _key_of(self, table: str, location: str) -> str:
+        """The store key prefix of a catalog Location (the crawler writes Locations with store.uri)."""
+        root = self.store.uri("").rstrip("/") + "/"
+        if not location.startswith(root):
+            raise QueryError(f"table {table}: Location {location} is outside the store {root}; recrawl the table")
+        return location[len(root):].rstrip("/") + "/"
+
+
+def _projection(column: str, duck_type: str, own_types: dict[str, str], glue_types: dict[str, str]) -> str:
+    """The table's column from one partition: NULL if the partition lacks it, cast if its type differs."""
+    if column not in own_types:
+        return f"CAST(NULL AS {duck_type}) AS {_identifier(column)}"
+    if own_types[column] != glue_types[column]:
+        return f"CAST({_identifier(column)} AS {duck_type}) AS {_identifier(column)}"
+    return _identifier(column)
+
+
+def _duckdb_type(table: str, column: GlueDict) -> str:
+    glue_type = column["Type"].lower()
+    decimal = _DECIMAL.match(glue_type)
+    if decimal:
+        return f"DECIMAL({decimal.group(1)}, {decimal.group(2)})"
+    if glue_type not in _DUCKDB_TYPES:
+        raise QueryError(f"table {table}: column {column['Name']} has Glue type {column['Type']!r}, which has no DuckDB type here")
+    return _DUCKDB_TYPES[glue_type]
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
