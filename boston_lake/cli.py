@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("status", help="per table and year: raw rows, bronze rows, rejects, freshness")
 
+    provision = commands.add_parser(
+        "provision", help="aws target: create or update the buckets, Glue database, IAM role and crawler"
+    )
+    provision.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+
     serve = commands.add_parser("serve-sample-portal", help="serve the bundled sample portal on 127.0.0.1")
     serve.add_argument("--port", type=int, default=8311)
 
@@ -45,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        handler = {"query": _query, "catalog": _catalog, "status": _status, "serve-sample-portal": _serve, "demo": _demo}
+        handler = {"query": _query, "catalog": _catalog, "status": _status, "provision": _provision,
+                   "serve-sample-portal": _serve, "demo": _demo}
         return handler[args.command](args)
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
@@ -139,6 +145,28 @@ def _status(args: argparse.Namespace) -> int:
     rows = [status.as_row() for status in lake_status(raw, lake, TABLES)]
     print(f"target {settings.target}: raw {raw.uri()}, lake {lake.uri()}")
     print(tabulate(rows, headers="keys", tablefmt="github") if rows else "the lake is empty")
+    return 0
+
+
+def _provision(args: argparse.Namespace) -> int:
+    import logging
+
+    from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan
+
+    settings = Settings.from_env()
+    if settings.aws is None:
+        print("provision works on the aws target: set BOSTON_LAKE_TARGET=aws and the bucket variables", file=sys.stderr)
+        return 2
+    config = settings.aws.provision_config()
+    try:
+        actions = plan(config, AwsClients.create(config.region))
+        print(format_plan(actions))
+        if not args.dry_run:
+            logging.basicConfig(level=logging.INFO, format="%(message)s")
+            apply(actions, logging.getLogger("boston_lake.provision"))
+    except ProvisionError as error:
+        print(f"provisioning failed: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -6,6 +6,7 @@ All crawls share one Dagster pool with a limit of one, so two never run at once 
 """
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -65,11 +66,14 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
     )
     def catalog_asset(context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource) -> MaterializeResult:
         years = run_years(context)
+        # The run was requested after its years landed; a managed crawl must not have started before that.
         run = context.instance.get_run_record_by_id(context.run.run_id)
-        landed_at = run.create_timestamp if run else None
+        landed_at = run.create_timestamp if run else datetime.now(UTC)
+        if landed_at.tzinfo is None:  # run storage keeps naive UTC
+            landed_at = landed_at.replace(tzinfo=UTC)
         glue = catalog.catalog()
         update = register(
-            lambda: catalog.crawl(table.name, storage.lake_zone(), context.log, landed_at),
+            lambda: catalog.crawl(table.name, years, storage.lake_zone(), context.log, landed_at),
             glue, catalog.database, table.name, years,
         )
         context.log.info(update.crawl_summary)

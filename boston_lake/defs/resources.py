@@ -13,13 +13,18 @@ from typing import Any
 
 import pyarrow as pa
 from dagster import ConfigurableResource
+from dagster_aws.s3 import S3Resource
 
+from boston_lake.lake.athena import AthenaQueryEngine
+from boston_lake.lake.aws import Backoff, boto3_client, drop_empty_endpoint_variables
 from boston_lake.lake.bronze import ConverterSettings
 from boston_lake.lake.catalog import Catalog
+from boston_lake.lake.glue import GlueCatalog, run_managed_crawler
 from boston_lake.lake.local_catalog import LocalCatalog
 from boston_lake.lake.portal import CkanPortal, Log
 from boston_lake.lake.query import DuckDBQueryEngine
 from boston_lake.lake.registration import direct_crawl
+from boston_lake.lake.s3 import S3ObjectStore, ServerSideEncryption
 from boston_lake.lake.settings import Settings
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
 from boston_lake.lake.tables import DATABASE
@@ -72,6 +77,25 @@ class LocalLakeStorage(LakeStorageResource):
         return LocalObjectStore(self.home)
 
 
+class S3LakeStorage(LakeStorageResource):
+    """Both zones as S3 buckets, reached through dagster-aws's S3Resource; every object is encrypted at rest."""
+
+    s3: S3Resource
+    raw_bucket: str
+    lake_bucket: str
+    sse: str = "AES256"
+    kms_key_id: str | None = None
+
+    def _zone(self, bucket: str) -> S3ObjectStore:
+        return S3ObjectStore(self.s3.get_client(), bucket, encryption=ServerSideEncryption(self.sse, self.kms_key_id))
+
+    def raw_zone(self) -> ObjectStore:
+        return self._zone(self.raw_bucket)
+
+    def lake_zone(self) -> ObjectStore:
+        return self._zone(self.lake_bucket)
+
+
 class CatalogResource(ConfigurableResource):
     """The catalog the crawler keeps current, how a crawl runs, and the SQL engine that reads through it."""
 
@@ -81,8 +105,11 @@ class CatalogResource(ConfigurableResource):
     def catalog(self) -> Catalog: ...
 
     @abstractmethod
-    def crawl(self, table: str, lake: ObjectStore, log: Log, landed_at: datetime) -> tuple[str, list[str]]:
-        """Crawl one table's bronze prefix; returns the crawl's summary and any type conflicts it reported."""
+    def crawl(
+        self, table: str, years: list[int], lake: ObjectStore, log: Log, landed_at: datetime
+    ) -> tuple[str, list[str]]:
+        """Crawl one table's bronze prefix, which holds `years` that landed by `landed_at`; returns the crawl's
+        summary and any type conflicts it reported."""
 
     @abstractmethod
     def query(self, sql: str, lake: ObjectStore) -> pa.Table: ...
@@ -96,7 +123,9 @@ class LocalCatalogResource(CatalogResource):
     def catalog(self) -> Catalog:
         return LocalCatalog(Path(self.home) / "catalog" / "catalog.sqlite")
 
-    def crawl(self, table: str, lake: ObjectStore, log: Log, landed_at: datetime) -> tuple[str, list[str]]:
+    def crawl(
+        self, table: str, years: list[int], lake: ObjectStore, log: Log, landed_at: datetime
+    ) -> tuple[str, list[str]]:
         return direct_crawl(lake, self.catalog(), self.database, table, log)
 
     def query(self, sql: str, lake: ObjectStore) -> pa.Table:
@@ -104,9 +133,58 @@ class LocalCatalogResource(CatalogResource):
             return engine.query(sql)
 
 
+class GlueCatalogResource(CatalogResource):
+    """The Glue Data Catalog, kept by our crawler through the Glue API (`direct`) or by the managed Glue
+    crawler (`glue`); SQL runs on Athena."""
+
+    s3: S3Resource
+    region: str
+    crawler_mode: str = "direct"
+    crawler_name: str = "boston311-bronze"
+    lock_bucket: str  # the lake bucket: direct crawls take a lease object there, so two never overlap
+    athena_workgroup: str = "primary"
+    athena_output: str
+    crawl_timeout_seconds: float = 3600
+    crawl_poll_seconds: float = 5.0  # first wait between status polls of a managed crawl; it doubles up to a minute
+
+    def catalog(self) -> Catalog:
+        return GlueCatalog(boto3_client("glue", self.region), S3ObjectStore(self.s3.get_client(), self.lock_bucket))
+
+    def crawl(
+        self, table: str, years: list[int], lake: ObjectStore, log: Log, landed_at: datetime
+    ) -> tuple[str, list[str]]:
+        if self.crawler_mode == "direct":
+            return direct_crawl(lake, self.catalog(), self.database, table, log)
+        result = run_managed_crawler(
+            boto3_client("glue", self.region), self.crawler_name, requested_partitions={table: years},
+            database=self.database, landed_at=landed_at, log=log, timeout_seconds=self.crawl_timeout_seconds,
+            backoff=Backoff(initial_seconds=self.crawl_poll_seconds, factor=2, max_seconds=60),
+        )
+        return f"managed crawler {self.crawler_name}: crawl {result.crawl_id} {result.state}", []
+
+    def query(self, sql: str, lake: ObjectStore) -> pa.Table:
+        engine = AthenaQueryEngine(
+            boto3_client("athena", self.region), self.database, self.athena_workgroup, self.athena_output
+        )
+        with engine:
+            return engine.query(sql)
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     portal = CkanPortalResource(base_url=settings.portal_url)
-    if settings.target == "local":
+    if settings.aws is None:
         home = str(settings.home)
         return {"portal": portal, "storage": LocalLakeStorage(home=home), "catalog": LocalCatalogResource(home=home)}
-    raise NotImplementedError(f"target {settings.target!r}")
+    aws = settings.aws
+    drop_empty_endpoint_variables()  # an exported-but-blank AWS_ENDPOINT_URL* must mean "the real AWS"
+    s3 = S3Resource(region_name=aws.region)  # endpoint, profile and credentials: boto3's own variables and chain
+    return {
+        "portal": portal,
+        "storage": S3LakeStorage(s3=s3, raw_bucket=aws.raw_bucket, lake_bucket=aws.lake_bucket,
+                                 sse=aws.sse, kms_key_id=aws.kms_key_id),
+        "catalog": GlueCatalogResource(
+            s3=s3, region=aws.region, database=aws.database, crawler_mode=aws.crawler_mode,
+            crawler_name=aws.crawler_name, lock_bucket=aws.lake_bucket,
+            athena_workgroup=aws.athena_workgroup, athena_output=aws.athena_output,
+        ),
+    }

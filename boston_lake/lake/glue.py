@@ -1,0 +1,398 @@
+"""The Glue Data Catalog behind the Catalog protocol, and a run of the managed Glue crawler seen to its end.
+
+The catalog speaks Glue's own shapes (TableInput, PartitionInput, ...), so what the lake's crawler
+registers here is exactly what the local catalog stores. The batch calls are chunked to Glue's limits and
+their per-entry errors, which Glue reports without raising, are never ignored.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from boston_lake.lake.aws import Backoff, Poller, WaitTimedOut, describe_error, error_code
+from boston_lake.lake.catalog import CatalogError, CrawlerRunning, EntityNotFound, GlueDict
+from boston_lake.lake.portal import Log
+from boston_lake.lake.s3 import LockHeld, S3ObjectStore
+
+PARTITION_BATCH = 100  # BatchCreatePartition and BatchUpdatePartition take at most 100 entries
+DELETE_BATCH = 25  # BatchDeletePartition takes at most 25
+LOCK_PREFIX = "_locks/crawler/"
+DEFAULT_LOCK_TTL_SECONDS = 6 * 3600
+# Crawl start times come from AWS's clock, `landed_at` from ours: a crawl that began less than this after
+# our data landed may not have seen it, so it does not count as covering it.
+CLOCK_SKEW_ALLOWANCE = timedelta(seconds=30)
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ERRORS_SHOWN = 10
+
+
+class _GlueApi:
+    """One Glue client, with the account's catalog id on every call and AWS errors as catalog errors."""
+
+    def __init__(self, client: Any, catalog_id: str | None = None):
+        self.client = client
+        self.catalog_id = catalog_id
+
+    def _params(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {**params, "CatalogId": self.catalog_id} if self.catalog_id else params
+
+    def call(self, what: str, operation: str, *, tolerate: str = "", **params: Any) -> dict[str, Any]:
+        """Call `operation`; an error whose code is `tolerate` counts as done (an empty answer)."""
+        try:
+            return getattr(self.client, operation)(**self._params(params))
+        except ClientError as error:
+            if tolerate and error_code(error) == tolerate:
+                return {}
+            raise _catalog_error(what, error) from None
+        except BotoCoreError as error:
+            raise CatalogError(f"{what} failed: {error}") from None
+
+    def items(self, what: str, operation: str, result_key: str, **params: Any) -> Iterator[GlueDict]:
+        try:
+            for page in self.client.get_paginator(operation).paginate(**self._params(params)):
+                yield from page.get(result_key, [])
+        except ClientError as error:
+            raise _catalog_error(what, error) from None
+        except BotoCoreError as error:
+            raise CatalogError(f"{what} failed: {error}") from None
+
+    def partitions(self, database: str, table: str, years: Iterable[str | int] | None) -> list[GlueDict]:
+        what = f"listing partitions of {database}.{table}"
+        if years is None:
+            return list(self.items(what, "get_partitions", "Partitions", DatabaseName=database, TableName=table))
+        wanted = sorted({str(year) for year in years})
+        if not wanted:
+            return []
+        quoted = []
+        for value in wanted:
+            if "'" in value:
+                raise CatalogError(f"{what}: partition value {value!r} contains a quote")
+            quoted.append(f"'{value}'")
+        key = self._first_partition_key(database, table)
+        expression = f"{key} IN ({', '.join(quoted)})"
+        partitions = self.items(
+            what, "get_partitions", "Partitions", DatabaseName=database, TableName=table, Expression=expression
+        )
+        return list(partitions)
+
+    def _first_partition_key(self, database: str, table: str) -> str:
+        what = f"reading table {database}.{table}"
+        definition = self.call(what, "get_table", DatabaseName=database, Name=table)["Table"]
+        keys = definition.get("PartitionKeys") or []
+        if not keys:
+            raise CatalogError(f"table {database}.{table} has no partition keys, so it cannot be filtered by year")
+        name = keys[0]["Name"]
+        if not _COLUMN_NAME.fullmatch(name):
+            raise CatalogError(f"table {database}.{table}: partition key {name!r} cannot be used in a Glue expression")
+        return name
+
+
+def _catalog_error(what: str, error: ClientError) -> CatalogError:
+    if error_code(error) == "EntityNotFoundException":
+        return EntityNotFound(f"{what}: {describe_error(error)}")
+    return CatalogError(f"{what} failed: {describe_error(error)}")
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _describe_entry_errors(errors: list[GlueDict], values_key: str) -> str:
+    shown = [
+        f"{entry.get(values_key)}: {entry['ErrorDetail'].get('ErrorCode')}: {entry['ErrorDetail'].get('ErrorMessage')}"
+        for entry in errors[:_ERRORS_SHOWN]
+    ]
+    more = f" and {len(errors) - _ERRORS_SHOWN} more" if len(errors) > _ERRORS_SHOWN else ""
+    return "; ".join(shown) + more
+
+
+def _raise_entry_errors(what: str, errors: list[GlueDict], values_key: str) -> None:
+    if not errors:
+        return
+    message = f"{what}: {_describe_entry_errors(errors, values_key)}"
+    if all(entry["ErrorDetail"].get("ErrorCode") == "EntityNotFoundException" for entry in errors):
+        raise EntityNotFound(message)
+    raise CatalogError(message)
+
+
+class GlueCatalog:
+    """The Catalog protocol over the Glue API; `crawl_lock` is a lease object in the lake bucket."""
+
+    def __init__(
+        self,
+        client: Any,
+        lock_store: S3ObjectStore,
+        *,
+        catalog_id: str | None = None,
+        lock_ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS,
+    ):
+        self._api = _GlueApi(client, catalog_id)
+        self.client = client
+        self.catalog_id = catalog_id
+        self.lock_store = lock_store
+        self.lock_ttl_seconds = lock_ttl_seconds
+
+    def __repr__(self) -> str:
+        return f"GlueCatalog({self.uri()!r})"
+
+    def uri(self) -> str:
+        """glue://<region>/<catalog id>, or glue://<region> for the caller's own account's catalog."""
+        base = f"glue://{self.client.meta.region_name}"
+        return f"{base}/{self.catalog_id}" if self.catalog_id else base
+
+    def create_database(self, name: str, description: str = "") -> None:
+        self._api.call(
+            f"creating database {name}",
+            "create_database",
+            tolerate="AlreadyExistsException",
+            DatabaseInput={"Name": name, "Description": description},
+        )
+
+    def list_databases(self) -> list[GlueDict]:
+        return list(self._api.items("listing databases", "get_databases", "DatabaseList"))
+
+    def get_table(self, database: str, name: str) -> GlueDict | None:
+        try:
+            found = self._api.call(f"reading table {database}.{name}", "get_table", DatabaseName=database, Name=name)
+        except EntityNotFound:
+            return None
+        return found["Table"]
+
+    def list_tables(self, database: str) -> list[GlueDict]:
+        return list(self._api.items(f"listing tables of {database}", "get_tables", "TableList", DatabaseName=database))
+
+    def create_table(self, database: str, table_input: GlueDict) -> None:
+        name = table_input.get("Name")
+        what = f"creating table {database}.{name}"
+        self._api.call(what, "create_table", DatabaseName=database, TableInput=table_input)
+
+    def update_table(self, database: str, table_input: GlueDict) -> None:
+        """Glue archives the previous definition as a table version (SkipArchive=False, stated, not assumed)."""
+        name = table_input.get("Name")
+        what = f"updating table {database}.{name}"
+        self._api.call(what, "update_table", DatabaseName=database, TableInput=table_input, SkipArchive=False)
+
+    def delete_table(self, database: str, name: str) -> None:
+        self._api.call(f"deleting table {database}.{name}", "delete_table", DatabaseName=database, Name=name)
+
+    def get_table_versions(self, database: str, name: str) -> list[GlueDict]:
+        versions = self._api.items(
+            f"listing versions of table {database}.{name}",
+            "get_table_versions",
+            "TableVersions",
+            DatabaseName=database,
+            TableName=name,
+        )
+        return sorted(versions, key=lambda version: int(version["VersionId"]), reverse=True)
+
+    def get_partitions(self, database: str, table: str, years: Iterable[str] | None = None) -> list[GlueDict]:
+        """Filtered by Glue itself (Expression `<first key> IN (...)`), not by fetching every partition."""
+        return self._api.partitions(database, table, years)
+
+    def batch_create_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
+        """Create partitions; those that already exist are updated to the given definition instead."""
+        existing: list[GlueDict] = []
+        by_values = {tuple(partition["Values"]): partition for partition in partition_inputs}
+        what = f"creating partitions of {database}.{table}"
+        for chunk in _chunks(partition_inputs, PARTITION_BATCH):
+            errors = self._api.call(
+                what, "batch_create_partition", DatabaseName=database, TableName=table, PartitionInputList=chunk
+            ).get("Errors", [])
+            already = [entry for entry in errors if entry["ErrorDetail"].get("ErrorCode") == "AlreadyExistsException"]
+            _raise_entry_errors(what, [entry for entry in errors if entry not in already], "PartitionValues")
+            existing.extend(by_values[tuple(entry["PartitionValues"])] for entry in already)
+        if existing:
+            self.batch_update_partitions(database, table, existing)
+
+    def batch_update_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
+        what = f"updating partitions of {database}.{table}"
+        entries = [{"PartitionValueList": entry["Values"], "PartitionInput": entry} for entry in partition_inputs]
+        for chunk in _chunks(entries, PARTITION_BATCH):
+            response = self._api.call(
+                what, "batch_update_partition", DatabaseName=database, TableName=table, Entries=chunk
+            )
+            _raise_entry_errors(what, response.get("Errors", []), "PartitionValueList")
+
+    def batch_delete_partitions(self, database: str, table: str, values: list[list[str]]) -> None:
+        what = f"deleting partitions of {database}.{table}"
+        for chunk in _chunks([{"Values": list(value)} for value in values], DELETE_BATCH):
+            response = self._api.call(
+                what, "batch_delete_partition", DatabaseName=database, TableName=table, PartitionsToDelete=chunk
+            )
+            _raise_entry_errors(what, response.get("Errors", []), "PartitionValues")
+
+    @contextmanager
+    def crawl_lock(self, crawler: str) -> Iterator[None]:
+        with ExitStack() as held:
+            try:
+                held.enter_context(
+                    self.lock_store.lock(
+                        f"{LOCK_PREFIX}{crawler}.json",
+                        ttl_seconds=self.lock_ttl_seconds,
+                        holder=f"{socket.gethostname()} pid {os.getpid()}",
+                    )
+                )
+            except LockHeld as busy:
+                raise CrawlerRunning(f"crawler {crawler!r} is already crawling {self.uri()}: {busy}") from None
+            yield
+
+
+class ManagedCrawlerError(CatalogError):
+    """The managed Glue crawler could not start, failed, timed out, or left partitions unregistered."""
+
+
+@dataclass(frozen=True)
+class CrawlResult:
+    crawler: str
+    crawl_id: str
+    state: str
+    started_at: datetime
+    ended_at: datetime | None
+    started_by_us: bool
+    partitions_verified: dict[str, list[str]]
+
+
+def run_managed_crawler(
+    glue_client: Any,
+    crawler_name: str,
+    *,
+    requested_partitions: Mapping[str, Iterable[str | int]],
+    database: str,
+    landed_at: datetime,
+    log: Log,
+    timeout_seconds: float = 3600,
+    backoff: Backoff = Backoff(initial_seconds=5, factor=2, max_seconds=60),
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CrawlResult:
+    """Run the crawler so that it sees data that landed at `landed_at`, wait for it, and prove the result.
+
+    A crawl already running when we ask is waited for; it counts as ours only if it began after our data
+    landed, otherwise the crawler is started again once it is free. Success means Glue says COMPLETED *and*
+    every requested partition is registered: a crawler that excluded or misread a folder still "succeeds".
+    """
+    if landed_at.tzinfo is None:
+        raise ValueError(f"landed_at must be timezone-aware, got {landed_at!r}")
+    api = _GlueApi(glue_client)
+    poller = Poller(timeout_seconds, backoff, clock=clock, sleep=sleep)
+    started_by_us = _start_crawl(api, crawler_name, landed_at, poller, log)
+    _wait_until_ready(api, crawler_name, poller)
+    crawl = _latest_crawl(api, crawler_name)
+    if crawl["State"] != "COMPLETED":
+        outcome = "was stopped before it finished" if crawl["State"] == "STOPPED" else f"ended {crawl['State']}"
+        raise ManagedCrawlerError(
+            f"crawler {crawler_name!r}, crawl {crawl.get('CrawlId')}, {outcome}: "
+            f"{crawl.get('ErrorMessage') or 'Glue gave no error message'}; "
+            f"its log is CloudWatch group {crawl.get('LogGroup')}, stream {crawl.get('LogStream')}"
+        )
+    verified = _verify_partitions(api, crawler_name, crawl, database, requested_partitions)
+    log.info("crawler %s: crawl %s completed and registered %s", crawler_name, crawl["CrawlId"], verified)
+    return CrawlResult(
+        crawler=crawler_name,
+        crawl_id=crawl["CrawlId"],
+        state=crawl["State"],
+        started_at=crawl["StartTime"],
+        ended_at=crawl.get("EndTime"),
+        started_by_us=started_by_us,
+        partitions_verified=verified,
+    )
+
+
+def _start_crawl(api: _GlueApi, name: str, landed_at: datetime, poller: Poller, log: Log) -> bool:
+    """Start a crawl that begins after `landed_at`; False when a running crawl that did is adopted instead."""
+    while True:
+        try:
+            api.client.start_crawler(Name=name)
+        except ClientError as error:
+            if error_code(error) != "CrawlerRunningException":
+                raise ManagedCrawlerError(f"could not start crawler {name!r}: {describe_error(error)}") from None
+        else:
+            log.info("crawler %s started", name)
+            return True
+        running = _running_crawl(api, name)
+        began = running["StartTime"] if running else None
+        covers_us = began is not None and began >= landed_at + CLOCK_SKEW_ALLOWANCE
+        log.info(
+            "crawler %s is already running (crawl %s, began %s); our partitions landed at %s, so %s",
+            name,
+            running.get("CrawlId") if running else "unknown",
+            began,
+            landed_at,
+            "that crawl will do" if covers_us else "it will be started again once it is free",
+        )
+        _wait_until_ready(api, name, poller)
+        if covers_us:
+            return False
+
+
+def _wait_until_ready(api: _GlueApi, name: str, poller: Poller) -> None:
+    while True:
+        state = api.call(f"reading crawler {name}", "get_crawler", Name=name)["Crawler"]["State"]
+        if state == "READY":
+            return
+        try:
+            poller.pause(f"crawler {name!r} to finish (it is {state})")
+        except WaitTimedOut as timeout:
+            raise ManagedCrawlerError(
+                f"{timeout}; the crawl goes on in Glue: see the crawler's runs and its CloudWatch log group "
+                "/aws-glue/crawlers"
+            ) from None
+
+
+def _crawls(api: _GlueApi, name: str, filters: list[GlueDict]) -> list[GlueDict]:
+    """Every crawl in the crawler's history (ListCrawls has no paginator in botocore)."""
+    crawls: list[GlueDict] = []
+    token: dict[str, str] = {}
+    while True:
+        page = api.call(f"listing crawls of crawler {name}", "list_crawls", CrawlerName=name, Filters=filters, **token)
+        crawls.extend(page.get("Crawls", []))
+        if not page.get("NextToken"):
+            return crawls
+        token = {"NextToken": page["NextToken"]}
+
+
+def _running_crawl(api: _GlueApi, name: str) -> GlueDict | None:
+    running = _crawls(api, name, [{"FieldName": "STATE", "FilterOperator": "EQ", "FieldValue": "RUNNING"}])
+    return max(running, key=lambda crawl: crawl["StartTime"], default=None)
+
+
+def _latest_crawl(api: _GlueApi, name: str) -> GlueDict:
+    latest = max(_crawls(api, name, []), key=lambda crawl: crawl["StartTime"], default=None)
+    if latest is None:
+        raise ManagedCrawlerError(f"crawler {name!r} is READY but Glue lists no crawl of it")
+    return latest
+
+
+def _verify_partitions(
+    api: _GlueApi, name: str, crawl: GlueDict, database: str, requested: Mapping[str, Iterable[str | int]]
+) -> dict[str, list[str]]:
+    verified: dict[str, list[str]] = {}
+    missing: list[str] = []
+    for table, years in requested.items():
+        wanted = sorted({str(year) for year in years})
+        try:
+            found = {partition["Values"][0] for partition in api.partitions(database, table, wanted)}
+        except EntityNotFound:
+            missing.append(f"{database}.{table} (no such table)")
+            continue
+        verified[table] = [year for year in wanted if year in found]
+        absent = [year for year in wanted if year not in found]
+        if absent:
+            missing.append(f"{database}.{table} partitions {absent}")
+    if missing:
+        raise ManagedCrawlerError(
+            f"crawler {name!r}, crawl {crawl['CrawlId']}, completed but did not register {'; '.join(missing)}: "
+            f"check the crawler's targets and exclusions, and its log (CloudWatch group {crawl.get('LogGroup')}, "
+            f"stream {crawl.get('LogStream')})"
+        )
+    return verified

@@ -1,0 +1,425 @@
+"""The lake's AWS resources, described in code and brought to that description: plan first, then apply.
+
+`plan()` reads what exists and says, resource by resource, what it would create or update and why;
+`apply()` carries out exactly that plan. What already matches is left alone and reported unchanged, so a
+second run changes nothing and says so, and a dry run shows what a real one would do.
+
+The crawler's role gets only what the lake needs: read the raw and code buckets, read/write bronze/ and
+silver/ of the lake bucket, the Glue catalog of our database, and the Glue log groups.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from boston_lake.lake import layout
+from boston_lake.lake.aws import boto3_client, describe_error, error_code
+from boston_lake.lake.portal import Log
+from boston_lake.lake.s3 import ServerSideEncryption
+from boston_lake.lake.tables import DATABASE, TABLES
+
+CREATE = "create"
+UPDATE = "update"
+UNCHANGED = "unchanged"
+
+INLINE_POLICY_NAME = "boston-lake-least-privilege"
+LAKE_PREFIXES = ("bronze/", "silver/")
+# Bookkeeping (rejects, manifests, history, staging) sits beside the data under `_`/`.` names: never crawl it.
+# `**/_*` matches such a file at any depth, `**/_*/**` everything inside such a folder.
+CRAWLER_EXCLUSIONS = ["**/_*", "**/_*/**", "**/.*", "**/.*/**"]
+SCHEMA_CHANGE_POLICY = {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "DEPRECATE_IN_DATABASE"}
+# Partitions are republished in place (same folder, new file), which "new folders only" would never see.
+RECRAWL_POLICY = {"RecrawlBehavior": "CRAWL_EVERYTHING"}
+CRAWLER_CONFIGURATION = {
+    "Version": 1.0,
+    # s3://<lake>/bronze/boston311/<table>/ is level 4 (the bucket is 1): one table per folder there, even
+    # when legacy v1 and v2 years differ too much for CombineCompatibleSchemas to merge them on its own.
+    "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 4},
+    "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
+}
+CATALOG_ACTIONS = (
+    "GetDatabase", "GetDatabases", "GetTable", "GetTables", "CreateTable", "UpdateTable",
+    "GetPartition", "GetPartitions", "BatchGetPartition", "CreatePartition", "BatchCreatePartition",
+    "UpdatePartition", "BatchUpdatePartition", "DeletePartition", "BatchDeletePartition",
+    "GetUserDefinedFunction", "GetUserDefinedFunctions",
+)
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+}
+
+_NAME_RULES = {
+    "raw_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
+    "lake_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
+    "code_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
+    "database": (re.compile(r"[a-z0-9_]{1,255}"), "a Glue database name: a-z 0-9 _"),
+    "role_name": (re.compile(r"[\w+=,.@-]{1,64}"), "an IAM role name: 1-64 of letters, digits, + = , . @ _ -"),
+    "crawler_name": (re.compile(r"[\w.-]{1,255}"), "a crawler name: letters, digits, . _ -"),
+}
+_LIST_ELEMENTS = ("Action", "Resource", "NotAction", "NotResource")
+_KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
+
+
+class ProvisionError(RuntimeError):
+    """Provisioning cannot go on; the message names the resource and AWS's reason."""
+
+
+@dataclass(frozen=True)
+class ProvisionConfig:
+    region: str
+    raw_bucket: str
+    lake_bucket: str
+    code_bucket: str
+    database: str = DATABASE
+    role_name: str = "boston-lake-glue-crawler"
+    crawler_name: str = "boston311-bronze"
+    sse: str = "AES256"
+    kms_key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            raise ValueError("region is empty: name the AWS region the lake lives in, such as us-east-1")
+        for setting, (pattern, rule) in _NAME_RULES.items():
+            value = getattr(self, setting)
+            if not pattern.fullmatch(value) or ".." in value:
+                raise ValueError(f"{setting}={value!r} is not {rule}")
+        buckets = (self.raw_bucket, self.lake_bucket, self.code_bucket)
+        if len(set(buckets)) < len(buckets):
+            raise ValueError(f"raw_bucket, lake_bucket and code_bucket must differ, got {', '.join(buckets)}")
+        try:
+            self.encryption
+        except ValueError as error:
+            raise ValueError(f"sse={self.sse!r}, kms_key_id={self.kms_key_id!r}: {error}") from None
+        if self.kms_key_id and not (self.kms_key_id.startswith("arn:") or _KMS_KEY_ID.fullmatch(self.kms_key_id)):
+            raise ValueError(
+                f"kms_key_id={self.kms_key_id!r}: give the key's id or ARN; an IAM policy cannot grant on an alias"
+            )
+
+    @property
+    def encryption(self) -> ServerSideEncryption:
+        return ServerSideEncryption(self.sse, self.kms_key_id)
+
+    @property
+    def buckets(self) -> tuple[str, str, str]:
+        return self.raw_bucket, self.lake_bucket, self.code_bucket
+
+
+@dataclass(frozen=True)
+class AwsClients:
+    s3: Any
+    glue: Any
+    iam: Any
+    sts: Any
+
+    @classmethod
+    def create(cls, region: str) -> AwsClients:
+        return cls(*(boto3_client(service, region) for service in ("s3", "glue", "iam", "sts")))
+
+
+@dataclass(frozen=True)
+class Action:
+    """One step of a plan: what changes (create/update/unchanged), on which resource, and why."""
+
+    change: str
+    resource: str
+    reason: str
+    run: Callable[[], Any] | None = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return f"{self.change:<9} {self.resource}: {self.reason}"
+
+
+def plan(config: ProvisionConfig, clients: AwsClients) -> list[Action]:
+    """Compare every resource with its desired state; nothing is changed."""
+    identity = _read(clients.sts.get_caller_identity, "reading the caller's identity", set())
+    return _Planner(config, clients, identity["Account"], identity["Arn"].split(":")[1]).actions()
+
+
+def apply(actions: list[Action], log: Log) -> list[Action]:
+    """Carry out a plan in order; returns the actions that changed something."""
+    done = []
+    for action in actions:
+        if action.run is None:
+            continue
+        try:
+            action.run()
+        except ClientError as error:
+            raise ProvisionError(f"could not {action.change} {action.resource}: {describe_error(error)}") from None
+        log.info("%sd %s: %s", action.change, action.resource, action.reason)
+        done.append(action)
+    if not done:
+        log.info("nothing to change: every resource is as configured")
+    return done
+
+
+def format_plan(actions: list[Action]) -> str:
+    """The plan as a dry run prints it."""
+    counts = {change: sum(action.change == change for action in actions) for change in (CREATE, UPDATE, UNCHANGED)}
+    if counts[CREATE] + counts[UPDATE] == 0:
+        summary = "Nothing to change: every resource is as configured."
+    else:
+        summary = f"{counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[UNCHANGED]} unchanged."
+    return "\n".join([*map(str, actions), summary])
+
+
+def glue_trust_policy() -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+
+
+def crawler_role_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
+    """The role's only permissions: our buckets and prefixes, our database's catalog, Glue's log groups."""
+
+    def bucket(name: str, suffix: str = "") -> str:
+        return f"arn:{partition}:s3:::{name}{suffix}"
+
+    def regional(service: str, resource: str) -> str:
+        return f"arn:{partition}:{service}:{config.region}:{account_id}:{resource}"
+
+    def allow(sid: str, actions: list[str], resources: list[str], **condition: Any) -> dict[str, Any]:
+        return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **condition}
+
+    raw, lake, code, database = config.raw_bucket, config.lake_bucket, config.code_bucket, config.database
+    statements = [
+        allow("LocateBuckets", ["s3:GetBucketLocation"], [bucket(name) for name in config.buckets]),
+        allow("ListRawAndCode", ["s3:ListBucket"], [bucket(raw), bucket(code)]),
+        allow("ReadRawAndCode", ["s3:GetObject"], [bucket(raw, "/*"), bucket(code, "/*")]),
+        allow(
+            "ListLakeZones", ["s3:ListBucket"], [bucket(lake)],
+            Condition={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in LAKE_PREFIXES]}},
+        ),
+        allow(
+            "ReadWriteLakeZones", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            [bucket(lake, f"/{prefix}*") for prefix in LAKE_PREFIXES],
+        ),
+        allow(
+            "CatalogOfOurDatabase", sorted(f"glue:{action}" for action in CATALOG_ACTIONS),
+            [regional("glue", resource) for resource in
+             ("catalog", f"database/{database}", f"table/{database}/*", f"userDefinedFunction/{database}/*")],
+        ),
+        allow(
+            "GlueLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [regional("logs", f"log-group:{name}") for name in
+             ("/aws-glue/crawlers", "/aws-glue/crawlers:*", "/aws-glue/jobs/*")],
+        ),
+    ]
+    if config.kms_key_id:
+        key = config.kms_key_id
+        key_arn = key if key.startswith("arn:") else regional("kms", f"key/{key}")
+        statements.append(allow("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def crawler_definition(config: ProvisionConfig, role_arn: str) -> dict[str, Any]:
+    """CreateCrawler/UpdateCrawler parameters: one S3 target per bronze table, bookkeeping excluded."""
+    paths = [f"s3://{config.lake_bucket}/{layout.bronze_table_prefix(table.name)}" for table in TABLES]
+    targets = [{"Path": path, "Exclusions": CRAWLER_EXCLUSIONS} for path in paths]
+    return {
+        "Name": config.crawler_name,
+        "Role": role_arn,
+        "DatabaseName": config.database,
+        "Description": "boston_lake: bronze Parquet of Boston 311 requests into the Glue catalog",
+        "Targets": {"S3Targets": targets},
+        "SchemaChangePolicy": SCHEMA_CHANGE_POLICY,
+        "RecrawlPolicy": RECRAWL_POLICY,
+        "Configuration": json.dumps(CRAWLER_CONFIGURATION, sort_keys=True),
+    }
+
+
+def _read(call: Callable[..., Any], what: str, absent: set[str], **params: Any) -> Any | None:
+    """The resource as AWS describes it, or None when AWS answers with one of the `absent` error codes."""
+    try:
+        return call(**params)
+    except ClientError as error:
+        if error_code(error) in absent:
+            return None
+        raise ProvisionError(f"{what} failed: {describe_error(error)}") from None
+
+
+class _Planner:
+    def __init__(self, config: ProvisionConfig, clients: AwsClients, account_id: str, partition: str):
+        self.config = config
+        self.clients = clients
+        self.account_id = account_id
+        self.partition = partition
+
+    def actions(self) -> list[Action]:
+        actions = [action for bucket in self.config.buckets for action in self._bucket(bucket)]
+        actions.append(self._database())
+        role_actions, role_arn = self._role()
+        return [*actions, *role_actions, self._crawler(role_arn)]
+
+    def _bucket(self, bucket: str) -> list[Action]:
+        s3, config, where = self.clients.s3, self.config, f"s3://{bucket}"
+        default = {"SSEAlgorithm": config.sse, **({"KMSMasterKeyID": config.kms_key_id} if config.kms_key_id else {})}
+        rule: dict[str, Any] = {"ApplyServerSideEncryptionByDefault": default}
+        if config.sse == "aws:kms":
+            rule["BucketKeyEnabled"] = True  # one data key per bucket, not one KMS call per object
+
+        def put_encryption() -> None:
+            s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [rule]})
+
+        def put_public_access_block() -> None:
+            s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+
+        if _read(s3.head_bucket, f"looking up {where}", {"404", "NoSuchBucket"}, Bucket=bucket) is None:
+            location = {"CreateBucketConfiguration": {"LocationConstraint": config.region}}
+            return [
+                Action(
+                    CREATE, where, f"does not exist; create it in {config.region}",
+                    lambda: s3.create_bucket(Bucket=bucket, **({} if config.region == "us-east-1" else location)),
+                ),
+                Action(CREATE, f"{where} default encryption", f"new bucket: {config.encryption}", put_encryption),
+                Action(CREATE, f"{where} public access block", "new bucket: block all", put_public_access_block),
+            ]
+
+        actions = [Action(UNCHANGED, where, "exists")]
+        current = _read(
+            s3.get_bucket_encryption, f"reading the encryption of {where}",
+            {"ServerSideEncryptionConfigurationNotFoundError"}, Bucket=bucket,
+        )
+        rules = current["ServerSideEncryptionConfiguration"]["Rules"] if current else []
+        have = _encryption_view(rules[0]) if rules else "not configured"
+        if have == _encryption_view(rule):
+            actions.append(Action(UNCHANGED, f"{where} default encryption", f"{config.encryption} by default"))
+        else:
+            reason = f"is {have}; want {config.encryption}"
+            actions.append(Action(UPDATE, f"{where} default encryption", reason, put_encryption))
+
+        current = _read(
+            s3.get_public_access_block, f"reading the public access block of {where}",
+            {"NoSuchPublicAccessBlockConfiguration"}, Bucket=bucket,
+        )
+        flags = current["PublicAccessBlockConfiguration"] if current else {}
+        off = [flag for flag in PUBLIC_ACCESS_BLOCK if not flags.get(flag)]
+        if off:
+            reason = f"{', '.join(off)} off; block all"
+            actions.append(Action(UPDATE, f"{where} public access block", reason, put_public_access_block))
+        else:
+            actions.append(Action(UNCHANGED, f"{where} public access block", "all public access blocked"))
+        return actions
+
+    def _database(self) -> Action:
+        glue, name = self.clients.glue, self.config.database
+        resource = f"glue database {name}"
+        if _read(glue.get_database, f"looking up {resource}", {"EntityNotFoundException"}, Name=name):
+            return Action(UNCHANGED, resource, "exists")
+        database = {"Name": name, "Description": "Boston 311 service requests (boston_lake)"}
+        return Action(CREATE, resource, "does not exist", lambda: glue.create_database(DatabaseInput=database))
+
+    def _role(self) -> tuple[list[Action], str]:
+        iam, name = self.clients.iam, self.config.role_name
+        role, trust = f"iam role {name}", glue_trust_policy()
+        inline = f"{role} inline policy {INLINE_POLICY_NAME}"
+        policy = crawler_role_policy(self.config, self.account_id, self.partition)
+
+        def put_policy() -> None:
+            iam.put_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(policy))
+
+        def create_role() -> None:
+            description = "boston_lake Glue crawler and jobs: only the lake's buckets, database and logs"
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description)
+
+        def put_trust() -> None:
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
+
+        existing = _read(iam.get_role, f"looking up {role}", {"NoSuchEntity"}, RoleName=name)
+        if existing is None:
+            arn = f"arn:{self.partition}:iam::{self.account_id}:role/{name}"
+            return [
+                Action(CREATE, role, "does not exist; trusted by glue.amazonaws.com only", create_role),
+                Action(CREATE, inline, "least privilege for the lake", put_policy),
+            ], arn
+
+        actions = [Action(UNCHANGED, role, "exists")]
+        if _normalized(existing["Role"]["AssumeRolePolicyDocument"]) == _normalized(trust):
+            actions.append(Action(UNCHANGED, f"{role} trust policy", "trusted by glue.amazonaws.com only"))
+        else:
+            reason = "differs from: trusted by glue.amazonaws.com only"
+            actions.append(Action(UPDATE, f"{role} trust policy", reason, put_trust))
+        current = _read(
+            iam.get_role_policy, f"reading {inline}", {"NoSuchEntity"}, RoleName=name, PolicyName=INLINE_POLICY_NAME
+        )
+        if current is None:
+            actions.append(Action(CREATE, inline, "missing; least privilege for the lake", put_policy))
+        elif _normalized(current["PolicyDocument"]) != _normalized(policy):
+            actions.append(Action(UPDATE, inline, "differs from the least-privilege policy", put_policy))
+        else:
+            actions.append(Action(UNCHANGED, inline, "least privilege for the lake"))
+        return actions, existing["Role"]["Arn"]
+
+    def _crawler(self, role_arn: str) -> Action:
+        glue, name = self.clients.glue, self.config.crawler_name
+        resource = f"glue crawler {name}"
+        desired = crawler_definition(self.config, role_arn)
+        found = _read(glue.get_crawler, f"looking up {resource}", {"EntityNotFoundException"}, Name=name)
+        if found is None:
+            reason = f"does not exist; crawls {len(TABLES)} bronze tables"
+            return Action(CREATE, resource, reason, lambda: glue.create_crawler(**desired))
+        drift = _crawler_drift(found["Crawler"], desired, self.config.role_name)
+        if not drift:
+            return Action(UNCHANGED, resource, "targets, policies and configuration as configured")
+        # UpdateCrawler fails with CrawlerRunningException during a crawl; apply says so, and a rerun finishes.
+        return Action(UPDATE, resource, "; ".join(drift), lambda: glue.update_crawler(**desired))
+
+
+def _encryption_view(rule: dict[str, Any]) -> str:
+    """A default-encryption rule as what matters: algorithm, key, and (for KMS) whether bucket keys are on."""
+    default = rule.get("ApplyServerSideEncryptionByDefault", {})
+    algorithm = default.get("SSEAlgorithm", "")
+    view = algorithm + (f" ({default['KMSMasterKeyID']})" if default.get("KMSMasterKeyID") else "")
+    if algorithm == "aws:kms":
+        view += " with bucket keys" if rule.get("BucketKeyEnabled") else " without bucket keys"
+    return view
+
+
+def _crawler_drift(current: dict[str, Any], desired: dict[str, Any], role_name: str) -> list[str]:
+    drift = []
+    if current.get("Role") not in (desired["Role"], role_name):
+        drift.append(f"role is {current.get('Role')!r}, want {desired['Role']!r}")
+    if current.get("DatabaseName") != desired["DatabaseName"]:
+        drift.append(f"database is {current.get('DatabaseName')!r}, want {desired['DatabaseName']!r}")
+    targets = current.get("Targets", {})
+    have = sorted((target["Path"], sorted(target.get("Exclusions", []))) for target in targets.get("S3Targets", []))
+    want = sorted((target["Path"], sorted(target["Exclusions"])) for target in desired["Targets"]["S3Targets"])
+    if have != want:
+        drift.append(f"S3 targets are {have}, want {want}")
+    others = sorted(kind for kind, listed in targets.items() if kind != "S3Targets" and listed)
+    if others:
+        drift.append(f"has other targets ({', '.join(others)}), want S3 only")
+    for setting in ("SchemaChangePolicy", "RecrawlPolicy"):
+        if current.get(setting) != desired[setting]:
+            drift.append(f"{setting} is {current.get(setting)}, want {desired[setting]}")
+    if json.loads(current.get("Configuration") or "{}") != CRAWLER_CONFIGURATION:
+        drift.append(f"configuration is {current.get('Configuration')}, want {desired['Configuration']}")
+    return drift
+
+
+def _normalized(document: dict[str, Any] | str) -> Any:
+    """A policy document compared by meaning: IAM may hand a one-item list back as a plain string."""
+    parsed = json.loads(document) if isinstance(document, str) else document
+
+    def normalize(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: normalize(item) for key, item in value.items()}
+        if isinstance(value, list):
+            items = [normalize(item) for item in value]
+            return sorted(items) if all(isinstance(item, str) for item in items) else items
+        return value
+
+    def listed(statement: dict[str, Any]) -> dict[str, Any]:
+        return {
+            key: [value] if isinstance(value, str) and key in _LIST_ELEMENTS else value
+            for key, value in statement.items()
+        }
+
+    statements = parsed.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    return normalize({**parsed, "Statement": [listed(statement) for statement in statements]})
