@@ -18,6 +18,7 @@ from dagster import (
 
 from boston_lake.defs.ingest import bronze_key
 from boston_lake.defs.resources import LakeStorageResource
+from boston_lake.lake import layout
 from boston_lake.lake.quality import PartitionFacts, bronze_years, partition_facts
 from boston_lake.lake.tables import TABLES, LakeTable
 
@@ -67,6 +68,19 @@ def _reconcile_result(facts: list[PartitionFacts]) -> AssetCheckResult:
     )
 
 
+def _rejects_result(facts: list[PartitionFacts]) -> AssetCheckResult:
+    failing = [f for f in facts if f.rejects]
+    return AssetCheckResult(
+        check_name="no_rejected_rows",
+        passed=not failing,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(
+            f"{f.year}: {f.rejects} rows rejected, see {layout.bronze_rejects_key(f.table, f.year)}" for f in failing
+        ) or None,
+        metadata={"rejects": sum(f.rejects for f in facts), "failing_years": [f.year for f in failing]},
+    )
+
+
 def _open_dates_result(facts: list[PartitionFacts]) -> AssetCheckResult:
     failing = [f for f in facts if f.outside_share > MAX_OUTSIDE_SHARE]
     return AssetCheckResult(
@@ -93,6 +107,8 @@ def build_bronze_checks(table: LakeTable) -> AssetChecksDefinition:
                        description="Every row has a case id and no id appears twice within the year."),
         AssetCheckSpec("rows_reconcile_with_raw", asset=asset,
                        description="Bronze rows plus rejected rows equal the data rows of the raw file."),
+        AssetCheckSpec("no_rejected_rows", asset=asset,
+                       description="Warns when rows could not be parsed; they are kept, with reasons, in _rejects.csv."),
         AssetCheckSpec("open_dates_within_year", asset=asset,
                        description=f"At most {MAX_OUTSIDE_SHARE:.0%} of cases opened outside the partition's year (warns)."),
     ]
@@ -106,6 +122,7 @@ def build_bronze_checks(table: LakeTable) -> AssetChecksDefinition:
         facts = [partition_facts(raw_store, lake_store, table, year) for year in years]
         yield _ids_result(facts)
         yield _reconcile_result(facts)
+        yield _rejects_result(facts)
         yield _open_dates_result(facts)
 
     return bronze_checks

@@ -53,7 +53,7 @@ class CkanPortalResource(ConfigurableResource):
 class LakeStorageResource(ConfigurableResource):
     """The lake's zones: `raw` holds downloads as they came, `lake` holds bronze/ and silver/."""
 
-    converter_memory_limit: str = "256MB"
+    converter_memory_limit: str = ConverterSettings.memory_limit  # DuckDB's cap while converting to bronze
 
     @abstractmethod
     def raw_zone(self) -> ObjectStore: ...

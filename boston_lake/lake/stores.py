@@ -93,8 +93,8 @@ class LocalObjectStore:
         return self.path(key).is_file()
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
-        base = self.root / prefix
-        folder = base if prefix.endswith("/") or base.is_dir() else base.parent
+        """Every object whose key starts with `prefix`, as S3 lists: "raw/t" matches "raw/tt/x" too."""
+        folder = self.root / prefix if prefix.endswith("/") or not prefix else (self.root / prefix).parent
         if not folder.is_dir():
             return
         for dirpath, dirnames, filenames in os.walk(folder):

@@ -40,7 +40,8 @@ def test_a_legacy_year_goes_from_portal_to_bronze(local_defs, dagster_instance, 
     data_version = next(iter(result.get_asset_materialization_events())).event_specific_data.materialization.tags
     assert data_version["dagster/data_version"] == raw["sha256"].value
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"case_id_present_and_unique": True, "rows_reconcile_with_raw": True, "open_dates_within_year": True}
+    assert checks == {"case_id_present_and_unique": True, "rows_reconcile_with_raw": True, "no_rejected_rows": True,
+                      "open_dates_within_year": True}
     assert pq.read_metadata(lake_home / layout.bronze_data_key("legacy_requests", int(year))).num_rows == rows
 
 
@@ -109,3 +110,16 @@ def test_bronze_checks_flag_duplicate_ids(local_defs, dagster_instance, portal):
     assert not checks["case_id_present_and_unique"].passed
     assert "2 ids repeated" in checks["case_id_present_and_unique"].description
     assert checks["rows_reconcile_with_raw"].passed
+
+
+def test_rejected_rows_raise_a_warning_naming_the_rejects_file(local_defs, dagster_instance, portal):
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    lines[5] = lines[5].replace(b"2022-01", b"not-a-date", 1)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines))
+    result = run(local_defs, dagster_instance, "legacy_requests", year="2022")
+    assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert not checks["no_rejected_rows"].passed and checks["no_rejected_rows"].severity.value == "WARN"
+    assert "2022: 1 rows rejected, see bronze/boston311/legacy_requests/year=2022/_rejects.csv" in checks["no_rejected_rows"].description
+    assert checks["rows_reconcile_with_raw"].passed
+    assert materializations(result, "bronze/legacy_requests")["2022"]["rejects"].value == 1

@@ -31,7 +31,7 @@ def rows_of(path: Path) -> list[dict]:
 def test_v1_sample_is_typed_with_codes_as_strings_and_blanks_as_null(tmp_path):
     out = tmp_path / "v1.parquet"
     conversion = convert_csv(V1, out, LEGACY_REQUESTS)
-    assert conversion.rows == 100 and conversion.rejects == [] and conversion.generation.name == "legacy_v1"
+    assert conversion.rows == 100 and conversion.rejects == 0 and conversion.generation.name == "legacy_v1"
     schema = pq.read_schema(out)
     assert schema.field("case_enquiry_id").type == pa.int64()
     assert schema.field("open_dt").type == pa.timestamp("us")
@@ -57,7 +57,7 @@ def test_v2_sample_has_its_own_columns(tmp_path):
 def test_new_system_timestamps_with_utc_offset_and_any_fraction(tmp_path):
     out = tmp_path / "new.parquet"
     conversion = convert_csv(NEW, out, NEW_SYSTEM_REQUESTS)
-    assert conversion.rows == 5473 and conversion.rejects == []
+    assert conversion.rows == 5473 and conversion.rejects == 0
     assert pq.read_schema(out).field("open_date").type == pa.timestamp("us", tz="UTC")
     rows = {row["case_id"]: row for row in pq.read_table(out, columns=["case_id", "open_date", "zip_code"]).to_pylist()}
     assert rows["BCS-00065327"]["open_date"].isoformat() == "2025-08-01T06:35:06.539000+00:00"  # 3 digits
@@ -80,11 +80,24 @@ def test_malformed_rows_go_to_rejects_with_line_and_reason(tmp_path):
     broken_type = good2.replace("101004130437", "not-a-number", 1)
     too_many = good3 + ",extra"
     source = write(tmp_path / "bad.csv", "\n".join([header, good1, broken_type, too_many, good3]) + "\n")
-    conversion = convert_csv(source, tmp_path / "bad.parquet", LEGACY_REQUESTS)
-    assert conversion.rows == 2
-    assert [(r.line, r.error_type) for r in conversion.rejects] == [(3, "CAST"), (4, "TOO MANY COLUMNS")]
-    assert "case_enquiry_id" in conversion.rejects[0].reason and "not-a-number" in conversion.rejects[0].raw_line
-    assert conversion.rejects[1].raw_line == too_many
+    conversion = convert_csv(source, tmp_path / "bad.parquet", LEGACY_REQUESTS, rejects_destination=tmp_path / "r.csv",
+                             source_label="raw/x.csv")
+    assert (conversion.rows, conversion.rejects) == (2, 2)
+    rejects = list(csv.DictReader((tmp_path / "r.csv").open()))
+    assert [(r["line"], r["error_type"]) for r in rejects] == [("3", "CAST"), ("4", "TOO MANY COLUMNS")]
+    assert "case_enquiry_id" in rejects[0]["reason"] and "not-a-number" in rejects[0]["raw_line"]
+    assert rejects[1]["raw_line"] == too_many and rejects[1]["raw_key"] == "raw/x.csv"
+
+
+def test_a_line_with_several_errors_is_one_reject_naming_them_all(tmp_path):
+    header, row = v1_lines(1)
+    fields = next(csv.reader([row]))
+    fields[0], fields[26] = "x", "north"  # case_enquiry_id and latitude
+    source = write(tmp_path / "two.csv", header + "\n" + ",".join(f'"{f}"' for f in fields) + "\n")
+    conversion = convert_csv(source, tmp_path / "two.parquet", LEGACY_REQUESTS, rejects_destination=tmp_path / "r.csv")
+    assert conversion.rejects == 1
+    (reject,) = csv.DictReader((tmp_path / "r.csv").open())
+    assert reject["column"] == "case_enquiry_id; latitude" and reject["error_type"] == "CAST; CAST"
 
 
 def test_unknown_header_is_an_error_listing_columns(tmp_path):
@@ -118,8 +131,16 @@ def test_latin1_bytes_are_repaired_when_raw_flags_them_and_rejected_otherwise(tm
     repaired = convert_csv(source, tmp_path / "fixed.parquet", LEGACY_REQUESTS, repair=True)
     assert repaired.rows == 1 and repaired.encoding_repaired_rows == 1
     assert "caf\u00e9" in rows_of(tmp_path / "fixed.parquet")[0]["subject"]
-    unrepaired = convert_csv(source, tmp_path / "raw.parquet", LEGACY_REQUESTS)
-    assert unrepaired.rows == 0 and unrepaired.rejects[0].error_type == "INVALID ENCODING"
+    unrepaired = convert_csv(source, tmp_path / "raw.parquet", LEGACY_REQUESTS, rejects_destination=tmp_path / "r.csv")
+    assert (unrepaired.rows, unrepaired.rejects) == (0, 1)
+    assert next(csv.DictReader((tmp_path / "r.csv").open()))["error_type"] == "INVALID ENCODING"
+
+
+def test_duckdb_running_out_of_memory_is_a_clear_error(tmp_path):
+    from boston_lake.lake.bronze import ConverterSettings
+
+    with pytest.raises(BronzeError, match="(?s)ran out of its 1MB memory limit.*raise the converter memory limit"):
+        convert_csv(V2, tmp_path / "oom.parquet", LEGACY_REQUESTS, settings=ConverterSettings(memory_limit="1MB"))
 
 
 # -- the zone: raw manifest in, partition out ---------------------------------------------------------
@@ -164,7 +185,7 @@ def test_build_writes_one_partition_file_and_rejects_beside_it(lake):
     assert keys == ["bronze/boston311/legacy_requests/year=2022/_rejects.csv",
                     "bronze/boston311/legacy_requests/year=2022/part-00000.parquet"]
     rejects = list(csv.DictReader(io.StringIO(lake.get_bytes(keys[0]).decode())))
-    assert rejects[0]["raw_key"].endswith("year=2022/f.csv") and rejects[0]["error_type"]
+    assert rejects[0]["raw_key"].endswith("year=2022/f.csv") and "MISSING COLUMNS" in rejects[0]["error_type"]
     assert rejects[0]["raw_line"] == rows[1]
 
 

@@ -60,3 +60,13 @@ def test_arrow_filesystem_opens_objects(store):
         pq.write_table(pa.table({"x": [1, 2, 3]}), staged)
     filesystem, base = store.arrow_filesystem()
     assert pq.ParquetFile(filesystem.open_input_file(f"{base}/t/part.parquet")).metadata.num_rows == 3
+
+
+def test_listing_matches_key_prefixes_as_s3_does(store):
+    store.put_bytes("raw/t/a.csv", b"1")
+    store.put_bytes("raw/tt/b.csv", b"2")
+    store.put_bytes("raw/u.csv", b"3")
+    assert [o.key for o in store.list("raw/t")] == ["raw/t/a.csv", "raw/tt/b.csv"]
+    assert [o.key for o in store.list("raw/t/")] == ["raw/t/a.csv"]
+    assert [o.key for o in store.list("raw/u")] == ["raw/u.csv"]
+    assert [o.key for o in store.list("nothing/")] == []
