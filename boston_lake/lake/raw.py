@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 from boston_lake.lake import layout
 from boston_lake.lake.csvscan import CsvFormatError, CsvProfile, Record, iter_records, parse_fields, parse_header, profile_file
 from boston_lake.lake.manifest import RawManifest, read_manifest
-from boston_lake.lake.portal import CkanPortal, Download, Log, PortalError, PortalResource
+from boston_lake.lake.portal import CkanPortal, Log, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import LakeTable
 
@@ -158,25 +158,12 @@ class RawZone:
         previous = read_manifest(self.store, prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, year, previous.resource_id if previous else None, self.log)
         with self.store.scratch_file(".csv") as scratch:
-            download = self._download(resource, previous, scratch)
-            unchanged = self._unchanged_reason(download, previous)
-            if unchanged:
+            manifest, reason = self._fetch(table, year, prefix, resource, previous, scratch)
+            if manifest is None:
                 assert previous is not None
-                return RawPartition(table.name, year, previous, changed=False, reason=unchanged)
-            key = prefix + layout.safe_file_name(resource.file_name, f"{table.name}_{year}.csv")
-            manifest = RawManifest.build(
-                table=table.name,
-                year=year,
-                key=key,
-                size=download.bytes,
-                sha256=download.sha256,
-                profile=self._profile(scratch, download.url),
-                resource=resource,
-                download=download,
-                downloaded_at=_now(),
-            )
+                return RawPartition(table.name, year, previous, changed=False, reason=reason)
             self._replace(prefix, previous, scratch, manifest)
-        return RawPartition(table.name, year, manifest, changed=True, reason=_change_reason(previous))
+        return RawPartition(table.name, year, manifest, changed=True, reason=reason)
 
     # -- one growing resource, split into years ---------------------------------------------------------
 
@@ -190,24 +177,12 @@ class RawZone:
         previous = read_manifest(self.store, source_prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, None, previous.resource_id if previous else None, self.log)
         with self.store.scratch_file(".csv") as scratch:
-            download = self._download(resource, previous, scratch)
-            unchanged = self._unchanged_reason(download, previous)
-            if unchanged:
+            source, reason = self._fetch(table, None, source_prefix, resource, previous, scratch)
+            if source is None:
                 assert previous is not None
-                return self._split_stored(table, previous, years, valid_years, unchanged)
-            source = RawManifest.build(
-                table=table.name,
-                year=None,
-                key=source_prefix + layout.safe_file_name(resource.file_name, f"{table.name}.csv"),
-                size=download.bytes,
-                sha256=download.sha256,
-                profile=self._profile(scratch, download.url),
-                resource=resource,
-                download=download,
-                downloaded_at=_now(),
-            )
+                return self._split_stored(table, previous, years, valid_years, reason)
             # Split before publishing the source: a failed split leaves the previous source in force.
-            result = self._split(table, source, scratch, years, valid_years, _change_reason(previous))
+            result = self._split(table, source, scratch, years, valid_years, reason)
             self._replace(source_prefix, previous, scratch, source)
         return result
 
@@ -300,17 +275,36 @@ class RawZone:
 
     # -- shared steps -----------------------------------------------------------------------------------
 
-    def _download(self, resource: PortalResource, previous: RawManifest | None, scratch: Path) -> Download:
+    def _fetch(
+        self,
+        table: LakeTable,
+        year: int | None,
+        prefix: str,
+        resource: PortalResource,
+        previous: RawManifest | None,
+        scratch: Path,
+    ) -> tuple[RawManifest | None, str]:
+        """Download into `scratch`: (None, why) when nothing changed since `previous`, else the manifest of the
+        new file, to publish, and why it is new."""
         # Conditional only while the portal's own metadata agrees nothing changed: then a 304 is trustworthy.
         conditional = previous is not None and previous.describes(resource) and self.store.exists(previous.key)
-        return self.portal.download(resource.url, scratch, previous.validators if conditional else None)
-
-    def _unchanged_reason(self, download: Download, previous: RawManifest | None) -> str | None:
+        download = self.portal.download(resource.url, scratch, previous.validators if conditional else None)
         if download.not_modified:
-            return "the portal answered 304 Not Modified"
+            return None, "the portal answered 304 Not Modified"
         if previous and download.sha256 == previous.sha256 and self.store.exists(previous.key):
-            return "the download is identical to the stored file (same sha256)"
-        return None
+            return None, "the download is identical to the stored file (same sha256)"
+        manifest = RawManifest.build(
+            table=table.name,
+            year=year,
+            key=prefix + layout.safe_file_name(resource.file_name, f"{table.name}_{year or 'source'}.csv"),
+            size=download.bytes,
+            sha256=download.sha256,
+            profile=self._profile(scratch, download.url),
+            resource=resource,
+            download=download,
+            downloaded_at=_now(),
+        )
+        return manifest, _change_reason(previous)
 
     def _profile(self, path: Path, url: str) -> CsvProfile:
         try:
