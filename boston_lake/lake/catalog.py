@@ -13,6 +13,17 @@ from typing import Any, Protocol
 
 GlueDict = dict[str, Any]
 
+# The Glue API's own limits per call, kept by every catalog so that what works embedded works on Glue.
+MAX_PARTITIONS_PER_CREATE = 100  # BatchCreatePartition
+MAX_PARTITIONS_PER_UPDATE = 100  # BatchUpdatePartition
+MAX_PARTITIONS_PER_DELETE = 25  # BatchDeletePartition
+# The fields of Glue's TableInput and PartitionInput: what a Table or Partition dict keeps when written back.
+TABLE_INPUT_KEYS = (
+    "Name", "Description", "Owner", "LastAccessTime", "LastAnalyzedTime", "Retention", "StorageDescriptor",
+    "PartitionKeys", "ViewOriginalText", "ViewExpandedText", "TableType", "Parameters", "TargetTable",
+)
+PARTITION_INPUT_KEYS = ("Values", "LastAccessTime", "StorageDescriptor", "Parameters", "LastAnalyzedTime")
+
 
 class CatalogError(RuntimeError):
     """A catalog operation failed; the message names the database, table or partition."""

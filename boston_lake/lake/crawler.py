@@ -33,13 +33,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
-from boston_lake.lake.catalog import Catalog, GlueDict
-from boston_lake.lake.local_catalog import (
+from boston_lake.lake.catalog import (
     MAX_PARTITIONS_PER_CREATE,
     MAX_PARTITIONS_PER_DELETE,
     MAX_PARTITIONS_PER_UPDATE,
     PARTITION_INPUT_KEYS,
     TABLE_INPUT_KEYS,
+    Catalog,
+    GlueDict,
 )
 from boston_lake.lake.portal import Log
 from boston_lake.lake.stores import ObjectStore, StoredObject

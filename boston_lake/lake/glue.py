@@ -20,12 +20,18 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from boston_lake.lake.aws import Backoff, Poller, WaitTimedOut, describe_error, error_code
-from boston_lake.lake.catalog import CatalogError, CrawlerRunning, EntityNotFound, GlueDict
+from boston_lake.lake.catalog import (
+    MAX_PARTITIONS_PER_CREATE,
+    MAX_PARTITIONS_PER_DELETE,
+    MAX_PARTITIONS_PER_UPDATE,
+    CatalogError,
+    CrawlerRunning,
+    EntityNotFound,
+    GlueDict,
+)
 from boston_lake.lake.portal import Log
 from boston_lake.lake.s3 import LockHeld, S3ObjectStore
 
-PARTITION_BATCH = 100  # BatchCreatePartition and BatchUpdatePartition take at most 100 entries
-DELETE_BATCH = 25  # BatchDeletePartition takes at most 25
 LOCK_PREFIX = "_locks/crawler/"
 DEFAULT_LOCK_TTL_SECONDS = 6 * 3600
 # Crawl start times come from AWS's clock, `landed_at` from ours: a crawl that began less than this after
@@ -204,7 +210,7 @@ class GlueCatalog:
         existing: list[GlueDict] = []
         by_values = {tuple(partition["Values"]): partition for partition in partition_inputs}
         what = f"creating partitions of {database}.{table}"
-        for chunk in _chunks(partition_inputs, PARTITION_BATCH):
+        for chunk in _chunks(partition_inputs, MAX_PARTITIONS_PER_CREATE):
             errors = self._api.call(
                 what, "batch_create_partition", DatabaseName=database, TableName=table, PartitionInputList=chunk
             ).get("Errors", [])
@@ -217,7 +223,7 @@ class GlueCatalog:
     def batch_update_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
         what = f"updating partitions of {database}.{table}"
         entries = [{"PartitionValueList": entry["Values"], "PartitionInput": entry} for entry in partition_inputs]
-        for chunk in _chunks(entries, PARTITION_BATCH):
+        for chunk in _chunks(entries, MAX_PARTITIONS_PER_UPDATE):
             response = self._api.call(
                 what, "batch_update_partition", DatabaseName=database, TableName=table, Entries=chunk
             )
@@ -225,7 +231,7 @@ class GlueCatalog:
 
     def batch_delete_partitions(self, database: str, table: str, values: list[list[str]]) -> None:
         what = f"deleting partitions of {database}.{table}"
-        for chunk in _chunks([{"Values": list(value)} for value in values], DELETE_BATCH):
+        for chunk in _chunks([{"Values": list(value)} for value in values], MAX_PARTITIONS_PER_DELETE):
             response = self._api.call(
                 what, "batch_delete_partition", DatabaseName=database, TableName=table, PartitionsToDelete=chunk
             )

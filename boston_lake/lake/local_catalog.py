@@ -19,18 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from boston_lake.lake.catalog import CatalogError, CrawlerRunning, EntityNotFound, GlueDict
+from boston_lake.lake.catalog import (
+    MAX_PARTITIONS_PER_CREATE,
+    MAX_PARTITIONS_PER_DELETE,
+    MAX_PARTITIONS_PER_UPDATE,
+    PARTITION_INPUT_KEYS,
+    TABLE_INPUT_KEYS,
+    CatalogError,
+    CrawlerRunning,
+    EntityNotFound,
+    GlueDict,
+)
 
 SCHEMA_VERSION = 1
 # Glue's own request limits, enforced here so that code run against the local catalog also fits Glue.
-MAX_PARTITIONS_PER_CREATE = 100
-MAX_PARTITIONS_PER_UPDATE = 100
-MAX_PARTITIONS_PER_DELETE = 25
-TABLE_INPUT_KEYS = (
-    "Name", "Description", "Owner", "LastAccessTime", "LastAnalyzedTime", "Retention", "StorageDescriptor",
-    "PartitionKeys", "ViewOriginalText", "ViewExpandedText", "TableType", "Parameters", "TargetTable",
-)
-PARTITION_INPUT_KEYS = ("Values", "LastAccessTime", "StorageDescriptor", "Parameters", "LastAnalyzedTime")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS databases (
