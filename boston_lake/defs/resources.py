@@ -25,7 +25,7 @@ from boston_lake.lake.portal import CkanPortal, Log
 from boston_lake.lake.query import DuckDBQueryEngine
 from boston_lake.lake.registration import direct_crawl
 from boston_lake.lake.s3 import S3ObjectStore, ServerSideEncryption
-from boston_lake.lake.settings import Settings
+from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, Settings
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
 from boston_lake.lake.tables import DATABASE
 
@@ -140,7 +140,7 @@ class GlueCatalogResource(CatalogResource):
     s3: S3Resource
     region: str
     crawler_mode: str = "direct"
-    crawler_name: str = "boston311-bronze"
+    crawler_name: str = DEFAULT_CRAWLER_NAME
     lock_bucket: str  # the lake bucket: direct crawls take a lease object there, so two never overlap
     athena_workgroup: str = "primary"
     athena_output: str

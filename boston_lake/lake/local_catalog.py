@@ -34,6 +34,12 @@ from boston_lake.lake.catalog import (
 SCHEMA_VERSION = 1
 # Glue's own request limits, enforced here so that code run against the local catalog also fits Glue.
 
+# Each table's current definition: the version its row points to.
+_CURRENT_TABLES = (
+    "SELECT v.body FROM tables t JOIN table_versions v "
+    "ON v.database = t.database AND v.name = t.name AND v.version = t.version "
+)
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS databases (
     name TEXT PRIMARY KEY,
@@ -111,24 +117,14 @@ class LocalCatalog:
         database, name = _name("database", database), _name("table", name)
         with self._connect() as connection:
             self._require_database(connection, database)
-            row = connection.execute(
-                "SELECT v.body FROM tables t JOIN table_versions v "
-                "ON v.database = t.database AND v.name = t.name AND v.version = t.version "
-                "WHERE t.database = ? AND t.name = ?",
-                (database, name),
-            ).fetchone()
+            row = connection.execute(_CURRENT_TABLES + "WHERE t.database = ? AND t.name = ?", (database, name)).fetchone()
         return _loads(row[0]) if row else None
 
     def list_tables(self, database: str) -> list[GlueDict]:
         database = _name("database", database)
         with self._connect() as connection:
             self._require_database(connection, database)
-            rows = connection.execute(
-                "SELECT v.body FROM tables t JOIN table_versions v "
-                "ON v.database = t.database AND v.name = t.name AND v.version = t.version "
-                "WHERE t.database = ? ORDER BY t.name",
-                (database,),
-            ).fetchall()
+            rows = connection.execute(_CURRENT_TABLES + "WHERE t.database = ? ORDER BY t.name", (database,)).fetchall()
         return [_loads(body) for (body,) in rows]
 
     def create_table(self, database: str, table_input: GlueDict) -> None:

@@ -22,6 +22,7 @@ from boston_lake.lake import layout
 from boston_lake.lake.aws import boto3_client, describe_error, error_code
 from boston_lake.lake.portal import Log
 from boston_lake.lake.s3 import ServerSideEncryption
+from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, DEFAULT_ROLE_NAME
 from boston_lake.lake.tables import DATABASE, TABLES
 
 CREATE = "create"
@@ -76,8 +77,8 @@ class ProvisionConfig:
     lake_bucket: str
     code_bucket: str
     database: str = DATABASE
-    role_name: str = "boston-lake-glue-crawler"
-    crawler_name: str = "boston311-bronze"
+    role_name: str = DEFAULT_ROLE_NAME
+    crawler_name: str = DEFAULT_CRAWLER_NAME
     sse: str = "AES256"
     kms_key_id: str | None = None
 
