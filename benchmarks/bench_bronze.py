@@ -126,10 +126,15 @@ def load_templates(shape: Shape) -> Templates:
             for record in records:
                 fields = record.data.decode("utf-8").split(",", 4)
                 stamps = [_STAMP.fullmatch(value) for value in fields[1:4]]
-                if '"' in "".join(fields[:4]) or stamps[0] is None or any(
-                        value and stamp is None for value, stamp in zip(fields[2:4], stamps[1:])):
-                    raise BenchError(f"{path} record {record.number}: expected an unquoted id and timestamps "
-                                     f"first, found {fields[:4]}")
+                if (
+                    '"' in "".join(fields[:4])
+                    or stamps[0] is None
+                    or any(value and stamp is None for value, stamp in zip(fields[2:4], stamps[1:]))
+                ):
+                    raise BenchError(
+                        f"{path} record {record.number}: expected an unquoted id and timestamps "
+                        f"first, found {fields[:4]}"
+                    )
                 opened = _epoch(stamps[0].group(1))
                 offsets.append([_epoch(stamp.group(1)) - opened if stamp else 0 for stamp in stamps[1:]])
                 present.append([stamp is not None for stamp in stamps[1:]])
@@ -137,17 +142,23 @@ def load_templates(shape: Shape) -> Templates:
                 rests.append(fields[4])
                 sizes.append(len(record.data))
     assert header is not None
-    return Templates(header, np.array(offsets, dtype=np.int64), np.array(present), suffixes, rests,
-                     statistics.fmean(sizes))
+    return Templates(
+        header, np.array(offsets, dtype=np.int64), np.array(present), suffixes, rests, statistics.fmean(sizes)
+    )
 
 
 def _check_leading_columns(shape: Shape, header: list[str], path: Path) -> None:
     generation = shape.table.match_generation(header)
     types = generation.types
-    if (header[0] != generation.id_column or header[1] != generation.opened_column
-            or not all(types[name].startswith("TIMESTAMP") for name in header[1:4])):
-        raise BenchError(f"{path}: expected {generation.id_column}, {generation.opened_column} and two more "
-                         f"timestamps as the first columns, found {header[:4]}")
+    if (
+        header[0] != generation.id_column
+        or header[1] != generation.opened_column
+        or not all(types[name].startswith("TIMESTAMP") for name in header[1:4])
+    ):
+        raise BenchError(
+            f"{path}: expected {generation.id_column}, {generation.opened_column} and two more "
+            f"timestamps as the first columns, found {header[:4]}"
+        )
 
 
 def _epoch(text: str) -> int:
@@ -196,15 +207,20 @@ def generate_csv(shape: Shape, target_bytes: int, work_dir: Path) -> Generated:
 def _rows(templates: Templates, shape: Shape, first_row: int, picks: np.ndarray, opened: np.ndarray) -> bytes:
     later = opened[:, None] + templates.offsets[picks]
     stamps = np.strings.replace(
-        np.datetime_as_string(np.column_stack([opened, later]).astype("datetime64[s]"), unit="s"), "T", " ")
+        np.datetime_as_string(np.column_stack([opened, later]).astype("datetime64[s]"), unit="s"), "T", " "
+    )
     lines = []
     for number, pick, (open_text, *later_texts), later_present in zip(
-            range(shape.first_id + first_row, shape.first_id + first_row + len(picks)), picks.tolist(),
-            stamps.tolist(), templates.present[picks].tolist()):
+        range(shape.first_id + first_row, shape.first_id + first_row + len(picks)),
+        picks.tolist(),
+        stamps.tolist(),
+        templates.present[picks].tolist(),
+    ):
         open_suffix, *later_suffixes = templates.suffixes[pick]
         fields = [f"{shape.id_prefix}{number}", open_text + open_suffix]
-        fields += [text + suffix if there else "" for text, suffix, there in
-                   zip(later_texts, later_suffixes, later_present)]
+        fields += [
+            text + suffix if there else "" for text, suffix, there in zip(later_texts, later_suffixes, later_present)
+        ]
         fields.append(templates.rests[pick])
         lines.append(",".join(fields))
     return "".join(lines).encode("utf-8")
@@ -247,8 +263,7 @@ def _bronze(source: Path, destination: Path, table: LakeTable, options: Options)
         _add_duckdb_config(extra)
     conversion = convert_csv(source, destination, table, settings=ConverterSettings(**settings))
     first = conversion.rejects[0] if conversion.rejects else None
-    return EngineReport(conversion.rows, conversion.rejects,
-                        f"line {first.line}: {first.reason}" if first else "")
+    return EngineReport(conversion.rows, conversion.rejects, f"line {first.line}: {first.reason}" if first else "")
 
 
 def _add_duckdb_config(extra: Options) -> None:
@@ -301,12 +316,18 @@ def _pyarrow_csv(source: Path, destination: Path, table: LakeTable, options: Opt
 
     header, _ = read_header(source)
     schema = table.match_generation(header).arrow_schema(header)
-    reader = pacsv.open_csv(source, convert_options=pacsv.ConvertOptions(
-        column_types=schema, null_values=["", " "], strings_can_be_null=True))
+    reader = pacsv.open_csv(
+        source,
+        convert_options=pacsv.ConvertOptions(column_types=schema, null_values=["", " "], strings_can_be_null=True),
+    )
     ds.write_dataset(
-        reader, destination, format="parquet", basename_template="part-{i}.parquet",
+        reader,
+        destination,
+        format="parquet",
+        basename_template="part-{i}.parquet",
         file_options=ds.ParquetFileFormat().make_write_options(compression="zstd"),
-        min_rows_per_group=ROW_GROUP_ROWS, max_rows_per_group=ROW_GROUP_ROWS,
+        min_rows_per_group=ROW_GROUP_ROWS,
+        max_rows_per_group=ROW_GROUP_ROWS,
     )
     return EngineReport()
 
@@ -324,8 +345,11 @@ ENGINES = {
         Engine("bronze", ("boston_lake.lake.bronze",), _bronze, takes_duckdb_settings=True),
         Engine("pandas_seed", ("pandas", "pyarrow.parquet"), _pandas_seed),
         Engine("duckdb_plain", ("duckdb",), _duckdb_plain, takes_duckdb_settings=True),
-        Engine("pyarrow_csv", ("pyarrow.csv", "pyarrow.dataset", "boston_lake.lake.csvscan",
-                               "boston_lake.lake.tables"), _pyarrow_csv),
+        Engine(
+            "pyarrow_csv",
+            ("pyarrow.csv", "pyarrow.dataset", "boston_lake.lake.csvscan", "boston_lake.lake.tables"),
+            _pyarrow_csv,
+        ),
         Engine("polars", ("polars",), _polars),
     )
 }
@@ -356,8 +380,10 @@ def parse_engines(text: str) -> list[EngineSpec]:
     for item in re.split(r",(?![^\[]*\])", text):  # commas between brackets separate settings, not engines
         match = re.fullmatch(r"\s*(\w+)\s*(?:\[([^\[\]]*)\])?\s*", item)
         if not match or match.group(1) not in ENGINES:
-            raise BenchError(f"engine {item.strip()!r}: expected one of {', '.join(ENGINES)}, "
-                             "optionally with settings in brackets, e.g. bronze[threads=1]")
+            raise BenchError(
+                f"engine {item.strip()!r}: expected one of {', '.join(ENGINES)}, "
+                "optionally with settings in brackets, e.g. bronze[threads=1]"
+            )
         engine = ENGINES[match.group(1)]
         options = dict(_parse_option(item.strip(), pair) for pair in (match.group(2) or "").split(",") if pair)
         if options and not engine.takes_duckdb_settings:
@@ -398,8 +424,14 @@ def run_child(job: dict[str, Any]) -> None:
     started = time.perf_counter()
     report = spec.engine.convert(Path(job["csv"]), Path(job["out"]), SHAPES[job["shape"]].table, dict(spec.options))
     seconds = time.perf_counter() - started
-    result = {"seconds": seconds, "start_rss_kib": start_rss, "peak_rss_kib": _status_kib("VmHWM"),
-              "reported_rows": report.reported_rows, "rejects": report.rejects, "first_reject": report.first_reject}
+    result = {
+        "seconds": seconds,
+        "start_rss_kib": start_rss,
+        "peak_rss_kib": _status_kib("VmHWM"),
+        "reported_rows": report.reported_rows,
+        "rejects": report.rejects,
+        "first_reject": report.first_reject,
+    }
     Path(job["result"]).write_text(json.dumps(result))
 
 
@@ -426,13 +458,23 @@ def run_engine(spec: EngineSpec, generated: Generated, work_dir: Path) -> Run:
     result_path = out_dir / f"{spec.slug}.result.json"
     _remove(destination)
     result_path.unlink(missing_ok=True)
-    job = {"engine": spec.label, "csv": str(generated.path), "out": str(destination), "shape": generated.shape,
-           "result": str(result_path)}
-    child = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--run-engine", json.dumps(job)],
-                           capture_output=True, text=True, check=False)
+    job = {
+        "engine": spec.label,
+        "csv": str(generated.path),
+        "out": str(destination),
+        "shape": generated.shape,
+        "result": str(result_path),
+    }
+    child = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--run-engine", json.dumps(job)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if child.returncode != 0 or not result_path.exists():
-        raise BenchError(f"{spec.label} on {generated.path} failed (exit {child.returncode}):\n"
-                         f"{child.stderr.strip()[-3000:]}")
+        raise BenchError(
+            f"{spec.label} on {generated.path} failed (exit {child.returncode}):\n{child.stderr.strip()[-3000:]}"
+        )
     result = json.loads(result_path.read_text())
     result_path.unlink()
     rows, output_bytes = _parquet_rows_and_bytes(destination)
@@ -444,8 +486,9 @@ def run_engine(spec: EngineSpec, generated: Generated, work_dir: Path) -> Run:
 def _check_rows(spec: EngineSpec, generated: Generated, rows: int, result: dict[str, Any]) -> None:
     where = f"{spec.label} on {generated.path}"
     if result["rejects"]:
-        raise BenchError(f"{where}: {result['rejects']} rows rejected from generated data, "
-                         f"first {result['first_reject']}")
+        raise BenchError(
+            f"{where}: {result['rejects']} rows rejected from generated data, first {result['first_reject']}"
+        )
     if result["reported_rows"] is not None and result["reported_rows"] != rows:
         raise BenchError(f"{where}: reported {result['reported_rows']} rows but its Parquet holds {rows}")
     if rows != generated.rows:
@@ -494,8 +537,14 @@ class Measurement:
         return self.input_bytes / MB / self.seconds
 
 
-def measure(sizes: list[str], specs: list[EngineSpec], shape: Shape, work_dir: Path, repeat: int,
-            log: Callable[[str], None] = lambda message: None) -> list[Measurement]:
+def measure(
+    sizes: list[str],
+    specs: list[EngineSpec],
+    shape: Shape,
+    work_dir: Path,
+    repeat: int,
+    log: Callable[[str], None] = lambda message: None,
+) -> list[Measurement]:
     measurements = []
     for size in sizes:
         log(f"{size}: generating or reusing a {shape.name} CSV in {work_dir}")
@@ -506,17 +555,25 @@ def measure(sizes: list[str], specs: list[EngineSpec], shape: Shape, work_dir: P
             for spec in specs:
                 run = run_engine(spec, generated, work_dir)
                 runs[spec.label].append(run)
-                log(f"{size} {spec.label} run {attempt + 1}/{repeat}: {run.seconds:.2f} s, "
-                    f"peak RSS {run.peak_rss_kib / MIB_PER_KIB:.0f} MiB")
+                log(
+                    f"{size} {spec.label} run {attempt + 1}/{repeat}: {run.seconds:.2f} s, "
+                    f"peak RSS {run.peak_rss_kib / MIB_PER_KIB:.0f} MiB"
+                )
         for spec in specs:
             done = runs[spec.label]
-            measurements.append(Measurement(
-                size, generated.bytes, generated.rows, spec.label, spec.is_baseline,
-                statistics.median(run.seconds for run in done),
-                max(run.peak_rss_kib for run in done) / MIB_PER_KIB,
-                max(run.start_rss_kib for run in done) / MIB_PER_KIB,
-                done[-1].output_bytes,
-            ))
+            measurements.append(
+                Measurement(
+                    size,
+                    generated.bytes,
+                    generated.rows,
+                    spec.label,
+                    spec.is_baseline,
+                    statistics.median(run.seconds for run in done),
+                    max(run.peak_rss_kib for run in done) / MIB_PER_KIB,
+                    max(run.start_rss_kib for run in done) / MIB_PER_KIB,
+                    done[-1].output_bytes,
+                )
+            )
     return measurements
 
 
@@ -565,8 +622,10 @@ def verdicts(measurements: list[Measurement]) -> list[str]:
         lines.append("Throughput: no verdict, no baseline engine was measured.")
     worst = max(m.peak_rss_mib for m in bronze)
     detail = "; ".join(f"{m.size} {m.peak_rss_mib:.0f} MiB" for m in bronze)
-    lines.append(f"Memory (bronze peak RSS <= {RSS_TARGET_MIB} MiB at every size): "
-                 f"{'MET' if worst <= RSS_TARGET_MIB else 'MISSED'} - {detail}.")
+    lines.append(
+        f"Memory (bronze peak RSS <= {RSS_TARGET_MIB} MiB at every size): "
+        f"{'MET' if worst <= RSS_TARGET_MIB else 'MISSED'} - {detail}."
+    )
     return lines
 
 
@@ -601,10 +660,14 @@ def report(measurements: list[Measurement], notes: list[str], command: str) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="50MB,500MB", help="comma-separated CSV sizes, e.g. 50MB,500MB,2GB")
-    parser.add_argument("--engines", default=DEFAULT_ENGINES,
-                        help=f"comma-separated, of {', '.join(ENGINES)}; settings in brackets: bronze[threads=1]")
-    parser.add_argument("--table", choices=sorted(SHAPES), default="legacy_v2",
-                        help="which real sample rows the CSV is made of")
+    parser.add_argument(
+        "--engines",
+        default=DEFAULT_ENGINES,
+        help=f"comma-separated, of {', '.join(ENGINES)}; settings in brackets: bronze[threads=1]",
+    )
+    parser.add_argument(
+        "--table", choices=sorted(SHAPES), default="legacy_v2", help="which real sample rows the CSV is made of"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs per engine and size; the median time is kept")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / ".work", help="generated CSVs and outputs")
     parser.add_argument("--markdown", action="store_true", help=f"append a dated section to {RESULTS}")
@@ -622,8 +685,14 @@ def main(argv: list[str] | None = None) -> int:
             parse_size(size)
         missing = [spec for spec in specs if not installed(spec)]
         notes = [f"{spec.label}: skipped, {', '.join(spec.engine.modules)} not installed" for spec in missing]
-        measurements = measure(sizes, [spec for spec in specs if spec not in missing], SHAPES[args.table],
-                               args.work_dir, args.repeat, log=lambda message: print(message, file=sys.stderr))
+        measurements = measure(
+            sizes,
+            [spec for spec in specs if spec not in missing],
+            SHAPES[args.table],
+            args.work_dir,
+            args.repeat,
+            log=lambda message: print(message, file=sys.stderr),
+        )
     except BenchError as error:
         print(f"bench_bronze: {error}", file=sys.stderr)
         return 1

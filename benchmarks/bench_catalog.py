@@ -87,7 +87,9 @@ def main() -> None:
         prefix = layout.bronze_table_prefix(LEGACY_REQUESTS.name)
         target = [(LEGACY_REQUESTS.name, prefix)]
         data_files = sorted(path for path in store.path(prefix).rglob("*.parquet"))
-        year_files = sorted(store.path(layout.bronze_partition_prefix(LEGACY_REQUESTS.name, QUERY_YEAR)).glob("*.parquet"))
+        year_files = sorted(
+            store.path(layout.bronze_partition_prefix(LEGACY_REQUESTS.name, QUERY_YEAR)).glob("*.parquet")
+        )
         crawlers: list[Crawler] = []
 
         def fresh_crawler() -> None:
@@ -110,8 +112,11 @@ def main() -> None:
         assert counts["requests"].to_pylist() and sum(counts["requests"].to_pylist()) == len(expected)
         query = median_seconds(lambda: engine.query(sql))
         pandas_query = median_seconds(
-            lambda: pd.concat(pd.read_parquet(path, columns=["neighborhood"]) for path in year_files)
-            .groupby("neighborhood", dropna=False).size()
+            lambda: (
+                pd.concat(pd.read_parquet(path, columns=["neighborhood"]) for path in year_files)
+                .groupby("neighborhood", dropna=False)
+                .size()
+            )
         )
         files = ", ".join(f"'{path}'" for path in year_files)
         direct_sql = f"SELECT neighborhood, count(*) FROM read_parquet([{files}]) GROUP BY neighborhood"
@@ -119,14 +124,34 @@ def main() -> None:
         direct_query = median_seconds(lambda: direct.sql(direct_sql).to_arrow_table())
 
     rows = [
-        (f"crawl, first ({len(YEARS)} partitions, {len(data_files)} files, {len(data_files) * ROWS_PER_FILE:,} rows)", first_crawl, CRAWL_TARGET_SECONDS,
-         "pyarrow reads every file whole", read_everything),
-        ("crawl again, nothing changed", recrawl, CRAWL_TARGET_SECONDS,
-         "pyarrow reads every file whole", read_everything),
-        (f"query: count by neighborhood, year {QUERY_YEAR} ({len(expected):,} rows)", query, QUERY_TARGET_SECONDS,
-         "pandas read_parquet + groupby", pandas_query),
-        (f"query: count by neighborhood, year {QUERY_YEAR} ({len(expected):,} rows)", query, QUERY_TARGET_SECONDS,
-         "DuckDB on the same files, no catalog", direct_query),
+        (
+            f"crawl, first ({len(YEARS)} partitions, {len(data_files)} files, {len(data_files) * ROWS_PER_FILE:,} rows)",
+            first_crawl,
+            CRAWL_TARGET_SECONDS,
+            "pyarrow reads every file whole",
+            read_everything,
+        ),
+        (
+            "crawl again, nothing changed",
+            recrawl,
+            CRAWL_TARGET_SECONDS,
+            "pyarrow reads every file whole",
+            read_everything,
+        ),
+        (
+            f"query: count by neighborhood, year {QUERY_YEAR} ({len(expected):,} rows)",
+            query,
+            QUERY_TARGET_SECONDS,
+            "pandas read_parquet + groupby",
+            pandas_query,
+        ),
+        (
+            f"query: count by neighborhood, year {QUERY_YEAR} ({len(expected):,} rows)",
+            query,
+            QUERY_TARGET_SECONDS,
+            "DuckDB on the same files, no catalog",
+            direct_query,
+        ),
     ]
     print(f"median of {RUNS} runs each\n")
     print("| measure | seconds | target | within target | baseline | baseline seconds | measure / baseline |")

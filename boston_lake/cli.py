@@ -50,8 +50,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     try:
-        handler = {"query": _query, "catalog": _catalog, "status": _status, "provision": _provision,
-                   "serve-sample-portal": _serve, "demo": _demo}
+        handler = {
+            "query": _query,
+            "catalog": _catalog,
+            "status": _status,
+            "provision": _provision,
+            "serve-sample-portal": _serve,
+            "demo": _demo,
+        }
         return handler[args.command](args)
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
@@ -77,7 +83,11 @@ def format_result(result: pa.Table, style: str) -> str:
     rows = result.to_pylist()
     if style == "json":
         return json.dumps(rows, default=str, indent=1)
-    return tabulate(rows, headers="keys", tablefmt="github") if rows else f"(no rows; columns: {', '.join(result.column_names)})"
+    return (
+        tabulate(rows, headers="keys", tablefmt="github")
+        if rows
+        else f"(no rows; columns: {', '.join(result.column_names)})"
+    )
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -126,14 +136,22 @@ def _describe_table(catalog, database: str, table: dict) -> str:
         lines.append(f"    deprecated by the crawler at {parameters['DEPRECATED_BY_CRAWLER']}")
     partitions = catalog.get_partitions(database, table["Name"])
     rows = [
-        {"partition": "/".join(p["Values"]), "records": p.get("Parameters", {}).get("recordCount"),
-         "objects": p.get("Parameters", {}).get("objectCount"), "location": p["StorageDescriptor"]["Location"]}
+        {
+            "partition": "/".join(p["Values"]),
+            "records": p.get("Parameters", {}).get("recordCount"),
+            "objects": p.get("Parameters", {}).get("objectCount"),
+            "location": p["StorageDescriptor"]["Location"],
+        }
         for p in sorted(partitions, key=lambda p: p["Values"])
     ]
-    lines.append("    " + (tabulate(rows, headers="keys", tablefmt="plain").replace("\n", "\n    ") if rows else "no partitions"))
+    lines.append(
+        "    " + (tabulate(rows, headers="keys", tablefmt="plain").replace("\n", "\n    ") if rows else "no partitions")
+    )
     versions = catalog.get_table_versions(database, table["Name"])
-    lines.append("    versions: " + ", ".join(
-        f"{v['VersionId']} ({len(v['Table']['StorageDescriptor']['Columns'])} columns)" for v in versions))
+    lines.append(
+        "    versions: "
+        + ", ".join(f"{v['VersionId']} ({len(v['Table']['StorageDescriptor']['Columns'])} columns)" for v in versions)
+    )
     return "\n".join(lines)
 
 

@@ -7,10 +7,10 @@ from dagster import DagsterInstance, Definitions, build_sensor_context
 from tabulate import tabulate
 
 from boston_lake.cli import format_result
+from boston_lake.definitions import build_definitions
 from boston_lake.defs.jobs import ingest_job_name
 from boston_lake.defs.partitions import partitions_for
 from boston_lake.defs.sensors import RANGE_END, RANGE_START
-from boston_lake.definitions import build_definitions
 from boston_lake.lake.portal import CkanPortal
 from boston_lake.lake.raw import offered_years
 from boston_lake.lake.settings import Settings
@@ -65,6 +65,6 @@ def run_demo(settings: Settings) -> int:
     print("\nthe lake, per table and year:")
     print(tabulate(rows, headers="keys", tablefmt="github"))
     for sql in DEMO_QUERIES:
-        print(f"\nboston-lake query \"{sql}\"")
+        print(f'\nboston-lake query "{sql}"')
         print(format_result(catalog.query(sql, storage.lake_zone()), "table"))
     return 0

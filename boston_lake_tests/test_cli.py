@@ -10,7 +10,11 @@ import pytest
 def boston_lake(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "boston_lake.cli", *args],
-        env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=300, cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
     )
 
 
@@ -18,12 +22,20 @@ def boston_lake(*args: str, env: dict[str, str] | None = None, cwd=None) -> subp
 def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(tmp_path):
     result = boston_lake("demo", "--dir", str(tmp_path / "demo"))
     assert result.returncode == 0, result.stdout + result.stderr
-    table_lines = [line for line in result.stdout.splitlines() if line.startswith("| legacy") or line.startswith("| new_system")]
+    table_lines = [
+        line for line in result.stdout.splitlines() if line.startswith("| legacy") or line.startswith("| new_system")
+    ]
     counts = {tuple(cell.strip() for cell in line.split("|")[1:3]): line.split("|")[6].strip() for line in table_lines}
-    assert counts == {("legacy_requests", "2013"): "700", ("legacy_requests", "2022"): "100",
-                      ("legacy_requests", "2023"): "700", ("new_system_requests", "2025"): "4134",
-                      ("new_system_requests", "2026"): "1339"}
-    runs = list((tmp_path / "demo" / "dagster_home").rglob("runs.db")) + list((tmp_path / "demo" / "dagster_home").rglob("*.db"))
+    assert counts == {
+        ("legacy_requests", "2013"): "700",
+        ("legacy_requests", "2022"): "100",
+        ("legacy_requests", "2023"): "700",
+        ("new_system_requests", "2025"): "4134",
+        ("new_system_requests", "2026"): "1339",
+    }
+    runs = list((tmp_path / "demo" / "dagster_home").rglob("runs.db")) + list(
+        (tmp_path / "demo" / "dagster_home").rglob("*.db")
+    )
     assert runs, "the demo's runs are kept in its Dagster home for the UI"
 
     assert "crawl_legacy_requests" in result.stdout and "crawl_new_system_requests" in result.stdout
@@ -47,7 +59,9 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     assert "partition keys: year string" in catalog.stdout and "versions: 1 (34 columns)" in catalog.stdout
 
     bad = boston_lake("query", "SELECT * FROM boston311.nope", env=home)
-    assert bad.returncode == 1 and "known tables: boston311.legacy_requests, boston311.new_system_requests" in bad.stderr
+    assert (
+        bad.returncode == 1 and "known tables: boston311.legacy_requests, boston311.new_system_requests" in bad.stderr
+    )
 
 
 def test_status_of_an_empty_lake(tmp_path):

@@ -9,8 +9,9 @@ import pytest
 from boston_lake.definitions import build_definitions
 from boston_lake.lake.settings import Settings
 
-EXPECTED_ASSETS = {f"{layer}/{table}" for layer in ("raw", "bronze", "catalog")
-                   for table in ("legacy_requests", "new_system_requests")}
+EXPECTED_ASSETS = {
+    f"{layer}/{table}" for layer in ("raw", "bronze", "catalog") for table in ("legacy_requests", "new_system_requests")
+}
 
 
 def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(local_defs):
@@ -21,7 +22,10 @@ def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(loca
     assert local_defs.sensors[0].default_status.value == "RUNNING"
     crawl = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "catalog/legacy_requests"))
     assert crawl.pools == {"boston_lake_crawler"}
-    assert {s.name for s in local_defs.schedules} == {"refresh_legacy_requests_current_year", "refresh_new_system_requests_current_year"}
+    assert {s.name for s in local_defs.schedules} == {
+        "refresh_legacy_requests_current_year",
+        "refresh_new_system_requests_current_year",
+    }
     legacy = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "raw/legacy_requests"))
     assert legacy.partitions_def.get_first_partition_key() == "2011"
     assert legacy.backfill_policy.max_partitions_per_run is None  # single run
@@ -30,7 +34,10 @@ def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(loca
 def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "boston_lake.definitions"],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -41,8 +48,13 @@ def test_dagster_validates_the_code_location(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env,variable", [({"BOSTON_LAKE_TARGET": "azure"}, "BOSTON_LAKE_TARGET"),
-                                           ({"BOSTON_LAKE_PORTAL_URL": "data.boston.gov"}, "BOSTON_LAKE_PORTAL_URL")])
+@pytest.mark.parametrize(
+    "env,variable",
+    [
+        ({"BOSTON_LAKE_TARGET": "azure"}, "BOSTON_LAKE_TARGET"),
+        ({"BOSTON_LAKE_PORTAL_URL": "data.boston.gov"}, "BOSTON_LAKE_PORTAL_URL"),
+    ],
+)
 def test_bad_configuration_fails_at_load_naming_the_variable(tmp_path, env, variable):
     result = validate({"BOSTON_LAKE_HOME": str(tmp_path), **env})
     assert result.returncode != 0 and variable in result.stderr + result.stdout

@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetChecksDefinition,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
@@ -46,7 +46,10 @@ def catalog_key(table: LakeTable) -> AssetKey:
 def column_schema(snapshot: TableSnapshot) -> TableSchema:
     return TableSchema(
         columns=[TableColumn(name=name, type=glue_type) for name, glue_type in snapshot.columns]
-        + [TableColumn(name=name, type=glue_type, description="partition key") for name, glue_type in snapshot.partition_keys]
+        + [
+            TableColumn(name=name, type=glue_type, description="partition key")
+            for name, glue_type in snapshot.partition_keys
+        ]
     )
 
 
@@ -64,7 +67,9 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
             "per bronze year with its statistics, a table version archived at every change."
         ),
     )
-    def catalog_asset(context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource) -> MaterializeResult:
+    def catalog_asset(
+        context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
+    ) -> MaterializeResult:
         years = run_years(context)
         # The run was requested after its years landed; a managed crawl must not have started before that.
         run = context.instance.get_run_record_by_id(context.run.run_id)
@@ -74,26 +79,37 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
         glue = catalog.catalog()
         update = register(
             lambda: catalog.crawl(table.name, years, storage.lake_zone(), context.log, landed_at),
-            glue, catalog.database, table.name, years,
+            glue,
+            catalog.database,
+            table.name,
+            years,
         )
         context.log.info(update.crawl_summary)
         for conflict in update.conflicts:
             context.log.warning(f"{table.name}: {conflict}")
         for year in years:
             parameters = update.after.partitions[str(year)]
-            state = "added" if str(year) in update.partitions_added else (
-                "updated" if str(year) in update.partitions_updated else "unchanged")
+            state = (
+                "added"
+                if str(year) in update.partitions_added
+                else ("updated" if str(year) in update.partitions_updated else "unchanged")
+            )
             context.add_asset_metadata(
-                {"partition": state, "dagster/row_count": MetadataValue.int(partition_record_count(parameters)),
-                 "sizeKey": int(parameters.get("sizeKey", 0) or 0)},
+                {
+                    "partition": state,
+                    "dagster/row_count": MetadataValue.int(partition_record_count(parameters)),
+                    "sizeKey": int(parameters.get("sizeKey", 0) or 0),
+                },
                 partition_key=str(year),
             )
-        context.add_asset_metadata({
-            **update.metadata(),
-            "dagster/table_name": f"{catalog.database}.{table.name}",
-            "dagster/column_schema": column_schema(update.after),
-            "catalog": MetadataValue.path(glue.uri()),
-        })
+        context.add_asset_metadata(
+            {
+                **update.metadata(),
+                "dagster/table_name": f"{catalog.database}.{table.name}",
+                "dagster/column_schema": column_schema(update.after),
+                "catalog": MetadataValue.path(glue.uri()),
+            }
+        )
         return MaterializeResult()
 
     return catalog_asset
@@ -117,12 +133,21 @@ def _last_crawl_changes(context: AssetCheckExecutionContext, asset_key: AssetKey
 def build_catalog_checks(table: LakeTable) -> AssetChecksDefinition:
     asset_key = catalog_key(table)
     specs = [
-        AssetCheckSpec("bronze_partitions_registered", asset=asset_key,
-                       description="Every year that has a bronze partition is a partition of the catalog table."),
-        AssetCheckSpec("record_count_matches_bronze", asset=asset_key,
-                       description="The table's recordCount equals the rows in its bronze Parquet footers."),
-        AssetCheckSpec("schema_unchanged", asset=asset_key,
-                       description="Warns, naming the columns, when the last crawl changed the table's columns."),
+        AssetCheckSpec(
+            "bronze_partitions_registered",
+            asset=asset_key,
+            description="Every year that has a bronze partition is a partition of the catalog table.",
+        ),
+        AssetCheckSpec(
+            "record_count_matches_bronze",
+            asset=asset_key,
+            description="The table's recordCount equals the rows in its bronze Parquet footers.",
+        ),
+        AssetCheckSpec(
+            "schema_unchanged",
+            asset=asset_key,
+            description="Warns, naming the columns, when the last crawl changed the table's columns.",
+        ),
     ]
 
     @multi_asset_check(specs=specs, name=f"catalog_{table.name}_checks")
@@ -136,7 +161,8 @@ def build_catalog_checks(table: LakeTable) -> AssetChecksDefinition:
         yield AssetCheckResult(
             check_name="bronze_partitions_registered",
             passed=snapshot.exists and not missing,
-            description=(f"not registered: {missing}" if missing else None) if snapshot.exists
+            description=(f"not registered: {missing}" if missing else None)
+            if snapshot.exists
             else f"{catalog.database}.{table.name} is not in the catalog; crawl it",
             metadata={"bronze_years": in_bronze, "registered_years": sorted(int(y) for y in snapshot.partitions)},
         )
@@ -146,7 +172,8 @@ def build_catalog_checks(table: LakeTable) -> AssetChecksDefinition:
         yield AssetCheckResult(
             check_name="record_count_matches_bronze",
             passed=snapshot.exists and snapshot.record_count == bronze_rows,
-            description=None if snapshot.record_count == bronze_rows
+            description=None
+            if snapshot.record_count == bronze_rows
             else f"recordCount {snapshot.record_count} != {bronze_rows} rows in bronze; recrawl",
             metadata={"recordCount": snapshot.record_count, "bronze_rows": bronze_rows},
         )
@@ -156,7 +183,8 @@ def build_catalog_checks(table: LakeTable) -> AssetChecksDefinition:
             passed=not (added or removed),
             severity=AssetCheckSeverity.WARN,
             description=f"the last crawl added columns {added or 'none'} and removed columns {removed or 'none'}"
-            if added or removed else None,
+            if added or removed
+            else None,
             metadata={"schema_version": snapshot.version_id or "", "columns_added": added, "columns_removed": removed},
         )
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetChecksDefinition,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetChecksDefinition,
     MetadataValue,
     multi_asset_check,
 )
@@ -35,7 +35,8 @@ def _ids_result(facts: list[PartitionFacts]) -> AssetCheckResult:
         description="; ".join(
             f"{f.year}: {f.null_ids} rows without {f.id_column}, {f.duplicate_ids} ids repeated (e.g. {f.duplicate_examples})"
             for f in failing
-        ) or None,
+        )
+        or None,
         metadata={
             "null_ids": sum(f.null_ids for f in facts),
             "duplicate_ids": sum(f.duplicate_ids for f in facts),
@@ -51,8 +52,10 @@ def _reconcile_result(facts: list[PartitionFacts]) -> AssetCheckResult:
         if f.raw_data_rows is None:
             details.append(f"{f.year}: the raw partition has no manifest")
         elif f.built_from_sha256 != f.raw_sha256:
-            details.append(f"{f.year}: bronze was built from raw {f.built_from_sha256[:12]} but raw now holds "
-                           f"{(f.raw_sha256 or '')[:12]}; rebuild bronze")
+            details.append(
+                f"{f.year}: bronze was built from raw {f.built_from_sha256[:12]} but raw now holds "
+                f"{(f.raw_sha256 or '')[:12]}; rebuild bronze"
+            )
         else:
             details.append(f"{f.year}: {f.rows} rows + {f.rejects} rejects != {f.raw_data_rows} data rows in raw")
     return AssetCheckResult(
@@ -76,7 +79,8 @@ def _rejects_result(facts: list[PartitionFacts]) -> AssetCheckResult:
         severity=AssetCheckSeverity.WARN,
         description="; ".join(
             f"{f.year}: {f.rejects} rows rejected, see {layout.bronze_rejects_key(f.table, f.year)}" for f in failing
-        ) or None,
+        )
+        or None,
         metadata={"rejects": sum(f.rejects for f in facts), "failing_years": [f.year for f in failing]},
     )
 
@@ -90,7 +94,8 @@ def _open_dates_result(facts: list[PartitionFacts]) -> AssetCheckResult:
         description="; ".join(
             f"{f.year}: {f.opened_outside_year} of {f.rows} cases ({f.outside_share:.1%}) opened in another year"
             for f in failing
-        ) or None,
+        )
+        or None,
         metadata={
             "opened_outside_year": sum(f.opened_outside_year for f in facts),
             "opened_missing": sum(f.opened_missing for f in facts),
@@ -103,14 +108,26 @@ def _open_dates_result(facts: list[PartitionFacts]) -> AssetCheckResult:
 def build_bronze_checks(table: LakeTable) -> AssetChecksDefinition:
     asset = bronze_key(table)
     specs = [
-        AssetCheckSpec("case_id_present_and_unique", asset=asset,
-                       description="Every row has a case id and no id appears twice within the year."),
-        AssetCheckSpec("rows_reconcile_with_raw", asset=asset,
-                       description="Bronze rows plus rejected rows equal the data rows of the raw file."),
-        AssetCheckSpec("no_rejected_rows", asset=asset,
-                       description="Warns when rows could not be parsed; they are kept, with reasons, in _rejects.csv."),
-        AssetCheckSpec("open_dates_within_year", asset=asset,
-                       description=f"At most {MAX_OUTSIDE_SHARE:.0%} of cases opened outside the partition's year (warns)."),
+        AssetCheckSpec(
+            "case_id_present_and_unique",
+            asset=asset,
+            description="Every row has a case id and no id appears twice within the year.",
+        ),
+        AssetCheckSpec(
+            "rows_reconcile_with_raw",
+            asset=asset,
+            description="Bronze rows plus rejected rows equal the data rows of the raw file.",
+        ),
+        AssetCheckSpec(
+            "no_rejected_rows",
+            asset=asset,
+            description="Warns when rows could not be parsed; they are kept, with reasons, in _rejects.csv.",
+        ),
+        AssetCheckSpec(
+            "open_dates_within_year",
+            asset=asset,
+            description=f"At most {MAX_OUTSIDE_SHARE:.0%} of cases opened outside the partition's year (warns).",
+        ),
     ]
 
     @multi_asset_check(specs=specs, name=f"bronze_{table.name}_checks")

@@ -32,18 +32,23 @@ from boston_lake.lake.tables import TABLES, LakeTable
 
 INGEST_GROUP = "ingest"
 
+
 def raw_key(table: LakeTable) -> AssetKey:
     return AssetKey(["raw", table.name])
 
+
 def bronze_key(table: LakeTable) -> AssetKey:
     return AssetKey(["bronze", table.name])
+
 
 class BronzeConfig(Config):
     force: bool = False
     """Rebuild even when the partition was already built from the same raw file by the same converter."""
 
+
 def _single_version(versions: Sequence[str]) -> DataVersion | None:
     return DataVersion(versions[0]) if len(versions) == 1 else None
+
 
 def raw_metadata(partition: RawPartition, storage_uri: str) -> dict[str, Any]:
     meta = partition.metadata()
@@ -54,6 +59,7 @@ def raw_metadata(partition: RawPartition, storage_uri: str) -> dict[str, Any]:
         "bytes": MetadataValue.int(meta["bytes"]),
         "dagster/row_count": MetadataValue.int(meta["data_rows"]),
     }
+
 
 def bronze_metadata(partition: BronzePartition, storage_uri: str) -> dict[str, Any]:
     meta = partition.metadata()
@@ -68,6 +74,7 @@ def bronze_metadata(partition: BronzePartition, storage_uri: str) -> dict[str, A
         ),
         "preview": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
     }
+
 
 def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
     partitions_def = partitions_for(table)
@@ -88,7 +95,9 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         zone = RawZone(store, portal.client(context.log), context.log)
         partitions = zone.ingest(table, run_years(context), valid_years=all_years(table))
         for partition in partitions:
-            context.log.info(f"{table.name} {partition.year}: {'stored' if partition.changed else 'unchanged'}, {partition.reason}")
+            context.log.info(
+                f"{table.name} {partition.year}: {'stored' if partition.changed else 'unchanged'}, {partition.reason}"
+            )
             context.add_asset_metadata(
                 raw_metadata(partition, store.uri(partition.manifest.key)), partition_key=str(partition.year)
             )
@@ -107,7 +116,9 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
             "_rejects.csv beside the partition."
         ),
     )
-    def bronze_asset(context: AssetExecutionContext, config: BronzeConfig, storage: LakeStorageResource) -> MaterializeResult:
+    def bronze_asset(
+        context: AssetExecutionContext, config: BronzeConfig, storage: LakeStorageResource
+    ) -> MaterializeResult:
         store = storage.lake_zone()
         zone = BronzeZone(storage.raw_zone(), store, context.log, storage.converter_settings())
         versions = []
@@ -122,5 +133,6 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         return MaterializeResult(data_version=_single_version(versions))
 
     return [raw_asset, bronze_asset]
+
 
 INGEST_ASSETS = [definition for table in TABLES for definition in build_ingest_assets(table)]

@@ -16,7 +16,9 @@ def yearly_partitions(first_year: int) -> TimeWindowPartitionsDefinition:
     )
 
 
-PARTITIONS_BY_TABLE = {table.name: yearly_partitions(table.first_year) for table in (LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS)}
+PARTITIONS_BY_TABLE = {
+    table.name: yearly_partitions(table.first_year) for table in (LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS)
+}
 
 
 def partitions_for(table: LakeTable) -> TimeWindowPartitionsDefinition:

@@ -156,8 +156,13 @@ class GlueCatalogResource(CatalogResource):
         if self.crawler_mode == "direct":
             return direct_crawl(lake, self.catalog(), self.database, table, log)
         result = run_managed_crawler(
-            boto3_client("glue", self.region), self.crawler_name, requested_partitions={table: years},
-            database=self.database, landed_at=landed_at, log=log, timeout_seconds=self.crawl_timeout_seconds,
+            boto3_client("glue", self.region),
+            self.crawler_name,
+            requested_partitions={table: years},
+            database=self.database,
+            landed_at=landed_at,
+            log=log,
+            timeout_seconds=self.crawl_timeout_seconds,
             backoff=Backoff(initial_seconds=self.crawl_poll_seconds, factor=2, max_seconds=60),
         )
         return f"managed crawler {self.crawler_name}: crawl {result.crawl_id} {result.state}", []
@@ -180,11 +185,17 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     s3 = S3Resource(region_name=aws.region)  # endpoint, profile and credentials: boto3's own variables and chain
     return {
         "portal": portal,
-        "storage": S3LakeStorage(s3=s3, raw_bucket=aws.raw_bucket, lake_bucket=aws.lake_bucket,
-                                 sse=aws.sse, kms_key_id=aws.kms_key_id),
+        "storage": S3LakeStorage(
+            s3=s3, raw_bucket=aws.raw_bucket, lake_bucket=aws.lake_bucket, sse=aws.sse, kms_key_id=aws.kms_key_id
+        ),
         "catalog": GlueCatalogResource(
-            s3=s3, region=aws.region, database=aws.database, crawler_mode=aws.crawler_mode,
-            crawler_name=aws.crawler_name, lock_bucket=aws.lake_bucket,
-            athena_workgroup=aws.athena_workgroup, athena_output=aws.athena_output,
+            s3=s3,
+            region=aws.region,
+            database=aws.database,
+            crawler_mode=aws.crawler_mode,
+            crawler_name=aws.crawler_name,
+            lock_bucket=aws.lake_bucket,
+            athena_workgroup=aws.athena_workgroup,
+            athena_output=aws.athena_output,
         ),
     }

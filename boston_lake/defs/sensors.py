@@ -38,7 +38,9 @@ IN_FLIGHT = [
 PAGE = 1000
 
 
-def landed_years(instance: DagsterInstance, table: LakeTable, after_storage_id: int | None) -> tuple[list[int], int | None]:
+def landed_years(
+    instance: DagsterInstance, table: LakeTable, after_storage_id: int | None
+) -> tuple[list[int], int | None]:
     """Years of every bronze materialization after the cursor, and the newest record's storage id."""
     years: set[int] = set()
     newest = after_storage_id
@@ -46,7 +48,9 @@ def landed_years(instance: DagsterInstance, table: LakeTable, after_storage_id: 
     while True:
         result = instance.fetch_materializations(
             AssetRecordsFilter(asset_key=bronze_key(table), after_storage_id=after_storage_id),
-            limit=PAGE, cursor=cursor, ascending=True,
+            limit=PAGE,
+            cursor=cursor,
+            ascending=True,
         )
         for record in result.records:
             if record.partition_key is not None:
@@ -91,10 +95,14 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         years, newest = landed_years(context.instance, table, cursor.get(table.name))
         if not years or newest is None:
             continue
-        in_flight = context.instance.get_runs(RunsFilter(statuses=IN_FLIGHT, tags={CRAWL_TABLE_TAG: table.name}), limit=1)
+        in_flight = context.instance.get_runs(
+            RunsFilter(statuses=IN_FLIGHT, tags={CRAWL_TABLE_TAG: table.name}), limit=1
+        )
         if in_flight:
             run = in_flight[0]
-            waiting.append(f"{table.name} years {years} wait for crawl run {run.run_id[:8]} ({run.status.value}) to finish")
+            waiting.append(
+                f"{table.name} years {years} wait for crawl run {run.run_id[:8]} ({run.status.value}) to finish"
+            )
             continue
         requests += [crawl_request(table, first, last, newest) for first, last in contiguous_blocks(years)]
         cursor[table.name] = newest

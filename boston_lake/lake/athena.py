@@ -116,9 +116,7 @@ class AthenaQueryEngine:
                 return execution
             if state in _FINISHED:
                 reason = status.get("StateChangeReason") or status.get("AthenaError", {}).get("ErrorMessage")
-                raise AthenaQueryError(
-                    f"Athena query {query_id} {state}: {reason or 'Athena gave no reason'}\n{sql}"
-                )
+                raise AthenaQueryError(f"Athena query {query_id} {state}: {reason or 'Athena gave no reason'}\n{sql}")
             try:
                 poller.pause(f"Athena query {query_id} (it is {state})")
             except WaitTimedOut as timeout:

@@ -125,7 +125,7 @@ def _copy(
                 hive_partitioning = false)
         ) TO {_string(str(destination))}
         (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(settings.row_group_size)}
-         {f', KV_METADATA {{{metadata}}}' if metadata else ''})
+         {f", KV_METADATA {{{metadata}}}" if metadata else ""})
     """
     (rows,) = connection.execute(sql).fetchone()
     return int(rows)
@@ -195,8 +195,13 @@ def open_parquet(store: ObjectStore, key: str) -> pq.ParquetFile:
 
 
 class BronzeZone:
-    def __init__(self, raw_store: ObjectStore, lake_store: ObjectStore, log: Log,
-                 settings: ConverterSettings = ConverterSettings()):
+    def __init__(
+        self,
+        raw_store: ObjectStore,
+        lake_store: ObjectStore,
+        log: Log,
+        settings: ConverterSettings = ConverterSettings(),
+    ):
         self.raw_store = raw_store
         self.lake_store = lake_store
         self.log = log
@@ -285,8 +290,10 @@ class BronzeZone:
             return None
         parquet = open_parquet(self.lake_store, key)
         meta = footer_metadata(parquet)
-        if (meta.get(META_PREFIX + "raw_sha256") != manifest.sha256
-                or meta.get(META_PREFIX + "converter_version") != CONVERTER_VERSION):
+        if (
+            meta.get(META_PREFIX + "raw_sha256") != manifest.sha256
+            or meta.get(META_PREFIX + "converter_version") != CONVERTER_VERSION
+        ):
             return None
         schema = parquet.schema_arrow
         generation = table.match_generation(schema.names)

@@ -19,8 +19,19 @@ MAX_PARTITIONS_PER_UPDATE = 100  # BatchUpdatePartition
 MAX_PARTITIONS_PER_DELETE = 25  # BatchDeletePartition
 # The fields of Glue's TableInput and PartitionInput: what a Table or Partition dict keeps when written back.
 TABLE_INPUT_KEYS = (
-    "Name", "Description", "Owner", "LastAccessTime", "LastAnalyzedTime", "Retention", "StorageDescriptor",
-    "PartitionKeys", "ViewOriginalText", "ViewExpandedText", "TableType", "Parameters", "TargetTable",
+    "Name",
+    "Description",
+    "Owner",
+    "LastAccessTime",
+    "LastAnalyzedTime",
+    "Retention",
+    "StorageDescriptor",
+    "PartitionKeys",
+    "ViewOriginalText",
+    "ViewExpandedText",
+    "TableType",
+    "Parameters",
+    "TargetTable",
 )
 PARTITION_INPUT_KEYS = ("Values", "LastAccessTime", "StorageDescriptor", "Parameters", "LastAnalyzedTime")
 

@@ -133,7 +133,9 @@ class TableCrawl:
         version = f" (version {self.version_id})" if self.version_id else ""
         parts = [f"{self.table}: {self.action}{version}, {self.record_count} rows"]
         for label, partitions in (
-            ("added", self.partitions_added), ("updated", self.partitions_updated), ("removed", self.partitions_removed)
+            ("added", self.partitions_added),
+            ("updated", self.partitions_updated),
+            ("removed", self.partitions_removed),
         ):
             if partitions:
                 parts.append(f"partitions {label} {', '.join(_label(values) for values in partitions)}")
@@ -144,7 +146,9 @@ class TableCrawl:
         if self.columns_removed:
             parts.append(f"columns removed {', '.join(self.columns_removed)}")
         if self.columns_retyped:
-            parts.append("columns retyped " + ", ".join(f"{name} {old}->{new}" for name, old, new in self.columns_retyped))
+            parts.append(
+                "columns retyped " + ", ".join(f"{name} {old}->{new}" for name, old, new in self.columns_retyped)
+            )
         lines = ["; ".join(parts)]
         lines += [f"  conflict: {conflict.describe()}" for conflict in self.conflicts]
         lines += [f"  not applied: {change}" for change in self.logged_changes]
@@ -184,7 +188,7 @@ def data_objects(store: ObjectStore, prefix: str) -> tuple[list[StoredObject], l
     """The Parquet files under `prefix`, and the keys of objects there that are neither data nor bookkeeping."""
     data, foreign = [], []
     for stored in store.list(prefix):
-        kind = classify_object(stored.key[len(prefix):])
+        kind = classify_object(stored.key[len(prefix) :])
         if kind == "data":
             data.append(stored)
         elif kind == "foreign":
@@ -292,7 +296,7 @@ class Crawler:
     def _scan(self, table: str, prefix: str) -> _ScannedTable:
         found, foreign = data_objects(self.store, prefix)
         location = _folder_uri(self.store, prefix)
-        folders = {stored.key: stored.key[len(prefix):].split("/")[:-1] for stored in found}
+        folders = {stored.key: stored.key[len(prefix) :].split("/")[:-1] for stored in found}
         keys, values_of = _partition_layout(table, self.store, folders)
         files = self._read_footers(table, found, keys)
         partitions: dict[Values, _ScannedPartition] = {}
@@ -342,7 +346,8 @@ class Crawler:
         existing = self.catalog.get_table(self.database, scanned.name)
         existing_partitions = (
             {tuple(p["Values"]): p for p in self.catalog.get_partitions(self.database, scanned.name)}
-            if existing else {}
+            if existing
+            else {}
         )
         if not scanned.partitions:
             self._gone(scanned, existing, existing_partitions, crawl, log)
@@ -374,7 +379,11 @@ class Crawler:
         # Merged from the files, not the partitions, so that a conflict inside one partition is reported too.
         old_columns = _columns(existing["StorageDescriptor"]) if existing else []
         columns, crawl.conflicts = _merge_columns(
-            [(partition.values, data_file.columns) for partition in scanned.partitions for data_file in partition.files],
+            [
+                (partition.values, data_file.columns)
+                for partition in scanned.partitions
+                for data_file in partition.files
+            ],
             old_columns,
         )
         table_input = self._table_input(scanned, columns, existing)
@@ -396,7 +405,9 @@ class Crawler:
                         f"the table by {[key['Name'] for key in existing.get('PartitionKeys', [])]}"
                     )
                     return
-        self._sync_partitions(scanned.name, partition_inputs if scanned.partition_keys else {}, existing_partitions, crawl)
+        self._sync_partitions(
+            scanned.name, partition_inputs if scanned.partition_keys else {}, existing_partitions, crawl
+        )
 
     def _sync_partitions(
         self,
@@ -406,7 +417,11 @@ class Crawler:
         crawl: TableCrawl,
     ) -> None:
         added = [values for values in wanted if values not in existing]
-        changed = [values for values in wanted if values in existing and _partition_input_of(existing[values]) != wanted[values]]
+        changed = [
+            values
+            for values in wanted
+            if values in existing and _partition_input_of(existing[values]) != wanted[values]
+        ]
         for batch in _chunks(added, MAX_PARTITIONS_PER_CREATE):
             self.catalog.batch_create_partitions(self.database, table, [wanted[values] for values in batch])
         crawl.partitions_added = added
@@ -532,9 +547,7 @@ def _partition_layout(
     for key, parts in folders.items():
         depths.setdefault(len(parts), []).append(key)
     if len(depths) > 1:
-        examples = "; ".join(
-            f"{depth} folder levels: {store.uri(keys[0])}" for depth, keys in sorted(depths.items())
-        )
+        examples = "; ".join(f"{depth} folder levels: {store.uri(keys[0])}" for depth, keys in sorted(depths.items()))
         raise CrawlError(
             f"table {table}: data files sit at different folder depths ({examples}); "
             "one table needs one partition layout"
@@ -547,8 +560,7 @@ def _partition_layout(
         keys.append(hive_name or f"partition_{level}")
     values_of = {
         key: tuple(
-            part.split("=", 1)[1] if keys[level] != f"partition_{level}" else part
-            for level, part in enumerate(parts)
+            part.split("=", 1)[1] if keys[level] != f"partition_{level}" else part for level, part in enumerate(parts)
         )
         for key, parts in folders.items()
     }
@@ -591,14 +603,15 @@ def _widest(types: list[str]) -> str | None:
     return None
 
 
-def _column_changes(
-    old: list[Column], new: list[Column]
-) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
+def _column_changes(old: list[Column], new: list[Column]) -> tuple[list[str], list[str], list[tuple[str, str, str]]]:
     old_types, new_types = dict(old), dict(new)
     added = [name for name in new_types if name not in old_types]
     removed = [name for name in old_types if name not in new_types]
-    retyped = [(name, old_types[name], new_types[name]) for name in new_types
-               if name in old_types and old_types[name] != new_types[name]]
+    retyped = [
+        (name, old_types[name], new_types[name])
+        for name in new_types
+        if name in old_types and old_types[name] != new_types[name]
+    ]
     return added, removed, retyped
 
 
@@ -614,7 +627,9 @@ def _describe_table_change(
     if retyped:
         described.append("retype " + ", ".join(f"{name} {old}->{new}" for name, old, new in retyped))
     old_parameters, new_parameters = existing.get("Parameters", {}), table_input["Parameters"]
-    changed = sorted(k for k in set(old_parameters) | set(new_parameters) if old_parameters.get(k) != new_parameters.get(k))
+    changed = sorted(
+        k for k in set(old_parameters) | set(new_parameters) if old_parameters.get(k) != new_parameters.get(k)
+    )
     if changed:
         described.append(f"update parameters {', '.join(changed)}")
     if not described:
@@ -629,7 +644,10 @@ def _deprecated(table_input: GlueDict) -> GlueDict:
     return {
         **table_input,
         "Parameters": parameters,
-        "StorageDescriptor": {**descriptor, "Parameters": {**descriptor.get("Parameters", {}), DEPRECATED_BY_CRAWLER: stamp}},
+        "StorageDescriptor": {
+            **descriptor,
+            "Parameters": {**descriptor.get("Parameters", {}), DEPRECATED_BY_CRAWLER: stamp},
+        },
     }
 
 
@@ -663,7 +681,7 @@ def _partition_input_of(partition: GlueDict) -> GlueDict:
 
 def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _label(values: Values) -> str:

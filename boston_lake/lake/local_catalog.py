@@ -117,7 +117,9 @@ class LocalCatalog:
         database, name = _name("database", database), _name("table", name)
         with self._connect() as connection:
             self._require_database(connection, database)
-            row = connection.execute(_CURRENT_TABLES + "WHERE t.database = ? AND t.name = ?", (database, name)).fetchone()
+            row = connection.execute(
+                _CURRENT_TABLES + "WHERE t.database = ? AND t.name = ?", (database, name)
+            ).fetchone()
         return _loads(row[0]) if row else None
 
     def list_tables(self, database: str) -> list[GlueDict]:
@@ -231,7 +233,9 @@ class LocalCatalog:
             for given in inputs:
                 values = json.dumps(given["Values"])
                 partition = {
-                    **given, "DatabaseName": database, "TableName": table,
+                    **given,
+                    "DatabaseName": database,
+                    "TableName": table,
                     "CreationTime": existing[tuple(given["Values"])]["CreationTime"],
                 }
                 connection.execute(
@@ -340,7 +344,9 @@ class LocalCatalog:
     def _partition_keys(self, connection: sqlite3.Connection, database: str, table: str) -> list[str]:
         self._require_database(connection, database)
         version = self._require_table(connection, database, table)
-        return [key["Name"] for key in self._version_body(connection, database, table, version).get("PartitionKeys", [])]
+        return [
+            key["Name"] for key in self._version_body(connection, database, table, version).get("PartitionKeys", [])
+        ]
 
     def _existing_partitions(
         self, connection: sqlite3.Connection, database: str, table: str, values: list[list[str]]
@@ -454,7 +460,9 @@ def _dumps(value: GlueDict) -> str:
     def encode(item: Any) -> Any:
         if isinstance(item, datetime):
             return {_DATETIME: item.isoformat()}
-        raise CatalogError(f"InvalidInputException: {type(item).__name__} value {item!r} cannot be stored in the catalog")
+        raise CatalogError(
+            f"InvalidInputException: {type(item).__name__} value {item!r} cannot be stored in the catalog"
+        )
 
     return json.dumps(value, default=encode, sort_keys=True)
 

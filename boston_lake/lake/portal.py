@@ -158,8 +158,12 @@ class CkanPortal:
         response = self._request(url, headers=headers, stream=True)
         with response:
             if response.status_code == 304:
-                return Download(url=url, path=None, etag=validators.etag if validators else None,
-                                last_modified=validators.last_modified if validators else None)
+                return Download(
+                    url=url,
+                    path=None,
+                    etag=validators.etag if validators else None,
+                    last_modified=validators.last_modified if validators else None,
+                )
             expected = _int_or_none(response.headers.get("Content-Length"))
             digest = hashlib.sha256()
             written = 0
@@ -223,7 +227,9 @@ class CkanPortal:
                 backoff = self.backoff_seconds * 2 ** (number - 1)
                 delay = min(backoff if error.retry_after is None else error.retry_after, self.max_backoff_seconds)
                 if self.log:
-                    self.log.warning(f"{url}: {error}; attempt {number} of {self.max_attempts}, retrying in {delay:.1f}s")
+                    self.log.warning(
+                        f"{url}: {error}; attempt {number} of {self.max_attempts}, retrying in {delay:.1f}s"
+                    )
                 self._sleep(delay)
         raise AssertionError("unreachable")
 

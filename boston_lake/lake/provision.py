@@ -45,13 +45,29 @@ CRAWLER_CONFIGURATION = {
     "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
 }
 CATALOG_ACTIONS = (
-    "GetDatabase", "GetDatabases", "GetTable", "GetTables", "CreateTable", "UpdateTable",
-    "GetPartition", "GetPartitions", "BatchGetPartition", "CreatePartition", "BatchCreatePartition",
-    "UpdatePartition", "BatchUpdatePartition", "DeletePartition", "BatchDeletePartition",
-    "GetUserDefinedFunction", "GetUserDefinedFunctions",
+    "GetDatabase",
+    "GetDatabases",
+    "GetTable",
+    "GetTables",
+    "CreateTable",
+    "UpdateTable",
+    "GetPartition",
+    "GetPartitions",
+    "BatchGetPartition",
+    "CreatePartition",
+    "BatchCreatePartition",
+    "UpdatePartition",
+    "BatchUpdatePartition",
+    "DeletePartition",
+    "BatchDeletePartition",
+    "GetUserDefinedFunction",
+    "GetUserDefinedFunctions",
 )
 PUBLIC_ACCESS_BLOCK = {
-    "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
 }
 
 _NAME_RULES = {
@@ -193,22 +209,36 @@ def crawler_role_policy(config: ProvisionConfig, account_id: str, partition: str
         allow("ListRawAndCode", ["s3:ListBucket"], [bucket(raw), bucket(code)]),
         allow("ReadRawAndCode", ["s3:GetObject"], [bucket(raw, "/*"), bucket(code, "/*")]),
         allow(
-            "ListLakeZones", ["s3:ListBucket"], [bucket(lake)],
+            "ListLakeZones",
+            ["s3:ListBucket"],
+            [bucket(lake)],
             Condition={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in LAKE_PREFIXES]}},
         ),
         allow(
-            "ReadWriteLakeZones", ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            "ReadWriteLakeZones",
+            ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
             [bucket(lake, f"/{prefix}*") for prefix in LAKE_PREFIXES],
         ),
         allow(
-            "CatalogOfOurDatabase", sorted(f"glue:{action}" for action in CATALOG_ACTIONS),
-            [regional("glue", resource) for resource in
-             ("catalog", f"database/{database}", f"table/{database}/*", f"userDefinedFunction/{database}/*")],
+            "CatalogOfOurDatabase",
+            sorted(f"glue:{action}" for action in CATALOG_ACTIONS),
+            [
+                regional("glue", resource)
+                for resource in (
+                    "catalog",
+                    f"database/{database}",
+                    f"table/{database}/*",
+                    f"userDefinedFunction/{database}/*",
+                )
+            ],
         ),
         allow(
-            "GlueLogs", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            [regional("logs", f"log-group:{name}") for name in
-             ("/aws-glue/crawlers", "/aws-glue/crawlers:*", "/aws-glue/jobs/*")],
+            "GlueLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [
+                regional("logs", f"log-group:{name}")
+                for name in ("/aws-glue/crawlers", "/aws-glue/crawlers:*", "/aws-glue/jobs/*")
+            ],
         ),
     ]
     if config.kms_key_id:
@@ -274,7 +304,9 @@ class _Planner:
             location = {"CreateBucketConfiguration": {"LocationConstraint": config.region}}
             return [
                 Action(
-                    CREATE, where, f"does not exist; create it in {config.region}",
+                    CREATE,
+                    where,
+                    f"does not exist; create it in {config.region}",
                     lambda: s3.create_bucket(Bucket=bucket, **({} if config.region == "us-east-1" else location)),
                 ),
                 Action(CREATE, f"{where} default encryption", f"new bucket: {config.encryption}", put_encryption),
@@ -283,8 +315,10 @@ class _Planner:
 
         actions = [Action(UNCHANGED, where, "exists")]
         current = _read(
-            s3.get_bucket_encryption, f"reading the encryption of {where}",
-            {"ServerSideEncryptionConfigurationNotFoundError"}, Bucket=bucket,
+            s3.get_bucket_encryption,
+            f"reading the encryption of {where}",
+            {"ServerSideEncryptionConfigurationNotFoundError"},
+            Bucket=bucket,
         )
         rules = current["ServerSideEncryptionConfiguration"]["Rules"] if current else []
         have = _encryption_view(rules[0]) if rules else "not configured"
@@ -295,8 +329,10 @@ class _Planner:
             actions.append(Action(UPDATE, f"{where} default encryption", reason, put_encryption))
 
         current = _read(
-            s3.get_public_access_block, f"reading the public access block of {where}",
-            {"NoSuchPublicAccessBlockConfiguration"}, Bucket=bucket,
+            s3.get_public_access_block,
+            f"reading the public access block of {where}",
+            {"NoSuchPublicAccessBlockConfiguration"},
+            Bucket=bucket,
         )
         flags = current["PublicAccessBlockConfiguration"] if current else {}
         off = [flag for flag in PUBLIC_ACCESS_BLOCK if not flags.get(flag)]

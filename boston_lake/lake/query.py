@@ -79,7 +79,9 @@ class DuckDBQueryEngine:
                 return relation.to_arrow_table() if relation is not None else pa.table({})
             except duckdb.CatalogException as error:
                 tables = ", ".join(f"{self.database}.{name}" for name in known) or "none (run the crawler first)"
-                unreadable = "".join(f"\n{self.database}.{name} is not queryable: {why}" for name, why in broken.items())
+                unreadable = "".join(
+                    f"\n{self.database}.{name} is not queryable: {why}" for name, why in broken.items()
+                )
                 raise QueryError(f"{error}\nknown tables: {tables}{unreadable}\nSQL: {sql}") from None
             except duckdb.Error as error:
                 raise QueryError(f"query failed: {error}\nSQL: {sql}") from None
@@ -155,7 +157,7 @@ class DuckDBQueryEngine:
         root = self.store.uri("").rstrip("/") + "/"
         if not location.startswith(root):
             raise QueryError(f"table {table}: Location {location} is outside the store {root}; recrawl the table")
-        return location[len(root):].rstrip("/") + "/"
+        return location[len(root) :].rstrip("/") + "/"
 
 
 def _projection(column: str, duck_type: str, own_types: dict[str, str], glue_types: dict[str, str]) -> str:
@@ -173,7 +175,9 @@ def _duckdb_type(table: str, column: GlueDict) -> str:
     if decimal:
         return f"DECIMAL({decimal.group(1)}, {decimal.group(2)})"
     if glue_type not in _DUCKDB_TYPES:
-        raise QueryError(f"table {table}: column {column['Name']} has Glue type {column['Type']!r}, which has no DuckDB type here")
+        raise QueryError(
+            f"table {table}: column {column['Name']} has Glue type {column['Type']!r}, which has no DuckDB type here"
+        )
     return _DUCKDB_TYPES[glue_type]
 
 

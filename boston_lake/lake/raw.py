@@ -20,7 +20,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from boston_lake.lake import layout
-from boston_lake.lake.csvscan import CsvFormatError, CsvProfile, Record, iter_records, parse_fields, parse_header, profile_file
+from boston_lake.lake.csvscan import (
+    CsvFormatError,
+    CsvProfile,
+    Record,
+    iter_records,
+    parse_fields,
+    parse_header,
+    profile_file,
+)
 from boston_lake.lake.manifest import RawManifest, read_manifest
 from boston_lake.lake.portal import CkanPortal, Log, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore
@@ -90,8 +98,7 @@ def pick_resource(
     candidates = [
         resource
         for resource in resources
-        if (match := table.resource_pattern.match(resource.name))
-        and (year is None or int(match["year"]) == year)
+        if (match := table.resource_pattern.match(resource.name)) and (year is None or int(match["year"]) == year)
     ]
     if len(candidates) == 1:
         return candidates[0]
@@ -172,7 +179,9 @@ class RawZone:
     ) -> tuple[list[RawPartition], SplitReport]:
         unknown = sorted(set(years) - set(valid_years))
         if unknown:
-            raise RawIngestError(f"{table.name}: no partitions exist for {unknown}; valid years are {list(valid_years)}")
+            raise RawIngestError(
+                f"{table.name}: no partitions exist for {unknown}; valid years are {list(valid_years)}"
+            )
         source_prefix = layout.raw_source_prefix(table.name)
         previous = read_manifest(self.store, source_prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, None, previous.resource_id if previous else None, self.log)
@@ -259,8 +268,13 @@ class RawZone:
             # Same cases as before: keep the object, only note which download confirmed it.
             confirmed = replace(previous, source_key=source.key, source_sha256=source.sha256)
             self.store.put_bytes(prefix + layout.MANIFEST, confirmed.to_json())
-            return RawPartition(table.name, year, confirmed, changed=False,
-                                reason=f"the year's cases are identical to the stored file ({reason})")
+            return RawPartition(
+                table.name,
+                year,
+                confirmed,
+                changed=False,
+                reason=f"the year's cases are identical to the stored file ({reason})",
+            )
         self._replace(prefix, previous, part.path, manifest)
         return RawPartition(table.name, year, manifest, changed=True, reason=_change_reason(previous))
 
@@ -269,8 +283,12 @@ class RawZone:
             return
         prefix = layout.raw_unassigned_prefix(table.name)
         self.store.publish(part.path, prefix + Path(source.key).name)
-        summary = {"source_key": source.key, "source_sha256": source.sha256, "rows": part.profile.data_rows,
-                   "reasons": dict(reasons)}
+        summary = {
+            "source_key": source.key,
+            "source_sha256": source.sha256,
+            "rows": part.profile.data_rows,
+            "reasons": dict(reasons),
+        }
         self.store.put_bytes(prefix + layout.MANIFEST, json.dumps(summary, indent=2).encode())
 
     # -- shared steps -----------------------------------------------------------------------------------

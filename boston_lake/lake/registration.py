@@ -76,7 +76,8 @@ class CatalogUpdate:
     @property
     def partitions_updated(self) -> list[str]:
         return sorted(
-            year for year, parameters in self.after.partitions.items()
+            year
+            for year, parameters in self.after.partitions.items()
             if year in self.before.partitions and self.before.partitions[year] != parameters
         )
 
@@ -117,7 +118,9 @@ def register(
     after = TableSnapshot.take(catalog, database, table)
     missing = [year for year in years if str(year) not in after.partitions]
     if missing:
-        where = "the table does not exist" if not after.exists else f"it has {sorted(after.partitions) or 'no partitions'}"
+        where = (
+            "the table does not exist" if not after.exists else f"it has {sorted(after.partitions) or 'no partitions'}"
+        )
         raise PartitionsNotRegistered(
             f"after the crawl, {database}.{table} lacks partitions year={', year='.join(map(str, missing))} ({where}); "
             f"is bronze materialized for them? crawl: {summary}"

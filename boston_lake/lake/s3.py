@@ -122,7 +122,7 @@ class S3ObjectStore:
         with self._translated("ListObjectsV2", prefix):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix):
                 for item in page.get("Contents", []):
-                    yield StoredObject(item["Key"][len(self.prefix):], item["Size"], item["LastModified"])
+                    yield StoredObject(item["Key"][len(self.prefix) :], item["Size"], item["LastModified"])
 
     def get_bytes(self, key: str) -> bytes:
         with self._translated("GetObject", key):

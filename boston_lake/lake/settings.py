@@ -56,8 +56,11 @@ class AwsSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
-        missing = [name for name in ("BOSTON_LAKE_RAW_BUCKET", "BOSTON_LAKE_LAKE_BUCKET", "BOSTON_LAKE_CODE_BUCKET")
-                   if not _value(env, name)]
+        missing = [
+            name
+            for name in ("BOSTON_LAKE_RAW_BUCKET", "BOSTON_LAKE_LAKE_BUCKET", "BOSTON_LAKE_CODE_BUCKET")
+            if not _value(env, name)
+        ]
         if missing:
             raise SettingsError(f"BOSTON_LAKE_TARGET=aws needs {', '.join(missing)} (the raw, lake and code buckets)")
         region = _value(env, "BOSTON_LAKE_AWS_REGION") or _value(env, "AWS_REGION") or _value(env, "AWS_DEFAULT_REGION")
@@ -71,7 +74,9 @@ class AwsSettings:
             )
         role_arn = _value(env, "BOSTON_LAKE_GLUE_ROLE_ARN")
         if role_arn and not role_arn.startswith("arn:"):
-            raise SettingsError(f"BOSTON_LAKE_GLUE_ROLE_ARN={role_arn!r} is not an ARN (arn:aws:iam::<account>:role/<name>)")
+            raise SettingsError(
+                f"BOSTON_LAKE_GLUE_ROLE_ARN={role_arn!r} is not an ARN (arn:aws:iam::<account>:role/<name>)"
+            )
         lake_bucket = _value(env, "BOSTON_LAKE_LAKE_BUCKET")
         athena_output = _value(env, "BOSTON_LAKE_ATHENA_OUTPUT") or f"s3://{lake_bucket}/_athena_results/"
         if not athena_output.startswith("s3://"):
@@ -98,9 +103,15 @@ class AwsSettings:
 
         try:
             return ProvisionConfig(
-                region=self.region, raw_bucket=self.raw_bucket, lake_bucket=self.lake_bucket,
-                code_bucket=self.code_bucket, database=self.database, role_name=self.role_name,
-                crawler_name=self.crawler_name, sse=self.sse, kms_key_id=self.kms_key_id,
+                region=self.region,
+                raw_bucket=self.raw_bucket,
+                lake_bucket=self.lake_bucket,
+                code_bucket=self.code_bucket,
+                database=self.database,
+                role_name=self.role_name,
+                crawler_name=self.crawler_name,
+                sse=self.sse,
+                kms_key_id=self.kms_key_id,
             )
         except ValueError as error:
             message = str(error)
@@ -121,11 +132,11 @@ class Settings:
         env = os.environ if environ is None else environ
         target = _value(env, "BOSTON_LAKE_TARGET") or "local"
         if target not in TARGETS:
-            raise SettingsError(
-                f"BOSTON_LAKE_TARGET={target!r} is not a known target; use one of {', '.join(TARGETS)}"
-            )
+            raise SettingsError(f"BOSTON_LAKE_TARGET={target!r} is not a known target; use one of {', '.join(TARGETS)}")
         home = Path(_value(env, "BOSTON_LAKE_HOME") or DEFAULT_HOME).expanduser().resolve()
-        portal_url = check_http_url("BOSTON_LAKE_PORTAL_URL", _value(env, "BOSTON_LAKE_PORTAL_URL") or DEFAULT_PORTAL_URL)
+        portal_url = check_http_url(
+            "BOSTON_LAKE_PORTAL_URL", _value(env, "BOSTON_LAKE_PORTAL_URL") or DEFAULT_PORTAL_URL
+        )
         aws = AwsSettings.from_env(env) if target == "aws" else None
         return cls(target=target, home=home, portal_url=portal_url, aws=aws)
 

@@ -47,7 +47,9 @@ def raw_years(raw_store: ObjectStore, table: LakeTable) -> list[int]:
     )
 
 
-def lake_status(raw_store: ObjectStore, lake_store: ObjectStore, tables: tuple[LakeTable, ...]) -> list[PartitionStatus]:
+def lake_status(
+    raw_store: ObjectStore, lake_store: ObjectStore, tables: tuple[LakeTable, ...]
+) -> list[PartitionStatus]:
     statuses = []
     for table in tables:
         for year in sorted(set(raw_years(raw_store, table)) | set(bronze_years(lake_store, table))):

@@ -69,7 +69,12 @@ class ObjectStore(Protocol):
 
 def check_key(key: str) -> str:
     parts = key.split("/")
-    if not key or key.startswith("/") or any(part in ("", ".", "..") for part in parts[:-1]) or parts[-1] in (".", ".."):
+    if (
+        not key
+        or key.startswith("/")
+        or any(part in ("", ".", "..") for part in parts[:-1])
+        or parts[-1] in (".", "..")
+    ):
         raise StoreError(f"malformed object key {key!r}")
     return key
 

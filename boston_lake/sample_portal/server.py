@@ -31,8 +31,13 @@ _NAME_NOTE = re.compile(r"\s*\(name_translated\.en; name is null\)$")
 class SamplePortal:
     """Serve `data_dir` (laid out like `boston_lake/sample_portal/data`) until `stop()`."""
 
-    def __init__(self, data_dir: Path = DATA_DIR, host: str = "127.0.0.1", port: int = 0,
-                 handler: type[PortalHandler] | None = None):
+    def __init__(
+        self,
+        data_dir: Path = DATA_DIR,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        handler: type[PortalHandler] | None = None,
+    ):
         self.data_dir = Path(data_dir)
         config = json.loads((self.data_dir / "portal.json").read_text())
         self.package = json.loads((self.data_dir / config["package"]).read_text())["result"]
@@ -141,7 +146,9 @@ class PortalHandler(BaseHTTPRequestHandler):
     def send_package_show(self, package_id: str) -> None:
         package = self.portal.package
         if package_id not in (package["id"], package["name"]):
-            self.send_json(HTTPStatus.NOT_FOUND, {"success": False, "error": {"message": "Not found", "__type": "Not Found Error"}})
+            self.send_json(
+                HTTPStatus.NOT_FOUND, {"success": False, "error": {"message": "Not found", "__type": "Not Found Error"}}
+            )
             return
         self.send_json(HTTPStatus.OK, self.portal.package_show())
 

@@ -65,8 +65,11 @@ def test_bronze_and_duckdb_convert_every_generated_row(legacy_csv: Generated, tm
 
 def test_an_output_short_of_the_generated_rows_is_an_error(legacy_csv: Generated, tmp_path: Path) -> None:
     claimed = Generated(legacy_csv.path, legacy_csv.shape, legacy_csv.rows + 1, legacy_csv.bytes)
-    with pytest.raises(BenchError, match=rf"duckdb_plain on .*: the Parquet holds {legacy_csv.rows} rows, "
-                                         rf"the CSV {legacy_csv.rows + 1}"):
+    with pytest.raises(
+        BenchError,
+        match=rf"duckdb_plain on .*: the Parquet holds {legacy_csv.rows} rows, "
+        rf"the CSV {legacy_csv.rows + 1}",
+    ):
         run_engine(parse_engines("duckdb_plain")[0], claimed, tmp_path)
 
 

@@ -9,14 +9,22 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def run(defs, instance, job, *, year=None, years=None):
-    tags = {"dagster/asset_partition_range_start": years[0], "dagster/asset_partition_range_end": years[1]} if years else {}
+    tags = (
+        {"dagster/asset_partition_range_start": years[0], "dagster/asset_partition_range_end": years[1]}
+        if years
+        else {}
+    )
     return defs.resolve_job_def(job).execute_in_process(
-        instance=instance, partition_key=year, tags=tags, run_config=QUIET, raise_on_error=False)
+        instance=instance, partition_key=year, tags=tags, run_config=QUIET, raise_on_error=False
+    )
 
 
 def metadata(result, partition):
-    return next(e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()
-                if e.event_specific_data.materialization.partition == partition)
+    return next(
+        e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.partition == partition
+    )
 
 
 def checks(result):
@@ -63,13 +71,23 @@ def test_checks_catch_an_unregistered_year_and_a_stale_record_count(local_defs, 
     assert run(local_defs, dagster_instance, "ingest_legacy_requests", year="2022").success
     assert run(local_defs, dagster_instance, "ingest_legacy_requests", year="2023").success
     # Run the checks alone, as from the asset's Checks tab, before any crawl has seen the new data.
-    only_checks = local_defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_check_selection={key for key in local_defs.resolve_asset_graph().asset_check_keys
-                               if key.asset_key.path == ["catalog", "legacy_requests"]},
-        asset_selection=set(),
-    ).execute_in_process(instance=dagster_instance, run_config=QUIET, raise_on_error=False)
+    only_checks = (
+        local_defs.resolve_implicit_global_asset_job_def()
+        .get_subset(
+            asset_check_selection={
+                key
+                for key in local_defs.resolve_asset_graph().asset_check_keys
+                if key.asset_key.path == ["catalog", "legacy_requests"]
+            },
+            asset_selection=set(),
+        )
+        .execute_in_process(instance=dagster_instance, run_config=QUIET, raise_on_error=False)
+    )
     found = checks(only_checks)
-    assert not found["bronze_partitions_registered"].passed and "[2023]" in found["bronze_partitions_registered"].description
+    assert (
+        not found["bronze_partitions_registered"].passed
+        and "[2023]" in found["bronze_partitions_registered"].description
+    )
     assert not found["record_count_matches_bronze"].passed
     assert "recordCount 100 != 760" in found["record_count_matches_bronze"].description
 
@@ -80,6 +98,8 @@ def test_query_reads_the_catalog_not_the_folders(local_defs, dagster_instance, l
     with pytest.raises(Exception, match="known tables: none"):
         catalog.query("SELECT count(*) FROM boston311.legacy_requests", storage.lake_zone())
     assert run(local_defs, dagster_instance, "crawl_legacy_requests", year="2022").success
-    counts = catalog.query("SELECT year, count(*) AS n FROM boston311.legacy_requests GROUP BY year", storage.lake_zone())
+    counts = catalog.query(
+        "SELECT year, count(*) AS n FROM boston311.legacy_requests GROUP BY year", storage.lake_zone()
+    )
     assert counts.to_pylist() == [{"year": "2022", "n": 100}]
     assert (lake_home / layout.bronze_data_key("legacy_requests", 2022)).exists()

@@ -40,8 +40,12 @@ def test_a_legacy_year_goes_from_portal_to_bronze(local_defs, dagster_instance, 
     data_version = next(iter(result.get_asset_materialization_events())).event_specific_data.materialization.tags
     assert data_version["dagster/data_version"] == raw["sha256"].value
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"case_id_present_and_unique": True, "rows_reconcile_with_raw": True, "no_rejected_rows": True,
-                      "open_dates_within_year": True}
+    assert checks == {
+        "case_id_present_and_unique": True,
+        "rows_reconcile_with_raw": True,
+        "no_rejected_rows": True,
+        "open_dates_within_year": True,
+    }
     assert pq.read_metadata(lake_home / layout.bronze_data_key("legacy_requests", int(year))).num_rows == rows
 
 
@@ -75,7 +79,10 @@ def test_rerun_with_an_unchanged_source_writes_nothing(local_defs, dagster_insta
     assert materializations(again, "bronze/legacy_requests")["2022"]["changed"].value is False
     assert {p: p.stat().st_mtime_ns for p in files} == files
     first_version = dagster_instance.get_latest_materialization_event(AssetKey(["raw", "legacy_requests"]))
-    assert first_version.asset_materialization.tags["dagster/data_version"] == materializations(again, "raw/legacy_requests")["2022"]["sha256"].value
+    assert (
+        first_version.asset_materialization.tags["dagster/data_version"]
+        == materializations(again, "raw/legacy_requests")["2022"]["sha256"].value
+    )
 
 
 def test_a_changed_source_replaces_the_partition(local_defs, dagster_instance, portal, lake_home):
@@ -90,8 +97,13 @@ def test_a_changed_source_replaces_the_partition(local_defs, dagster_instance, p
 
 def test_force_rebuilds_bronze_from_the_same_raw_file(local_defs, dagster_instance):
     assert run(local_defs, dagster_instance, "legacy_requests", year="2022").success
-    forced = run(local_defs, dagster_instance, "legacy_requests", year="2022",
-                 config={"ops": {"bronze__legacy_requests": {"config": {"force": True}}}})
+    forced = run(
+        local_defs,
+        dagster_instance,
+        "legacy_requests",
+        year="2022",
+        config={"ops": {"bronze__legacy_requests": {"config": {"force": True}}}},
+    )
     assert materializations(forced, "bronze/legacy_requests")["2022"]["changed"].value is True
 
 
@@ -120,6 +132,9 @@ def test_rejected_rows_raise_a_warning_naming_the_rejects_file(local_defs, dagst
     assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["no_rejected_rows"].passed and checks["no_rejected_rows"].severity.value == "WARN"
-    assert "2022: 1 rows rejected, see bronze/boston311/legacy_requests/year=2022/_rejects.csv" in checks["no_rejected_rows"].description
+    assert (
+        "2022: 1 rows rejected, see bronze/boston311/legacy_requests/year=2022/_rejects.csv"
+        in checks["no_rejected_rows"].description
+    )
     assert checks["rows_reconcile_with_raw"].passed
     assert materializations(result, "bronze/legacy_requests")["2022"]["rejects"].value == 1

@@ -12,20 +12,28 @@ def test_the_daily_refresh_targets_the_running_year_of_each_table(local_defs, ta
     assert schedule.default_status.value == "RUNNING"
     morning = datetime(2026, 11, 22, 6, tzinfo=ZoneInfo("America/New_York"))
     with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(instance=instance, scheduled_execution_time=morning,
-                                         repository_def=local_defs.get_repository_def())
+        context = build_schedule_context(
+            instance=instance, scheduled_execution_time=morning, repository_def=local_defs.get_repository_def()
+        )
         (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2026" and request.run_key == f"{table}:2026-11-22"
     job = local_defs.resolve_job_def(schedule.job_name)
-    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {f"raw/{table}", f"bronze/{table}"}
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
+        f"raw/{table}",
+        f"bronze/{table}",
+    }
 
 
 def test_new_year_morning_refreshes_the_new_year(local_defs):
     schedule = local_defs.resolve_schedule_def("refresh_legacy_requests_current_year")
     with DagsterInstance.ephemeral() as instance:
-        context = build_schedule_context(instance=instance, repository_def=local_defs.get_repository_def(),
-                                         scheduled_execution_time=datetime(2027, 1, 1, 6, tzinfo=ZoneInfo("America/New_York")))
+        context = build_schedule_context(
+            instance=instance,
+            repository_def=local_defs.get_repository_def(),
+            scheduled_execution_time=datetime(2027, 1, 1, 6, tzinfo=ZoneInfo("America/New_York")),
+        )
         (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2027"
     assert "2027" in local_defs.resolve_job_def(schedule.job_name).partitions_def.get_partition_keys(
-        current_time=datetime(2027, 1, 1, 6, tzinfo=ZoneInfo("America/New_York")))
+        current_time=datetime(2027, 1, 1, 6, tzinfo=ZoneInfo("America/New_York"))
+    )

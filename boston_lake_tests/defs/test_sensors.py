@@ -14,7 +14,8 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 def ingest(defs, instance, table, *, year=None, years=None):
     tags = {RANGE_START: years[0], RANGE_END: years[1]} if years else {}
     result = defs.resolve_job_def(f"ingest_{table}").execute_in_process(
-        instance=instance, partition_key=year, tags=tags, run_config=QUIET)
+        instance=instance, partition_key=year, tags=tags, run_config=QUIET
+    )
     assert result.success
 
 
@@ -39,7 +40,8 @@ def test_three_years_landing_between_ticks_are_one_crawl(local_defs, dagster_ins
     assert request.job_name == "crawl_legacy_requests" and covered_years(request) == [2021, 2022, 2023]
     assert request.tags[CRAWL_TABLE_TAG] == "legacy_requests"
     result = local_defs.resolve_job_def(request.job_name).execute_in_process(
-        instance=dagster_instance, tags=dict(request.tags), run_config=QUIET)
+        instance=dagster_instance, tags=dict(request.tags), run_config=QUIET
+    )
     assert result.success
     crawled = {e.event_specific_data.materialization.partition for e in result.get_asset_materialization_events()}
     assert crawled == {"2021", "2022", "2023"}
@@ -55,8 +57,12 @@ def test_a_single_run_backfill_of_five_years_is_one_crawl_of_five(local_defs, da
 
 def test_no_second_crawl_while_one_is_in_flight_and_nothing_is_lost(local_defs, dagster_instance):
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
-    in_flight = DagsterRun(job_name="crawl_legacy_requests", run_id=str(uuid.uuid4()), status=DagsterRunStatus.STARTED,
-                           tags={CRAWL_TABLE_TAG: "legacy_requests"})
+    in_flight = DagsterRun(
+        job_name="crawl_legacy_requests",
+        run_id=str(uuid.uuid4()),
+        status=DagsterRunStatus.STARTED,
+        tags={CRAWL_TABLE_TAG: "legacy_requests"},
+    )
     dagster_instance.add_run(in_flight)
     waiting = tick(local_defs, dagster_instance)
     assert waiting.run_requests == []
@@ -76,7 +82,9 @@ def test_a_restarted_sensor_resumes_from_its_cursor(local_defs, dagster_instance
     ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
     later = tick(local_defs, dagster_instance, cursor=first.cursor)
     assert sorted((r.job_name, tuple(covered_years(r))) for r in later.run_requests) == [
-        ("crawl_legacy_requests", (2023,)), ("crawl_new_system_requests", (2025, 2026))]
+        ("crawl_legacy_requests", (2023,)),
+        ("crawl_new_system_requests", (2025, 2026)),
+    ]
     assert set(json.loads(later.cursor)) == {"legacy_requests", "new_system_requests"}
 
 
@@ -85,7 +93,8 @@ def test_nothing_landed_says_so(local_defs, dagster_instance):
     assert result.run_requests == [] and "no bronze partition landed" in result.skip_message
 
 
-@pytest.mark.parametrize("years,blocks", [([2013, 2022, 2023], [(2013, 2013), (2022, 2023)]),
-                                          ([2011, 2012, 2013], [(2011, 2013)]), ([], [])])
+@pytest.mark.parametrize(
+    "years,blocks", [([2013, 2022, 2023], [(2013, 2013), (2022, 2023)]), ([2011, 2012, 2013], [(2011, 2013)]), ([], [])]
+)
 def test_contiguous_blocks(years, blocks):
     assert contiguous_blocks(years) == blocks

@@ -8,7 +8,12 @@ from boston_lake_tests.support.moto_server import MotoServer
 
 
 def test_blank_endpoint_variables_are_dropped_and_set_ones_kept():
-    environ = {"AWS_ENDPOINT_URL": " ", "AWS_ENDPOINT_URL_S3": "", "AWS_ENDPOINT_URL_GLUE": "http://127.0.0.1:1", "AWS_REGION": ""}
+    environ = {
+        "AWS_ENDPOINT_URL": " ",
+        "AWS_ENDPOINT_URL_S3": "",
+        "AWS_ENDPOINT_URL_GLUE": "http://127.0.0.1:1",
+        "AWS_REGION": "",
+    }
     assert drop_empty_endpoint_variables(environ) == ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
     assert environ == {"AWS_ENDPOINT_URL_GLUE": "http://127.0.0.1:1", "AWS_REGION": ""}
 

@@ -79,8 +79,13 @@ def test_malformed_rows_go_to_rejects_with_line_and_reason(tmp_path):
     broken_type = good2.replace("101004130437", "not-a-number", 1)
     too_many = good3 + ",extra"
     source = write(tmp_path / "bad.csv", "\n".join([header, good1, broken_type, too_many, good3]) + "\n")
-    conversion = convert_csv(source, tmp_path / "bad.parquet", LEGACY_REQUESTS, rejects_destination=tmp_path / "r.csv",
-                             source_label="raw/x.csv")
+    conversion = convert_csv(
+        source,
+        tmp_path / "bad.parquet",
+        LEGACY_REQUESTS,
+        rejects_destination=tmp_path / "r.csv",
+        source_label="raw/x.csv",
+    )
     assert (conversion.rows, conversion.rejects) == (2, 2)
     rejects = list(csv.DictReader((tmp_path / "r.csv").open()))
     assert [(r["line"], r["error_type"]) for r in rejects] == [("3", "CAST"), ("4", "TOO MANY COLUMNS")]
@@ -161,10 +166,21 @@ def put_raw(store: LocalObjectStore, year: int, data: bytes, name: str = "f.csv"
     import hashlib
 
     manifest = {
-        "table": "legacy_requests", "year": year, "key": prefix + name, "bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(), "data_rows": profile.data_rows, "header": profile.header,
-        "resource_id": "r", "resource_name": "n", "source_url": "http://127.0.0.1/x", "ckan_last_modified": None,
-        "ckan_hash": None, "etag": None, "http_last_modified": None, "downloaded_at": "2026-01-01T00:00:00+00:00",
+        "table": "legacy_requests",
+        "year": year,
+        "key": prefix + name,
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "data_rows": profile.data_rows,
+        "header": profile.header,
+        "resource_id": "r",
+        "resource_name": "n",
+        "source_url": "http://127.0.0.1/x",
+        "ckan_last_modified": None,
+        "ckan_hash": None,
+        "etag": None,
+        "http_last_modified": None,
+        "downloaded_at": "2026-01-01T00:00:00+00:00",
         "invalid_utf8_rows": profile.invalid_utf8_rows,
     }
     store.put_bytes(prefix + layout.MANIFEST, json.dumps(manifest).encode())
@@ -181,8 +197,10 @@ def test_build_writes_one_partition_file_and_rejects_beside_it(lake):
     partition = zone(lake).build(LEGACY_REQUESTS, 2022)
     assert (partition.rows, partition.rejects, partition.changed) == (4, 1, True)
     keys = sorted(o.key for o in lake.list("bronze/"))
-    assert keys == ["bronze/boston311/legacy_requests/year=2022/_rejects.csv",
-                    "bronze/boston311/legacy_requests/year=2022/part-00000.parquet"]
+    assert keys == [
+        "bronze/boston311/legacy_requests/year=2022/_rejects.csv",
+        "bronze/boston311/legacy_requests/year=2022/part-00000.parquet",
+    ]
     rejects = list(csv.DictReader(io.StringIO(lake.get_bytes(keys[0]).decode())))
     assert rejects[0]["raw_key"].endswith("year=2022/f.csv") and "MISSING COLUMNS" in rejects[0]["error_type"]
     assert rejects[0]["raw_line"] == rows[1]
@@ -238,7 +256,9 @@ def test_a_write_killed_midway_leaves_the_previous_partition_whole(lake, tmp_pat
     child = subprocess.Popen([sys.executable, "-c", CONVERT_IN_CHILD, str(lake.root)])
     staging = lake.root / STAGING_DIR
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(p.suffix == ".parquet" and p.stat().st_size > 0 for p in staging.glob("*")):
+    while time.monotonic() < deadline and not any(
+        p.suffix == ".parquet" and p.stat().st_size > 0 for p in staging.glob("*")
+    ):
         time.sleep(0.005)
     child.send_signal(signal.SIGKILL)
     child.wait()

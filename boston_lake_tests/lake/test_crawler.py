@@ -23,8 +23,8 @@ from boston_lake.lake.crawler import (
     PARQUET_SERDE,
     UNCHANGED,
     UPDATED,
-    CrawlError,
     Crawler,
+    CrawlError,
     SchemaChangePolicy,
     classify_object,
 )
@@ -118,7 +118,9 @@ def test_the_table_is_written_in_glues_data_model(
     assert table["PartitionKeys"] == [{"Name": "year", "Type": "string"}]
     assert descriptor["Location"] == bronze_lake.uri(layout.bronze_table_prefix(LEGACY)) + "/"
     assert (descriptor["InputFormat"], descriptor["OutputFormat"]) == (PARQUET_INPUT_FORMAT, PARQUET_OUTPUT_FORMAT)
-    assert descriptor["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert (
+        descriptor["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    )
     assert table["Parameters"] == {
         "classification": "parquet",
         "compressionType": "none",
@@ -134,7 +136,10 @@ def test_the_table_is_written_in_glues_data_model(
     }
     types = column_types(descriptor)
     assert (types["case_enquiry_id"], types["open_dt"], types["latitude"], types["location_zipcode"]) == (
-        "bigint", "timestamp", "double", "string"
+        "bigint",
+        "timestamp",
+        "double",
+        "string",
     )
 
 
@@ -153,9 +158,7 @@ def test_new_system_is_a_table_of_its_own(
     assert new_system["Parameters"]["recordCount"] == str(sum(s.rows for s in bronze_samples.new_system))
 
 
-def test_an_unchanged_recrawl_archives_no_version(
-    bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog
-) -> None:
+def test_an_unchanged_recrawl_archives_no_version(bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog) -> None:
     crawler = Crawler(bronze_lake, bronze_catalog, DB)
     crawler.crawl([LEGACY_TARGET, NEW_SYSTEM_TARGET])
     partitions_before = bronze_catalog.get_partitions(DB, LEGACY)
@@ -189,17 +192,28 @@ def test_int_and_float_types_widen_as_athena_reads_them(
     bronze_store: LocalObjectStore, bronze_catalog: LocalCatalog
 ) -> None:
     prefix = "bronze/boston311/measures/"
-    put_parquet(bronze_store, prefix + "year=2020/part-00000.parquet",
-                {"count": pa.array([1], pa.int32()), "ratio": pa.array([0.5], pa.float32())})
+    put_parquet(
+        bronze_store,
+        prefix + "year=2020/part-00000.parquet",
+        {"count": pa.array([1], pa.int32()), "ratio": pa.array([0.5], pa.float32())},
+    )
     crawler = Crawler(bronze_store, bronze_catalog, DB)
     first = crawler.crawl([("measures", prefix)]).table("measures")
-    put_parquet(bronze_store, prefix + "year=2021/part-00000.parquet",
-                {"count": pa.array([2], pa.int64()), "ratio": pa.array([0.25], pa.float64())})
+    put_parquet(
+        bronze_store,
+        prefix + "year=2021/part-00000.parquet",
+        {"count": pa.array([2], pa.int64()), "ratio": pa.array([0.25], pa.float64())},
+    )
 
     second = crawler.crawl([("measures", prefix)]).table("measures")
 
-    partitions = {p["Values"][0]: column_types(p["StorageDescriptor"]) for p in bronze_catalog.get_partitions(DB, "measures")}
-    assert column_types(bronze_catalog.get_table(DB, "measures")["StorageDescriptor"]) == {"count": "bigint", "ratio": "double"}
+    partitions = {
+        p["Values"][0]: column_types(p["StorageDescriptor"]) for p in bronze_catalog.get_partitions(DB, "measures")
+    }
+    assert column_types(bronze_catalog.get_table(DB, "measures")["StorageDescriptor"]) == {
+        "count": "bigint",
+        "ratio": "double",
+    }
     assert partitions == {"2020": {"count": "int", "ratio": "float"}, "2021": {"count": "bigint", "ratio": "double"}}
     assert first.columns_added == ["count", "ratio"]
     assert second.columns_retyped == [("count", "int", "bigint"), ("ratio", "float", "double")]
@@ -271,7 +285,11 @@ def test_delete_behavior_log_keeps_vanished_partitions_and_says_so(
     Crawler(bronze_lake, bronze_catalog, DB).crawl([LEGACY_TARGET])
     bronze_lake.delete(layout.bronze_data_key(LEGACY, 2013))
 
-    crawl = Crawler(bronze_lake, bronze_catalog, DB, SchemaChangePolicy(delete_behavior=LOG)).crawl([LEGACY_TARGET]).table(LEGACY)
+    crawl = (
+        Crawler(bronze_lake, bronze_catalog, DB, SchemaChangePolicy(delete_behavior=LOG))
+        .crawl([LEGACY_TARGET])
+        .table(LEGACY)
+    )
 
     assert partition_values(bronze_catalog, LEGACY) == [["2013"], ["2022"], ["2023"]]
     assert crawl.partitions_removed == []
@@ -342,7 +360,9 @@ def test_a_prefix_that_never_held_data_creates_no_table(
 
 
 def test_update_behavior_log_leaves_the_table_but_adds_new_partitions(
-    bronze_store: LocalObjectStore, bronze_catalog: LocalCatalog, bronze_samples: BronzeSamples,
+    bronze_store: LocalObjectStore,
+    bronze_catalog: LocalCatalog,
+    bronze_samples: BronzeSamples,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
@@ -368,13 +388,21 @@ def test_update_behavior_log_leaves_the_table_but_adds_new_partitions(
 
 
 def test_objects_that_are_not_data_are_not_crawled(
-    bronze_store: LocalObjectStore, bronze_catalog: LocalCatalog, bronze_samples: BronzeSamples,
+    bronze_store: LocalObjectStore,
+    bronze_catalog: LocalCatalog,
+    bronze_samples: BronzeSamples,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     bronze_publish(bronze_store, bronze_samples.legacy_v2_2013)
     partition = layout.bronze_partition_prefix(LEGACY, 2013)
-    for bookkeeping in ("_rejects.csv", "_manifest.json", "_SUCCESS", ".staging/abc.parquet",
-                        "_history/20240101/part-00000.parquet", ".part-00001.parquet.crc"):
+    for bookkeeping in (
+        "_rejects.csv",
+        "_manifest.json",
+        "_SUCCESS",
+        ".staging/abc.parquet",
+        "_history/20240101/part-00000.parquet",
+        ".part-00001.parquet.crc",
+    ):
         bronze_store.put_bytes(partition + bookkeeping, b"not data")
     bronze_store.put_bytes(layout.bronze_table_prefix(LEGACY) + "_unassigned/part-00000.parquet", b"not data")
     bronze_store.put_bytes(partition + "notes.txt", b"a stray file")
@@ -460,7 +488,10 @@ def test_folders_that_are_not_hive_style_become_numbered_keys(
     Crawler(bronze_store, bronze_catalog, DB).crawl([("exports", prefix)])
 
     table = bronze_catalog.get_table(DB, "exports")
-    assert table["PartitionKeys"] == [{"Name": "partition_0", "Type": "string"}, {"Name": "partition_1", "Type": "string"}]
+    assert table["PartitionKeys"] == [
+        {"Name": "partition_0", "Type": "string"},
+        {"Name": "partition_1", "Type": "string"},
+    ]
     assert partition_values(bronze_catalog, "exports") == [["2020", "01"], ["2020", "02"], ["2021", "01"]]
 
 
@@ -497,9 +528,7 @@ def test_many_partitions_are_written_in_batches_within_glues_limits(
     assert bronze_catalog.get_partitions(DB, "days") == []
 
 
-def test_a_second_crawl_while_one_runs_is_refused(
-    bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog
-) -> None:
+def test_a_second_crawl_while_one_runs_is_refused(bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog) -> None:
     holding, release = threading.Event(), threading.Event()
 
     def crawl_in_progress() -> None:

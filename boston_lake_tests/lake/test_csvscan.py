@@ -13,7 +13,7 @@ def test_records_keep_their_bytes_and_offsets_and_quoted_newlines():
     data = b'a,b\r\n1,"two\nlines"\r\n\r\n3,"say ""hi"""\n'
     found = records(data)
     assert [r.number for r in found] == [0, 1, 2]
-    assert found[1].data == b'1,"two\nlines"\r\n' and data[found[1].offset:].startswith(found[1].data)
+    assert found[1].data == b'1,"two\nlines"\r\n' and data[found[1].offset :].startswith(found[1].data)
     assert found[2].data == b'3,"say ""hi"""\n'
     assert b"".join(r.data for r in found) == data.replace(b"\r\n\r\n", b"\r\n")  # only the blank line is skipped
 

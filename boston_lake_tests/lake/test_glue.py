@@ -102,13 +102,17 @@ def test_tables_are_created_read_updated_with_versions_and_deleted(catalog: Glue
 
 def test_partitions_are_created_in_batches_of_at_most_100(catalog: GlueCatalog, glue: Any):
     sent = calls_to(glue, "BatchCreatePartition", "PartitionInputList")
-    catalog.batch_create_partitions(DB, "legacy_requests", [partition_input("legacy_requests", year) for year in range(1800, 2050)])
+    catalog.batch_create_partitions(
+        DB, "legacy_requests", [partition_input("legacy_requests", year) for year in range(1800, 2050)]
+    )
     assert [len(batch) for batch in sent] == [100, 100, 50]
     assert len(catalog.get_partitions(DB, "legacy_requests")) == 250
 
 
 def test_partitions_are_filtered_by_year_in_glue(catalog: GlueCatalog, glue: Any):
-    catalog.batch_create_partitions(DB, "legacy_requests", [partition_input("legacy_requests", year) for year in range(2011, 2027)])
+    catalog.batch_create_partitions(
+        DB, "legacy_requests", [partition_input("legacy_requests", year) for year in range(2011, 2027)]
+    )
     expressions = calls_to(glue, "GetPartitions", "Expression")
     found = catalog.get_partitions(DB, "legacy_requests", years=["2014", "2013", "2099"])
     assert sorted(partition["Values"] for partition in found) == [["2013"], ["2014"]]
@@ -128,10 +132,14 @@ def test_creating_partitions_that_exist_updates_them(catalog: GlueCatalog, glue:
     catalog.batch_create_partitions(DB, "legacy_requests", [partition_input("legacy_requests", 2013)])
     updates = calls_to(glue, "BatchUpdatePartition", "Entries")
     catalog.batch_create_partitions(
-        DB, "legacy_requests", [partition_input("legacy_requests", 2013, "v2/"), partition_input("legacy_requests", 2014)]
+        DB,
+        "legacy_requests",
+        [partition_input("legacy_requests", 2013, "v2/"), partition_input("legacy_requests", 2014)],
     )
     assert [[entry["PartitionValueList"] for entry in batch] for batch in updates] == [[["2013"]]]
-    locations = {p["Values"][0]: p["StorageDescriptor"]["Location"] for p in catalog.get_partitions(DB, "legacy_requests")}
+    locations = {
+        p["Values"][0]: p["StorageDescriptor"]["Location"] for p in catalog.get_partitions(DB, "legacy_requests")
+    }
     assert locations == {
         "2013": f"s3://lake/bronze/{DB}/legacy_requests/year=2013/v2/",
         "2014": f"s3://lake/bronze/{DB}/legacy_requests/year=2014/",
@@ -139,16 +147,22 @@ def test_creating_partitions_that_exist_updates_them(catalog: GlueCatalog, glue:
 
 
 def test_updating_missing_partitions_names_them(catalog: GlueCatalog):
-    with pytest.raises(EntityNotFound, match=r"updating partitions of boston311\.legacy_requests: \['2031'\]: EntityNotFoundException"):
+    with pytest.raises(
+        EntityNotFound, match=r"updating partitions of boston311\.legacy_requests: \['2031'\]: EntityNotFoundException"
+    ):
         catalog.batch_update_partitions(DB, "legacy_requests", [partition_input("legacy_requests", 2031)])
 
 
 def test_partitions_are_deleted_in_batches_of_at_most_25(catalog: GlueCatalog, glue: Any):
-    catalog.batch_create_partitions(DB, "legacy_requests", [partition_input("legacy_requests", year) for year in range(1960, 2020)])
+    catalog.batch_create_partitions(
+        DB, "legacy_requests", [partition_input("legacy_requests", year) for year in range(1960, 2020)]
+    )
     sent = calls_to(glue, "BatchDeletePartition", "PartitionsToDelete")
     catalog.batch_delete_partitions(DB, "legacy_requests", [[str(year)] for year in range(1960, 2015)])
     assert [len(batch) for batch in sent] == [25, 25, 5]
-    assert sorted(p["Values"][0] for p in catalog.get_partitions(DB, "legacy_requests")) == [str(y) for y in range(2015, 2020)]
+    assert sorted(p["Values"][0] for p in catalog.get_partitions(DB, "legacy_requests")) == [
+        str(y) for y in range(2015, 2020)
+    ]
     with pytest.raises(EntityNotFound, match=r"deleting partitions of boston311\.legacy_requests: \['1960'\]"):
         catalog.batch_delete_partitions(DB, "legacy_requests", [["1960"]])
 
@@ -212,7 +226,9 @@ def crawl_passes_time(glue: Any, catalog: GlueCatalog, registers: list[int]) -> 
 
     def on_sleep(count: int) -> None:
         if count == 1 and registers:
-            catalog.batch_create_partitions(DB, "legacy_requests", [partition_input("legacy_requests", y) for y in registers])
+            catalog.batch_create_partitions(
+                DB, "legacy_requests", [partition_input("legacy_requests", y) for y in registers]
+            )
         glue.list_crawls(CrawlerName=CRAWLER)
 
     return on_sleep
@@ -311,7 +327,9 @@ def test_a_completed_crawl_that_missed_partitions_fails_naming_them(glue, catalo
 
 
 def test_a_crawler_that_does_not_exist_cannot_be_started(glue, catalog):
-    with pytest.raises(ManagedCrawlerError, match=r"could not start crawler 'boston311-bronze': EntityNotFoundException"):
+    with pytest.raises(
+        ManagedCrawlerError, match=r"could not start crawler 'boston311-bronze': EntityNotFoundException"
+    ):
         run(glue, FakeTime(lambda count: None))
 
 

@@ -31,8 +31,10 @@ def table_input(name: str = "legacy_requests", columns: tuple[str, ...] = ("case
 def partition_input(year: str, rows: int = 1) -> dict:
     return {
         "Values": [year],
-        "StorageDescriptor": {"Columns": [{"Name": "case_enquiry_id", "Type": "bigint"}],
-                              "Location": f"/lake/bronze/boston311/legacy_requests/year={year}/"},
+        "StorageDescriptor": {
+            "Columns": [{"Name": "case_enquiry_id", "Type": "bigint"}],
+            "Location": f"/lake/bronze/boston311/legacy_requests/year={year}/",
+        },
         "Parameters": {"recordCount": str(rows)},
     }
 
@@ -149,7 +151,9 @@ def test_every_update_archives_a_version_newest_first(catalog: LocalCatalog) -> 
     assert [version["Table"]["VersionId"] for version in versions] == ["3", "2", "1"]
     assert versions[0]["Table"] == current
     assert [[c["Name"] for c in v["Table"]["StorageDescriptor"]["Columns"]] for v in versions] == [
-        ["a", "b", "c"], ["a", "b"], ["a"],
+        ["a", "b", "c"],
+        ["a", "b"],
+        ["a"],
     ]
     assert {version["Table"]["CreateTime"] for version in versions} == {current["CreateTime"]}
     assert current["UpdateTime"] >= versions[1]["Table"]["UpdateTime"] >= current["CreateTime"]
@@ -277,7 +281,10 @@ def test_crawl_lock_holds_across_processes(catalog: LocalCatalog) -> None:
         "    sys.stdin.read()\n"
     )
     other = subprocess.Popen(
-        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
         cwd=Path(__file__).resolve().parents[2],
     )
     try:

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from boston_lake.lake.provision import (
-    CREATE,
     CRAWLER_EXCLUSIONS,
+    CREATE,
     INLINE_POLICY_NAME,
     UNCHANGED,
     UPDATE,
@@ -54,9 +54,14 @@ def state(config: ProvisionConfig, clients: AwsClients) -> dict[str, Any]:
     role = clients.iam.get_role(RoleName=config.role_name)["Role"]
     described["role"] = (role["Arn"], role["AssumeRolePolicyDocument"])
     described["policies"] = clients.iam.list_role_policies(RoleName=config.role_name)["PolicyNames"]
-    described["policy"] = clients.iam.get_role_policy(RoleName=config.role_name, PolicyName=INLINE_POLICY_NAME)["PolicyDocument"]
+    described["policy"] = clients.iam.get_role_policy(RoleName=config.role_name, PolicyName=INLINE_POLICY_NAME)[
+        "PolicyDocument"
+    ]
     crawler = clients.glue.get_crawler(Name=config.crawler_name)["Crawler"]
-    described["crawler"] = {key: crawler[key] for key in ("Role", "DatabaseName", "Targets", "SchemaChangePolicy", "RecrawlPolicy", "Configuration")}
+    described["crawler"] = {
+        key: crawler[key]
+        for key in ("Role", "DatabaseName", "Targets", "SchemaChangePolicy", "RecrawlPolicy", "Configuration")
+    }
     return described
 
 
@@ -64,8 +69,15 @@ def test_a_first_plan_creates_everything_and_changes_nothing_itself(config, clie
     actions = plan(config, clients)
     assert {action.change for action in actions} == {CREATE}
     assert changes(actions) == {
-        **{resource: CREATE for bucket in (config.raw_bucket, config.lake_bucket, config.code_bucket)
-           for resource in (f"s3://{bucket}", f"s3://{bucket} default encryption", f"s3://{bucket} public access block")},
+        **{
+            resource: CREATE
+            for bucket in (config.raw_bucket, config.lake_bucket, config.code_bucket)
+            for resource in (
+                f"s3://{bucket}",
+                f"s3://{bucket} default encryption",
+                f"s3://{bucket} public access block",
+            )
+        },
         "glue database boston311": CREATE,
         "iam role boston-lake-glue-crawler": CREATE,
         f"iam role boston-lake-glue-crawler inline policy {INLINE_POLICY_NAME}": CREATE,
@@ -81,22 +93,39 @@ def test_apply_builds_the_lake_as_described(config, clients):
     for bucket in (config.raw_bucket, config.lake_bucket, config.code_bucket):
         encryption, public_access = built[bucket]
         assert encryption["Rules"][0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
-        assert public_access == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+        assert public_access == {
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        }
     assert built["database"] == "boston311"
     assert built["role"] == (
         f"arn:aws:iam::{ACCOUNT}:role/boston-lake-glue-crawler",
-        {"Version": "2012-10-17",
-         "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}
+            ],
+        },
     )
     assert built["policies"] == [INLINE_POLICY_NAME]
     crawler = built["crawler"]
     assert crawler["Role"] == built["role"][0]
     assert crawler["DatabaseName"] == "boston311"
-    assert crawler["Targets"] == {"S3Targets": [
-        {"Path": f"s3://{config.lake_bucket}/bronze/boston311/legacy_requests/", "Exclusions": CRAWLER_EXCLUSIONS},
-        {"Path": f"s3://{config.lake_bucket}/bronze/boston311/new_system_requests/", "Exclusions": CRAWLER_EXCLUSIONS},
-    ]}
-    assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "DEPRECATE_IN_DATABASE"}
+    assert crawler["Targets"] == {
+        "S3Targets": [
+            {"Path": f"s3://{config.lake_bucket}/bronze/boston311/legacy_requests/", "Exclusions": CRAWLER_EXCLUSIONS},
+            {
+                "Path": f"s3://{config.lake_bucket}/bronze/boston311/new_system_requests/",
+                "Exclusions": CRAWLER_EXCLUSIONS,
+            },
+        ]
+    }
+    assert crawler["SchemaChangePolicy"] == {
+        "UpdateBehavior": "UPDATE_IN_DATABASE",
+        "DeleteBehavior": "DEPRECATE_IN_DATABASE",
+    }
     assert json.loads(crawler["Configuration"]) == {
         "Version": 1.0,
         "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 4},
@@ -122,10 +151,20 @@ def test_the_role_policy_names_only_our_buckets_prefixes_database_and_log_groups
     raw, lake, code, db = config.raw_bucket, config.lake_bucket, config.code_bucket, config.database
     glue, logs = f"arn:aws:glue:us-east-1:{ACCOUNT}", f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:"
     allowed = {
-        f"arn:aws:s3:::{raw}", f"arn:aws:s3:::{raw}/*", f"arn:aws:s3:::{code}", f"arn:aws:s3:::{code}/*",
-        f"arn:aws:s3:::{lake}", f"arn:aws:s3:::{lake}/bronze/*", f"arn:aws:s3:::{lake}/silver/*",
-        f"{glue}:catalog", f"{glue}:database/{db}", f"{glue}:table/{db}/*", f"{glue}:userDefinedFunction/{db}/*",
-        f"{logs}/aws-glue/crawlers", f"{logs}/aws-glue/crawlers:*", f"{logs}/aws-glue/jobs/*",
+        f"arn:aws:s3:::{raw}",
+        f"arn:aws:s3:::{raw}/*",
+        f"arn:aws:s3:::{code}",
+        f"arn:aws:s3:::{code}/*",
+        f"arn:aws:s3:::{lake}",
+        f"arn:aws:s3:::{lake}/bronze/*",
+        f"arn:aws:s3:::{lake}/silver/*",
+        f"{glue}:catalog",
+        f"{glue}:database/{db}",
+        f"{glue}:table/{db}/*",
+        f"{glue}:userDefinedFunction/{db}/*",
+        f"{logs}/aws-glue/crawlers",
+        f"{logs}/aws-glue/crawlers:*",
+        f"{logs}/aws-glue/jobs/*",
     }
     resources: set[str] = set()
     for statement in document["Statement"]:
@@ -148,11 +187,21 @@ def test_drift_is_planned_as_updates_and_applying_repairs_it(config, clients):
     clients.s3.delete_bucket_encryption(Bucket=config.lake_bucket)
     clients.s3.put_public_access_block(
         Bucket=config.raw_bucket,
-        PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": False, "RestrictPublicBuckets": False},
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": False,
+            "RestrictPublicBuckets": False,
+        },
     )
     everything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
-    clients.iam.put_role_policy(RoleName=config.role_name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(everything))
-    anyone = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+    clients.iam.put_role_policy(
+        RoleName=config.role_name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(everything)
+    )
+    anyone = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}],
+    }
     clients.iam.update_assume_role_policy(RoleName=config.role_name, PolicyDocument=json.dumps(anyone))
 
     drifted = plan(config, clients)
@@ -175,7 +224,9 @@ def test_a_bucket_encrypted_differently_is_planned_for_update(config, clients):
     apply(plan(config, clients), log)
     clients.s3.put_bucket_encryption(
         Bucket=config.code_bucket,
-        ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]},
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+        },
     )
     updates = {action.resource: action.reason for action in plan(config, clients) if action.change == UPDATE}
     assert updates == {f"s3://{config.code_bucket} default encryption": "is aws:kms without bucket keys; want AES256"}
@@ -203,15 +254,23 @@ def test_a_crawler_that_drifted_is_planned_for_update_naming_what_differs(config
 def test_kms_encryption_reaches_the_buckets_and_the_role(clients, aws_client):
     key_id = aws_client("kms").create_key(Description="lake key")["KeyMetadata"]["KeyId"]
     suffix = uuid.uuid4().hex[:10]
-    config = ProvisionConfig("us-east-1", f"raw-{suffix}", f"lake-{suffix}", f"code-{suffix}", sse="aws:kms", kms_key_id=key_id)
+    config = ProvisionConfig(
+        "us-east-1", f"raw-{suffix}", f"lake-{suffix}", f"code-{suffix}", sse="aws:kms", kms_key_id=key_id
+    )
     apply(plan(config, clients), log)
     rule = clients.s3.get_bucket_encryption(Bucket=config.lake_bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert rule["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key_id}
     assert rule["BucketKeyEnabled"] is True
     policy = clients.iam.get_role_policy(RoleName=config.role_name, PolicyName=INLINE_POLICY_NAME)["PolicyDocument"]
     kms = [statement for statement in policy["Statement"] if statement["Sid"] == "UseLakeKey"]
-    assert kms == [{"Sid": "UseLakeKey", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-                    "Resource": [f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"]}]
+    assert kms == [
+        {
+            "Sid": "UseLakeKey",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+            "Resource": [f"arn:aws:kms:us-east-1:{ACCOUNT}:key/{key_id}"],
+        }
+    ]
     assert {action.change for action in plan(config, clients)} == {UNCHANGED}
 
 
@@ -232,11 +291,20 @@ def test_buckets_outside_us_east_1_are_created_in_their_region(aws_env):
         ({"database": "Boston-311"}, r"database='Boston-311' is not a Glue database name"),
         ({"region": ""}, "region is empty"),
         ({"sse": "aws:kms", "kms_key_id": "alias/lake"}, "an IAM policy cannot grant on an alias"),
-        ({"kms_key_id": "1234abcd-12ab-34cd-56ef-1234567890ab"}, r"sse='AES256'.*needs server-side encryption 'aws:kms'"),
+        (
+            {"kms_key_id": "1234abcd-12ab-34cd-56ef-1234567890ab"},
+            r"sse='AES256'.*needs server-side encryption 'aws:kms'",
+        ),
         ({"sse": "none"}, r"sse='none'.*not supported"),
     ],
 )
 def test_bad_settings_are_refused_naming_the_setting(settings, message):
-    values = {"region": "us-east-1", "raw_bucket": "raw-a", "lake_bucket": "lake-a", "code_bucket": "code-a", **settings}
+    values = {
+        "region": "us-east-1",
+        "raw_bucket": "raw-a",
+        "lake_bucket": "lake-a",
+        "code_bucket": "code-a",
+        **settings,
+    }
     with pytest.raises(ValueError, match=message):
         ProvisionConfig(**values)

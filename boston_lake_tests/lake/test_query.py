@@ -77,9 +77,7 @@ def test_a_partition_removed_from_the_catalog_disappears_though_its_files_remain
     assert set(counts_by_year(engine, LEGACY)) == {"2022", "2023"}
 
 
-def test_only_crawled_tables_are_queryable(
-    bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog
-) -> None:
+def test_only_crawled_tables_are_queryable(bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog) -> None:
     Crawler(bronze_lake, bronze_catalog, DB).crawl(TARGETS[:1])
     engine = DuckDBQueryEngine(bronze_catalog, bronze_lake)
 
@@ -130,7 +128,9 @@ def test_partitions_with_narrower_types_are_read_as_the_table_type(
 
 
 def test_a_deprecated_table_is_empty_with_its_columns(
-    engine: DuckDBQueryEngine, bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog,
+    engine: DuckDBQueryEngine,
+    bronze_lake: LocalObjectStore,
+    bronze_catalog: LocalCatalog,
     bronze_samples: BronzeSamples,
 ) -> None:
     for sample in bronze_samples.new_system:
@@ -152,19 +152,25 @@ def test_a_table_with_a_location_outside_the_store_is_named_and_others_still_wor
     moved["PartitionKeys"] = []
     bronze_catalog.update_table(DB, moved)
 
-    with pytest.raises(QueryError, match=r"boston311\.new_system_requests is not queryable: .*/somewhere/else/ is outside"):
+    with pytest.raises(
+        QueryError, match=r"boston311\.new_system_requests is not queryable: .*/somewhere/else/ is outside"
+    ):
         engine.query("SELECT count(*) FROM boston311.new_system_requests")
     assert counts_by_year(engine, LEGACY) == {str(s.year): s.rows for s in bronze_samples.legacy}
 
 
 def test_files_that_no_longer_match_the_catalog_ask_for_a_recrawl(
-    engine: DuckDBQueryEngine, bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog,
+    engine: DuckDBQueryEngine,
+    bronze_lake: LocalObjectStore,
+    bronze_catalog: LocalCatalog,
     bronze_samples: BronzeSamples,
 ) -> None:
     assert counts_by_year(engine, LEGACY)["2013"] == bronze_samples.legacy_v2_2013.rows
     bronze_lake.publish(bronze_samples.legacy_v1_2022.path, layout.bronze_data_key(LEGACY, 2013))
 
-    with pytest.raises(QueryError, match=r"(?s)legacy_requests is not queryable: its files do not match the catalog .*recrawl"):
+    with pytest.raises(
+        QueryError, match=r"(?s)legacy_requests is not queryable: its files do not match the catalog .*recrawl"
+    ):
         engine.query("SELECT count(*) FROM boston311.legacy_requests")
     assert engine.query("SELECT count(*) AS n FROM boston311.new_system_requests")["n"].to_pylist() == [
         sum(s.rows for s in bronze_samples.new_system)

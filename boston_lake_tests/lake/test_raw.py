@@ -29,10 +29,15 @@ def zone(portal, store):
 def test_a_legacy_year_is_stored_as_downloaded_with_its_manifest(zone, store, portal):
     (partition,) = zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
     manifest = partition.manifest
-    assert partition.changed and manifest.key == "raw/boston311/legacy_requests/year=2022/legacy_v1_2022-01_qsv_boston311-100.csv"
+    assert (
+        partition.changed
+        and manifest.key == "raw/boston311/legacy_requests/year=2022/legacy_v1_2022-01_qsv_boston311-100.csv"
+    )
     assert store.get_bytes(manifest.key) == portal.file_for(LEGACY_2022_ID).read_bytes()
     stored = json.loads(store.get_bytes("raw/boston311/legacy_requests/year=2022/_manifest.json"))
-    assert stored["resource_id"] == LEGACY_2022_ID and stored["data_rows"] == 100 and stored["sha256"] == manifest.sha256
+    assert (
+        stored["resource_id"] == LEGACY_2022_ID and stored["data_rows"] == 100 and stored["sha256"] == manifest.sha256
+    )
     assert stored["etag"] and stored["downloaded_at"] and stored["source_url"].startswith(portal.url)
 
 
@@ -87,7 +92,10 @@ def test_new_system_is_split_by_open_year_without_losing_or_doubling_a_case(zone
     assert sorted(parts[2025][1:] + parts[2026][1:]) == sorted(rows)
     assert all(line.split(b",")[1].startswith(b"2025") for line in parts[2025][1:])
     assert all(line.split(b",")[1].startswith(b"2026") for line in parts[2026][1:])
-    assert {p.year: p.manifest.data_rows for p in partitions} == {2025: len(parts[2025]) - 1, 2026: len(parts[2026]) - 1}
+    assert {p.year: p.manifest.data_rows for p in partitions} == {
+        2025: len(parts[2025]) - 1,
+        2026: len(parts[2026]) - 1,
+    }
     source = read_manifest(store, layout.raw_source_prefix("new_system_requests") + layout.MANIFEST)
     assert store.get_bytes(source.key) == portal.file_for(NEW_SYSTEM_ID).read_bytes()
     assert all(p.manifest.source_sha256 == source.sha256 for p in partitions)
@@ -101,10 +109,15 @@ def test_new_system_rows_outside_the_partitions_are_kept_apart_and_counted(zone,
     portal.replace_file(NEW_SYSTEM_ID, b"\r\n".join([header, stray, undated, first, rest]))
     caplog.set_level(logging.WARNING)
     partitions = zone.ingest(NEW_SYSTEM_REQUESTS, NEW_YEARS, NEW_YEARS)
-    unassigned = store.get_bytes("raw/boston311/new_system_requests/_unassigned/new_system_2025-08_to_2026-02_soham-bhagwat_api_extract.csv")
+    unassigned = store.get_bytes(
+        "raw/boston311/new_system_requests/_unassigned/new_system_2025-08_to_2026-02_soham-bhagwat_api_extract.csv"
+    )
     assert unassigned.splitlines()[1:] == [stray, undated]
     summary = json.loads(store.get_bytes("raw/boston311/new_system_requests/_unassigned/_manifest.json"))
-    assert summary["rows"] == 2 and summary["reasons"] == {"open year 2024 is outside 2025-2026": 1, "no parseable open date": 1}
+    assert summary["rows"] == 2 and summary["reasons"] == {
+        "open year 2024 is outside 2025-2026": 1,
+        "no parseable open date": 1,
+    }
     assert sum(p.manifest.data_rows for p in partitions) == len(data.splitlines()) - 1  # every original case placed
     assert any("2 rows have an open date outside" in m for m in caplog.messages)
 

@@ -49,10 +49,18 @@ def test_bytes_round_trip_exists_and_delete(store: ObjectStore):
 
 
 def test_list_is_recursive_relative_and_by_prefix(store: ObjectStore):
-    for key in ("raw/t/year=2013/a.csv", "raw/t/year=2013/_manifest.json", "raw/t/year=2014/b.csv", "raw/tt/c.csv", "other/d"):
+    for key in (
+        "raw/t/year=2013/a.csv",
+        "raw/t/year=2013/_manifest.json",
+        "raw/t/year=2014/b.csv",
+        "raw/tt/c.csv",
+        "other/d",
+    ):
         store.put_bytes(key, key.encode())
     listed = {item.key: item.size for item in store.list("raw/t/")}
-    assert listed == {key: len(key) for key in ("raw/t/year=2013/a.csv", "raw/t/year=2013/_manifest.json", "raw/t/year=2014/b.csv")}
+    assert listed == {
+        key: len(key) for key in ("raw/t/year=2013/a.csv", "raw/t/year=2013/_manifest.json", "raw/t/year=2014/b.csv")
+    }
     assert [item.key for item in store.list("raw/t/year=2013/a")] == ["raw/t/year=2013/a.csv"]
     assert all(item.last_modified.tzinfo is not None for item in store.list("raw/"))
     assert list(store.list("nothing/here/")) == []
@@ -125,7 +133,9 @@ def _encryption_of(client, bucket: str, key: str) -> tuple[str | None, str | Non
     return head.get("ServerSideEncryption"), head.get("SSEKMSKeyId")
 
 
-def test_every_write_path_asks_for_server_side_encryption(s3_store: S3ObjectStore, aws_client, aws_buckets: LakeBuckets):
+def test_every_write_path_asks_for_server_side_encryption(
+    s3_store: S3ObjectStore, aws_client, aws_buckets: LakeBuckets
+):
     s3 = aws_client("s3")
     s3_store.put_bytes("a/small", b"x")
     with s3_store.writing("a/large") as staged:

@@ -19,7 +19,9 @@ def test_empty_variables_mean_defaults():
 
 
 def test_values_are_read_and_normalized(tmp_path):
-    settings = Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path / "lake"), "BOSTON_LAKE_PORTAL_URL": "http://127.0.0.1:8311/"})
+    settings = Settings.from_env(
+        {"BOSTON_LAKE_HOME": str(tmp_path / "lake"), "BOSTON_LAKE_PORTAL_URL": "http://127.0.0.1:8311/"}
+    )
     assert settings.home == Path(tmp_path / "lake").resolve()
     assert settings.portal_url == "http://127.0.0.1:8311"
 

@@ -1,7 +1,7 @@
 import os
 
-import pyarrow.parquet as pq
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake.stores import STAGING_DIR, LocalObjectStore, ObjectNotFound, StoreError

@@ -103,4 +103,3 @@ def bronze_lake(bronze_store: LocalObjectStore, bronze_samples: BronzeSamples) -
     for sample in bronze_samples.legacy + bronze_samples.new_system:
         bronze_publish(bronze_store, sample)
     return bronze_store
-
