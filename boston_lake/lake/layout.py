@@ -54,6 +54,20 @@ def bronze_rejects_key(table: str, year: int) -> str:
     return bronze_partition_prefix(table, year) + REJECTS
 
 
+def table_prefix(zone: str, table: str) -> str:
+    """A table's prefix in any zone that holds Parquet by year (`silver`, `gold`)."""
+    return f"{zone}/{DATABASE}/{table}/"
+
+
+def partition_prefix(zone: str, table: str, year: int) -> str:
+    return f"{table_prefix(zone, table)}year={year}/"
+
+
+def data_key(zone: str, table: str, year: int) -> str:
+    """The one object a year of a derived table is published as, like bronze's."""
+    return partition_prefix(zone, table, year) + BRONZE_FILE
+
+
 def history_prefix(prefix: str, stamp: str) -> str:
     return f"{prefix}{HISTORY}/{stamp}/"
 
