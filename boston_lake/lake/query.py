@@ -132,7 +132,7 @@ class DuckDBQueryEngine:
             partitions = [([], table["StorageDescriptor"])]
         selects, files_seen = [], []
         for values, descriptor in partitions:
-            files, _ = data_objects(self.store, self._key_of(name, descriptor["Location"]))
+            files, _ = data_objects(self.store, location_key(self.store, name, descriptor["Location"]))
             files_seen += files
             if not files:
                 continue
@@ -152,12 +152,13 @@ class DuckDBQueryEngine:
             return _View(f"SELECT {', '.join(empty)} WHERE false", ())
         return _View("\nUNION ALL\n".join(selects), tuple(files_seen))
 
-    def _key_of(self, table: str, location: str) -> str:
-        """The store key prefix of a catalog Location (the crawler writes Locations with store.uri)."""
-        root = self.store.uri("").rstrip("/") + "/"
-        if not location.startswith(root):
-            raise QueryError(f"table {table}: Location {location} is outside the store {root}; recrawl the table")
-        return location[len(root) :].rstrip("/") + "/"
+
+def location_key(store: ObjectStore, table: str, location: str) -> str:
+    """The store key prefix of a catalog Location (the crawler writes Locations with store.uri)."""
+    root = store.uri("").rstrip("/") + "/"
+    if not location.startswith(root):
+        raise QueryError(f"table {table}: Location {location} is outside the store {root}; recrawl the table")
+    return location[len(root) :].rstrip("/") + "/"
 
 
 def _projection(column: str, duck_type: str, own_types: dict[str, str], glue_types: dict[str, str]) -> str:

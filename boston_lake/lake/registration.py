@@ -132,8 +132,11 @@ def partition_record_count(partition_parameters: GlueDict) -> int:
     return int(partition_parameters.get("recordCount", 0) or 0)
 
 
-def direct_crawl(store: ObjectStore, catalog: Catalog, database: str, table: str, log: Log) -> tuple[str, list[str]]:
-    """Our crawler over one bronze table, writing straight into `catalog` (embedded, or Glue's API)."""
-    result = Crawler(store, catalog, database).crawl([(table, layout.bronze_table_prefix(table))], log)
+def direct_crawl(
+    store: ObjectStore, catalog: Catalog, database: str, table: str, log: Log, prefix: str | None = None
+) -> tuple[str, list[str]]:
+    """Our crawler over one table's prefix (bronze's unless given), writing straight into `catalog` (embedded, or
+    Glue's API)."""
+    result = Crawler(store, catalog, database).crawl([(table, prefix or layout.bronze_table_prefix(table))], log)
     crawled = result.table(table)
     return crawled.summary(), [conflict.describe() for conflict in crawled.conflicts]

@@ -1,0 +1,141 @@
+"""Gold assets: one per gold table, a year per partition, built from the same silver year, registered in the
+catalog, and carrying charts of the answers in their materialization metadata.
+
+They follow silver by themselves: declarative automation requests a gold year whenever its silver year is
+updated (any year, not just the latest: backfilled silver years flow through too), and the sensor that
+evaluates it is on by default.
+"""
+
+from collections.abc import Callable
+
+import pyarrow as pa
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    BackfillPolicy,
+    DefaultSensorStatus,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from boston_lake.defs.catalog import CRAWLER_POOL, column_schema
+from boston_lake.defs.partitions import run_years, yearly_partitions
+from boston_lake.defs.resources import CatalogResource, LakeStorageResource
+from boston_lake.lake import answers, charts, layout
+from boston_lake.lake.gold import (
+    GOLD_TABLES,
+    GOLD_ZONE,
+    INTAKE,
+    SERVICE_LEVELS,
+    SILVER_TABLE,
+    GoldTable,
+    build_gold_partition,
+)
+from boston_lake.lake.registration import direct_crawl, register
+from boston_lake.lake.tables import LEGACY_REQUESTS
+
+GOLD_GROUP = "gold"
+SILVER_KEY = AssetKey(["silver", SILVER_TABLE])
+# Silver's years: every year since the first legacy file, the running year included.
+GOLD_PARTITIONS = yearly_partitions(LEGACY_REQUESTS.first_year)
+FOLLOW_SILVER = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
+
+ChartsOfYear = Callable[[answers.Query, list[int]], dict[int, dict[str, bytes]]]
+
+
+def gold_key(table: GoldTable) -> AssetKey:
+    return AssetKey([GOLD_ZONE, table.name])
+
+
+def service_level_charts(query: answers.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
+    """Per year: the volume across the 2025 switch (all years), and that year's speed and punctuality."""
+    per_month = charts.cases_per_month_png(answers.cases_per_month(query))
+    neighborhoods = answers.median_hours_by_neighborhood(query)
+    departments = answers.on_time_share_by_department(query)
+    return {
+        year: {
+            "Cases per month by source system": per_month,
+            f"Median hours to close by neighborhood, {year}": charts.median_hours_by_neighborhood_png(
+                neighborhoods, year
+            ),
+            f"On-time share by department, {year}": charts.on_time_share_by_department_png(departments, year),
+        }
+        for year in years
+    }
+
+
+def intake_charts(query: answers.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
+    intake = answers.intake_by_weekday_and_hour(query)
+    return {
+        year: {f"Cases opened by weekday and hour, {year}": charts.intake_heatmap_png(intake, year)} for year in years
+    }
+
+
+def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDefinition:
+    @asset(
+        key=gold_key(table),
+        deps=[SILVER_KEY],
+        partitions_def=GOLD_PARTITIONS,
+        backfill_policy=BackfillPolicy.single_run(),
+        automation_condition=FOLLOW_SILVER,
+        pool=CRAWLER_POOL,  # it crawls its own prefix; crawls never overlap
+        group_name=GOLD_GROUP,
+        kinds={"duckdb", "parquet"},
+        description=f"boston311.{table.name}: {table.description}",
+    )
+    def gold_asset(
+        context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
+    ) -> MaterializeResult:
+        lake, years = storage.lake_zone(), run_years(context)
+        built = [build_gold_partition(lake, table, year) for year in years]
+        glue = catalog.catalog()
+        prefix = layout.table_prefix(GOLD_ZONE, table.name)
+        update = register(
+            lambda: direct_crawl(lake, glue, catalog.database, table.name, context.log, prefix=prefix),
+            glue,
+            catalog.database,
+            table.name,
+            years,
+        )
+        context.log.info(update.crawl_summary)
+
+        def query(sql: str) -> pa.Table:
+            return catalog.query(sql, lake)
+
+        images = charts_of_year(query, years)
+        for partition in built:
+            context.add_asset_metadata(
+                {
+                    "dagster/row_count": MetadataValue.int(partition.rows),
+                    "silver_rows": MetadataValue.int(partition.silver_rows),
+                    "path": MetadataValue.path(lake.uri(partition.key)),
+                    "charts": MetadataValue.md(charts.markdown(images[partition.year])),
+                },
+                partition_key=str(partition.year),
+            )
+        context.add_asset_metadata(
+            {
+                "dagster/table_name": f"{catalog.database}.{table.name}",
+                "dagster/column_schema": column_schema(update.after),
+                "recordCount": update.after.record_count,
+            }
+        )
+        return MaterializeResult()
+
+    return gold_asset
+
+
+CHARTS_BY_TABLE: dict[str, ChartsOfYear] = {SERVICE_LEVELS.name: service_level_charts, INTAKE.name: intake_charts}
+GOLD_ASSETS = [build_gold_asset(table, CHARTS_BY_TABLE[table.name]) for table in GOLD_TABLES]
+
+GOLD_AUTOMATION = AutomationConditionSensorDefinition(
+    "gold_follows_silver",
+    target=[gold_key(table) for table in GOLD_TABLES],
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Rebuilds a gold year whenever its silver year is materialized.",
+)

@@ -1,0 +1,129 @@
+"""Small PNG charts of the gold answers, for Dagster's markdown metadata (readable at a glance in the UI).
+
+matplotlib's object API (Figure, no pyplot) draws them: no display, no global state, safe in any run worker.
+Each chart is a few tens of KB, embedded as a data URI, which Dagster's markdown renderer shows inline.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections import defaultdict
+from datetime import date
+
+import pyarrow as pa
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+NOT_GIVEN = "(not given)"
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+SOURCE_COLORS = {"legacy": "#1f77b4", "new_system": "#d62728"}
+DPI = 80
+
+
+def cases_per_month_png(cases: pa.Table) -> bytes:
+    """Lines of cases per month by source system, with the first month of the new CRM marked."""
+    figure = Figure(figsize=(9, 3.2), dpi=DPI, layout="constrained")
+    axes = figure.subplots()
+    series: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    for row in cases.to_pylist():
+        series[row["source_system"]].append((row["month"], row["cases"]))
+    for source, points in sorted(series.items()):
+        for run_number, run in enumerate(consecutive_months(sorted(points))):
+            months, counts = zip(*run, strict=True)
+            label = source if run_number == 0 else None  # years without data break the line, not the legend
+            axes.plot(months, counts, marker=".", label=label, color=SOURCE_COLORS.get(source))
+    if series.get("new_system"):
+        switch = min(month for month, _ in series["new_system"])
+        axes.axvline(switch, color="grey", linestyle="--", linewidth=1)
+        axes.annotate(f"new CRM from {switch:%b %Y}", (switch, 0.95), xycoords=("data", "axes fraction"), ha="right")
+    axes.set_title("Cases opened per month, by source system")
+    axes.set_ylabel("cases")
+    axes.legend(loc="upper left")
+    return _png(figure)
+
+
+def median_hours_by_neighborhood_png(neighborhoods: pa.Table, year: int) -> bytes:
+    """Horizontal bars of the median hours to close in one year, slowest neighborhood on top."""
+    rows = sorted(
+        (row for row in neighborhoods.to_pylist() if row["year"] == str(year) and row["median_hours_to_close"]),
+        key=lambda row: row["median_hours_to_close"],
+    )
+    return _bars(
+        [row["neighborhood"] or NOT_GIVEN for row in rows],
+        [row["median_hours_to_close"] for row in rows],
+        f"Median hours to close, by neighborhood, {year}",
+        "hours (median)",
+    )
+
+
+def on_time_share_by_department_png(departments: pa.Table, year: int) -> bytes:
+    """Horizontal bars of the share of cases closed within their target, per department in one year."""
+    rows = sorted(
+        (row for row in departments.to_pylist() if row["year"] == str(year)), key=lambda row: row["on_time_share"]
+    )
+    return _bars(
+        [row["department"] or NOT_GIVEN for row in rows],
+        [row["on_time_share"] for row in rows],
+        f"On-time share, by department, {year}",
+        "on time",
+        percent=True,
+    )
+
+
+def intake_heatmap_png(intake: pa.Table, year: int) -> bytes:
+    """Cases opened by weekday and local hour: when the city is asked."""
+    grid = [[0] * 24 for _ in WEEKDAYS]
+    for row in intake.to_pylist():
+        if row["year"] == str(year):
+            grid[row["weekday"] - 1][row["hour"]] += row["cases_opened"]
+    figure = Figure(figsize=(9, 3), dpi=DPI, layout="constrained")
+    axes = figure.subplots()
+    image = axes.imshow(grid, aspect="auto", cmap="viridis")
+    axes.set_yticks(range(len(WEEKDAYS)), WEEKDAYS)
+    axes.set_xticks(range(0, 24, 2))
+    axes.set_xlabel("hour of day (Boston time)")
+    axes.set_title(f"Cases opened by weekday and hour, {year}")
+    figure.colorbar(image, ax=axes, label="cases")
+    return _png(figure)
+
+
+def consecutive_months(points: list[tuple[date, int]]) -> list[list[tuple[date, int]]]:
+    """Sorted (month, value) points cut where months are missing, so a gap is drawn as a gap."""
+    runs: list[list[tuple[date, int]]] = []
+    for month, value in points:
+        previous = runs[-1][-1][0] if runs else None
+        if previous is not None and (month.year - previous.year) * 12 + month.month - previous.month == 1:
+            runs[-1].append((month, value))
+        else:
+            runs.append([(month, value)])
+    return runs
+
+
+def markdown(images: dict[str, bytes]) -> str:
+    """Titled PNGs as one markdown document with data URIs, the form Dagster renders inline."""
+    return "\n\n".join(
+        f"**{title}**\n\n![{title}](data:image/png;base64,{base64.b64encode(png).decode()})"
+        for title, png in images.items()
+    )
+
+
+def _bars(labels: list[str], values: list[float], title: str, unit: str, percent: bool = False) -> bytes:
+    figure = Figure(figsize=(7, 0.9 + 0.22 * max(len(labels), 1)), dpi=DPI, layout="constrained")
+    axes = figure.subplots()
+    axes.barh(labels, values, color="#4c72b0")
+    if percent:
+        axes.xaxis.set_major_formatter(PercentFormatter(1.0))
+        axes.set_xlim(0, 1)
+    if not labels:
+        axes.text(0.5, 0.5, "no data for this year", ha="center", va="center", transform=axes.transAxes)
+    axes.set_title(title)
+    axes.set_xlabel(unit)
+    axes.tick_params(axis="y", labelsize=8)
+    return _png(figure)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()

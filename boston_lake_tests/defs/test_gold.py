@@ -1,0 +1,107 @@
+"""Gold assets through Dagster on the embedded target: built from silver, registered, charted, kept current."""
+
+import base64
+import re
+
+from dagster import AssetMaterialization, AssetSpec, Definitions, evaluate_automation_conditions, materialize
+
+from boston_lake.defs.gold import GOLD_ASSETS, GOLD_PARTITIONS, SILVER_KEY, gold_key
+from boston_lake.lake.gold import INTAKE, SERVICE_LEVELS
+from boston_lake_tests.support.silver_samples import write_silver_samples
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+PNG_URI = re.compile(r"!\[([^\]]+)\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
+
+
+def materialize_gold(defs, instance, first: str, last: str):
+    return materialize(
+        GOLD_ASSETS,
+        instance=instance,
+        resources=defs.resources,
+        tags={RANGE[0]: first, RANGE[1]: last},
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+
+
+def metadata_by_partition(result, table):
+    return {
+        event.partition: event.metadata
+        for event in (e.event_specific_data.materialization for e in result.get_asset_materialization_events())
+        if event.asset_key == gold_key(table)
+    }
+
+
+def embedded_pngs(markdown: str) -> dict[str, bytes]:
+    return {title: base64.b64decode(data) for title, data in PNG_URI.findall(markdown)}
+
+
+def test_gold_years_are_built_registered_and_charted(local_defs, dagster_instance, lake_home):
+    write_silver_samples(lake_home)
+    result = materialize_gold(local_defs, dagster_instance, "2025", "2026")
+    assert result.success
+
+    levels = metadata_by_partition(result, SERVICE_LEVELS)
+    assert set(levels) == {"2025", "2026"}
+    rows = local_defs.resources["catalog"].query(
+        "SELECT year, count(*) AS n FROM boston311.service_levels GROUP BY year ORDER BY year",
+        local_defs.resources["storage"].lake_zone(),
+    )
+    assert {year: levels[year]["dagster/row_count"].value for year in levels} == dict(
+        zip(rows.column("year").to_pylist(), rows.column("n").to_pylist(), strict=True)
+    )
+    assert levels["2025"]["dagster/table_name"].value == "boston311.service_levels"
+    images = embedded_pngs(levels["2025"]["charts"].value)
+    assert list(images) == [
+        "Cases per month by source system",
+        "Median hours to close by neighborhood, 2025",
+        "On-time share by department, 2025",
+    ]
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000 for png in images.values())
+
+    intake = metadata_by_partition(result, INTAKE)
+    assert list(embedded_pngs(intake["2026"]["charts"].value)) == ["Cases opened by weekday and hour, 2026"]
+    assert intake["2026"]["silver_rows"].value == 1339
+
+
+def test_a_gold_year_without_silver_fails_naming_it(local_defs, dagster_instance, lake_home):
+    write_silver_samples(lake_home)
+    result = materialize_gold(local_defs, dagster_instance, "2024", "2025")
+    assert not result.success
+    causes = [event.event_specific_data.error.cause.message for event in result.get_step_failure_events()]
+    assert sorted(cause.split(":")[1] for cause in causes) == [" gold/intake 2024", " gold/service_levels 2024"]
+    assert all("silver has no Parquet under" in cause and "service_requests/year=2024" in cause for cause in causes)
+
+
+def test_gold_follows_every_silver_year_that_is_updated(local_defs, dagster_instance, lake_home):
+    write_silver_samples(lake_home)
+    gold = [gold_key(SERVICE_LEVELS), gold_key(INTAKE)]
+
+    # Silver's own asset is what gold follows; here its materializations are reported, so silver is a partitioned spec.
+    graph = Definitions(
+        assets=[AssetSpec(SILVER_KEY, partitions_def=GOLD_PARTITIONS), *GOLD_ASSETS], resources=local_defs.resources
+    )
+
+    def requested(cursor):
+        evaluation = evaluate_automation_conditions(graph, dagster_instance, cursor=cursor)
+        return {
+            key.to_user_string(): sorted(evaluation.get_requested_partitions(key)) for key in gold
+        }, evaluation.cursor
+
+    wanted, cursor = requested(None)
+    assert wanted == {"gold/service_levels": [], "gold/intake": []}  # no silver year materialized yet
+
+    for year in ("2013", "2023"):  # old years, not only the running one
+        dagster_instance.report_runless_asset_event(AssetMaterialization(SILVER_KEY, partition=year))
+    wanted, cursor = requested(cursor)
+    assert wanted == {"gold/service_levels": ["2013", "2023"], "gold/intake": ["2013", "2023"]}
+
+    assert materialize_gold(local_defs, dagster_instance, "2013", "2013").success
+    assert materialize_gold(local_defs, dagster_instance, "2023", "2023").success
+    wanted, cursor = requested(cursor)
+    assert wanted == {"gold/service_levels": [], "gold/intake": []}  # unchanged silver rebuilds nothing
+
+    dagster_instance.report_runless_asset_event(AssetMaterialization(SILVER_KEY, partition="2023"))
+    wanted, _ = requested(cursor)
+    assert wanted == {"gold/service_levels": ["2023"], "gold/intake": ["2023"]}
