@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     commands.add_parser("status", help="per table and year: raw rows, bronze rows, rejects, freshness")
 
+    report = commands.add_parser(
+        "report", help="write one self-contained HTML file (opens with no network) of the lake's charts and freshness"
+    )
+    report.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file to write")
+
     provision = commands.add_parser(
         "provision", help="aws target: create or update the buckets, Glue database, IAM role and crawler"
     )
@@ -54,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "query": _query,
             "catalog": _catalog,
             "status": _status,
+            "report": _report,
             "provision": _provision,
             "serve-sample-portal": _serve,
             "demo": _demo,
@@ -163,6 +169,28 @@ def _status(args: argparse.Namespace) -> int:
     rows = [status.as_row() for status in lake_status(raw, lake, TABLES)]
     print(f"target {settings.target}: raw {raw.uri()}, lake {lake.uri()}")
     print(tabulate(rows, headers="keys", tablefmt="github") if rows else "the lake is empty")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from boston_lake.lake.answers import table_freshness
+    from boston_lake.lake.catalog import CatalogError
+    from boston_lake.lake.query import QueryError
+    from boston_lake.lake.report import write_report
+
+    resources = _resources(Settings.from_env())
+    catalog, lake = resources["catalog"], resources["storage"].lake_zone()
+    try:
+        freshness = table_freshness(catalog.catalog(), lake, catalog.database)
+        path = write_report(args.out, lambda sql: catalog.query(sql, lake), freshness)
+    except (QueryError, CatalogError) as error:
+        print(
+            f"report failed: {error}\nthe report reads silver and gold: materialize silver/service_requests, "
+            "gold/service_levels and gold/intake first",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"report written to {path}")
     return 0
 
 

@@ -14,6 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+from boston_lake.defs.resources import LocalCatalogResource
+from boston_lake.lake import layout
+from boston_lake.lake.crawler import Crawler
+from boston_lake.lake.gold import GOLD_TABLES, GOLD_ZONE, SILVER_TABLE, SILVER_ZONE, build_gold_partition
+from boston_lake.lake.stores import LocalObjectStore
+from boston_lake.lake.tables import DATABASE
 from boston_lake.sample_portal.server import DATA_DIR
 
 _LEGACY = """
@@ -65,7 +71,7 @@ def write_silver_samples(root: Path) -> dict[int, Path]:
     rows = silver_sample_rows()
     written = {}
     for year in sorted(set(rows.column("year").to_pylist())):
-        path = root / "silver" / "boston311" / "service_requests" / f"year={year}" / "part-00000.parquet"
+        path = root / layout.data_key(SILVER_ZONE, SILVER_TABLE, int(year))
         path.parent.mkdir(parents=True, exist_ok=True)
         year_rows = rows.filter(pc.equal(rows.column("year"), year)).drop_columns(["year"])
         pq.write_table(year_rows, path)
@@ -76,3 +82,18 @@ def write_silver_samples(root: Path) -> dict[int, Path]:
 @pytest.fixture(scope="session")
 def silver_rows() -> pa.Table:
     return silver_sample_rows()
+
+
+@pytest.fixture
+def gold_lake_home(tmp_path: Path) -> Path:
+    """An embedded lake holding the silver samples and every gold year built from them, all crawled."""
+    home = tmp_path / "gold_lake"
+    store = LocalObjectStore(home)
+    years = write_silver_samples(home)
+    for table in GOLD_TABLES:
+        for year in years:
+            build_gold_partition(store, table, year)
+    targets = [(SILVER_TABLE, layout.table_prefix(SILVER_ZONE, SILVER_TABLE))]
+    targets += [(table.name, layout.table_prefix(GOLD_ZONE, table.name)) for table in GOLD_TABLES]
+    Crawler(store, LocalCatalogResource(home=str(home)).catalog(), DATABASE).crawl(targets)
+    return home
