@@ -11,15 +11,15 @@ from boston_lake.lake.settings import Settings
 
 EXPECTED_ASSETS = {
     f"{layer}/{table}" for layer in ("raw", "bronze", "catalog") for table in ("legacy_requests", "new_system_requests")
-}
+} | {"silver/service_requests", "gold/service_levels", "gold/intake"}
 
 
 def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(local_defs):
     graph = local_defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
     assert len(graph.asset_check_keys) == 14
-    assert [s.name for s in local_defs.sensors] == ["crawl_landed_bronze"]
-    assert local_defs.sensors[0].default_status.value == "RUNNING"
+    assert [s.name for s in local_defs.sensors] == ["crawl_landed_bronze", "gold_follows_silver"]
+    assert all(sensor.default_status.value == "RUNNING" for sensor in local_defs.sensors)
     crawl = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "catalog/legacy_requests"))
     assert crawl.pools == {"boston_lake_crawler"}
     assert {s.name for s in local_defs.schedules} == {
