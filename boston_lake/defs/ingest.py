@@ -1,7 +1,8 @@
 """Raw and bronze assets, one pair per table, partitioned by year.
 
-Both run a whole backfill as one run (BackfillPolicy.single_run): a 16-year backfill downloads the package
-metadata once and converts file after file in one process. Each partition gets its own metadata; Dagster
+Each runs a whole backfill as one run: a 16-year backfill downloads the package metadata once and converts
+file after file in one process. Raw and bronze run in separate runs of a backfill (see BRONZE_BACKFILL_POLICY),
+so the years raw stored reach bronze even when others failed. Each partition gets its own metadata; Dagster
 copies one data version to every partition of a range run (dagster#34013), so a content hash is set as
 the data version only for single-partition runs and is always in the `sha256` metadata.
 """
@@ -13,10 +14,12 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
     Config,
     DataVersion,
+    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -26,11 +29,26 @@ from dagster import (
 
 from boston_lake.defs.partitions import all_years, partitions_for, run_years
 from boston_lake.defs.resources import CkanPortalResource, LakeStorageResource
-from boston_lake.lake.bronze import CONVERTER_VERSION, BronzePartition, BronzeZone
-from boston_lake.lake.raw import RawPartition, RawZone
+from boston_lake.lake.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
+from boston_lake.lake.raw import PartialIngestError, RawPartition, RawZone
 from boston_lake.lake.tables import TABLES, LakeTable
 
 INGEST_GROUP = "ingest"
+# Dagster puts a parent and child into one backfill run only when their backfill policies are equal; in one
+# shared run, a raw year that fails skips bronze for every year. A policy unlike raw's (still one run: no
+# table has 1000 years) makes the backfill run bronze after raw, for exactly the years raw stored.
+BRONZE_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=1000)
+# The preview shows a few columns that identify a case; the whole schema is in dagster/column_schema.
+PREVIEW_COLUMNS = (
+    "case_enquiry_id",
+    "case_id",
+    "open_dt",
+    "open_date",
+    "case_status",
+    "type",
+    "service_name",
+    "neighborhood",
+)
 
 
 def raw_key(table: LakeTable) -> AssetKey:
@@ -50,30 +68,66 @@ def _single_version(versions: Sequence[str]) -> DataVersion | None:
     return DataVersion(versions[0]) if len(versions) == 1 else None
 
 
+def size_text(size: int) -> str:
+    """Bytes as a person reads them (decimal units, as S3 and the OS file browsers show them)."""
+    value = float(size)
+    for unit in ("B", "kB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    raise AssertionError("unreachable")
+
+
 def raw_metadata(partition: RawPartition, storage_uri: str) -> dict[str, Any]:
     meta = partition.metadata()
+    del meta["data_rows"]  # shown once, as dagster/row_count
     return {
         **meta,
         "key": MetadataValue.path(storage_uri),
         "source_url": MetadataValue.url(meta["source_url"]),
-        "bytes": MetadataValue.int(meta["bytes"]),
-        "dagster/row_count": MetadataValue.int(meta["data_rows"]),
+        "bytes": MetadataValue.text(size_text(meta["bytes"])),
+        "dagster/row_count": MetadataValue.int(partition.manifest.data_rows),
     }
 
 
 def bronze_metadata(partition: BronzePartition, storage_uri: str) -> dict[str, Any]:
     meta = partition.metadata()
+    del meta["rows"]  # shown once, as dagster/row_count
     preview = pd.DataFrame(partition.preview)
+    preview = preview[[column for column in PREVIEW_COLUMNS if column in preview.columns]]
     return {
         **meta,
         "key": MetadataValue.path(storage_uri),
-        "bytes": MetadataValue.int(meta["bytes"]),
+        "bytes": MetadataValue.text(size_text(meta["bytes"])),
         "dagster/row_count": MetadataValue.int(partition.rows),
         "dagster/column_schema": TableSchema(
             columns=[TableColumn(name=field.name, type=str(field.type)) for field in partition.schema]
         ),
         "preview": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
     }
+
+
+def record_years(
+    context: AssetExecutionContext, metadata_by_year: dict[int, dict[str, Any]], failures: dict[int, str]
+) -> None:
+    """Attach each stored year's metadata to its partition; if any year failed, fail the run naming them.
+
+    A range run that fails materializes nothing in Dagster's eyes, so the years that were stored are first
+    logged as materializations of their own: the UI then shows them Materialized and only the failed years
+    Failed, and a backfill carries the stored years downstream.
+    """
+    if not failures:
+        for year, metadata in metadata_by_year.items():
+            context.add_asset_metadata(metadata, partition_key=str(year))
+        return
+    for year, metadata in metadata_by_year.items():
+        context.log_event(AssetMaterialization(context.asset_key, partition=str(year), metadata=metadata))
+    raise Failure(
+        description=f"{context.asset_key.to_user_string()}: {len(failures)} of "
+        f"{len(failures) + len(metadata_by_year)} years failed, the others are stored:\n"
+        + "\n".join(f"  {year}: {reason}" for year, reason in sorted(failures.items())),
+        metadata={"failed_years": sorted(failures), "stored_years": sorted(metadata_by_year)},
+    )
 
 
 def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
@@ -93,21 +147,23 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         store = storage.raw_zone()
         zone = RawZone(store, portal.client(context.log), context.log)
-        partitions = zone.ingest(table, run_years(context), valid_years=all_years(table))
+        failures: dict[int, str] = {}
+        try:
+            partitions = zone.ingest(table, run_years(context), valid_years=all_years(table))
+        except PartialIngestError as error:
+            partitions, failures = error.stored, error.failures
         for partition in partitions:
             context.log.info(
                 f"{table.name} {partition.year}: {'stored' if partition.changed else 'unchanged'}, {partition.reason}"
             )
-            context.add_asset_metadata(
-                raw_metadata(partition, store.uri(partition.manifest.key)), partition_key=str(partition.year)
-            )
+        record_years(context, {p.year: raw_metadata(p, store.uri(p.manifest.key)) for p in partitions}, failures)
         return MaterializeResult(data_version=_single_version([p.manifest.sha256 for p in partitions]))
 
     @asset(
         key=bronze_key(table),
         deps=[raw_key(table)],
         partitions_def=partitions_def,
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=BRONZE_BACKFILL_POLICY,
         group_name=INGEST_GROUP,
         kinds={"parquet", "duckdb"},
         code_version=CONVERTER_VERSION,
@@ -121,15 +177,23 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
     ) -> MaterializeResult:
         store = storage.lake_zone()
         zone = BronzeZone(storage.raw_zone(), store, context.log, storage.converter_settings())
+        built: dict[int, dict[str, Any]] = {}
+        failures: dict[int, str] = {}
         versions = []
         for year in run_years(context):
-            partition = zone.build(table, year, force=config.force)
+            try:
+                partition = zone.build(table, year, force=config.force)
+            except BronzeError as error:  # the other years still convert; the run fails naming this one
+                context.log.error(str(error))
+                failures[year] = str(error)
+                continue
             context.log.info(
                 f"{table.name} {year}: {partition.rows} rows, {partition.rejects} rejects "
                 f"({'rebuilt' if partition.changed else 'unchanged'}: {partition.reason})"
             )
-            context.add_asset_metadata(bronze_metadata(partition, store.uri(partition.key)), partition_key=str(year))
+            built[year] = bronze_metadata(partition, store.uri(partition.key))
             versions.append(f"{partition.raw_sha256}-c{CONVERTER_VERSION}")
+        record_years(context, built, failures)
         return MaterializeResult(data_version=_single_version(versions))
 
     return [raw_asset, bronze_asset]

@@ -41,6 +41,19 @@ class RawIngestError(RuntimeError):
     """A raw partition could not be ingested; the message names the table, year and file."""
 
 
+class PartialIngestError(RawIngestError):
+    """Some years of a run failed (`failures`: year -> reason); `stored` holds the years that succeeded."""
+
+    def __init__(self, table: str, stored: list[RawPartition], failures: dict[int, str]):
+        super().__init__(
+            f"{table}: {len(failures)} of {len(failures) + len(stored)} years failed "
+            f"({len(stored)} succeeded and are stored):\n"
+            + "\n".join(f"  {year}: {reason}" for year, reason in failures.items())
+        )
+        self.stored = stored
+        self.failures = failures
+
+
 @dataclass(frozen=True)
 class RawPartition:
     table: str
@@ -140,22 +153,20 @@ class RawZone:
             if report.unassigned_rows:
                 self.log.warning(
                     f"{table.name}: {report.unassigned_rows} rows have an open date outside "
-                    f"{min(valid_years)}-{max(valid_years)} or none at all; kept in {layout.raw_unassigned_prefix(table.name)}"
+                    f"{min(valid_years)}-{max(valid_years)} or none at all; "
+                    f"kept in {layout.raw_unassigned_prefix(table.name)}"
                 )
             return partitions
-        failures: list[str] = []
+        failures: dict[int, str] = {}
         partitions = []
         for year in years:
             try:
                 partitions.append(self.ingest_year(table, resources, year))
             except (PortalError, RawIngestError) as error:
                 self.log.warning(f"{table.name} {year}: {error}")
-                failures.append(f"  {year}: {error}")
+                failures[year] = str(error)
         if failures:
-            raise RawIngestError(
-                f"{table.name}: {len(failures)} of {len(years)} years failed "
-                f"({len(partitions)} succeeded and are stored):\n" + "\n".join(failures)
-            )
+            raise PartialIngestError(table.name, partitions, failures)
         return partitions
 
     # -- one resource per year --------------------------------------------------------------------------
@@ -220,7 +231,8 @@ class RawZone:
         opened_column = table.generations[0].opened_column
         if opened_column not in source.header:
             raise RawIngestError(
-                f"{table.name}: {source.source_url} has no {opened_column!r} column to split by; header is {source.header}"
+                f"{table.name}: {source.source_url} has no {opened_column!r} column to split by; "
+                f"header is {source.header}"
             )
         position = source.header.index(opened_column)
         counts: Counter[int] = Counter()

@@ -32,7 +32,9 @@ def test_a_legacy_year_goes_from_portal_to_bronze(local_defs, dagster_instance, 
     assert result.success
     raw = materializations(result, "raw/legacy_requests")[year]
     bronze = materializations(result, "bronze/legacy_requests")[year]
-    assert raw["data_rows"].value == rows and raw["changed"].value is True and len(raw["sha256"].value) == 64
+    assert raw["dagster/row_count"].value == rows and raw["changed"].value is True and len(raw["sha256"].value) == 64
+    assert "data_rows" not in raw and "rows" not in bronze  # one row count per partition
+    assert raw["bytes"].value.endswith(" kB") and bronze["bytes"].value.endswith(" kB")
     assert bronze["dagster/row_count"].value == rows and bronze["rejects"].value == 0
     assert bronze["schema_generation"].value == generation and bronze["raw_sha256"].value == raw["sha256"].value
     assert "case_enquiry_id" in bronze["preview"].value
@@ -112,6 +114,19 @@ def test_a_year_the_portal_lacks_fails_the_run_naming_it(local_defs, dagster_ins
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "offers no resource for 2019; it offers 2013, 2022, 2023" in str(failure.event_specific_data.error)
+
+
+def test_a_range_run_records_the_years_it_stored_before_failing_on_the_others(local_defs, dagster_instance):
+    result = run(local_defs, dagster_instance, "legacy_requests", years=("2012", "2014"))
+    assert not result.success
+    stored = dagster_instance.get_latest_materialization_event(AssetKey(["raw", "legacy_requests"]))
+    assert stored.asset_materialization.partition == "2013"
+    assert stored.asset_materialization.metadata["dagster/row_count"].value == 700
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "raw/legacy_requests: 2 of 3 years failed" in message
+    assert "2012:" in message and "2014:" in message
+    assert dagster_instance.get_materialized_partitions(AssetKey(["raw", "legacy_requests"])) == {"2013"}
 
 
 def test_bronze_checks_flag_duplicate_ids(local_defs, dagster_instance, portal):

@@ -1,0 +1,111 @@
+"""A real `dagster dev` (webserver, daemon, code server) over a test lake, and a GraphQL client for it.
+
+UI claims are tested the way the UI meets them: through the webserver's GraphQL API, with the daemon
+launching the runs. The instance uses the repository's shipped `.dagster_home/dagster.yaml`, in a fresh
+DAGSTER_HOME under tmp, on an ephemeral port, so parallel test runs never share state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_SECONDS = 180
+
+
+class GraphQLError(AssertionError):
+    pass
+
+
+@dataclass
+class DagsterServer:
+    url: str
+    dagster_home: Path
+    lake_home: Path
+    log: Path
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise GraphQLError(body["errors"])
+        return body["data"]
+
+    def wait_for(self, condition: Any, timeout: float, what: str, interval: float = 2.0) -> Any:
+        """Poll `condition()` until it returns something truthy; fail naming `what` and the server's log tail."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(interval)
+        tail = self.log.read_text(errors="replace")[-4000:]
+        raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; dagster dev log ends:\n{tail}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _responds(url: str) -> bool:
+    try:
+        return requests.get(f"{url}/server_info", timeout=5).ok
+    except requests.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def dagster_server(portal, tmp_path: Path) -> Iterator[DagsterServer]:
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copyfile(REPO / ".dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    lake_home = tmp_path / "lake_home"
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "BOSTON_LAKE_TARGET": "local",
+        "BOSTON_LAKE_HOME": str(lake_home),
+        "BOSTON_LAKE_PORTAL_URL": portal.url,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    log = tmp_path / "dagster_dev.log"
+    command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml"]
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [*command, "-h", "127.0.0.1", "-p", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the webserver, daemon and code server stop together
+        )
+    server = DagsterServer(f"http://127.0.0.1:{port}", dagster_home, lake_home, log)
+    try:
+        server.wait_for(lambda: process.poll() is not None or _responds(server.url), STARTUP_TIMEOUT_SECONDS, "start")
+        assert process.poll() is None, f"dagster dev exited: {log.read_text(errors='replace')[-4000:]}"
+        yield server
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
