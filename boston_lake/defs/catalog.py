@@ -26,7 +26,7 @@ from dagster import (
     multi_asset_check,
 )
 
-from boston_lake.defs.ingest import bronze_key
+from boston_lake.defs.ingest import bronze_key, size_text
 from boston_lake.defs.partitions import partitions_for, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.lake import layout
@@ -98,7 +98,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
                 {
                     "partition": state,
                     "dagster/row_count": MetadataValue.int(partition_record_count(parameters)),
-                    "sizeKey": int(parameters.get("sizeKey", 0) or 0),
+                    "size": MetadataValue.text(size_text(int(parameters.get("sizeKey", 0) or 0))),
                 },
                 partition_key=str(year),
             )
@@ -150,43 +150,56 @@ def build_catalog_checks(table: LakeTable) -> AssetChecksDefinition:
         ),
     ]
 
-    @multi_asset_check(specs=specs, name=f"catalog_{table.name}_checks")
+    # can_subset: each check can run on its own from the UI; all three read the same snapshot, which is cheap.
+    @multi_asset_check(specs=specs, name=f"catalog_{table.name}_checks", can_subset=True)
     def catalog_checks(
         context: AssetCheckExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
     ) -> Iterator[AssetCheckResult]:
+        selected = {key.name for key in context.selected_asset_check_keys}
         glue, lake = catalog.catalog(), storage.lake_zone()
         snapshot = TableSnapshot.take(glue, catalog.database, table.name)
         in_bronze = bronze_years(lake, table)
         missing = [year for year in in_bronze if str(year) not in snapshot.partitions]
-        yield AssetCheckResult(
-            check_name="bronze_partitions_registered",
-            passed=snapshot.exists and not missing,
-            description=(f"not registered: {missing}" if missing else None)
-            if snapshot.exists
-            else f"{catalog.database}.{table.name} is not in the catalog; crawl it",
-            metadata={"bronze_years": in_bronze, "registered_years": sorted(int(y) for y in snapshot.partitions)},
-        )
-        bronze_rows = sum(
-            open_parquet(lake, layout.bronze_data_key(table.name, year)).metadata.num_rows for year in in_bronze
-        )
-        yield AssetCheckResult(
-            check_name="record_count_matches_bronze",
-            passed=snapshot.exists and snapshot.record_count == bronze_rows,
-            description=None
-            if snapshot.record_count == bronze_rows
-            else f"recordCount {snapshot.record_count} != {bronze_rows} rows in bronze; recrawl",
-            metadata={"recordCount": snapshot.record_count, "bronze_rows": bronze_rows},
-        )
-        added, removed = _last_crawl_changes(context, asset_key)
-        yield AssetCheckResult(
-            check_name="schema_unchanged",
-            passed=not (added or removed),
-            severity=AssetCheckSeverity.WARN,
-            description=f"the last crawl added columns {added or 'none'} and removed columns {removed or 'none'}"
-            if added or removed
-            else None,
-            metadata={"schema_version": snapshot.version_id or "", "columns_added": added, "columns_removed": removed},
-        )
+        if "bronze_partitions_registered" in selected:
+            yield AssetCheckResult(
+                check_name="bronze_partitions_registered",
+                passed=snapshot.exists and not missing,
+                description=(f"not registered: {missing}" if missing else None)
+                if snapshot.exists
+                else f"{catalog.database}.{table.name} is not in the catalog; crawl it",
+                metadata={
+                    "not_registered": MetadataValue.text(", ".join(map(str, missing)) or "none"),
+                    "bronze_years": in_bronze,
+                    "registered_years": sorted(int(y) for y in snapshot.partitions),
+                },
+            )
+        if "record_count_matches_bronze" in selected:
+            bronze_rows = sum(
+                open_parquet(lake, layout.bronze_data_key(table.name, year)).metadata.num_rows for year in in_bronze
+            )
+            yield AssetCheckResult(
+                check_name="record_count_matches_bronze",
+                passed=snapshot.exists and snapshot.record_count == bronze_rows,
+                description=None
+                if snapshot.record_count == bronze_rows
+                else f"recordCount {snapshot.record_count} != {bronze_rows} rows in bronze; recrawl",
+                metadata={"recordCount": snapshot.record_count, "bronze_rows": bronze_rows},
+            )
+        if "schema_unchanged" in selected:
+            added, removed = _last_crawl_changes(context, asset_key)
+            yield AssetCheckResult(
+                check_name="schema_unchanged",
+                passed=not (added or removed),
+                severity=AssetCheckSeverity.WARN,
+                description=f"the last crawl added columns {added or 'none'} and removed columns {removed or 'none'}"
+                if added or removed
+                else None,
+                metadata={
+                    "schema_version": snapshot.version_id or "",
+                    "columns_added": added,
+                    "columns_removed": removed,
+                },
+            )
 
     return catalog_checks
 

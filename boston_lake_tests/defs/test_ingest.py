@@ -137,6 +137,10 @@ def test_bronze_checks_flag_duplicate_ids(local_defs, dagster_instance, portal):
     assert not checks["case_id_present_and_unique"].passed
     assert "2 ids repeated" in checks["case_id_present_and_unique"].description
     assert checks["rows_reconcile_with_raw"].passed
+    # A blocking check: the run that built the year fails, naming the check.
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "case_id_present_and_unique" in str(failure.event_specific_data.error)
 
 
 def test_rejected_rows_raise_a_warning_naming_the_rejects_file(local_defs, dagster_instance, portal):

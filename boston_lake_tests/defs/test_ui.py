@@ -87,3 +87,78 @@ def test_a_partly_failed_backfill_shows_the_stored_years_materialized_and_carrie
     # Bronze ran for the year whose raw partition was stored, and only for it.
     assert partition_status(dagster_server, "bronze", "legacy_requests") == {"2013": "MATERIALIZED"}
     assert (dagster_server.lake_home / "bronze/boston311/legacy_requests/year=2013/part-00000.parquet").is_file()
+
+
+CHECKS = """
+query ($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      assetChecksOrError { ... on AssetChecks { checks { name blocking canExecuteIndividually } } }
+    }
+  }
+}
+"""
+
+LAUNCH_RUN = """
+mutation ($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+RUN = """
+query ($id: ID!) {
+  runOrError(runId: $id) {
+    ... on Run { status stepKeysToExecute }
+  }
+}
+"""
+
+CHECK_EXECUTIONS = """
+query ($key: AssetKeyInput!, $name: String!) {
+  assetCheckExecutions(assetKey: $key, checkName: $name, limit: 1) {
+    runId status evaluation { success description metadataEntries { label ... on TextMetadataEntry { text } } }
+  }
+}
+"""
+
+
+def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: DagsterServer) -> None:
+    bronze = {"path": ["bronze", "legacy_requests"]}
+    checks = dagster_server.graphql(CHECKS, key=bronze)["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    assert {c["name"]: (c["blocking"], c["canExecuteIndividually"]) for c in checks} == {
+        "case_id_present_and_unique": (True, "CAN_EXECUTE"),
+        "rows_reconcile_with_raw": (True, "CAN_EXECUTE"),
+        "no_rejected_rows": (False, "CAN_EXECUTE"),
+        "open_dates_within_year": (False, "CAN_EXECUTE"),
+    }
+    # What the Checks tab's "Execute" sends: the implicit asset job with the one check selected, no asset.
+    launched = dagster_server.graphql(
+        LAUNCH_RUN,
+        params={
+            "selector": {
+                "repositoryLocationName": "boston_lake",
+                "repositoryName": "__repository__",
+                "pipelineName": "__ASSET_JOB",
+                "assetSelection": [],
+                "assetCheckSelection": [{"assetKey": bronze, "name": "no_rejected_rows"}],
+            },
+            "mode": "default",
+            "executionMetadata": {},
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def ended() -> str | None:
+        status = dagster_server.graphql(RUN, id=run_id)["runOrError"]["status"]
+        return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
+
+    assert dagster_server.wait_for(ended, timeout=180, what=f"check run {run_id}") == "SUCCESS"
+    execution = dagster_server.graphql(CHECK_EXECUTIONS, key=bronze, name="no_rejected_rows")["assetCheckExecutions"][0]
+    assert execution["runId"] == run_id and execution["status"] == "SUCCEEDED"
+    other = dagster_server.graphql(CHECK_EXECUTIONS, key=bronze, name="case_id_present_and_unique")
+    assert all(e["runId"] != run_id for e in other["assetCheckExecutions"])  # the others did not run

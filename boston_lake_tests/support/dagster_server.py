@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 import requests
 
+from boston_lake.sample_portal.server import copy_sample_data
+from boston_lake_tests.support.portal import TestPortal
+
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 180
 
@@ -70,8 +73,15 @@ def _responds(url: str) -> bool:
         return False
 
 
-@pytest.fixture
-def dagster_server(portal, tmp_path: Path) -> Iterator[DagsterServer]:
+@pytest.fixture(scope="module")
+def dagster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServer]:
+    """One server per test module (starting one takes tens of seconds); tests use years of their own."""
+    tmp_path = tmp_path_factory.mktemp("dagster_server")
+    with TestPortal(copy_sample_data(tmp_path / "portal_data")) as portal:
+        yield from _serve(portal, tmp_path)
+
+
+def _serve(portal: TestPortal, tmp_path: Path) -> Iterator[DagsterServer]:
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copyfile(REPO / ".dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
