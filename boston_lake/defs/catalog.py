@@ -33,7 +33,7 @@ from boston_lake.lake import layout
 from boston_lake.lake.bronze import open_parquet
 from boston_lake.lake.quality import bronze_years
 from boston_lake.lake.registration import TableSnapshot, partition_record_count, register
-from boston_lake.lake.tables import TABLES, LakeTable
+from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
 
 CATALOG_GROUP = "catalog"
 CRAWLER_POOL = "boston_lake_crawler"
@@ -45,9 +45,12 @@ def catalog_key(table: LakeTable) -> AssetKey:
 
 def column_schema(snapshot: TableSnapshot) -> TableSchema:
     return TableSchema(
-        columns=[TableColumn(name=name, type=glue_type) for name, glue_type in snapshot.columns]
+        columns=[
+            TableColumn(name=name, type=glue_type, description=COLUMN_DESCRIPTIONS.get(name))
+            for name, glue_type in snapshot.columns
+        ]
         + [
-            TableColumn(name=name, type=glue_type, description="partition key")
+            TableColumn(name=name, type=glue_type, description=COLUMN_DESCRIPTIONS.get(name, "partition key"))
             for name, glue_type in snapshot.partition_keys
         ]
     )

@@ -31,9 +31,10 @@ from boston_lake.defs.partitions import all_years, partitions_for, run_years
 from boston_lake.defs.resources import CkanPortalResource, LakeStorageResource
 from boston_lake.lake.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
 from boston_lake.lake.raw import PartialIngestError, RawPartition, RawZone
-from boston_lake.lake.tables import TABLES, LakeTable
+from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
 
-INGEST_GROUP = "ingest"
+# One asset group per zone of the lake, so the graph reads raw -> bronze -> catalog by group.
+RAW_GROUP, BRONZE_GROUP = "raw", "bronze"
 # Dagster puts a parent and child into one backfill run only when their backfill policies are equal; in one
 # shared run, a raw year that fails skips bronze for every year. A policy unlike raw's (still one run: no
 # table has 1000 years) makes the backfill run bronze after raw, for exactly the years raw stored.
@@ -101,7 +102,10 @@ def bronze_metadata(partition: BronzePartition, storage_uri: str) -> dict[str, A
         "bytes": MetadataValue.text(size_text(meta["bytes"])),
         "dagster/row_count": MetadataValue.int(partition.rows),
         "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name=field.name, type=str(field.type)) for field in partition.schema]
+            columns=[
+                TableColumn(name=field.name, type=str(field.type), description=COLUMN_DESCRIPTIONS.get(field.name))
+                for field in partition.schema
+            ]
         ),
         "preview": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
     }
@@ -138,7 +142,7 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         key=raw_key(table),
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
-        group_name=INGEST_GROUP,
+        group_name=RAW_GROUP,
         kinds={"csv"},
         description=f"{table.title}: the year's file exactly as downloaded ({source}), with a manifest beside it.",
     )
@@ -164,7 +168,7 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         deps=[raw_key(table)],
         partitions_def=partitions_def,
         backfill_policy=BRONZE_BACKFILL_POLICY,
-        group_name=INGEST_GROUP,
+        group_name=BRONZE_GROUP,
         kinds={"parquet", "duckdb"},
         code_version=CONVERTER_VERSION,
         description=(
