@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from dagster import (
     AssetRecordsFilter,
+    DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
@@ -23,6 +24,7 @@ from dagster import (
     sensor,
 )
 
+from boston_lake.defs.catalog import catalog_key
 from boston_lake.defs.ingest import bronze_key
 from boston_lake.defs.jobs import CRAWL_JOBS, crawl_job_name
 from boston_lake.lake.tables import TABLES, LakeTable
@@ -41,8 +43,13 @@ PAGE = 1000
 def landed_years(
     instance: DagsterInstance, table: LakeTable, after_storage_id: int | None
 ) -> tuple[list[int], int | None]:
-    """Years of every bronze materialization after the cursor, and the newest record's storage id."""
-    years: set[int] = set()
+    """Years with a bronze materialization after the cursor that no crawl has registered since, and the newest
+    record's storage id.
+
+    A year the catalog materialized after its bronze landed is not crawled again, so a lost or fresh cursor
+    (the demo crawls in-process, then `make demo-ui` starts the daemon on the same instance) costs no crawl.
+    """
+    landed: dict[int, int] = {}
     newest = after_storage_id
     cursor = None
     while True:
@@ -54,11 +61,15 @@ def landed_years(
         )
         for record in result.records:
             if record.partition_key is not None:
-                years.add(int(record.partition_key))
+                landed[int(record.partition_key)] = record.storage_id
             newest = max(newest or 0, record.storage_id)
         if not result.has_more:
-            return sorted(years), newest
+            break
         cursor = result.cursor
+    crawled = instance.get_latest_storage_id_by_partition(
+        catalog_key(table), DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in landed}
+    )
+    return sorted(year for year, landed_at in landed.items() if crawled.get(str(year), 0) < landed_at), newest
 
 
 def contiguous_blocks(years: Iterable[int]) -> list[tuple[int, int]]:
@@ -93,7 +104,9 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
     waiting: list[str] = []
     for table in TABLES:
         years, newest = landed_years(context.instance, table, cursor.get(table.name))
-        if not years or newest is None:
+        if not years:
+            if newest is not None:
+                cursor[table.name] = newest  # everything up to here is crawled already
             continue
         in_flight = context.instance.get_runs(
             RunsFilter(statuses=IN_FLIGHT, tags={CRAWL_TABLE_TAG: table.name}), limit=1
@@ -112,7 +125,8 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
             context.log.info(message)
         return SensorResult(run_requests=requests, cursor=new_cursor)
     return SensorResult(
-        cursor=new_cursor, skip_reason="; ".join(waiting) or "no bronze partition landed since the last crawl request"
+        cursor=new_cursor,
+        skip_reason="; ".join(waiting) or "every bronze year that landed is crawled or has a crawl requested",
     )
 
 

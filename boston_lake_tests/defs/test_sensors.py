@@ -47,6 +47,23 @@ def test_three_years_landing_between_ticks_are_one_crawl(local_defs, dagster_ins
     assert crawled == {"2021", "2022", "2023"}
 
 
+def test_years_crawled_already_are_not_crawled_again_with_a_fresh_cursor(local_defs, dagster_instance):
+    # The demo crawls in-process; `make demo-ui` then starts the daemon, whose sensor has no cursor yet.
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    (request,) = tick(local_defs, dagster_instance).run_requests
+    assert (
+        local_defs.resolve_job_def(request.job_name)
+        .execute_in_process(instance=dagster_instance, tags=dict(request.tags), run_config=QUIET)
+        .success
+    )
+    fresh = tick(local_defs, dagster_instance)
+    assert not fresh.run_requests
+    assert fresh.skip_message == "every bronze year that landed is crawled or has a crawl requested"
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")  # landed again: crawled again
+    (again,) = tick(local_defs, dagster_instance, cursor=fresh.cursor).run_requests
+    assert covered_years(again) == [2022]
+
+
 def test_a_single_run_backfill_of_five_years_is_one_crawl_of_five(local_defs, dagster_instance, portal):
     for year in range(2014, 2018):
         portal.offer_legacy_year(year)
