@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Ports on 127.0.0.1: the bundled sample portal of `make demo-ui`, the Dagster UI of `make demo-ui` and `make dev`.
 SAMPLE_PORT ?= 8311
+DAGSTER_PORT ?= 3000
 
 .PHONY: install test demo demo-ui dev bench clean
 
@@ -25,11 +27,11 @@ demo: install
 demo-ui: install
 	@$(BIN)/boston-lake serve-sample-portal --port $(SAMPLE_PORT) & portal=$$!; trap "kill $$portal" EXIT INT TERM; \
 	BOSTON_LAKE_HOME=$(CURDIR)/.demo/lake BOSTON_LAKE_PORTAL_URL=http://127.0.0.1:$(SAMPLE_PORT) \
-	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
 
 # The Dagster UI against the real portal (or BOSTON_LAKE_PORTAL_URL), with a persistent Dagster home.
 dev: install
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
 
 bench: install
 	$(BIN)/python benchmarks/bench_bronze.py --markdown
