@@ -87,9 +87,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
             table.name,
             years,
         )
-        context.log.info(update.crawl_summary)
-        for conflict in update.conflicts:
-            context.log.warning(f"{table.name}: {conflict}")
+        # The crawler logged its summary and conflicts as it ran; they are kept here in the metadata only.
         for year in years:
             parameters = update.after.partitions[str(year)]
             state = (
@@ -108,6 +106,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
         context.add_asset_metadata(
             {
                 **update.metadata(),
+                "crawl": MetadataValue.text(update.crawl_summary),
                 "dagster/table_name": f"{catalog.database}.{table.name}",
                 "dagster/column_schema": column_schema(update.after),
                 "catalog": MetadataValue.path(glue.uri()),

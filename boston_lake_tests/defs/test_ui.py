@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from pathlib import Path
+
 from boston_lake_tests.support.dagster_server import DagsterServer
 
 LAUNCH_BACKFILL = """
@@ -162,3 +167,66 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
     assert execution["runId"] == run_id and execution["status"] == "SUCCEEDED"
     other = dagster_server.graphql(CHECK_EXECUTIONS, key=bronze, name="case_id_present_and_unique")
     assert all(e["runId"] != run_id for e in other["assetCheckExecutions"])  # the others did not run
+
+
+def run_worker_pids(server: DagsterServer) -> list[int]:
+    """Processes of `dagster dev` that execute a run: the code server starts each in a spawned process."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            in_group = os.getpgid(int(entry.name)) == server.process_group
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+        if in_group and b"multiprocessing.spawn" in command and b"spawn_main" in command:
+            pids.append(int(entry.name))
+    return pids
+
+
+def parent_pid(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def test_a_run_whose_worker_is_killed_ends_failed(dagster_server: DagsterServer) -> None:
+    release = threading.Event()
+
+    def hang(handler, path) -> bool:  # the download waits until the test lets it go
+        release.wait(timeout=300)
+        return False
+
+    before = set(run_worker_pids(dagster_server))
+    dagster_server.portal.faults.append(hang)
+    try:
+        launched = dagster_server.graphql(
+            LAUNCH_RUN,
+            params={
+                "selector": {
+                    "repositoryLocationName": "boston_lake",
+                    "repositoryName": "__repository__",
+                    "pipelineName": "ingest_legacy_requests",
+                },
+                "mode": "default",
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2022"}]},
+            },
+        )["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+        dagster_server.wait_for(
+            lambda: any("/download/" in seen.path for seen in dagster_server.portal.requests),
+            timeout=180,
+            what="the run to start its download",
+        )
+        started = set(run_worker_pids(dagster_server)) - before
+        # The run worker, not the step processes it may have spawned in turn.
+        (worker,) = [pid for pid in started if parent_pid(pid) not in started]
+        os.kill(worker, signal.SIGKILL)
+
+        def ended() -> str | None:
+            status = dagster_server.graphql(RUN, id=run_id)["runOrError"]["status"]
+            return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
+
+        assert dagster_server.wait_for(ended, timeout=180, what=f"killed run {run_id} to end") == "FAILURE"
+    finally:
+        release.set()

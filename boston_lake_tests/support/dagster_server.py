@@ -22,8 +22,7 @@ from typing import Any
 import pytest
 import requests
 
-from boston_lake.sample_portal.server import copy_sample_data
-from boston_lake_tests.support.portal import TestPortal
+from boston_lake.sample_portal.server import SamplePortal, copy_sample_data
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 180
@@ -39,6 +38,8 @@ class DagsterServer:
     dagster_home: Path
     lake_home: Path
     log: Path
+    portal: Any  # the TestPortal it downloads from: tests queue faults on it
+    process_group: int  # `dagster dev` and everything it started
 
     def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
         response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables}, timeout=60)
@@ -76,12 +77,14 @@ def _responds(url: str) -> bool:
 @pytest.fixture(scope="module")
 def dagster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DagsterServer]:
     """One server per test module (starting one takes tens of seconds); tests use years of their own."""
+    from boston_lake_tests.support.portal import TestPortal  # imported here: pytest loads it as a plugin itself
+
     tmp_path = tmp_path_factory.mktemp("dagster_server")
     with TestPortal(copy_sample_data(tmp_path / "portal_data")) as portal:
         yield from _serve(portal, tmp_path)
 
 
-def _serve(portal: TestPortal, tmp_path: Path) -> Iterator[DagsterServer]:
+def _serve(portal: SamplePortal, tmp_path: Path) -> Iterator[DagsterServer]:
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     shutil.copyfile(REPO / ".dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -106,7 +109,7 @@ def _serve(portal: TestPortal, tmp_path: Path) -> Iterator[DagsterServer]:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the webserver, daemon and code server stop together
         )
-    server = DagsterServer(f"http://127.0.0.1:{port}", dagster_home, lake_home, log)
+    server = DagsterServer(f"http://127.0.0.1:{port}", dagster_home, lake_home, log, portal, process.pid)
     try:
         server.wait_for(lambda: process.poll() is not None or _responds(server.url), STARTUP_TIMEOUT_SECONDS, "start")
         assert process.poll() is None, f"dagster dev exited: {log.read_text(errors='replace')[-4000:]}"
