@@ -8,6 +8,9 @@ DAGSTER_PORT ?= 3000
 
 .PHONY: install test demo demo-ui dev bench clean
 
+# `dagster dev` warns on every start that `dg dev` supersedes it; dagster-dg is not part of this project.
+DAGSTER_DEV := PYTHONWARNINGS='ignore:Function `dev_command` is superseded' $(BIN)/dagster dev -w workspace.yaml
+
 $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -27,11 +30,11 @@ demo: install
 demo-ui: install
 	@$(BIN)/boston-lake serve-sample-portal --port $(SAMPLE_PORT) & portal=$$!; trap "kill $$portal" EXIT INT TERM; \
 	BOSTON_LAKE_HOME=$(CURDIR)/.demo/lake BOSTON_LAKE_PORTAL_URL=http://127.0.0.1:$(SAMPLE_PORT) \
-	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(DAGSTER_DEV) -p $(DAGSTER_PORT)
 
 # The Dagster UI against the real portal (or BOSTON_LAKE_PORTAL_URL), with a persistent Dagster home.
 dev: install
-	DAGSTER_HOME=$(CURDIR)/.dagster_home $(BIN)/dagster dev -w workspace.yaml -p $(DAGSTER_PORT)
+	DAGSTER_HOME=$(CURDIR)/.dagster_home $(DAGSTER_DEV) -p $(DAGSTER_PORT)
 
 bench: install
 	$(BIN)/python benchmarks/bench_bronze.py --markdown
