@@ -22,38 +22,58 @@ from boston_lake.lake.tables import TABLES
 REPO_INSTANCE_CONFIG = Path(".dagster_home") / "dagster.yaml"
 
 
+ENVIRONMENT = (
+    "reads BOSTON_LAKE_TARGET (local or aws); local: BOSTON_LAKE_HOME (or --home), default .boston_lake; "
+    "aws: BOSTON_LAKE_*_BUCKET, AWS_REGION and boto3's credential chain (README, Configuration)"
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="boston-lake", description=__doc__)
+    parser = argparse.ArgumentParser(prog="boston-lake", description=__doc__, epilog=ENVIRONMENT)
+    parser.add_argument(
+        "--home",
+        type=Path,
+        help="root of the embedded lake, instead of BOSTON_LAKE_HOME (after `make demo`: .demo/lake)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    query = commands.add_parser("query", help="run SQL over the catalog's tables (DuckDB locally, Athena on AWS)")
+    def command(name: str, help: str, environment: str = ENVIRONMENT) -> argparse.ArgumentParser:  # noqa: A002
+        return commands.add_parser(name, help=help, description=help, epilog=environment)
+
+    query = command("query", "run SQL over the catalog's tables (DuckDB locally, Athena on AWS)")
     query.add_argument("sql", help='e.g. "SELECT year, count(*) FROM boston311.legacy_requests GROUP BY year"')
-    query.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
 
-    catalog = commands.add_parser("catalog", help="databases, tables, columns, partitions and table versions")
-    catalog.add_argument("--table", help="only this table")
+    catalog = command("catalog", "databases, tables, columns, partitions and table versions")
+    catalog.add_argument("--table", help="only this table (an unknown name is an error)")
 
-    commands.add_parser("status", help="per table and year: raw rows, bronze rows, rejects, freshness")
+    command("status", "per table and year: raw rows, bronze rows, rejects, freshness")
 
-    report = commands.add_parser(
-        "report", help="write one self-contained HTML file (opens with no network) of the lake's charts and freshness"
+    report = command(
+        "report", "write one self-contained HTML file (opens with no network) of the lake's charts and freshness"
     )
     report.add_argument("--out", type=Path, default=Path("report.html"), help="the HTML file to write")
 
-    provision = commands.add_parser(
-        "provision", help="aws target: create or update the buckets, Glue database, IAM role and crawler"
+    provision = command(
+        "provision",
+        "aws target: create or update the buckets, Glue database, IAM role and crawler",
+        "reads BOSTON_LAKE_TARGET=aws, the BOSTON_LAKE_* AWS settings, AWS_REGION and boto3's credential chain",
     )
     provision.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
 
-    serve = commands.add_parser("serve-sample-portal", help="serve the bundled sample portal on 127.0.0.1")
-    serve.add_argument("--port", type=int, default=8311)
+    serve = command("serve-sample-portal", "serve the bundled sample portal on 127.0.0.1", "reads no environment")
+    serve.add_argument("--port", type=int, default=8311, help="port on 127.0.0.1 (default 8311, make's SAMPLE_PORT)")
 
-    demo = commands.add_parser(
-        "demo", help="serve the sample portal and materialize every year it offers through Dagster, offline"
+    demo = command(
+        "demo",
+        "serve the sample portal and materialize every year it offers through Dagster, offline",
+        "reads no environment: sets BOSTON_LAKE_HOME, BOSTON_LAKE_PORTAL_URL and DAGSTER_HOME under --dir itself",
     )
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="where the demo lake and Dagster home go")
 
     args = parser.parse_args(argv)
+    if args.home is not None:
+        os.environ["BOSTON_LAKE_HOME"] = str(args.home.resolve())
     try:
         handler = {
             "query": _query,
@@ -116,16 +136,21 @@ def _catalog(args: argparse.Namespace) -> int:
     resource = _resources(Settings.from_env())["catalog"]
     catalog = resource.catalog()
     print(f"catalog {catalog.uri()}")
+    names = []
     for database in catalog.list_databases():
         print(f"database {database['Name']}")
         try:
             tables = catalog.list_tables(database["Name"])
         except EntityNotFound:
             continue
+        names += [table["Name"] for table in tables]
         for table in tables:
             if args.table and table["Name"] != args.table:
                 continue
             print(_describe_table(catalog, database["Name"], table))
+    if args.table and args.table not in names:
+        print(f"no table {args.table!r} in the catalog; it has {', '.join(names) or 'no tables'}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -248,7 +273,12 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"sample portal on {portal.url}; lake in {base / 'lake'}; Dagster home {dagster_home}")
         from boston_lake.demo import run_demo
 
-        return run_demo(Settings.from_env())
+        if run_demo(Settings.from_env()):
+            return 1
+    print(f'\nnext:\n  boston-lake --home {base / "lake"} status      (or catalog, query "SELECT …")')
+    if base == Path(".demo").resolve():
+        print("  make demo-ui     the Dagster UI over this lake on http://127.0.0.1:3000 (DAGSTER_PORT to change it)")
+    return 0
 
 
 if __name__ == "__main__":

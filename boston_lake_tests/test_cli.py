@@ -40,8 +40,15 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
 
     assert "crawl_legacy_requests" in result.stdout and "crawl_new_system_requests" in result.stdout
     home = {"BOSTON_LAKE_HOME": str(tmp_path / "demo" / "lake")}
+    # The demo says how to reach its lake, and says nothing twice, and warns about nothing.
+    lake = str(tmp_path / "demo" / "lake")
+    assert f"boston-lake --home {lake} status" in result.stdout
+    assert "warning" not in (result.stdout + result.stderr).lower()
+    output = (result.stdout + result.stderr).splitlines()
+    summaries = [line for line in output if "legacy_requests: created (version 1)" in line]
+    assert len(summaries) == 1, summaries
 
-    status = boston_lake("status", env=home)
+    status = boston_lake("--home", lake, "status")
     assert status.returncode == 0, status.stderr
     assert "| legacy_requests     |   2022 |        100 |" in status.stdout
 
@@ -57,11 +64,20 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     assert "table legacy_requests  version 1  1500 rows" in catalog.stdout
     assert "sla_target_dt timestamp" in catalog.stdout and "target_dt timestamp" in catalog.stdout
     assert "partition keys: year string" in catalog.stdout and "versions: 1 (34 columns)" in catalog.stdout
+    unknown = boston_lake("--home", lake, "catalog", "--table", "nope")
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == "no table 'nope' in the catalog; it has legacy_requests, new_system_requests"
 
     bad = boston_lake("query", "SELECT * FROM boston311.nope", env=home)
     assert (
         bad.returncode == 1 and "known tables: boston311.legacy_requests, boston311.new_system_requests" in bad.stderr
     )
+
+
+@pytest.mark.parametrize("command", ["query", "catalog", "status", "report", "provision"])
+def test_every_command_names_the_environment_it_reads(command):
+    result = boston_lake(command, "--help")
+    assert result.returncode == 0 and "BOSTON_LAKE_TARGET" in result.stdout
 
 
 def test_status_of_an_empty_lake(tmp_path):
