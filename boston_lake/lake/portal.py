@@ -41,6 +41,7 @@ class PortalResource:
     last_modified: str | None = None
     hash: str | None = None
     size: int | None = None
+    datastore_active: bool = False  # the portal also serves the records as JSON through datastore_search
 
     @property
     def file_name(self) -> str:
@@ -57,6 +58,7 @@ class PortalResource:
             last_modified=raw.get("last_modified"),
             hash=raw.get("hash") or None,
             size=raw.get("size"),
+            datastore_active=raw.get("datastore_active") is True,
         )
 
 
@@ -83,6 +85,17 @@ class Download:
     @property
     def not_modified(self) -> bool:
         return self.path is None
+
+
+@dataclass(frozen=True)
+class ActionResponse:
+    """A CKAN action's answer exactly as sent: CKAN reports errors as JSON bodies of 4xx answers, so those are
+    answers too, for the caller to read and name."""
+
+    url: str
+    status: int
+    content_type: str
+    body: bytes
 
 
 class TransientError(Exception):
@@ -127,6 +140,27 @@ class CkanPortal:
         if not payload.get("success") or not isinstance(result, dict):
             raise PortalError(f"{url}?id={DATASET} did not succeed: {payload.get('error') or payload!r:.300}")
         return [PortalResource.from_ckan(raw) for raw in result.get("resources") or []]
+
+    def action(self, name: str, params: dict[str, Any]) -> ActionResponse:
+        """GET /api/3/action/<name>, retried on connection trouble, a cut-off body, 429 and 5xx."""
+        url = f"{self.base_url}/api/3/action/{name}"
+        return self._with_retries(url, lambda: self._action_once(url, params))
+
+    def _action_once(self, url: str, params: dict[str, Any]) -> ActionResponse:
+        try:
+            response = self.session.get(url, params=params, timeout=self.timeout_seconds, allow_redirects=True)
+            body = response.content
+        except (
+            requests.exceptions.ConnectionError,
+            requests.exceptions.ChunkedEncodingError,
+            requests.exceptions.Timeout,
+        ) as error:
+            raise TransientError(f"could not read the answer: {error}") from error
+        if response.status_code in RETRY_STATUSES:
+            raise TransientError(
+                f"status {response.status_code} {response.reason}", _retry_after(response.headers.get("Retry-After"))
+            )
+        return ActionResponse(response.url, response.status_code, response.headers.get("Content-Type", ""), body)
 
     def _get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
         response = self._request(url, params=params)

@@ -1,7 +1,8 @@
 """A CKAN-like portal on 127.0.0.1 that serves the bundled real sample files.
 
 It speaks the parts of CKAN and HTTP the pipeline relies on (package_show, resource downloads with
-Content-Length, ETag and Last-Modified, 304 on If-None-Match), so the demo and the tests exercise the real
+Content-Length, ETag and Last-Modified, 304 on If-None-Match, and `datastore_search` over the records of
+every `datastore_active` resource, in CKAN's response shape), so the demo and the tests exercise the real
 client over a real socket. Files are read from a folder on every request: edit one and the portal
 publishes a new version, with a new hash, ETag and last_modified, as data.boston.gov would.
 """
@@ -9,6 +10,7 @@ publishes a new version, with a new hash, ETag and last_modified, as data.boston
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
 import json
 import re
@@ -20,10 +22,12 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 DATA_DIR = Path(__file__).parent / "data"
 CHUNK_BYTES = 1 << 16
+DATASTORE_ROWS_MAX = 32_000  # CKAN's default ckan.datastore.search.rows_max
+DATASTORE_DEFAULT_LIMIT = 100  # CKAN's default limit of datastore_search
 _DOWNLOAD_PATH = re.compile(r"^/dataset/[^/]+/resource/(?P<id>[^/]+)/download/(?P<file>[^/]+)$")
 _NAME_NOTE = re.compile(r"\s*\(name_translated\.en; name is null\)$")
 
@@ -37,8 +41,10 @@ class SamplePortal:
         host: str = "127.0.0.1",
         port: int = 0,
         handler: type[PortalHandler] | None = None,
+        datastore_rows_max: int = DATASTORE_ROWS_MAX,
     ):
         self.data_dir = Path(data_dir)
+        self.datastore_rows_max = datastore_rows_max
         config = json.loads((self.data_dir / "portal.json").read_text())
         self.package = json.loads((self.data_dir / config["package"]).read_text())["result"]
         self.files_by_resource_id: dict[str, str] = dict(config["files_by_resource_id"])
@@ -76,7 +82,8 @@ class SamplePortal:
         return self.data_dir / name if name else None
 
     def download_url(self, resource_id: str) -> str:
-        return f"{self.url}/dataset/{self.package['id']}/resource/{resource_id}/download/{self.files_by_resource_id[resource_id]}"
+        file_name = self.files_by_resource_id[resource_id]
+        return f"{self.url}/dataset/{self.package['id']}/resource/{resource_id}/download/{file_name}"
 
     def package_show(self) -> dict[str, Any]:
         package = copy.deepcopy(self.package)
@@ -99,7 +106,64 @@ class SamplePortal:
             resources.append(resource)
         package["resources"] = resources
         package["num_resources"] = len(resources)
-        return {"help": f"{self.url}/api/3/action/help_show?name=package_show", "success": True, "result": package}
+        return {"help": _help(self.url, "package_show"), "success": True, "result": package}
+
+    def datastore_search(self, params: dict[str, str], request_path: str) -> tuple[HTTPStatus, dict[str, Any]]:
+        """CKAN's datastore_search over the resource's file: its rows as records numbered by `_id` from 1, every
+        field text, an empty cell null (the bundled NEW SYSTEM file was written by csv.DictWriter from this
+        API's answers, so this serves them back in their original shape)."""
+        resource_id = params.get("resource_id") or params.get("id") or ""
+        resource = next((r for r in self.package["resources"] if r["id"] == resource_id), None)
+        path = self.file_for(resource_id)
+        if resource is None or not resource.get("datastore_active") or path is None:
+            message = f'Resource "{resource_id}" was not found.'
+            return HTTPStatus.NOT_FOUND, _ckan_error(self.url, "datastore_search", "Not Found Error", message)
+        try:
+            limit = min(int(params.get("limit", DATASTORE_DEFAULT_LIMIT)), self.datastore_rows_max)
+            offset = int(params.get("offset", 0))
+        except ValueError:
+            return HTTPStatus.CONFLICT, _ckan_error(
+                self.url, "datastore_search", "Validation Error", "limit and offset must be integers"
+            )
+        if params.get("sort", "_id") not in ("_id", "_id asc"):
+            return HTTPStatus.CONFLICT, _ckan_error(
+                self.url, "datastore_search", "Validation Error", "this sample portal sorts by _id only"
+            )
+        with open(path, encoding="utf-8", newline="") as stream:
+            reader = csv.DictReader(stream)
+            names = list(reader.fieldnames or [])
+            rows = list(reader)
+        records = [
+            {"_id": number, **{name: row[name] or None for name in names}}
+            for number, row in enumerate(rows[offset : offset + limit], start=offset + 1)
+        ]
+        query = {key: value for key, value in params.items() if key != "offset"}
+        result = {
+            "include_total": True,
+            "limit": limit,
+            "records_format": "objects",
+            "resource_id": resource_id,
+            "total_estimation_threshold": None,
+            **({"offset": offset} if "offset" in params else {}),
+            **({"sort": params["sort"]} if "sort" in params else {}),
+            "records": records,
+            "fields": [{"id": "_id", "type": "int"}] + [{"id": name, "type": "text"} for name in names],
+            "_links": {
+                "start": f"{request_path}?{urlencode(query)}",
+                "next": f"{request_path}?{urlencode({**query, 'offset': offset + limit})}",
+            },
+            "total": len(rows),
+            "total_was_estimated": False,
+        }
+        return HTTPStatus.OK, {"help": _help(self.url, "datastore_search"), "success": True, "result": result}
+
+
+def _help(base_url: str, action: str) -> str:
+    return f"{base_url}/api/3/action/help_show?name={action}"
+
+
+def _ckan_error(base_url: str, action: str, kind: str, message: str) -> dict[str, Any]:
+    return {"help": _help(base_url, action), "success": False, "error": {"message": message, "__type": kind}}
 
 
 def file_md5(path: Path) -> str:
@@ -136,6 +200,10 @@ class PortalHandler(BaseHTTPRequestHandler):
         if parsed.path == "/api/3/action/package_show":
             self.send_package_show(parse_qs(parsed.query).get("id", [""])[0])
             return
+        if parsed.path == "/api/3/action/datastore_search":
+            params = {key: values[-1] for key, values in parse_qs(parsed.query).items()}
+            self.send_datastore_page(*self.portal.datastore_search(params, parsed.path))
+            return
         match = _DOWNLOAD_PATH.match(parsed.path)
         path = self.portal.file_for(match["id"]) if match else None
         if path is None or not path.is_file():
@@ -151,6 +219,9 @@ class PortalHandler(BaseHTTPRequestHandler):
             )
             return
         self.send_json(HTTPStatus.OK, self.portal.package_show())
+
+    def send_datastore_page(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+        self.send_json(status, payload)
 
     def send_json(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
         body = json.dumps(payload).encode()

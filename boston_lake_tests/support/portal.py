@@ -1,15 +1,19 @@
 """A real CKAN-like HTTP server on 127.0.0.1 serving the bundled samples, with scripted failures.
 
-Tests queue faults (`portal.faults.append(...)`) that the next download requests consume in order, and read
-`portal.requests` to see what the client sent.
+Tests queue faults (`portal.faults.append(...)`) that the next download requests consume in order, and
+DataStore faults (`portal.datastore_faults`) that the next `datastore_search` answers consume in order (None
+serves a page as it is), and read `portal.requests` to see what the client sent.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,9 +31,14 @@ class SeenRequest:
     headers: dict[str, str]
 
 
+# Takes the page the portal would send (status, CKAN payload); sends something else, or changes the payload.
+DataStoreFault = Callable[[PortalHandler, HTTPStatus, dict[str, Any]], bool] | None
+
+
 @dataclass
 class FaultState:
     faults: list[Callable[[PortalHandler, Path], bool]] = field(default_factory=list)
+    datastore_faults: list[DataStoreFault] = field(default_factory=list)
     requests: list[SeenRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -49,6 +58,71 @@ class FaultyHandler(PortalHandler):
             fault = state.faults.pop(0) if state.faults else None
         if fault is None or not fault(self, path):
             super().send_download(path)
+
+    def send_datastore_page(self, status: HTTPStatus, payload: dict[str, Any]) -> None:
+        state: FaultState = self.server.faults  # type: ignore[attr-defined]
+        with state.lock:
+            fault = state.datastore_faults.pop(0) if state.datastore_faults else None
+        if fault is None or not fault(self, status, payload):
+            super().send_datastore_page(status, payload)
+
+
+def send_body(handler: PortalHandler, status: int, content_type: str, body: bytes) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", content_type)
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+def ckan_failure(message: str = "Internal Server Error: the datastore is unavailable") -> DataStoreFault:
+    """CKAN's own error answer: `success: false` with its error object."""
+
+    def fault(handler: PortalHandler, status: HTTPStatus, payload: dict[str, Any]) -> bool:
+        error = {"help": payload.get("help"), "success": False, "error": {"message": message, "__type": "Error"}}
+        send_body(handler, 409, "application/json;charset=utf-8", json.dumps(error).encode())
+        return True
+
+    return fault
+
+
+def html_instead_of_json() -> DataStoreFault:
+    def fault(handler: PortalHandler, status: HTTPStatus, payload: dict[str, Any]) -> bool:
+        send_body(handler, 200, "text/html; charset=utf-8", b"<!DOCTYPE html><html><body>Maintenance</body></html>")
+        return True
+
+    return fault
+
+
+def json_cut_short(keep_bytes: int) -> DataStoreFault:
+    """A complete HTTP answer whose JSON body stops after `keep_bytes` (Content-Length agrees: no transport error)."""
+
+    def fault(handler: PortalHandler, status: HTTPStatus, payload: dict[str, Any]) -> bool:
+        send_body(handler, 200, "application/json;charset=utf-8", json.dumps(payload).encode()[:keep_bytes])
+        return True
+
+    return fault
+
+
+def total_becomes(total: int) -> DataStoreFault:
+    """The page as it is, but with another `total`: what a DataStore being reloaded answers."""
+
+    def fault(handler: PortalHandler, status: HTTPStatus, payload: dict[str, Any]) -> bool:
+        payload["result"]["total"] = total
+        return False
+
+    return fault
+
+
+def ids_shifted(by: int) -> DataStoreFault:
+    """The page's records with `_id`s moved by `by`: negative repeats records of the previous page, positive skips."""
+
+    def fault(handler: PortalHandler, status: HTTPStatus, payload: dict[str, Any]) -> bool:
+        for record in payload["result"]["records"]:
+            record["_id"] += by
+        return False
+
+    return fault
 
 
 def status(code: int, retry_after: str | None = None) -> Callable[[PortalHandler, Path], bool]:
@@ -110,8 +184,15 @@ class TestPortal(SamplePortal):
         return self.state.faults
 
     @property
+    def datastore_faults(self) -> list[DataStoreFault]:
+        return self.state.datastore_faults
+
+    @property
     def requests(self) -> list[SeenRequest]:
         return self.state.requests
+
+    def datastore_requests(self) -> list[SeenRequest]:
+        return [seen for seen in self.requests if "datastore_search" in seen.path]
 
     def downloads(self) -> list[SeenRequest]:
         return [seen for seen in self.requests if "/download/" in seen.path]
