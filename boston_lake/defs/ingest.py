@@ -30,7 +30,8 @@ from dagster import (
 from boston_lake.defs.partitions import all_years, partitions_for, run_years
 from boston_lake.defs.resources import CkanPortalResource, LakeStorageResource
 from boston_lake.lake.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
-from boston_lake.lake.raw import PartialIngestError, RawPartition, RawZone
+from boston_lake.lake.raw import PartialIngestError, RawPartition
+from boston_lake.lake.raw_datastore import LiveRawZone
 from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
 
 # One asset group per zone of the lake, so the graph reads raw -> bronze -> catalog by group.
@@ -136,21 +137,27 @@ def record_years(
 
 def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
     partitions_def = partitions_for(table)
-    source = "one growing CKAN resource, split by open date" if table.split_by_year else "one CKAN resource per year"
+    source = (
+        "one growing CKAN resource, read through its DataStore API (JSON) or as CSV, split by open date"
+        if table.split_by_year
+        else "one CKAN resource per year"
+    )
 
     @asset(
         key=raw_key(table),
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
         group_name=RAW_GROUP,
-        kinds={"csv"},
+        kinds={"csv", "json"} if table.split_by_year else {"csv"},
         description=f"{table.title}: the year's file exactly as downloaded ({source}), with a manifest beside it.",
     )
     def raw_asset(
         context: AssetExecutionContext, portal: CkanPortalResource, storage: LakeStorageResource
     ) -> MaterializeResult:
         store = storage.raw_zone()
-        zone = RawZone(store, portal.client(context.log), context.log)
+        zone = LiveRawZone(
+            store, portal.client(context.log), context.log, portal.new_system_source, portal.datastore_page_limit
+        )
         failures: dict[int, str] = {}
         try:
             partitions = zone.ingest(table, run_years(context), valid_years=all_years(table))

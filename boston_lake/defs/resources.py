@@ -19,6 +19,7 @@ from boston_lake.lake.athena import AthenaQueryEngine
 from boston_lake.lake.aws import Backoff, boto3_client, drop_empty_endpoint_variables
 from boston_lake.lake.bronze import ConverterSettings
 from boston_lake.lake.catalog import Catalog
+from boston_lake.lake.datastore import DEFAULT_PAGE_LIMIT
 from boston_lake.lake.glue import GlueCatalog, run_managed_crawler
 from boston_lake.lake.local_catalog import LocalCatalog
 from boston_lake.lake.portal import CkanPortal, Log
@@ -38,6 +39,8 @@ class CkanPortalResource(ConfigurableResource):
     max_attempts: int = 5
     backoff_seconds: float = 1.0
     progress_interval_seconds: float = 10.0
+    new_system_source: str | None = None  # BOSTON_LAKE_NEW_SYSTEM_SOURCE: datastore, csv, or None for automatic
+    datastore_page_limit: int = DEFAULT_PAGE_LIMIT  # records per datastore_search page (the portal may cap it)
 
     def client(self, log: Log) -> CkanPortal:
         return CkanPortal(
@@ -176,7 +179,7 @@ class GlueCatalogResource(CatalogResource):
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
-    portal = CkanPortalResource(base_url=settings.portal_url)
+    portal = CkanPortalResource(base_url=settings.portal_url, new_system_source=settings.new_system_source)
     if settings.aws is None:
         home = str(settings.home)
         return {"portal": portal, "storage": LocalLakeStorage(home=home), "catalog": LocalCatalogResource(home=home)}

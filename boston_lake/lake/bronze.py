@@ -21,8 +21,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
+from boston_lake.lake.bronze_json import convert_json_lines
 from boston_lake.lake.csvscan import CsvFormatError, read_header, repair_encoding
-from boston_lake.lake.manifest import RawManifest, read_manifest
+from boston_lake.lake.manifest import JSON_LINES, RawManifest, read_manifest
 from boston_lake.lake.portal import Log
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import HeaderMismatch, LakeTable, SchemaGeneration
@@ -60,6 +61,14 @@ class ConverterSettings:
     preserve_insertion_order: bool = False
     row_group_size: int = 30_720
 
+    def duckdb_config(self, temp_directory: str) -> dict[str, str | int | bool]:
+        return {
+            "memory_limit": self.memory_limit,
+            "threads": self.threads,
+            "preserve_insertion_order": self.preserve_insertion_order,
+            "temp_directory": temp_directory,
+        }
+
 
 def convert_csv(
     source: Path,
@@ -73,8 +82,8 @@ def convert_csv(
     settings: ConverterSettings = ConverterSettings(),
 ) -> Conversion:
     """Convert one CSV file of `table` to Parquet, writing unparseable lines to `rejects_destination` (a CSV
-    of raw_key, line, error_type, column, reason, raw_line; only when there are any). Raises CsvFormatError or HeaderMismatch for unusable files,
-    BronzeError when DuckDB cannot finish."""
+    of raw_key, line, error_type, column, reason, raw_line; only when there are any). Raises CsvFormatError or
+    HeaderMismatch for unusable files, BronzeError when DuckDB cannot finish."""
     label = source_label or str(source)
     header, _ = read_header(source)
     generation = table.match_generation(header)
@@ -84,14 +93,7 @@ def convert_csv(
             fixed = Path(work) / "repaired.csv"
             repaired = len(repair_encoding(source, fixed))
             source = fixed
-        connection = duckdb.connect(
-            config={
-                "memory_limit": settings.memory_limit,
-                "threads": settings.threads,
-                "preserve_insertion_order": settings.preserve_insertion_order,
-                "temp_directory": work,
-            }
-        )
+        connection = duckdb.connect(config=settings.duckdb_config(work))
         try:
             rows = _copy(connection, source, destination, generation, header, kv_metadata or {}, settings)
             rejects = _write_rejects(connection, label, rejects_destination)
@@ -222,22 +224,25 @@ class BronzeZone:
                 return current
         rejects_key = layout.bronze_rejects_key(table.name, year)
         with (
-            self.raw_store.reading(manifest.key) as csv_path,
+            self.raw_store.reading(manifest.key) as raw_path,
             self.lake_store.scratch_file(".parquet") as staged,
             self.lake_store.scratch_file(".csv") as rejects,
         ):
             try:
-                conversion = convert_csv(
-                    csv_path,
-                    staged,
-                    table,
-                    rejects_destination=rejects,
-                    source_label=manifest.key,
-                    repair=manifest.invalid_utf8_rows > 0,
-                    kv_metadata=self._kv_metadata(manifest),
-                    settings=self.settings,
-                )
-            except (CsvFormatError, HeaderMismatch, BronzeError) as error:
+                if manifest.format == JSON_LINES:
+                    conversion = self._convert_json_lines(table, manifest, raw_path, staged, rejects)
+                else:
+                    conversion = convert_csv(
+                        raw_path,
+                        staged,
+                        table,
+                        rejects_destination=rejects,
+                        source_label=manifest.key,
+                        repair=manifest.invalid_utf8_rows > 0,
+                        kv_metadata=self._kv_metadata(manifest),
+                        settings=self.settings,
+                    )
+            except (CsvFormatError, HeaderMismatch, BronzeError, duckdb.Error) as error:
                 raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from None
             preview = _preview(staged)
             size = staged.stat().st_size
@@ -275,6 +280,22 @@ class BronzeZone:
             reason="forced rebuild" if force else "new raw file or converter version",
             preview=preview,
         )
+
+    def _convert_json_lines(
+        self, table: LakeTable, manifest: RawManifest, source: Path, destination: Path, rejects: Path
+    ) -> Conversion:
+        generation = table.match_generation(manifest.header)
+        rows, rejected = convert_json_lines(
+            source,
+            destination,
+            generation,
+            manifest.header,
+            rejects_destination=rejects,
+            source_label=manifest.key,
+            kv_metadata=self._kv_metadata(manifest),
+            settings=self.settings,
+        )
+        return Conversion(rows, rejected, generation, pq.read_schema(destination))
 
     def _kv_metadata(self, manifest: RawManifest) -> dict[str, str]:
         return {

@@ -33,6 +33,11 @@ def raw_source_prefix(table: str) -> str:
     return f"{raw_table_prefix(table)}_source/"
 
 
+def raw_datastore_prefix(table: str) -> str:
+    """The pages of the last DataStore fetch of a split source, each exactly as the portal sent it."""
+    return f"{raw_source_prefix(table)}datastore/"
+
+
 def raw_unassigned_prefix(table: str) -> str:
     """Rows of a split source whose open date names no partition: kept, counted, never dropped."""
     return f"{raw_table_prefix(table)}_unassigned/"

@@ -15,6 +15,8 @@ from boston_lake.lake.portal import Download, PortalResource, Validators
 from boston_lake.lake.stores import ObjectNotFound, ObjectStore, StoreError
 
 VERSION = 1
+CSV = "csv"
+JSON_LINES = "jsonl"
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class RawManifest:
     invalid_utf8_locations: list[dict[str, int]] = field(default_factory=list)
     source_key: str | None = None  # split partitions: the download they were cut from
     source_sha256: str | None = None
+    format: str = CSV  # CSV, or JSON_LINES for a year cut from DataStore pages
     version: int = VERSION
 
     @classmethod

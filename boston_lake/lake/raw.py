@@ -29,6 +29,7 @@ from boston_lake.lake.csvscan import (
     parse_header,
     profile_file,
 )
+from boston_lake.lake.datastore import DataStoreManifest
 from boston_lake.lake.manifest import RawManifest, read_manifest
 from boston_lake.lake.portal import CkanPortal, Log, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore
@@ -84,7 +85,7 @@ class RawPartition:
 class SplitReport:
     """How one download of a split source was distributed over years; None fields when it was not re-split."""
 
-    source: RawManifest
+    source: RawManifest | DataStoreManifest
     rows_by_year: dict[int, int] | None = None
     unassigned_rows: int | None = None
 
@@ -126,6 +127,12 @@ def pick_resource(
         f"{table.name}: the portal offers no resource for {year}; it offers "
         f"{', '.join(map(str, offered_years(resources, table))) or 'no years at all'}"
     )
+
+
+def check_years(table: LakeTable, years: Sequence[int], valid_years: Sequence[int]) -> None:
+    unknown = sorted(set(years) - set(valid_years))
+    if unknown:
+        raise RawIngestError(f"{table.name}: no partitions exist for {unknown}; valid years are {list(valid_years)}")
 
 
 def _now() -> str:
@@ -188,11 +195,7 @@ class RawZone:
     def ingest_split(
         self, table: LakeTable, resources: Sequence[PortalResource], years: Sequence[int], valid_years: Sequence[int]
     ) -> tuple[list[RawPartition], SplitReport]:
-        unknown = sorted(set(years) - set(valid_years))
-        if unknown:
-            raise RawIngestError(
-                f"{table.name}: no partitions exist for {unknown}; valid years are {list(valid_years)}"
-            )
+        check_years(table, years, valid_years)
         source_prefix = layout.raw_source_prefix(table.name)
         previous = read_manifest(self.store, source_prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, None, previous.resource_id if previous else None, self.log)
@@ -257,7 +260,9 @@ class RawZone:
             for part in [*parts.values(), unassigned]:
                 part.close()
             partitions = [self._publish_part(table, year, parts[year], source, reason) for year in years]
-            self._publish_unassigned(table, source, unassigned, unassigned_reasons)
+            self._publish_unassigned(
+                table, Path(source.key).name, source, unassigned.path, unassigned.profile.data_rows, unassigned_reasons
+            )
         report = SplitReport(source, {year: counts[year] for year in sorted(counts)}, unassigned.profile.data_rows)
         return partitions, report
 
@@ -290,15 +295,24 @@ class RawZone:
         self._replace(prefix, previous, part.path, manifest)
         return RawPartition(table.name, year, manifest, changed=True, reason=_change_reason(previous))
 
-    def _publish_unassigned(self, table: LakeTable, source: RawManifest, part: _Part, reasons: Counter[str]) -> None:
-        if not part.profile.data_rows:
+    def _publish_unassigned(
+        self,
+        table: LakeTable,
+        name: str,
+        source: RawManifest | DataStoreManifest,
+        path: Path,
+        rows: int,
+        reasons: Counter[str],
+    ) -> None:
+        """Keep the rows of a split source that belong to no partition, with why, beside the partitions."""
+        if not rows:
             return
         prefix = layout.raw_unassigned_prefix(table.name)
-        self.store.publish(part.path, prefix + Path(source.key).name)
+        self.store.publish(path, prefix + name)
         summary = {
-            "source_key": source.key,
+            "source_url": source.source_url,
             "source_sha256": source.sha256,
-            "rows": part.profile.data_rows,
+            "rows": rows,
             "reasons": dict(reasons),
         }
         self.store.put_bytes(prefix + layout.MANIFEST, json.dumps(summary, indent=2).encode())

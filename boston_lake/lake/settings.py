@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 
 TARGETS = ("local", "aws")
 CRAWLER_MODES = ("direct", "glue")
+NEW_SYSTEM_SOURCES = ("datastore", "csv")
 DEFAULT_PORTAL_URL = "https://data.boston.gov"
 DEFAULT_HOME = ".boston_lake"
 DEFAULT_ROLE_NAME = "boston-lake-glue-crawler"
@@ -126,6 +127,7 @@ class Settings:
     home: Path
     portal_url: str
     aws: AwsSettings | None = None
+    new_system_source: str | None = None  # None: the DataStore whenever the portal marks the resource datastore_active
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -138,7 +140,14 @@ class Settings:
             "BOSTON_LAKE_PORTAL_URL", _value(env, "BOSTON_LAKE_PORTAL_URL") or DEFAULT_PORTAL_URL
         )
         aws = AwsSettings.from_env(env) if target == "aws" else None
-        return cls(target=target, home=home, portal_url=portal_url, aws=aws)
+        new_system_source = _value(env, "BOSTON_LAKE_NEW_SYSTEM_SOURCE") or None
+        if new_system_source not in (None, *NEW_SYSTEM_SOURCES):
+            raise SettingsError(
+                f"BOSTON_LAKE_NEW_SYSTEM_SOURCE={new_system_source!r} is not a source; use datastore (the records as "
+                "JSON through CKAN's DataStore API) or csv (the resource's CSV file), or leave it empty for datastore "
+                "whenever the portal serves the resource through the DataStore"
+            )
+        return cls(target=target, home=home, portal_url=portal_url, aws=aws, new_system_source=new_system_source)
 
 
 def _value(env: Mapping[str, str], name: str) -> str:

@@ -4,7 +4,9 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import AssetKey
 
+from boston_lake.definitions import build_definitions
 from boston_lake.lake import layout
+from boston_lake.lake.settings import Settings
 from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
@@ -51,14 +53,26 @@ def test_a_legacy_year_goes_from_portal_to_bronze(local_defs, dagster_instance, 
     assert pq.read_metadata(lake_home / layout.bronze_data_key("legacy_requests", int(year))).num_rows == rows
 
 
-def test_new_system_range_run_splits_and_converts_both_years(local_defs, dagster_instance, portal):
-    result = run(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
+@pytest.mark.parametrize("source,fetches", [("", "datastore_search"), ("csv", "/download/")])
+def test_new_system_range_run_splits_and_converts_both_years(dagster_instance, portal, lake_home, source, fetches):
+    settings = Settings.from_env(
+        {
+            "BOSTON_LAKE_HOME": str(lake_home),
+            "BOSTON_LAKE_PORTAL_URL": portal.url,
+            "BOSTON_LAKE_NEW_SYSTEM_SOURCE": source,
+        }
+    )
+    result = run(build_definitions(settings), dagster_instance, "new_system_requests", years=("2025", "2026"))
     assert result.success
     bronze = materializations(result, "bronze/new_system_requests")
     assert set(bronze) == {"2025", "2026"}
     total = sum(meta["dagster/row_count"].value for meta in bronze.values())
     assert total == len(portal.file_for(NEW_SYSTEM_ID).read_bytes().splitlines()) - 1
-    assert len([r for r in portal.downloads() if NEW_SYSTEM_ID in r.path]) == 1  # one download per run
+    # One read of the source per run: by default the DataStore (the sample fits one page), or the CSV file.
+    assert len([r for r in portal.requests if NEW_SYSTEM_ID in r.path]) == 1
+    assert len([r for r in portal.requests if fetches in r.path]) == 1
+    raw = materializations(result, "raw/new_system_requests")
+    assert {meta["key"].value.rsplit(".", 1)[-1] for meta in raw.values()} == {"jsonl" if source == "" else "csv"}
 
 
 def test_single_run_backfill_of_several_years_is_one_run(local_defs, dagster_instance, portal):
