@@ -47,6 +47,9 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     output = (result.stdout + result.stderr).splitlines()
     summaries = [line for line in output if "legacy_requests: created (version 1)" in line]
     assert len(summaries) == 1, summaries
+    new_system = tmp_path / "demo" / "lake" / "raw" / "boston311" / "new_system_requests"
+    assert (new_system / "_source" / "datastore" / "_manifest.json").is_file()  # read from the DataStore
+    assert (new_system / "year=2025" / "new_system_requests_2025.jsonl").is_file()
 
     status = boston_lake("--home", lake, "status")
     assert status.returncode == 0, status.stderr
