@@ -61,7 +61,7 @@ class ConverterSettings:
     preserve_insertion_order: bool = False
     row_group_size: int = 30_720
 
-    def duckdb_config(self, temp_directory: str) -> dict[str, str | int | bool]:
+    def duckdb_config(self, temp_directory: str) -> dict[str, str | bool | int | float | list[str]]:
         return {
             "memory_limit": self.memory_limit,
             "threads": self.threads,

@@ -52,7 +52,8 @@ def convert_json_lines(
                 f"FROM read_json({_literal(str(source))}, format = 'newline_delimited', columns = {{{as_read}}})"
             )
             fits = " AND ".join(_fits(name, types[name]) for name in typed) or "true"
-            (rows,) = connection.execute(
+            rows = _one_value(
+                connection,
                 f"""
                 COPY (
                     SELECT {", ".join(f"CAST({_ident(name)} AS {types[name]}) AS {_ident(name)}" for name in columns)}
@@ -60,8 +61,8 @@ def convert_json_lines(
                 ) TO {_literal(str(destination))}
                 (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(settings.row_group_size)}
                  {f", KV_METADATA {{{metadata}}}" if metadata else ""})
-                """
-            ).fetchone()
+                """,
+            )
             rejects = _write_rejects(connection, typed, types, source_label, rejects_destination) if typed else 0
         finally:
             connection.close()
@@ -78,7 +79,7 @@ def _write_rejects(
         for name in typed
     )
     connection.execute(f"CREATE TEMP VIEW misfits AS {misfits}")
-    (count,) = connection.execute("SELECT count(DISTINCT raw_record) FROM misfits").fetchone()
+    count = _one_value(connection, "SELECT count(DISTINCT raw_record) FROM misfits")
     if count:
         connection.execute(
             f"""
@@ -93,6 +94,14 @@ def _write_rejects(
             """
         )
     return int(count)
+
+
+def _one_value(connection: duckdb.DuckDBPyConnection, sql: str) -> int:
+    """The count a statement answers (COPY answers its row count)."""
+    row = connection.execute(sql).fetchone()
+    if row is None:
+        raise RuntimeError(f"DuckDB answered no row to {sql.strip()[:200]!r}")
+    return int(row[0])
 
 
 def _fits(name: str, duckdb_type: str) -> str:

@@ -173,8 +173,8 @@ def _result(response: ActionResponse, where: str) -> dict[str, Any]:
             f"{len(body)} bytes received, ending {body[-60:]!r})"
         ) from error
     if not isinstance(payload, dict) or payload.get("success") is not True:
-        error = payload.get("error") if isinstance(payload, dict) else payload
-        raise DataStoreError(f"{where}: answered {response.status} with success: false: {error!r:.300}")
+        reported = payload.get("error") if isinstance(payload, dict) else payload
+        raise DataStoreError(f"{where}: answered {response.status} with success: false: {reported!r:.300}")
     result = payload.get("result")
     if not (
         isinstance(result, dict)
@@ -213,7 +213,7 @@ class DataStoreManifest:
     total: int
     fields: list[str]
     sha256: str  # the fetch's digest (see DataStoreFetch.sha256)
-    bytes: int
+    size: int  # bytes of all pages
     fetched_at: str
     seconds: float
     pages: list[dict[str, Any]] = field(default_factory=list)  # key, offset, records, bytes, sha256 per page

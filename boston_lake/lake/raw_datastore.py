@@ -115,7 +115,7 @@ class LiveRawZone(RawZone):
             total=fetch.total,
             fields=fetch.fields,
             sha256=fetch.sha256,
-            bytes=fetch.bytes,
+            size=fetch.bytes,
             fetched_at=_now(),
             seconds=round(fetch.seconds, 3),
             pages=[
@@ -217,9 +217,13 @@ class _YearCut:
         self.valid_years = valid_years
         self.parts = {year: _JsonLinesPart(stack.enter_context(store.scratch_file(".jsonl"))) for year in years}
         self.unassigned = _JsonLinesPart(stack.enter_context(store.scratch_file(".jsonl")))
-        stack.callback(lambda: [part.close() for part in [*self.parts.values(), self.unassigned]])
+        stack.callback(self.close)
         self.counts: Counter[int] = Counter()
         self.unassigned_reasons: Counter[str] = Counter()
+
+    def close(self) -> None:
+        for part in [*self.parts.values(), self.unassigned]:
+            part.close()
 
     def run(self, table: LakeTable, fetch: DataStoreFetch) -> None:
         opened_column = table.generations[0].opened_column
@@ -241,8 +245,7 @@ class _YearCut:
             self.counts[year] += 1
             if year in self.parts:
                 self.parts[year].write(record)
-        for part in [*self.parts.values(), self.unassigned]:
-            part.close()
+        self.close()
         placed = sum(self.counts.values()) + self.unassigned.rows
         if placed != fetch.total:
             raise RawIngestError(
