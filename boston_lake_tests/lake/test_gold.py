@@ -10,6 +10,7 @@ import pytest
 
 from boston_lake.lake import layout
 from boston_lake.lake.gold import INTAKE, SERVICE_LEVELS, GoldError, build_gold_partition
+from boston_lake.lake.s3 import S3ObjectStore
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake_tests.support.hand_counts import cases_of, expected_intake, expected_service_levels
 from boston_lake_tests.support.silver_samples import write_silver_samples
@@ -69,3 +70,15 @@ def test_silver_without_a_column_the_sql_needs_fails_naming_the_sql_and_the_file
     pq.write_table(pq.read_table(written[2023]).drop_columns(["channel"]), written[2023])
     with pytest.raises(GoldError, match=r"(?s)gold/intake 2023: intake.sql failed on silver .*year=2023.*channel"):
         build_gold_partition(store, INTAKE, 2023)
+
+
+def test_on_s3_a_gold_year_reads_silver_and_publishes_one_object_through_the_store(aws_client, aws_buckets, tmp_path):
+    store = S3ObjectStore(aws_client("s3"), aws_buckets.lake)
+    for year, path in write_silver_samples(tmp_path).items():
+        store.put_bytes(layout.data_key("silver", "service_requests", year), path.read_bytes())
+    local = build_gold_partition(LocalObjectStore(tmp_path), INTAKE, 2025)
+    built = build_gold_partition(store, INTAKE, 2025)
+    assert built.key == local.key and built.rows == local.rows and built.silver_rows == local.silver_rows
+    assert [stored.key for stored in store.list("gold/")] == [layout.data_key("gold", "intake", 2025)]
+    published = pq.read_table(pa.BufferReader(store.get_bytes(built.key)))
+    assert published.equals(pq.read_table(tmp_path / local.key))
