@@ -4,7 +4,7 @@ from dagster import Definitions
 
 from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS
 from boston_lake.defs.checks import BRONZE_CHECKS
-from boston_lake.defs.gold import GOLD_ASSETS, GOLD_AUTOMATION
+from boston_lake.defs.gold import GOLD_ASSETS, GOLD_AUTOMATION, GOLD_JOB
 from boston_lake.defs.ingest import INGEST_ASSETS
 from boston_lake.defs.jobs import CRAWL_JOBS, INGEST_JOBS
 from boston_lake.defs.resources import build_resources
@@ -17,7 +17,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=INGEST_ASSETS + CATALOG_ASSETS + GOLD_ASSETS,
         asset_checks=BRONZE_CHECKS + CATALOG_CHECKS,
-        jobs=[*INGEST_JOBS.values(), *CRAWL_JOBS.values()],
+        jobs=[*INGEST_JOBS.values(), *CRAWL_JOBS.values(), GOLD_JOB],
         schedules=SCHEDULES,
         sensors=[*SENSORS, GOLD_AUTOMATION],
         resources=build_resources(settings),

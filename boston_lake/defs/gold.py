@@ -13,6 +13,7 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
+    AssetSelection,
     AutomationCondition,
     AutomationConditionSensorDefinition,
     BackfillPolicy,
@@ -20,6 +21,7 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
+    define_asset_job,
 )
 
 from boston_lake.defs.catalog import CRAWLER_POOL, column_schema
@@ -131,6 +133,13 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
 
 CHARTS_BY_TABLE: dict[str, ChartsOfYear] = {SERVICE_LEVELS.name: service_level_charts, INTAKE.name: intake_charts}
 GOLD_ASSETS = [build_gold_asset(table, CHARTS_BY_TABLE[table.name]) for table in GOLD_TABLES]
+
+GOLD_JOB = define_asset_job(
+    "build_gold",
+    selection=AssetSelection.assets(*GOLD_ASSETS),
+    partitions_def=GOLD_PARTITIONS,
+    description="Both gold tables for the years chosen, from the silver years of the same number.",
+)
 
 GOLD_AUTOMATION = AutomationConditionSensorDefinition(
     "gold_follows_silver",
