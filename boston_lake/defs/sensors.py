@@ -102,8 +102,10 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     requests: list[RunRequest] = []
     waiting: list[str] = []
+    anything_landed = False
     for table in TABLES:
         years, newest = landed_years(context.instance, table, cursor.get(table.name))
+        anything_landed = anything_landed or newest != cursor.get(table.name)
         if not years:
             if newest is not None:
                 cursor[table.name] = newest  # everything up to here is crawled already
@@ -126,7 +128,12 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         return SensorResult(run_requests=requests, cursor=new_cursor)
     return SensorResult(
         cursor=new_cursor,
-        skip_reason="; ".join(waiting) or "every bronze year that landed is crawled or has a crawl requested",
+        skip_reason="; ".join(waiting)
+        or (
+            "every bronze year that landed is crawled or has a crawl requested"
+            if anything_landed
+            else "no bronze partition landed since the last tick"
+        ),
     )
 
 
