@@ -219,9 +219,12 @@ def test_a_run_whose_worker_is_killed_ends_failed(dagster_server: DagsterServer)
             what="the run to start its download",
         )
         started = set(run_worker_pids(dagster_server)) - before
-        # The run worker, not the step processes it may have spawned in turn.
-        (worker,) = [pid for pid in started if parent_pid(pid) not in started]
-        os.kill(worker, signal.SIGKILL)
+        # Run workers, not the step processes they may have spawned in turn. The server is shared by the module:
+        # a crawl the sensor launched after an earlier test may still be running, so every new worker is killed.
+        workers = [pid for pid in started if parent_pid(pid) not in started]
+        assert workers, "no run worker started"
+        for worker in workers:
+            os.kill(worker, signal.SIGKILL)
 
         def ended() -> str | None:
             status = dagster_server.graphql(RUN, id=run_id)["runOrError"]["status"]
