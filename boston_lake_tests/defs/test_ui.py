@@ -197,6 +197,7 @@ def test_a_run_whose_worker_is_killed_ends_failed(dagster_server: DagsterServer)
         return False
 
     before = set(run_worker_pids(dagster_server))
+    requests_before = len(dagster_server.portal.requests)  # the server is shared: earlier tests downloaded too
     dagster_server.portal.faults.append(hang)
     try:
         launched = dagster_server.graphql(
@@ -214,16 +215,18 @@ def test_a_run_whose_worker_is_killed_ends_failed(dagster_server: DagsterServer)
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
         dagster_server.wait_for(
-            lambda: any("/download/" in seen.path for seen in dagster_server.portal.requests),
+            lambda: any("/download/" in seen.path for seen in dagster_server.portal.requests[requests_before:]),
             timeout=180,
             what="the run to start its download",
         )
-        started = set(run_worker_pids(dagster_server)) - before
-        # Run workers, not the step processes they may have spawned in turn. The server is shared by the module:
-        # a crawl the sensor launched after an earlier test may still be running, so every new worker is killed.
-        workers = [pid for pid in started if parent_pid(pid) not in started]
-        assert workers, "no run worker started"
-        for worker in workers:
+
+        def new_workers() -> list[int] | None:
+            # Run workers, not the step processes they may have spawned in turn. The server is shared by the module:
+            # a crawl the sensor launched after an earlier test may still be running, so every new worker is killed.
+            started = set(run_worker_pids(dagster_server)) - before
+            return [pid for pid in started if parent_pid(pid) not in started] or None
+
+        for worker in dagster_server.wait_for(new_workers, timeout=60, what="the run worker"):
             os.kill(worker, signal.SIGKILL)
 
         def ended() -> str | None:
