@@ -11,18 +11,17 @@ silver/ of the lake bucket, the Glue catalog of our database, and the Glue log g
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from boston_lake.lake import layout
-from boston_lake.lake.aws import boto3_client, describe_error, error_code
-from boston_lake.lake.portal import Log
+from boston_lake.lake import layout, settings
+from boston_lake.lake.aws import AwsSession, describe_error, error_code
+from boston_lake.lake.log import Log
 from boston_lake.lake.s3 import ServerSideEncryption
-from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, DEFAULT_ROLE_NAME
+from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, DEFAULT_ROLE_NAME, AwsSettings
 from boston_lake.lake.tables import DATABASE, TABLES
 
 CREATE = "create"
@@ -70,16 +69,17 @@ PUBLIC_ACCESS_BLOCK = {
     "RestrictPublicBuckets": True,
 }
 
+# Each checked field and the parser (from settings, so one rule serves both) that checks it.
 _NAME_RULES = {
-    "raw_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
-    "lake_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
-    "code_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
-    "database": (re.compile(r"[a-z0-9_]{1,255}"), "a Glue database name: a-z 0-9 _"),
-    "role_name": (re.compile(r"[\w+=,.@-]{1,64}"), "an IAM role name: 1-64 of letters, digits, + = , . @ _ -"),
-    "crawler_name": (re.compile(r"[\w.-]{1,255}"), "a crawler name: letters, digits, . _ -"),
+    "raw_bucket": settings.bucket_name,
+    "lake_bucket": settings.bucket_name,
+    "code_bucket": settings.bucket_name,
+    "database": settings.database_name,
+    "role_name": settings.role_name,
+    "role_path": settings.role_path,
+    "crawler_name": settings.crawler_name,
 }
 _LIST_ELEMENTS = ("Action", "Resource", "NotAction", "NotResource")
-_KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
 class ProvisionError(RuntimeError):
@@ -94,6 +94,7 @@ class ProvisionConfig:
     code_bucket: str
     database: str = DATABASE
     role_name: str = DEFAULT_ROLE_NAME
+    role_path: str = "/"
     crawler_name: str = DEFAULT_CRAWLER_NAME
     sse: str = "AES256"
     kms_key_id: str | None = None
@@ -101,21 +102,39 @@ class ProvisionConfig:
     def __post_init__(self) -> None:
         if not self.region:
             raise ValueError("region is empty: name the AWS region the lake lives in, such as us-east-1")
-        for setting, (pattern, rule) in _NAME_RULES.items():
+        for setting, parse in _NAME_RULES.items():
             value = getattr(self, setting)
-            if not pattern.fullmatch(value) or ".." in value:
-                raise ValueError(f"{setting}={value!r} is not {rule}")
+            try:
+                parse(value)
+            except ValueError as error:
+                raise ValueError(f"{setting}={value!r} {error}") from error
         buckets = (self.raw_bucket, self.lake_bucket, self.code_bucket)
         if len(set(buckets)) < len(buckets):
             raise ValueError(f"raw_bucket, lake_bucket and code_bucket must differ, got {', '.join(buckets)}")
         try:
-            self.encryption
+            ServerSideEncryption(self.sse, self.kms_key_id)
         except ValueError as error:
             raise ValueError(f"sse={self.sse!r}, kms_key_id={self.kms_key_id!r}: {error}") from None
-        if self.kms_key_id and not (self.kms_key_id.startswith("arn:") or _KMS_KEY_ID.fullmatch(self.kms_key_id)):
-            raise ValueError(
-                f"kms_key_id={self.kms_key_id!r}: give the key's id or ARN; an IAM policy cannot grant on an alias"
-            )
+        if self.kms_key_id:
+            try:
+                settings.kms_key_id(self.kms_key_id)
+            except ValueError as error:
+                raise ValueError(f"kms_key_id={self.kms_key_id!r} {error}") from error
+
+    @classmethod
+    def from_settings(cls, aws: AwsSettings) -> ProvisionConfig:
+        return cls(
+            region=aws.region,
+            raw_bucket=aws.raw_bucket,
+            lake_bucket=aws.lake_bucket,
+            code_bucket=aws.code_bucket,
+            database=aws.database,
+            role_name=aws.role.name if aws.role else DEFAULT_ROLE_NAME,
+            role_path=aws.role.path if aws.role else "/",
+            crawler_name=aws.crawler_name,
+            sse=aws.sse,
+            kms_key_id=aws.kms_key_id,
+        )
 
     @property
     def encryption(self) -> ServerSideEncryption:
@@ -134,8 +153,8 @@ class AwsClients:
     sts: Any
 
     @classmethod
-    def create(cls, region: str) -> AwsClients:
-        return cls(*(boto3_client(service, region) for service in ("s3", "glue", "iam", "sts")))
+    def create(cls, session: AwsSession) -> AwsClients:
+        return cls(*(session.client(service) for service in ("s3", "glue", "iam", "sts")))
 
 
 @dataclass(frozen=True)
@@ -264,7 +283,7 @@ def crawler_definition(config: ProvisionConfig, role_arn: str) -> dict[str, Any]
     }
 
 
-def _read(call: Callable[..., Any], what: str, absent: set[str], **params: Any) -> Any | None:
+def _read(call: Callable[..., Any], what: str, absent: set[str], **params: Any) -> Any:
     """The resource as AWS describes it, or None when AWS answers with one of the `absent` error codes."""
     try:
         return call(**params)
@@ -362,19 +381,29 @@ class _Planner:
 
         def create_role() -> None:
             description = "boston_lake Glue crawler and jobs: only the lake's buckets, database and logs"
-            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description)
+            iam.create_role(
+                RoleName=name,
+                Path=self.config.role_path,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description=description,
+            )
 
         def put_trust() -> None:
             iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
 
         existing = _read(iam.get_role, f"looking up {role}", {"NoSuchEntity"}, RoleName=name)
         if existing is None:
-            arn = f"arn:{self.partition}:iam::{self.account_id}:role/{name}"
+            arn = f"arn:{self.partition}:iam::{self.account_id}:role{self.config.role_path}{name}"
             return [
                 Action(CREATE, role, "does not exist; trusted by glue.amazonaws.com only", create_role),
                 Action(CREATE, inline, "least privilege for the lake", put_policy),
             ], arn
 
+        if existing["Role"].get("Path", "/") != self.config.role_path:
+            raise ProvisionError(
+                f"{role} exists with path {existing['Role'].get('Path')!r}, not {self.config.role_path!r} as "
+                "BOSTON_LAKE_GLUE_ROLE_ARN says; IAM cannot move a role: fix the ARN or delete the role"
+            )
         actions = [Action(UNCHANGED, role, "exists")]
         if _normalized(existing["Role"]["AssumeRolePolicyDocument"]) == _normalized(trust):
             actions.append(Action(UNCHANGED, f"{role} trust policy", "trusted by glue.amazonaws.com only"))
