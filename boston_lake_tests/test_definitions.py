@@ -62,7 +62,7 @@ def test_bad_configuration_fails_at_load_naming_the_variable(tmp_path, env, vari
 
 def test_definitions_build_from_settings_alone(tmp_path):
     defs = build_definitions(Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path)}))
-    assert defs.resources["storage"].home == str(tmp_path.resolve())
+    assert defs.resources["storage"].raw_zone().uri() == str(tmp_path.resolve())
 
 
 def test_the_instance_config_lets_one_crawl_run_at_a_time(tmp_path):

@@ -67,9 +67,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
             "per bronze year with its statistics, a table version archived at every change."
         ),
     )
-    def catalog_asset(
-        context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
-    ) -> MaterializeResult:
+    def catalog_asset(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
         years = run_years(context)
         # The run was requested after its years landed; a managed crawl must not have started before that.
         run = context.instance.get_run_record_by_id(context.run.run_id)
@@ -78,7 +76,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
             landed_at = landed_at.replace(tzinfo=UTC)
         glue = catalog.catalog()
         update = register(
-            lambda: catalog.crawl(table.name, years, storage.lake_zone(), context.log, landed_at),
+            lambda: catalog.crawl(table.name, years, context.log, landed_at),
             glue,
             catalog.database,
             table.name,

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import requests
+
+from boston_lake.lake.log import Log
 
 DATASET = "311-service-requests"
 CHUNK_BYTES = 1 << 20
@@ -24,12 +26,6 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class PortalError(RuntimeError):
     """The portal answered with something other than what was asked for; the message says what and where."""
-
-
-class Log(Protocol):
-    def info(self, msg: str, *args: Any) -> None: ...
-
-    def warning(self, msg: str, *args: Any) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pyarrow.fs as pafs
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from boston_lake.lake.aws import describe_error, error_code
+from boston_lake.lake.settings import SSE_ALGORITHMS
 from boston_lake.lake.stores import ObjectNotFound, StoredObject, StoreError, check_key
 
-SSE_ALGORITHMS = ("AES256", "aws:kms")
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict"}
 _AWS_HOST = re.compile(r"\.amazonaws\.com(\.cn)?$")
@@ -87,6 +89,7 @@ class S3ObjectStore:
         encryption: ServerSideEncryption = ServerSideEncryption(),
         transfer: TransferConfig = DEFAULT_TRANSFER,
         scratch_dir: Path | None = None,
+        credentials: Credentials | None = None,
     ):
         if not bucket:
             raise StoreError("an S3 store needs a bucket name")
@@ -98,6 +101,9 @@ class S3ObjectStore:
         self.encryption = encryption
         self.transfer = transfer
         self.scratch_dir = scratch_dir
+        # pyarrow's S3 filesystem needs the keys themselves: those of the session that built `client`
+        # (AwsSession.credentials()), or by default those boto3's default chain finds.
+        self.credentials = credentials
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.uri()!r})"
@@ -195,8 +201,7 @@ class S3ObjectStore:
         endpoint = urlsplit(self.client.meta.endpoint_url)
         if not _AWS_HOST.search(endpoint.hostname or ""):
             options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme)
-        # botocore exposes a client's resolved credentials only through this accessor.
-        credentials = self.client._get_credentials()
+        credentials = self.credentials or boto3.session.Session().get_credentials()
         if credentials is None:
             options["anonymous"] = True
         else:
