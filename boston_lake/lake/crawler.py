@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -34,15 +34,12 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog import (
-    MAX_PARTITIONS_PER_CREATE,
-    MAX_PARTITIONS_PER_DELETE,
-    MAX_PARTITIONS_PER_UPDATE,
     PARTITION_INPUT_KEYS,
     TABLE_INPUT_KEYS,
     Catalog,
     GlueDict,
 )
-from boston_lake.lake.portal import Log
+from boston_lake.lake.log import Log
 from boston_lake.lake.stores import ObjectStore, StoredObject
 
 DEFAULT_CRAWLER_NAME = "boston_lake_bronze"
@@ -422,12 +419,12 @@ class Crawler:
             for values in wanted
             if values in existing and _partition_input_of(existing[values]) != wanted[values]
         ]
-        for batch in _chunks(added, MAX_PARTITIONS_PER_CREATE):
-            self.catalog.batch_create_partitions(self.database, table, [wanted[values] for values in batch])
+        if added:
+            self.catalog.batch_create_partitions(self.database, table, [wanted[values] for values in added])
         crawl.partitions_added = added
         if self.policy.update_behavior == UPDATE_IN_DATABASE:
-            for batch in _chunks(changed, MAX_PARTITIONS_PER_UPDATE):
-                self.catalog.batch_update_partitions(self.database, table, [wanted[values] for values in batch])
+            if changed:
+                self.catalog.batch_update_partitions(self.database, table, [wanted[values] for values in changed])
             crawl.partitions_updated = changed
         elif changed:
             crawl.logged_changes.append(
@@ -444,8 +441,7 @@ class Crawler:
                 f"DeleteBehavior LOG: partitions {', '.join(map(_label, vanished))} hold no data any more and were kept"
             )
             return
-        for batch in _chunks(vanished, MAX_PARTITIONS_PER_DELETE):
-            self.catalog.batch_delete_partitions(self.database, table, [list(values) for values in batch])
+        self.catalog.batch_delete_partitions(self.database, table, [list(values) for values in vanished])
         crawl.partitions_removed = vanished
 
     def _gone(
@@ -570,7 +566,8 @@ def _partition_layout(
 def _merge_columns(
     sources: Sequence[tuple[Values, Iterable[Column]]], existing: list[Column]
 ) -> tuple[list[Column], list[ColumnConflict]]:
-    """Union of the sources' columns: existing order first, then new ones as first seen; dropped when no source has one."""
+    """Union of the sources' columns: existing order first, then new ones as first seen; a column no source
+    has any more is dropped."""
     order = [name for name, _ in existing]
     found: dict[str, dict[str, list[Values]]] = {}
     for values, columns in sources:
@@ -677,11 +674,6 @@ def _table_input_of(table: GlueDict) -> GlueDict:
 
 def _partition_input_of(partition: GlueDict) -> GlueDict:
     return {key: partition[key] for key in PARTITION_INPUT_KEYS if key in partition}
-
-
-def _chunks(items: list[T], size: int) -> Iterator[list[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _label(values: Values) -> str:

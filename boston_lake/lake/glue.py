@@ -21,17 +21,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from boston_lake.lake.aws import Backoff, Poller, WaitTimedOut, describe_error, error_code
 from boston_lake.lake.catalog import (
-    MAX_PARTITIONS_PER_CREATE,
-    MAX_PARTITIONS_PER_DELETE,
-    MAX_PARTITIONS_PER_UPDATE,
+    AlreadyExists,
     CatalogError,
     CrawlerRunning,
     EntityNotFound,
     GlueDict,
 )
-from boston_lake.lake.portal import Log
+from boston_lake.lake.log import Log
 from boston_lake.lake.s3 import LockHeld, S3ObjectStore
 
+# The Glue API's own limits per call: the batch methods split what they are given into calls of this size.
+MAX_PARTITIONS_PER_CREATE = 100  # BatchCreatePartition
+MAX_PARTITIONS_PER_UPDATE = 100  # BatchUpdatePartition
+MAX_PARTITIONS_PER_DELETE = 25  # BatchDeletePartition
 LOCK_PREFIX = "_locks/crawler/"
 DEFAULT_LOCK_TTL_SECONDS = 6 * 3600
 # Crawl start times come from AWS's clock, `landed_at` from ours: a crawl that began less than this after
@@ -39,6 +41,8 @@ DEFAULT_LOCK_TTL_SECONDS = 6 * 3600
 CLOCK_SKEW_ALLOWANCE = timedelta(seconds=30)
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ERRORS_SHOWN = 10
+# A crawl takes minutes: first look after 5 s, then ever less often, at least once a minute.
+CRAWL_POLLING = Backoff(initial_seconds=5, factor=2, max_seconds=60)
 
 
 class _GlueApi:
@@ -58,18 +62,18 @@ class _GlueApi:
         except ClientError as error:
             if tolerate and error_code(error) == tolerate:
                 return {}
-            raise _catalog_error(what, error) from None
+            raise _catalog_error(what, error) from error
         except BotoCoreError as error:
-            raise CatalogError(f"{what} failed: {error}") from None
+            raise CatalogError(f"{what} failed: {error}") from error
 
     def items(self, what: str, operation: str, result_key: str, **params: Any) -> Iterator[GlueDict]:
         try:
             for page in self.client.get_paginator(operation).paginate(**self._params(params)):
                 yield from page.get(result_key, [])
         except ClientError as error:
-            raise _catalog_error(what, error) from None
+            raise _catalog_error(what, error) from error
         except BotoCoreError as error:
-            raise CatalogError(f"{what} failed: {error}") from None
+            raise CatalogError(f"{what} failed: {error}") from error
 
     def partitions(self, database: str, table: str, years: Iterable[str | int] | None) -> list[GlueDict]:
         what = f"listing partitions of {database}.{table}"
@@ -105,6 +109,8 @@ class _GlueApi:
 def _catalog_error(what: str, error: ClientError) -> CatalogError:
     if error_code(error) == "EntityNotFoundException":
         return EntityNotFound(f"{what}: {describe_error(error)}")
+    if error_code(error) == "AlreadyExistsException":
+        return AlreadyExists(f"{what}: {describe_error(error)}")
     return CatalogError(f"{what} failed: {describe_error(error)}")
 
 
@@ -122,12 +128,16 @@ def _describe_entry_errors(errors: list[GlueDict], values_key: str) -> str:
     return "; ".join(shown) + more
 
 
-def _raise_entry_errors(what: str, errors: list[GlueDict], values_key: str) -> None:
+def _raise_entry_errors(what: str, errors: list[GlueDict], values_key: str, applied: int) -> None:
+    """Glue reports a batch's failed entries without raising; the caller raises for them once all were sent."""
     if not errors:
         return
-    message = f"{what}: {_describe_entry_errors(errors, values_key)}"
-    if all(entry["ErrorDetail"].get("ErrorCode") == "EntityNotFoundException" for entry in errors):
+    message = f"{what}: {_describe_entry_errors(errors, values_key)}; the other {applied} were applied"
+    codes = {entry["ErrorDetail"].get("ErrorCode") for entry in errors}
+    if codes == {"EntityNotFoundException"}:
         raise EntityNotFound(message)
+    if codes == {"AlreadyExistsException"}:
+        raise AlreadyExists(message)
     raise CatalogError(message)
 
 
@@ -171,6 +181,8 @@ class GlueCatalog:
         try:
             found = self._api.call(f"reading table {database}.{name}", "get_table", DatabaseName=database, Name=name)
         except EntityNotFound:
+            # Glue answers the same code for a missing database: ask which it was (raises when the database is).
+            self._api.call(f"reading database {database}", "get_database", Name=database)
             return None
         return found["Table"]
 
@@ -206,36 +218,57 @@ class GlueCatalog:
         return self._api.partitions(database, table, years)
 
     def batch_create_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        """Create partitions; those that already exist are updated to the given definition instead."""
-        existing: list[GlueDict] = []
-        by_values = {tuple(partition["Values"]): partition for partition in partition_inputs}
-        what = f"creating partitions of {database}.{table}"
-        for chunk in _chunks(partition_inputs, MAX_PARTITIONS_PER_CREATE):
-            errors = self._api.call(
-                what, "batch_create_partition", DatabaseName=database, TableName=table, PartitionInputList=chunk
-            ).get("Errors", [])
-            already = [entry for entry in errors if entry["ErrorDetail"].get("ErrorCode") == "AlreadyExistsException"]
-            _raise_entry_errors(what, [entry for entry in errors if entry not in already], "PartitionValues")
-            existing.extend(by_values[tuple(entry["PartitionValues"])] for entry in already)
-        if existing:
-            self.batch_update_partitions(database, table, existing)
+        self._batch(
+            f"creating partitions of {database}.{table}",
+            "batch_create_partition",
+            "PartitionInputList",
+            partition_inputs,
+            MAX_PARTITIONS_PER_CREATE,
+            "PartitionValues",
+            DatabaseName=database,
+            TableName=table,
+        )
 
     def batch_update_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        what = f"updating partitions of {database}.{table}"
-        entries = [{"PartitionValueList": entry["Values"], "PartitionInput": entry} for entry in partition_inputs]
-        for chunk in _chunks(entries, MAX_PARTITIONS_PER_UPDATE):
-            response = self._api.call(
-                what, "batch_update_partition", DatabaseName=database, TableName=table, Entries=chunk
-            )
-            _raise_entry_errors(what, response.get("Errors", []), "PartitionValueList")
+        self._batch(
+            f"updating partitions of {database}.{table}",
+            "batch_update_partition",
+            "Entries",
+            [{"PartitionValueList": entry["Values"], "PartitionInput": entry} for entry in partition_inputs],
+            MAX_PARTITIONS_PER_UPDATE,
+            "PartitionValueList",
+            DatabaseName=database,
+            TableName=table,
+        )
 
     def batch_delete_partitions(self, database: str, table: str, values: list[list[str]]) -> None:
-        what = f"deleting partitions of {database}.{table}"
-        for chunk in _chunks([{"Values": list(value)} for value in values], MAX_PARTITIONS_PER_DELETE):
-            response = self._api.call(
-                what, "batch_delete_partition", DatabaseName=database, TableName=table, PartitionsToDelete=chunk
-            )
-            _raise_entry_errors(what, response.get("Errors", []), "PartitionValues")
+        self._batch(
+            f"deleting partitions of {database}.{table}",
+            "batch_delete_partition",
+            "PartitionsToDelete",
+            [{"Values": list(value)} for value in values],
+            MAX_PARTITIONS_PER_DELETE,
+            "PartitionValues",
+            DatabaseName=database,
+            TableName=table,
+        )
+
+    def _batch(
+        self,
+        what: str,
+        operation: str,
+        entries_parameter: str,
+        entries: list[GlueDict],
+        limit: int,
+        values_key: str,
+        **params: Any,
+    ) -> None:
+        """Send every entry in calls of at most `limit`, then raise for the entries Glue refused."""
+        errors: list[GlueDict] = []
+        for chunk in _chunks(entries, limit):
+            response = self._api.call(what, operation, **params, **{entries_parameter: chunk})
+            errors.extend(response.get("Errors", []))
+        _raise_entry_errors(what, errors, values_key, len(entries) - len(errors))
 
     @contextmanager
     def crawl_lock(self, crawler: str) -> Iterator[None]:
@@ -249,7 +282,7 @@ class GlueCatalog:
                     )
                 )
             except LockHeld as busy:
-                raise CrawlerRunning(f"crawler {crawler!r} is already crawling {self.uri()}: {busy}") from None
+                raise CrawlerRunning(f"crawler {crawler!r} is already crawling {self.uri()}: {busy}") from busy
             yield
 
 
@@ -277,7 +310,7 @@ def run_managed_crawler(
     landed_at: datetime,
     log: Log,
     timeout_seconds: float = 3600,
-    backoff: Backoff = Backoff(initial_seconds=5, factor=2, max_seconds=60),
+    backoff: Backoff = CRAWL_POLLING,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> CrawlResult:

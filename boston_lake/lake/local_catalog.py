@@ -20,11 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from boston_lake.lake.catalog import (
-    MAX_PARTITIONS_PER_CREATE,
-    MAX_PARTITIONS_PER_DELETE,
-    MAX_PARTITIONS_PER_UPDATE,
     PARTITION_INPUT_KEYS,
     TABLE_INPUT_KEYS,
+    AlreadyExists,
     CatalogError,
     CrawlerRunning,
     EntityNotFound,
@@ -32,7 +30,6 @@ from boston_lake.lake.catalog import (
 )
 
 SCHEMA_VERSION = 1
-# Glue's own request limits, enforced here so that code run against the local catalog also fits Glue.
 
 # Each table's current definition: the version its row points to.
 _CURRENT_TABLES = (
@@ -137,7 +134,7 @@ class LocalCatalog:
         with self._write() as connection:
             self._require_database(connection, database)
             if self._current_version(connection, database, name) is not None:
-                raise CatalogError(f"AlreadyExistsException: table {database}.{name} already exists in {self.path}")
+                raise AlreadyExists(f"AlreadyExistsException: table {database}.{name} already exists in {self.path}")
             table = _table(database, table_input, version=1, created=now, updated=now)
             connection.execute("INSERT INTO tables (database, name, version) VALUES (?, ?, 1)", (database, name))
             self._insert_version(connection, database, name, 1, table)
@@ -193,45 +190,35 @@ class LocalCatalog:
         return [_loads(body) for (body,) in rows]
 
     def batch_create_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        """All or nothing: one partition that already exists fails the batch, naming every one that does."""
         database, table = _name("database", database), _name("table", table)
-        _check_batch("create", database, table, partition_inputs, MAX_PARTITIONS_PER_CREATE)
         now = _now()
         with self._write() as connection:
-            keys = self._partition_keys(connection, database, table)
-            inputs = [_partition_input(database, table, keys, given) for given in partition_inputs]
-            _check_unique(database, table, [given["Values"] for given in inputs])
+            inputs = self._checked_inputs(connection, database, table, partition_inputs)
             existing = self._existing_partitions(connection, database, table, [given["Values"] for given in inputs])
-            if existing:
-                raise CatalogError(
-                    f"AlreadyExistsException: partitions {sorted(existing)} of {database}.{table} already exist; "
-                    "none of the batch was created"
-                )
             for given in inputs:
+                if tuple(given["Values"]) in existing:
+                    continue
                 partition = {**given, "DatabaseName": database, "TableName": table, "CreationTime": now}
                 connection.execute(
                     "INSERT INTO partitions (database, table_name, partition_values, first_value, body) "
                     "VALUES (?, ?, ?, ?, ?)",
                     (database, table, json.dumps(given["Values"]), given["Values"][0], _dumps(partition)),
                 )
+        if existing:
+            raise AlreadyExists(
+                f"AlreadyExistsException: partitions {sorted(existing)} of {database}.{table} already exist and "
+                f"were left as they were; the other {len(inputs) - len(existing)} were created"
+            )
 
     def batch_update_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        """Replace each partition named by its Values, keeping its CreationTime; all or nothing."""
+        """Each partition keeps its CreationTime."""
         database, table = _name("database", database), _name("table", table)
-        _check_batch("update", database, table, partition_inputs, MAX_PARTITIONS_PER_UPDATE)
         with self._write() as connection:
-            keys = self._partition_keys(connection, database, table)
-            inputs = [_partition_input(database, table, keys, given) for given in partition_inputs]
-            _check_unique(database, table, [given["Values"] for given in inputs])
+            inputs = self._checked_inputs(connection, database, table, partition_inputs)
             existing = self._existing_partitions(connection, database, table, [given["Values"] for given in inputs])
-            missing = [given["Values"] for given in inputs if tuple(given["Values"]) not in existing]
-            if missing:
-                raise EntityNotFound(
-                    f"EntityNotFoundException: partitions {missing} of {database}.{table} do not exist; "
-                    "none of the batch was updated"
-                )
             for given in inputs:
-                values = json.dumps(given["Values"])
+                if tuple(given["Values"]) not in existing:
+                    continue
                 partition = {
                     **given,
                     "DatabaseName": database,
@@ -240,29 +227,23 @@ class LocalCatalog:
                 }
                 connection.execute(
                     "UPDATE partitions SET body = ? WHERE database = ? AND table_name = ? AND partition_values = ?",
-                    (_dumps(partition), database, table, values),
+                    (_dumps(partition), database, table, json.dumps(given["Values"])),
                 )
+        _raise_missing("updated", database, table, [given["Values"] for given in inputs], existing)
 
     def batch_delete_partitions(self, database: str, table: str, values: list[list[str]]) -> None:
-        """All or nothing: a partition that does not exist fails the batch, naming every one missing."""
         database, table = _name("database", database), _name("table", table)
-        _check_batch("delete", database, table, values, MAX_PARTITIONS_PER_DELETE)
         wanted = [_values(database, table, given) for given in values]
         _check_unique(database, table, wanted)
         with self._write() as connection:
             self._require_database(connection, database)
             self._require_table(connection, database, table)
             existing = self._existing_partitions(connection, database, table, wanted)
-            missing = [given for given in wanted if tuple(given) not in existing]
-            if missing:
-                raise EntityNotFound(
-                    f"EntityNotFoundException: partitions {missing} of {database}.{table} do not exist; "
-                    "none of the batch was deleted"
-                )
             connection.executemany(
                 "DELETE FROM partitions WHERE database = ? AND table_name = ? AND partition_values = ?",
-                [(database, table, json.dumps(given)) for given in wanted],
+                [(database, table, json.dumps(list(given))) for given in existing],
             )
+        _raise_missing("deleted", database, table, wanted, existing)
 
     # Crawls
 
@@ -341,12 +322,17 @@ class LocalCatalog:
             (database, name, version, _dumps(table)),
         )
 
-    def _partition_keys(self, connection: sqlite3.Connection, database: str, table: str) -> list[str]:
+    def _checked_inputs(
+        self, connection: sqlite3.Connection, database: str, table: str, partition_inputs: list[GlueDict]
+    ) -> list[GlueDict]:
+        """The batch's PartitionInputs, each checked against the table's partition keys, as Glue checks them."""
         self._require_database(connection, database)
         version = self._require_table(connection, database, table)
-        return [
-            key["Name"] for key in self._version_body(connection, database, table, version).get("PartitionKeys", [])
-        ]
+        definition = self._version_body(connection, database, table, version)
+        keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+        inputs = [_partition_input(database, table, keys, given) for given in partition_inputs]
+        _check_unique(database, table, [given["Values"] for given in inputs])
+        return inputs
 
     def _existing_partitions(
         self, connection: sqlite3.Connection, database: str, table: str, values: list[list[str]]
@@ -407,13 +393,14 @@ def _table(database: str, table_input: GlueDict, version: int, created: datetime
     }
 
 
-def _check_batch(action: str, database: str, table: str, entries: list[Any], limit: int) -> None:
-    if not entries:
-        raise CatalogError(f"InvalidInputException: batch {action} of partitions of {database}.{table} is empty")
-    if len(entries) > limit:
-        raise CatalogError(
-            f"InvalidInputException: batch {action} of {len(entries)} partitions of {database}.{table} exceeds "
-            f"Glue's limit of {limit} per call"
+def _raise_missing(
+    action: str, database: str, table: str, wanted: list[list[str]], existing: dict[tuple[str, ...], GlueDict]
+) -> None:
+    missing = [given for given in wanted if tuple(given) not in existing]
+    if missing:
+        raise EntityNotFound(
+            f"EntityNotFoundException: partitions {missing} of {database}.{table} do not exist; "
+            f"the other {len(wanted) - len(missing)} were {action}"
         )
 
 
