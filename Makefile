@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SAMPLE_PORT ?= 8311
 
-.PHONY: install test demo demo-ui dev bench clean
+.PHONY: install lint test demo demo-ui dev bench clean
 
 $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,13 @@ $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 
 install: $(VENV)/.installed
 
-test: install
+# Format, lint and type checks; every branch keeps them clean (`make test` runs them first).
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 # Offline: serves the bundled sample portal on 127.0.0.1 and materializes every year it offers.

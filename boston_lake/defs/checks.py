@@ -33,7 +33,8 @@ def _ids_result(facts: list[PartitionFacts]) -> AssetCheckResult:
         check_name="case_id_present_and_unique",
         passed=not failing,
         description="; ".join(
-            f"{f.year}: {f.null_ids} rows without {f.id_column}, {f.duplicate_ids} ids repeated (e.g. {f.duplicate_examples})"
+            f"{f.year}: {f.null_ids} rows without {f.id_column}, "
+            f"{f.duplicate_ids} ids repeated (e.g. {f.duplicate_examples})"
             for f in failing
         )
         or None,

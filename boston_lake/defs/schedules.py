@@ -20,7 +20,9 @@ def build_refresh_schedule(table: LakeTable) -> ScheduleDefinition:
         cron_schedule=REFRESH_CRON,
         execution_timezone=TIMEZONE,
         default_status=DefaultScheduleStatus.RUNNING,
-        description=f"Refresh the running year of {table.name} daily; a no-op download when the portal has nothing new.",
+        description=(
+            f"Refresh the running year of {table.name} daily; a no-op download when the portal has nothing new."
+        ),
     )
     def refresh(context: ScheduleEvaluationContext) -> RunRequest:
         scheduled = context.scheduled_execution_time

@@ -34,6 +34,8 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us"),
 }
 _FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
+# Most queries of this lake finish in seconds: poll fast first, never slower than every 10 s.
+QUERY_POLLING = Backoff(initial_seconds=0.5, factor=2, max_seconds=10)
 
 
 class AthenaQueryError(QueryError):
@@ -60,7 +62,7 @@ class AthenaQueryEngine:
         output_location: str | None = None,
         *,
         timeout_seconds: float = 600,
-        backoff: Backoff = Backoff(initial_seconds=0.5, factor=2, max_seconds=10),
+        backoff: Backoff = QUERY_POLLING,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -151,7 +153,10 @@ class AthenaQueryEngine:
                 f"reading the results of Athena query {query_id} failed: {describe_error(error)}\n{sql}"
             ) from None
         return pa.Table.from_arrays(
-            [self._typed(query_id, column, column_values) for column, column_values in zip(columns or [], values)],
+            [
+                self._typed(query_id, column, column_values)
+                for column, column_values in zip(columns or [], values, strict=True)
+            ],
             names=[column["Name"] for column in columns or []],
         )
 

@@ -22,8 +22,8 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.csvscan import CsvFormatError, read_header, repair_encoding
+from boston_lake.lake.log import Log
 from boston_lake.lake.manifest import RawManifest, read_manifest
-from boston_lake.lake.portal import Log
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import HeaderMismatch, LakeTable, SchemaGeneration
 
@@ -73,8 +73,8 @@ def convert_csv(
     settings: ConverterSettings = ConverterSettings(),
 ) -> Conversion:
     """Convert one CSV file of `table` to Parquet, writing unparseable lines to `rejects_destination` (a CSV
-    of raw_key, line, error_type, column, reason, raw_line; only when there are any). Raises CsvFormatError or HeaderMismatch for unusable files,
-    BronzeError when DuckDB cannot finish."""
+    of raw_key, line, error_type, column, reason, raw_line; only when there are any). Raises CsvFormatError or
+    HeaderMismatch for unusable files, BronzeError when DuckDB cannot finish."""
     label = source_label or str(source)
     header, _ = read_header(source)
     generation = table.match_generation(header)
@@ -127,14 +127,21 @@ def _copy(
         (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(settings.row_group_size)}
          {f", KV_METADATA {{{metadata}}}" if metadata else ""})
     """
-    (rows,) = connection.execute(sql).fetchone()
-    return int(rows)
+    return int(_scalar(connection, sql))
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The one value a statement answers (COPY answers its row count)."""
+    row = connection.execute(sql).fetchone()
+    if row is None:
+        raise BronzeError(f"DuckDB answered no row to {sql.strip()[:200]!r}")
+    return row[0]
 
 
 def _write_rejects(connection: duckdb.DuckDBPyConnection, label: str, destination: Path | None) -> int:
     """One line per rejected source line, all of its errors in the reason; DuckDB streams them to the file,
     so a file full of bad lines costs disk, not memory."""
-    (count,) = connection.execute("SELECT count(DISTINCT line) FROM reject_errors").fetchone()
+    count = _scalar(connection, "SELECT count(DISTINCT line) FROM reject_errors")
     if count and destination is not None:
         connection.execute(
             f"""

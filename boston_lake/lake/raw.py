@@ -29,8 +29,9 @@ from boston_lake.lake.csvscan import (
     parse_header,
     profile_file,
 )
+from boston_lake.lake.log import Log
 from boston_lake.lake.manifest import RawManifest, read_manifest
-from boston_lake.lake.portal import CkanPortal, Log, PortalError, PortalResource
+from boston_lake.lake.portal import CkanPortal, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import LakeTable
 
@@ -140,7 +141,8 @@ class RawZone:
             if report.unassigned_rows:
                 self.log.warning(
                     f"{table.name}: {report.unassigned_rows} rows have an open date outside "
-                    f"{min(valid_years)}-{max(valid_years)} or none at all; kept in {layout.raw_unassigned_prefix(table.name)}"
+                    f"{min(valid_years)}-{max(valid_years)} or none at all; "
+                    f"kept in {layout.raw_unassigned_prefix(table.name)}"
                 )
             return partitions
         failures: list[str] = []
@@ -220,7 +222,8 @@ class RawZone:
         opened_column = table.generations[0].opened_column
         if opened_column not in source.header:
             raise RawIngestError(
-                f"{table.name}: {source.source_url} has no {opened_column!r} column to split by; header is {source.header}"
+                f"{table.name}: {source.source_url} has no {opened_column!r} column to split by; "
+                f"header is {source.header}"
             )
         position = source.header.index(opened_column)
         counts: Counter[int] = Counter()
@@ -229,15 +232,16 @@ class RawZone:
             records = iter_records(reader)
             header = next(records)
             parts = {year: _Part(stack.enter_context(self.store.scratch_file(".csv")), header) for year in years}
-            stack.callback(lambda: [part.close() for part in parts.values()])
+            for part in parts.values():
+                stack.callback(part.close)
             unassigned = _Part(stack.enter_context(self.store.scratch_file(".csv")), header)
             for record in records:
                 year, problem = _open_year(record, position)
                 if year is not None and year not in valid_years:
                     problem = f"open year {year} is outside {min(valid_years)}-{max(valid_years)}"
-                if problem:
+                if problem or year is None:
                     unassigned.write(record)
-                    unassigned_reasons[problem if year is not None else "no parseable open date"] += 1
+                    unassigned_reasons[problem if year is not None and problem else "no parseable open date"] += 1
                     continue
                 counts[year] += 1
                 if year in parts:
@@ -306,7 +310,8 @@ class RawZone:
         new file, to publish, and why it is new."""
         # Conditional only while the portal's own metadata agrees nothing changed: then a 304 is trustworthy.
         conditional = previous is not None and previous.describes(resource) and self.store.exists(previous.key)
-        download = self.portal.download(resource.url, scratch, previous.validators if conditional else None)
+        validators = previous.validators if previous is not None and conditional else None
+        download = self.portal.download(resource.url, scratch, validators)
         if download.not_modified:
             return None, "the portal answered 304 Not Modified"
         if previous and download.sha256 == previous.sha256 and self.store.exists(previous.key):

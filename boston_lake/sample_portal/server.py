@@ -39,6 +39,7 @@ class SamplePortal:
         handler: type[PortalHandler] | None = None,
     ):
         self.data_dir = Path(data_dir)
+        self.host = host
         config = json.loads((self.data_dir / "portal.json").read_text())
         self.package = json.loads((self.data_dir / config["package"]).read_text())["result"]
         self.files_by_resource_id: dict[str, str] = dict(config["files_by_resource_id"])
@@ -49,8 +50,7 @@ class SamplePortal:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.httpd.server_port}"
 
     def start(self) -> SamplePortal:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="sample-portal", daemon=True)
@@ -76,7 +76,8 @@ class SamplePortal:
         return self.data_dir / name if name else None
 
     def download_url(self, resource_id: str) -> str:
-        return f"{self.url}/dataset/{self.package['id']}/resource/{resource_id}/download/{self.files_by_resource_id[resource_id]}"
+        file_name = self.files_by_resource_id[resource_id]
+        return f"{self.url}/dataset/{self.package['id']}/resource/{resource_id}/download/{file_name}"
 
     def package_show(self) -> dict[str, Any]:
         package = copy.deepcopy(self.package)
