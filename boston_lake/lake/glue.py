@@ -1,4 +1,4 @@
-"""The Glue Data Catalog behind the Catalog protocol, and a run of the managed Glue crawler seen to its end.
+"""The Glue Data Catalog behind the Catalog protocol (the managed Glue crawler is glue_crawler.py).
 
 The catalog speaks Glue's own shapes (TableInput, PartitionInput, ...), so what the lake's crawler
 registers here is exactly what the local catalog stores. The batch calls are chunked to Glue's limits and
@@ -10,16 +10,13 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from boston_lake.lake.aws import Backoff, Poller, WaitTimedOut, describe_error, error_code
+from boston_lake.lake.aws import describe_error, error_code
 from boston_lake.lake.catalog import (
     AlreadyExists,
     CatalogError,
@@ -27,7 +24,6 @@ from boston_lake.lake.catalog import (
     EntityNotFound,
     GlueDict,
 )
-from boston_lake.lake.log import Log
 from boston_lake.lake.s3 import LockHeld, S3ObjectStore
 
 # The Glue API's own limits per call: the batch methods split what they are given into calls of this size.
@@ -36,16 +32,11 @@ MAX_PARTITIONS_PER_UPDATE = 100  # BatchUpdatePartition
 MAX_PARTITIONS_PER_DELETE = 25  # BatchDeletePartition
 LOCK_PREFIX = "_locks/crawler/"
 DEFAULT_LOCK_TTL_SECONDS = 6 * 3600
-# Crawl start times come from AWS's clock, `landed_at` from ours: a crawl that began less than this after
-# our data landed may not have seen it, so it does not count as covering it.
-CLOCK_SKEW_ALLOWANCE = timedelta(seconds=30)
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ERRORS_SHOWN = 10
-# A crawl takes minutes: first look after 5 s, then ever less often, at least once a minute.
-CRAWL_POLLING = Backoff(initial_seconds=5, factor=2, max_seconds=60)
 
 
-class _GlueApi:
+class GlueApi:
     """One Glue client, with the account's catalog id on every call and AWS errors as catalog errors."""
 
     def __init__(self, client: Any, catalog_id: str | None = None):
@@ -152,7 +143,7 @@ class GlueCatalog:
         catalog_id: str | None = None,
         lock_ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS,
     ):
-        self._api = _GlueApi(client, catalog_id)
+        self._api = GlueApi(client, catalog_id)
         self.client = client
         self.catalog_id = catalog_id
         self.lock_store = lock_store
@@ -266,7 +257,8 @@ class GlueCatalog:
         """Send every entry in calls of at most `limit`, then raise for the entries Glue refused."""
         errors: list[GlueDict] = []
         for chunk in _chunks(entries, limit):
-            response = self._api.call(what, operation, **params, **{entries_parameter: chunk})
+            request: dict[str, Any] = {**params, entries_parameter: chunk}
+            response = self._api.call(what, operation, **request)
             errors.extend(response.get("Errors", []))
         _raise_entry_errors(what, errors, values_key, len(entries) - len(errors))
 
@@ -284,154 +276,3 @@ class GlueCatalog:
             except LockHeld as busy:
                 raise CrawlerRunning(f"crawler {crawler!r} is already crawling {self.uri()}: {busy}") from busy
             yield
-
-
-class ManagedCrawlerError(CatalogError):
-    """The managed Glue crawler could not start, failed, timed out, or left partitions unregistered."""
-
-
-@dataclass(frozen=True)
-class CrawlResult:
-    crawler: str
-    crawl_id: str
-    state: str
-    started_at: datetime
-    ended_at: datetime | None
-    started_by_us: bool
-    partitions_verified: dict[str, list[str]]
-
-
-def run_managed_crawler(
-    glue_client: Any,
-    crawler_name: str,
-    *,
-    requested_partitions: Mapping[str, Iterable[str | int]],
-    database: str,
-    landed_at: datetime,
-    log: Log,
-    timeout_seconds: float = 3600,
-    backoff: Backoff = CRAWL_POLLING,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> CrawlResult:
-    """Run the crawler so that it sees data that landed at `landed_at`, wait for it, and prove the result.
-
-    A crawl already running when we ask is waited for; it counts as ours only if it began after our data
-    landed, otherwise the crawler is started again once it is free. Success means Glue says COMPLETED *and*
-    every requested partition is registered: a crawler that excluded or misread a folder still "succeeds".
-    """
-    if landed_at.tzinfo is None:
-        raise ValueError(f"landed_at must be timezone-aware, got {landed_at!r}")
-    api = _GlueApi(glue_client)
-    poller = Poller(timeout_seconds, backoff, clock=clock, sleep=sleep)
-    started_by_us = _start_crawl(api, crawler_name, landed_at, poller, log)
-    _wait_until_ready(api, crawler_name, poller)
-    crawl = _latest_crawl(api, crawler_name)
-    if crawl["State"] != "COMPLETED":
-        outcome = "was stopped before it finished" if crawl["State"] == "STOPPED" else f"ended {crawl['State']}"
-        raise ManagedCrawlerError(
-            f"crawler {crawler_name!r}, crawl {crawl.get('CrawlId')}, {outcome}: "
-            f"{crawl.get('ErrorMessage') or 'Glue gave no error message'}; "
-            f"its log is CloudWatch group {crawl.get('LogGroup')}, stream {crawl.get('LogStream')}"
-        )
-    verified = _verify_partitions(api, crawler_name, crawl, database, requested_partitions)
-    log.info("crawler %s: crawl %s completed and registered %s", crawler_name, crawl["CrawlId"], verified)
-    return CrawlResult(
-        crawler=crawler_name,
-        crawl_id=crawl["CrawlId"],
-        state=crawl["State"],
-        started_at=crawl["StartTime"],
-        ended_at=crawl.get("EndTime"),
-        started_by_us=started_by_us,
-        partitions_verified=verified,
-    )
-
-
-def _start_crawl(api: _GlueApi, name: str, landed_at: datetime, poller: Poller, log: Log) -> bool:
-    """Start a crawl that begins after `landed_at`; False when a running crawl that did is adopted instead."""
-    while True:
-        try:
-            api.client.start_crawler(Name=name)
-        except ClientError as error:
-            if error_code(error) != "CrawlerRunningException":
-                raise ManagedCrawlerError(f"could not start crawler {name!r}: {describe_error(error)}") from None
-        else:
-            log.info("crawler %s started", name)
-            return True
-        running = _running_crawl(api, name)
-        began = running["StartTime"] if running else None
-        covers_us = began is not None and began >= landed_at + CLOCK_SKEW_ALLOWANCE
-        log.info(
-            "crawler %s is already running (crawl %s, began %s); our partitions landed at %s, so %s",
-            name,
-            running.get("CrawlId") if running else "unknown",
-            began,
-            landed_at,
-            "that crawl will do" if covers_us else "it will be started again once it is free",
-        )
-        _wait_until_ready(api, name, poller)
-        if covers_us:
-            return False
-
-
-def _wait_until_ready(api: _GlueApi, name: str, poller: Poller) -> None:
-    while True:
-        state = api.call(f"reading crawler {name}", "get_crawler", Name=name)["Crawler"]["State"]
-        if state == "READY":
-            return
-        try:
-            poller.pause(f"crawler {name!r} to finish (it is {state})")
-        except WaitTimedOut as timeout:
-            raise ManagedCrawlerError(
-                f"{timeout}; the crawl goes on in Glue: see the crawler's runs and its CloudWatch log group "
-                "/aws-glue/crawlers"
-            ) from None
-
-
-def _crawls(api: _GlueApi, name: str, filters: list[GlueDict]) -> list[GlueDict]:
-    """Every crawl in the crawler's history (ListCrawls has no paginator in botocore)."""
-    crawls: list[GlueDict] = []
-    token: dict[str, str] = {}
-    while True:
-        page = api.call(f"listing crawls of crawler {name}", "list_crawls", CrawlerName=name, Filters=filters, **token)
-        crawls.extend(page.get("Crawls", []))
-        if not page.get("NextToken"):
-            return crawls
-        token = {"NextToken": page["NextToken"]}
-
-
-def _running_crawl(api: _GlueApi, name: str) -> GlueDict | None:
-    running = _crawls(api, name, [{"FieldName": "STATE", "FilterOperator": "EQ", "FieldValue": "RUNNING"}])
-    return max(running, key=lambda crawl: crawl["StartTime"], default=None)
-
-
-def _latest_crawl(api: _GlueApi, name: str) -> GlueDict:
-    latest = max(_crawls(api, name, []), key=lambda crawl: crawl["StartTime"], default=None)
-    if latest is None:
-        raise ManagedCrawlerError(f"crawler {name!r} is READY but Glue lists no crawl of it")
-    return latest
-
-
-def _verify_partitions(
-    api: _GlueApi, name: str, crawl: GlueDict, database: str, requested: Mapping[str, Iterable[str | int]]
-) -> dict[str, list[str]]:
-    verified: dict[str, list[str]] = {}
-    missing: list[str] = []
-    for table, years in requested.items():
-        wanted = sorted({str(year) for year in years})
-        try:
-            found = {partition["Values"][0] for partition in api.partitions(database, table, wanted)}
-        except EntityNotFound:
-            missing.append(f"{database}.{table} (no such table)")
-            continue
-        verified[table] = [year for year in wanted if year in found]
-        absent = [year for year in wanted if year not in found]
-        if absent:
-            missing.append(f"{database}.{table} partitions {absent}")
-    if missing:
-        raise ManagedCrawlerError(
-            f"crawler {name!r}, crawl {crawl['CrawlId']}, completed but did not register {'; '.join(missing)}: "
-            f"check the crawler's targets and exclusions, and its log (CloudWatch group {crawl.get('LogGroup')}, "
-            f"stream {crawl.get('LogStream')})"
-        )
-    return verified

@@ -17,7 +17,8 @@ import pyarrow as pa
 from boston_lake.lake.athena import AthenaQueryEngine
 from boston_lake.lake.aws import AwsSession, Backoff
 from boston_lake.lake.catalog import Catalog
-from boston_lake.lake.glue import GlueCatalog, run_managed_crawler
+from boston_lake.lake.glue import GlueCatalog
+from boston_lake.lake.glue_crawler import run_managed_crawler
 from boston_lake.lake.local_catalog import LocalCatalog
 from boston_lake.lake.log import Log
 from boston_lake.lake.query import DuckDBQueryEngine

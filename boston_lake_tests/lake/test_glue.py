@@ -6,10 +6,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from boston_lake.lake.aws import Backoff
 from boston_lake.lake.catalog import CatalogError, CrawlerRunning, EntityNotFound
-from boston_lake.lake.glue import GlueCatalog, ManagedCrawlerError, run_managed_crawler
+from boston_lake.lake.glue import GlueCatalog
+from boston_lake.lake.glue_crawler import ManagedCrawlerError, run_managed_crawler
 from boston_lake.lake.s3 import S3ObjectStore
 from boston_lake_tests.support.moto_server import LakeBuckets, MotoServer
 
@@ -264,3 +266,9 @@ def test_a_crawler_that_does_not_exist_cannot_be_started(glue, catalog):
 def test_landed_at_must_carry_a_timezone(glue):
     with pytest.raises(ValueError, match="timezone-aware"):
         run(glue, FakeTime(lambda count: None), landed_at=datetime(2026, 1, 1))
+
+
+def test_an_aws_error_keeps_its_cause_and_names_the_request(catalog: GlueCatalog):
+    with pytest.raises(EntityNotFound, match=r"EntityNotFoundException: .*\(request id [\w-]+\)") as raised:
+        catalog.delete_table(DB, "missing")
+    assert isinstance(raised.value.__cause__, ClientError)
