@@ -99,7 +99,7 @@ def convert_csv(
             raise BronzeError(
                 f"{label}: DuckDB ran out of its {settings.memory_limit} memory limit ({error}); "
                 "raise the converter memory limit of the storage resource"
-            ) from None
+            ) from error
         finally:
             connection.close()
     return Conversion(rows, rejects, generation, pq.read_schema(destination), repaired)
@@ -245,7 +245,7 @@ class BronzeZone:
                     settings=self.settings,
                 )
             except (CsvFormatError, HeaderMismatch, BronzeError) as error:
-                raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from None
+                raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from error
             preview = _preview(staged)
             size = staged.stat().st_size
             # The rejects go first: a reader who sees the new data also finds its rejects beside it.

@@ -254,13 +254,13 @@ class LocalCatalog:
         with open(lock_path, "a+", encoding="utf-8") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except BlockingIOError as busy:
                 handle.seek(0)
                 holder = handle.read().strip() or "another crawl"
                 raise CrawlerRunning(
                     f"CrawlerRunningException: cannot start crawler {crawler!r}: {holder} is already crawling "
                     f"catalog {self.path} (lock file {lock_path})"
-                ) from None
+                ) from busy
             try:
                 handle.truncate(0)
                 handle.write(f"crawler {crawler!r} (pid {os.getpid()})")
@@ -277,12 +277,12 @@ class LocalCatalog:
         try:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         except sqlite3.Error as error:
-            raise CatalogError(f"cannot open catalog {self.path}: {error}") from None
+            raise CatalogError(f"cannot open catalog {self.path}: {error}") from error
         try:
             connection.execute("PRAGMA foreign_keys=ON")
             yield connection
         except sqlite3.DatabaseError as error:
-            raise CatalogError(f"catalog {self.path}: {error}") from None
+            raise CatalogError(f"catalog {self.path}: {error}") from error
         finally:
             connection.close()
 

@@ -102,7 +102,7 @@ class RawManifest:
             raw: dict[str, Any] = json.loads(data)
             return cls(**raw)
         except (ValueError, TypeError) as error:
-            raise StoreError(f"manifest {where} is unreadable: {error}") from None
+            raise StoreError(f"manifest {where} is unreadable: {error}") from error
 
 
 def read_manifest(store: ObjectStore, key: str) -> RawManifest | None:

@@ -114,7 +114,7 @@ class ProvisionConfig:
         try:
             ServerSideEncryption(self.sse, self.kms_key_id)
         except ValueError as error:
-            raise ValueError(f"sse={self.sse!r}, kms_key_id={self.kms_key_id!r}: {error}") from None
+            raise ValueError(f"sse={self.sse!r}, kms_key_id={self.kms_key_id!r}: {error}") from error
         if self.kms_key_id:
             try:
                 settings.kms_key_id(self.kms_key_id)
@@ -185,7 +185,7 @@ def apply(actions: list[Action], log: Log) -> list[Action]:
         try:
             action.run()
         except ClientError as error:
-            raise ProvisionError(f"could not {action.change} {action.resource}: {describe_error(error)}") from None
+            raise ProvisionError(f"could not {action.change} {action.resource}: {describe_error(error)}") from error
         log.info("%sd %s: %s", action.change, action.resource, action.reason)
         done.append(action)
     if not done:
@@ -290,7 +290,7 @@ def _read(call: Callable[..., Any], what: str, absent: set[str], **params: Any) 
     except ClientError as error:
         if error_code(error) in absent:
             return None
-        raise ProvisionError(f"{what} failed: {describe_error(error)}") from None
+        raise ProvisionError(f"{what} failed: {describe_error(error)}") from error
 
 
 class _Planner:

@@ -333,7 +333,7 @@ class RawZone:
         try:
             return profile_file(path)
         except CsvFormatError as error:
-            raise RawIngestError(f"{url}: {error}") from None
+            raise RawIngestError(f"{url}: {error}") from error
 
     def _replace(self, prefix: str, previous: RawManifest | None, path: Path, manifest: RawManifest) -> None:
         """Publish a new raw object and its manifest; the previous object is copied to history first."""

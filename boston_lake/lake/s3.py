@@ -120,7 +120,7 @@ class S3ObjectStore:
         except ClientError as error:
             if error_code(error) in _MISSING:
                 return False
-            raise self._error("HeadObject", key, error) from None
+            raise self._error("HeadObject", key, error) from error
         return True
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
@@ -182,10 +182,10 @@ class S3ObjectStore:
             )
         except ClientError as error:
             if error_code(error) in _MISSING:
-                raise ObjectNotFound(f"no object {self.uri(source)} to copy to {self.uri(destination)}") from None
-            raise StoreError(f"{described} failed: {describe_error(error)}") from None
+                raise ObjectNotFound(f"no object {self.uri(source)} to copy to {self.uri(destination)}") from error
+            raise StoreError(f"{described} failed: {describe_error(error)}") from error
         except (BotoCoreError, Boto3Error) as error:
-            raise StoreError(f"{described} failed: {error}") from None
+            raise StoreError(f"{described} failed: {error}") from error
 
     def delete(self, key: str) -> None:
         with self._translated("DeleteObject", key):
@@ -235,13 +235,13 @@ class S3ObjectStore:
                 return self._put_lease(key, lease, IfNoneMatch="*")
             except ClientError as error:
                 if error_code(error) not in _CONDITION_FAILED:
-                    raise self._error("PutObject (lock)", key, error) from None
+                    raise self._error("PutObject (lock)", key, error) from error
             try:
                 current = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             except ClientError as error:
                 if error_code(error) in _MISSING:
                     continue  # released between our two requests: try to take it again
-                raise self._error("GetObject (lock)", key, error) from None
+                raise self._error("GetObject (lock)", key, error) from error
             current_lease = current["Body"].read().decode("utf-8", errors="replace")
             age = (clock() - current["LastModified"]).total_seconds()
             if age <= ttl_seconds:
@@ -253,8 +253,8 @@ class S3ObjectStore:
                 return self._put_lease(key, lease, IfMatch=current["ETag"])
             except ClientError as error:
                 if error_code(error) in _CONDITION_FAILED | _MISSING:
-                    raise LockHeld(f"{self.uri(key)}: another process took over the expired lease first") from None
-                raise self._error("PutObject (lock takeover)", key, error) from None
+                    raise LockHeld(f"{self.uri(key)}: another process took over the expired lease first") from error
+                raise self._error("PutObject (lock takeover)", key, error) from error
         raise LockHeld(f"{self.uri(key)} changed hands twice while we tried to take it")
 
     def _put_lease(self, key: str, lease: str, **condition: str) -> str:
@@ -275,18 +275,18 @@ class S3ObjectStore:
                 raise StoreError(
                     f"lost the lock {self.uri(key)} before releasing it: the work outlasted the lease and another "
                     "process took it over, so both may have run at once"
-                ) from None
-            raise self._error("DeleteObject (lock)", key, error) from None
+                ) from error
+            raise self._error("DeleteObject (lock)", key, error) from error
 
     @contextmanager
     def _translated(self, operation: str, key: str) -> Iterator[None]:
         try:
             yield
         except ClientError as error:
-            raise self._error(operation, key, error) from None
+            raise self._error(operation, key, error) from error
         except (BotoCoreError, Boto3Error) as error:
             # The transfer manager wraps AWS errors in its own (S3UploadFailedError); their text names the cause.
-            raise StoreError(f"S3 {operation} of {self.uri(key)} failed: {error}") from None
+            raise StoreError(f"S3 {operation} of {self.uri(key)} failed: {error}") from error
 
     def _error(self, operation: str, key: str, error: ClientError) -> StoreError:
         if error_code(error) in _MISSING:
