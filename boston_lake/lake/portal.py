@@ -10,12 +10,13 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
 
 from boston_lake.lake.log import Log
 
@@ -81,12 +82,9 @@ class Download:
         return self.path is None
 
 
-class TransientError(Exception):
-    """A failure worth retrying: connection trouble, a cut-off body, 429 or 5xx."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
+class BodyCutShort(Exception):
+    """The connection broke, or the body came shorter than Content-Length, after the headers had arrived:
+    the one failure urllib3's Retry cannot see, so the download is started again by `_download_retried`."""
 
 
 class CkanPortal:
@@ -112,13 +110,29 @@ class CkanPortal:
         self.log = log
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "boston_lake/0.1 (python-requests)")
+        # Connection trouble and retryable statuses (with the server's Retry-After) are urllib3's to retry.
+        retry = Retry(
+            total=None,
+            connect=max_attempts - 1,
+            read=max_attempts - 1,
+            status=max_attempts - 1,
+            other=0,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_seconds,
+            backoff_max=max_backoff_seconds,
+            retry_after_max=int(max_backoff_seconds),
+            raise_on_status=False,  # the last answer comes back, and _request names its status
+        )
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
         self._sleep = sleep
 
     # -- metadata ---------------------------------------------------------------------------------------
 
     def resources(self) -> list[PortalResource]:
         url = f"{self.base_url}/api/3/action/package_show"
-        payload = self._with_retries(url, lambda: self._get_json(url, {"id": DATASET}))
+        payload = self._get_json(url, {"id": DATASET})
         result = payload.get("result")
         if not payload.get("success") or not isinstance(result, dict):
             raise PortalError(f"{url}?id={DATASET} did not succeed: {payload.get('error') or payload!r:.300}")
@@ -129,11 +143,11 @@ class CkanPortal:
         with response:
             try:
                 payload = response.json()
-            except ValueError:
+            except ValueError as error:
                 raise PortalError(
                     f"{response.url} answered {response.status_code} with "
                     f"{response.headers.get('Content-Type', 'no content type')}, not JSON: {response.text[:200]!r}"
-                ) from None
+                ) from error
         if not isinstance(payload, dict):
             raise PortalError(f"{response.url} answered with JSON that is not an object")
         return payload
@@ -142,7 +156,7 @@ class CkanPortal:
 
     def download(self, url: str, destination: Path, validators: Validators | None = None) -> Download:
         """Stream `url` into `destination`; verify its length and that it is not an HTML or JSON error page."""
-        return self._with_retries(url, lambda: self._download_once(url, destination, validators))
+        return self._download_retried(url, lambda: self._download_once(url, destination, validators))
 
     def _download_once(self, url: str, destination: Path, validators: Validators | None) -> Download:
         headers = {}
@@ -177,10 +191,10 @@ class CkanPortal:
                             self.log.info(_progress(url, written, expected, now - started))
                             last_report = now
                 except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as error:
-                    raise TransientError(f"connection broke after {written} bytes: {error}") from error
+                    raise BodyCutShort(f"connection broke after {written} bytes: {error}") from error
             wire_bytes = response.raw.tell()
             if expected is not None and wire_bytes != expected:
-                raise TransientError(f"body has {wire_bytes} bytes but Content-Length promised {expected}")
+                raise BodyCutShort(f"body has {wire_bytes} bytes but Content-Length promised {expected}")
             if written == 0:
                 raise PortalError(f"{url} answered 200 with an empty body; expected a CSV file")
             elapsed = time.monotonic() - started
@@ -201,27 +215,22 @@ class CkanPortal:
     def _request(self, url: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.get(url, timeout=self.timeout_seconds, allow_redirects=True, **kwargs)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-            raise TransientError(f"could not reach the portal: {error}") from error
-        if response.status_code in RETRY_STATUSES:
-            response.close()
-            raise TransientError(
-                f"status {response.status_code} {response.reason}", _retry_after(response.headers.get("Retry-After"))
-            )
+        except requests.exceptions.RequestException as error:
+            raise PortalError(f"{url} failed {self.max_attempts} times; last error: {error}") from error
         if response.status_code >= 400:
             response.close()
-            raise PortalError(f"{response.url} answered {response.status_code} {response.reason}")
+            tries = f" ({self.max_attempts} attempts)" if response.status_code in RETRY_STATUSES else ""
+            raise PortalError(f"{response.url} answered {response.status_code} {response.reason}{tries}")
         return response
 
-    def _with_retries(self, url: str, attempt: Callable[[], Any]) -> Any:
+    def _download_retried(self, url: str, attempt: Callable[[], Download]) -> Download:
         for number in range(1, self.max_attempts + 1):
             try:
                 return attempt()
-            except TransientError as error:
+            except BodyCutShort as error:
                 if number == self.max_attempts:
                     raise PortalError(f"{url} failed {number} times; last error: {error}") from error
-                backoff = self.backoff_seconds * 2 ** (number - 1)
-                delay = min(backoff if error.retry_after is None else error.retry_after, self.max_backoff_seconds)
+                delay = min(self.backoff_seconds * 2 ** (number - 1), self.max_backoff_seconds)
                 if self.log:
                     self.log.warning(
                         f"{url}: {error}; attempt {number} of {self.max_attempts}, retrying in {delay:.1f}s"
@@ -257,17 +266,4 @@ def _int_or_none(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
     except ValueError:
-        return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
         return None
