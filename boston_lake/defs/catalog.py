@@ -61,7 +61,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool=CRAWLER_POOL,
         group_name=CATALOG_GROUP,
-        kinds={"catalog"},
+        kinds={"parquet"},
         description=(
             f"The catalog table boston311.{table.name}: columns merged across schema generations, one partition "
             "per bronze year with its statistics, a table version archived at every change."
