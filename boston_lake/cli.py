@@ -169,7 +169,8 @@ def _provision(args: argparse.Namespace) -> int:
     import logging
 
     from boston_lake.lake.aws import AwsSession
-    from boston_lake.lake.provision import AwsClients, ProvisionConfig, ProvisionError, apply, format_plan, plan
+    from boston_lake.lake.aws_resources import ProvisionConfig
+    from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan
 
     settings = Settings.from_env()
     if settings.aws is None:

@@ -8,18 +8,8 @@ from typing import Any
 import pytest
 
 from boston_lake.lake.aws import AwsSession
-from boston_lake.lake.provision import (
-    CRAWLER_EXCLUSIONS,
-    CREATE,
-    INLINE_POLICY_NAME,
-    UNCHANGED,
-    UPDATE,
-    AwsClients,
-    ProvisionConfig,
-    apply,
-    format_plan,
-    plan,
-)
+from boston_lake.lake.aws_resources import CRAWLER_EXCLUSIONS, INLINE_POLICY_NAME, ProvisionConfig
+from boston_lake.lake.provision import CREATE, UNCHANGED, UPDATE, AwsClients, apply, format_plan, plan
 from boston_lake_tests.support.moto_server import MotoServer
 
 ACCOUNT = "123456789012"  # moto's account
