@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import time
@@ -12,9 +13,16 @@ from pathlib import Path
 from tabulate import tabulate
 
 from boston_lake.formatting import format_result
+from boston_lake.lake.aws import AwsSession
+from boston_lake.lake.aws_resources import ProvisionConfig
+from boston_lake.lake.catalog import CatalogError, EntityNotFound
+from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan
+from boston_lake.lake.query import QueryError
 from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
+from boston_lake.lake.status import lake_status
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import build_target
+from boston_lake.sample_portal.server import SamplePortal
 
 REPO_INSTANCE_CONFIG = Path(".dagster_home") / "dagster.yaml"
 
@@ -68,8 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from boston_lake.lake.catalog import CatalogError
-    from boston_lake.lake.query import QueryError
 
     target = build_target(Settings.from_env())
     try:
@@ -82,7 +88,6 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    from boston_lake.lake.catalog import EntityNotFound
 
     catalog = build_target(Settings.from_env()).catalog()
     print(f"catalog {catalog.uri()}")
@@ -132,7 +137,6 @@ def _describe_table(catalog, database: str, table: dict) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from boston_lake.lake.status import lake_status
 
     settings = Settings.from_env()
     target = build_target(settings)
@@ -166,11 +170,6 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _provision(args: argparse.Namespace) -> int:
-    import logging
-
-    from boston_lake.lake.aws import AwsSession
-    from boston_lake.lake.aws_resources import ProvisionConfig
-    from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan
 
     settings = Settings.from_env()
     if settings.aws is None:
@@ -190,7 +189,6 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from boston_lake.sample_portal.server import SamplePortal
 
     with SamplePortal(port=args.port) as portal:
         print(f"sample portal serving on {portal.url} (Ctrl-C to stop)", flush=True)
@@ -204,7 +202,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """The whole ingest path on real sample rows: portal -> raw -> bronze, with Dagster's own runs."""
-    from boston_lake.sample_portal.server import SamplePortal
+    from boston_lake.demo import run_demo  # imported here: Dagster loads for the demo alone, not for status/query
 
     base = args.dir.resolve()
     dagster_home = base / "dagster_home"
@@ -214,8 +212,6 @@ def _demo(args: argparse.Namespace) -> int:
     with SamplePortal() as portal:
         use_dagster_home(dagster_home)
         print(f"sample portal on {portal.url}; lake in {base / 'lake'}; Dagster home {dagster_home}")
-        from boston_lake.demo import run_demo
-
         return run_demo(Settings(target="local", home=base / "lake", portal_url=portal.url))
 
 
