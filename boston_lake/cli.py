@@ -148,16 +148,14 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    # Imported here: plotly and matplotlib load for the report alone.
     from boston_lake.lake.answers import table_freshness
-    from boston_lake.lake.catalog import CatalogError
-    from boston_lake.lake.query import QueryError
     from boston_lake.lake.report import write_report
 
-    resources = _resources(Settings.from_env())
-    catalog, lake = resources["catalog"], resources["storage"].lake_zone()
+    target = build_target(Settings.from_env())
     try:
-        freshness = table_freshness(catalog.catalog(), lake, catalog.database)
-        path = write_report(args.out, lambda sql: catalog.query(sql, lake), freshness)
+        freshness = table_freshness(target.catalog(), target.lake_zone(), target.database)
+        path = write_report(args.out, target.query, freshness)
     except (QueryError, CatalogError) as error:
         print(
             f"report failed: {error}\nthe report reads silver and gold: materialize silver/service_requests, "

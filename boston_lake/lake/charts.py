@@ -12,6 +12,7 @@ from collections import defaultdict
 from datetime import date
 
 import pyarrow as pa
+from matplotlib.dates import date2num
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -35,7 +36,7 @@ def cases_per_month_png(cases: pa.Table) -> bytes:
             axes.plot(months, counts, marker=".", label=label, color=SOURCE_COLORS.get(source))
     if series.get("new_system"):
         switch = min(month for month, _ in series["new_system"])
-        axes.axvline(switch, color="grey", linestyle="--", linewidth=1)
+        axes.axvline(date2num(switch), color="grey", linestyle="--", linewidth=1)
         axes.annotate(f"new CRM from {switch:%b %Y}", (switch, 0.95), xycoords=("data", "axes fraction"), ha="right")
     axes.set_title("Cases opened per month, by source system")
     axes.set_ylabel("cases")
