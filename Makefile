@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SAMPLE_PORT ?= 8311
 DAGSTER_PORT ?= 3000
 
-.PHONY: install test demo demo-ui dev bench clean
+.PHONY: install lint test demo demo-ui dev bench clean
 
 # `dagster dev` warns on every start that `dg dev` supersedes it; dagster-dg is not part of this project.
 DAGSTER_DEV := PYTHONWARNINGS='ignore:Function `dev_command` is superseded' $(BIN)/dagster dev -w workspace.yaml
@@ -19,7 +19,13 @@ $(VENV)/.installed: pyproject.toml setup.py constraints.txt
 
 install: $(VENV)/.installed
 
-test: install
+# Format, lint and type checks; every branch keeps them clean (`make test` runs them first).
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest
 
 # Offline: serves the bundled sample portal on 127.0.0.1 and materializes every year it offers.

@@ -129,7 +129,7 @@ def load_templates(shape: Shape) -> Templates:
                 if (
                     '"' in "".join(fields[:4])
                     or stamps[0] is None
-                    or any(value and stamp is None for value, stamp in zip(fields[2:4], stamps[1:]))
+                    or any(value and stamp is None for value, stamp in zip(fields[2:4], stamps[1:], strict=True))
                 ):
                     raise BenchError(
                         f"{path} record {record.number}: expected an unquoted id and timestamps "
@@ -215,11 +215,13 @@ def _rows(templates: Templates, shape: Shape, first_row: int, picks: np.ndarray,
         picks.tolist(),
         stamps.tolist(),
         templates.present[picks].tolist(),
+        strict=True,
     ):
         open_suffix, *later_suffixes = templates.suffixes[pick]
         fields = [f"{shape.id_prefix}{number}", open_text + open_suffix]
         fields += [
-            text + suffix if there else "" for text, suffix, there in zip(later_texts, later_suffixes, later_present)
+            text + suffix if there else ""
+            for text, suffix, there in zip(later_texts, later_suffixes, later_present, strict=True)
         ]
         fields.append(templates.rests[pick])
         lines.append(",".join(fields))

@@ -125,7 +125,8 @@ def main() -> None:
 
     rows = [
         (
-            f"crawl, first ({len(YEARS)} partitions, {len(data_files)} files, {len(data_files) * ROWS_PER_FILE:,} rows)",
+            f"crawl, first ({len(YEARS)} partitions, {len(data_files)} files, "
+            f"{len(data_files) * ROWS_PER_FILE:,} rows)",
             first_crawl,
             CRAWL_TARGET_SECONDS,
             "pyarrow reads every file whole",

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import io
-import json
+import logging
 import os
 import shutil
 import sys
@@ -12,12 +11,19 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.csv as pacsv
 from tabulate import tabulate
 
-from boston_lake.lake.settings import Settings, SettingsError
+from boston_lake.formatting import format_result
+from boston_lake.lake.aws import AwsSession
+from boston_lake.lake.aws_resources import ProvisionConfig
+from boston_lake.lake.catalog import CatalogError, EntityNotFound
+from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan
+from boston_lake.lake.query import QueryError
+from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
+from boston_lake.lake.status import lake_status
 from boston_lake.lake.tables import TABLES
+from boston_lake.lake.targets import build_target
+from boston_lake.sample_portal.server import SamplePortal
 
 REPO_INSTANCE_CONFIG = Path(".dagster_home") / "dagster.yaml"
 
@@ -90,39 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _resources(settings: Settings) -> dict:
-    from boston_lake.defs.resources import build_resources
-
-    return build_resources(settings)
-
-
-def _zones(settings: Settings):
-    storage = _resources(settings)["storage"]
-    return storage.raw_zone(), storage.lake_zone()
-
-
-def format_result(result: pa.Table, style: str) -> str:
-    if style == "csv":
-        buffer = io.BytesIO()
-        pacsv.write_csv(result, buffer)
-        return buffer.getvalue().decode().rstrip("\n")
-    rows = result.to_pylist()
-    if style == "json":
-        return json.dumps(rows, default=str, indent=1)
-    return (
-        tabulate(rows, headers="keys", tablefmt="github")
-        if rows
-        else f"(no rows; columns: {', '.join(result.column_names)})"
-    )
-
-
 def _query(args: argparse.Namespace) -> int:
-    from boston_lake.lake.catalog import CatalogError
-    from boston_lake.lake.query import QueryError
 
-    resources = _resources(Settings.from_env())
+    target = build_target(Settings.from_env())
     try:
-        result = resources["catalog"].query(args.sql, resources["storage"].lake_zone())
+        result = target.query(args.sql)
     except (QueryError, CatalogError) as error:
         print(f"query failed: {error}", file=sys.stderr)
         return 1
@@ -131,10 +109,8 @@ def _query(args: argparse.Namespace) -> int:
 
 
 def _catalog(args: argparse.Namespace) -> int:
-    from boston_lake.lake.catalog import EntityNotFound
 
-    resource = _resources(Settings.from_env())["catalog"]
-    catalog = resource.catalog()
+    catalog = build_target(Settings.from_env()).catalog()
     print(f"catalog {catalog.uri()}")
     names = []
     for database in catalog.list_databases():
@@ -187,10 +163,10 @@ def _describe_table(catalog, database: str, table: dict) -> str:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from boston_lake.lake.status import lake_status
 
     settings = Settings.from_env()
-    raw, lake = _zones(settings)
+    target = build_target(settings)
+    raw, lake = target.raw_zone(), target.lake_zone()
     rows = [status.as_row() for status in lake_status(raw, lake, TABLES)]
     print(f"target {settings.target}: raw {raw.uri()}, lake {lake.uri()}")
     print(tabulate(rows, headers="keys", tablefmt="github") if rows else "the lake is empty")
@@ -198,16 +174,14 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    # Imported here: plotly and matplotlib load for the report alone.
     from boston_lake.lake.answers import table_freshness
-    from boston_lake.lake.catalog import CatalogError
-    from boston_lake.lake.query import QueryError
     from boston_lake.lake.report import write_report
 
-    resources = _resources(Settings.from_env())
-    catalog, lake = resources["catalog"], resources["storage"].lake_zone()
+    target = build_target(Settings.from_env())
     try:
-        freshness = table_freshness(catalog.catalog(), lake, catalog.database)
-        path = write_report(args.out, lambda sql: catalog.query(sql, lake), freshness)
+        freshness = table_freshness(target.catalog(), target.lake_zone(), target.database)
+        path = write_report(args.out, target.query, freshness)
     except (QueryError, CatalogError) as error:
         print(
             f"report failed: {error}\nthe report reads silver and gold: materialize silver/service_requests, "
@@ -220,17 +194,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _provision(args: argparse.Namespace) -> int:
-    import logging
-
-    from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan
 
     settings = Settings.from_env()
     if settings.aws is None:
         print("provision works on the aws target: set BOSTON_LAKE_TARGET=aws and the bucket variables", file=sys.stderr)
         return 2
-    config = settings.aws.provision_config()
+    config = ProvisionConfig.from_settings(settings.aws)
     try:
-        actions = plan(config, AwsClients.create(config.region))
+        actions = plan(config, AwsClients.create(AwsSession.from_settings(settings.aws)))
         print(format_plan(actions))
         if not args.dry_run:
             logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -242,7 +213,6 @@ def _provision(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from boston_lake.sample_portal.server import SamplePortal
 
     with SamplePortal(port=args.port) as portal:
         print(f"sample portal serving on {portal.url} (Ctrl-C to stop)", flush=True)
@@ -256,7 +226,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """The whole ingest path on real sample rows: portal -> raw -> bronze, with Dagster's own runs."""
-    from boston_lake.sample_portal.server import SamplePortal
+    from boston_lake.demo import run_demo  # imported here: Dagster loads for the demo alone, not for status/query
 
     base = args.dir.resolve()
     dagster_home = base / "dagster_home"
@@ -265,14 +235,10 @@ def _demo(args: argparse.Namespace) -> int:
         shutil.copyfile(REPO_INSTANCE_CONFIG, dagster_home / "dagster.yaml")
     with SamplePortal() as portal:
         os.environ.update(
-            BOSTON_LAKE_TARGET="local",
-            BOSTON_LAKE_HOME=str(base / "lake"),
-            BOSTON_LAKE_PORTAL_URL=portal.url,
-            DAGSTER_HOME=str(dagster_home),
+            BOSTON_LAKE_TARGET="local", BOSTON_LAKE_HOME=str(base / "lake"), BOSTON_LAKE_PORTAL_URL=portal.url
         )
+        use_dagster_home(dagster_home)
         print(f"sample portal on {portal.url}; lake in {base / 'lake'}; Dagster home {dagster_home}")
-        from boston_lake.demo import run_demo
-
         if run_demo(Settings.from_env()):
             return 1
     print(f'\nnext:\n  boston-lake --home {base / "lake"} status      (or catalog, query "SELECT …")')

@@ -1,6 +1,8 @@
 """The code location: every asset, check, job, sensor and schedule, with the resources of the chosen target."""
 
-from dagster import Definitions
+from collections.abc import Sequence
+
+from dagster import AssetsDefinition, Definitions, map_asset_specs
 
 from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS
 from boston_lake.defs.checks import BRONZE_CHECKS
@@ -12,10 +14,24 @@ from boston_lake.defs.schedules import SCHEDULES
 from boston_lake.defs.sensors import SENSORS
 from boston_lake.lake.settings import Settings
 
+OWNERS = ["team:data-platform"]
+# Where each target keeps the zones and the catalog, as Dagster kinds the UI knows (it has no icon for Glue).
+ZONE_KINDS = {"local": set(), "aws": {"s3"}}
+CATALOG_KINDS = {"local": {"sqlite", "duckdb"}, "aws": {"aws", "athena"}}
+
+
+def _placed(assets: list[AssetsDefinition], kinds: set[str]) -> Sequence[AssetsDefinition]:
+    """The assets with their owners and the kinds of the target they live on."""
+    return map_asset_specs(lambda spec: spec.merge_attributes(kinds=kinds, owners=OWNERS), assets)
+
 
 def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
-        assets=INGEST_ASSETS + CATALOG_ASSETS + GOLD_ASSETS,
+        assets=[
+            *_placed(INGEST_ASSETS, ZONE_KINDS[settings.target]),
+            *_placed(CATALOG_ASSETS, CATALOG_KINDS[settings.target]),
+            *_placed(GOLD_ASSETS, ZONE_KINDS[settings.target]),
+        ],
         asset_checks=BRONZE_CHECKS + CATALOG_CHECKS,
         jobs=[*INGEST_JOBS.values(), *CRAWL_JOBS.values(), GOLD_JOB],
         schedules=SCHEDULES,

@@ -6,16 +6,17 @@ from __future__ import annotations
 from dagster import DagsterInstance, Definitions, build_sensor_context
 from tabulate import tabulate
 
-from boston_lake.cli import format_result
 from boston_lake.definitions import build_definitions
 from boston_lake.defs.jobs import ingest_job_name
 from boston_lake.defs.partitions import partitions_for
 from boston_lake.defs.sensors import RANGE_END, RANGE_START
+from boston_lake.formatting import format_result
 from boston_lake.lake.portal import CkanPortal
 from boston_lake.lake.raw import offered_years
 from boston_lake.lake.settings import Settings
 from boston_lake.lake.status import lake_status
 from boston_lake.lake.tables import TABLES, LakeTable
+from boston_lake.lake.targets import build_target
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 DEMO_QUERIES = (
@@ -57,14 +58,16 @@ def run_demo(settings: Settings) -> int:
         tick = definitions.resolve_sensor_def("crawl_landed_bronze").evaluate_tick(
             build_sensor_context(instance=instance, definitions=definitions)
         )
-        for request in tick.run_requests:
+        for request in tick.run_requests or []:
+            if request.job_name is None:
+                raise RuntimeError(f"the crawl sensor requested a run without a job: {request}")
             if not _execute(definitions, instance, request.job_name, dict(request.tags)):
                 return 1
-    storage, catalog = definitions.resources["storage"], definitions.resources["catalog"]
-    rows = [status.as_row() for status in lake_status(storage.raw_zone(), storage.lake_zone(), TABLES)]
+    target = build_target(settings)
+    rows = [status.as_row() for status in lake_status(target.raw_zone(), target.lake_zone(), TABLES)]
     print("\nthe lake, per table and year:")
     print(tabulate(rows, headers="keys", tablefmt="github"))
     for sql in DEMO_QUERIES:
         print(f'\nboston-lake query "{sql}"')
-        print(format_result(catalog.query(sql, storage.lake_zone()), "table"))
+        print(format_result(target.query(sql), "table"))
     return 0

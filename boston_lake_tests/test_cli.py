@@ -92,3 +92,22 @@ def test_configuration_errors_are_one_clear_line(tmp_path):
     result = boston_lake("status", env={"BOSTON_LAKE_TARGET": "nope"})
     assert result.returncode == 2
     assert result.stderr.strip().startswith("configuration error: BOSTON_LAKE_TARGET='nope'")
+
+
+@pytest.mark.parametrize("command", [["status"], ["catalog"], ["query", "SELECT 1 AS one"]])
+def test_reading_commands_never_import_dagster(tmp_path, command):
+    """The core builds the target without Dagster: status, catalog and query cost no Dagster start-up."""
+    run_and_list_modules = (
+        "import sys; from boston_lake.cli import main; code = main(sys.argv[1:]); "
+        "print('dagster modules:', sorted(m for m in sys.modules if m.split('.')[0].startswith('dagster'))); "
+        "raise SystemExit(code)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", run_and_list_modules, *command],
+        env={**os.environ, "BOSTON_LAKE_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "dagster modules: []"

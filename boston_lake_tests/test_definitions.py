@@ -62,7 +62,7 @@ def test_bad_configuration_fails_at_load_naming_the_variable(tmp_path, env, vari
 
 def test_definitions_build_from_settings_alone(tmp_path):
     defs = build_definitions(Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path)}))
-    assert defs.resources["storage"].home == str(tmp_path.resolve())
+    assert defs.resources["storage"].raw_zone().uri() == str(tmp_path.resolve())
 
 
 def test_the_instance_config_lets_one_crawl_run_at_a_time(tmp_path):
@@ -73,3 +73,23 @@ def test_the_instance_config_lets_one_crawl_run_at_a_time(tmp_path):
     (tmp_path / "dagster.yaml").write_text((Path(__file__).parents[1] / ".dagster_home" / "dagster.yaml").read_text())
     with DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.event_log_storage.get_concurrency_info("boston_lake_crawler").limit == 1
+
+
+@pytest.mark.parametrize(
+    ("target", "catalog_kinds"), [("local", {"sqlite", "duckdb", "parquet"}), ("aws", {"aws", "athena", "parquet"})]
+)
+def test_assets_carry_their_owner_and_the_kinds_of_their_target(tmp_path, target, catalog_kinds):
+    buckets = {
+        "BOSTON_LAKE_RAW_BUCKET": "raw-a",
+        "BOSTON_LAKE_LAKE_BUCKET": "lake-a",
+        "BOSTON_LAKE_CODE_BUCKET": "code-a",
+    }
+    env = {"BOSTON_LAKE_TARGET": target, "BOSTON_LAKE_HOME": str(tmp_path), "AWS_REGION": "us-east-1", **buckets}
+    specs = {
+        spec.key.to_user_string(): spec
+        for assets in build_definitions(Settings.from_env(env)).assets
+        for spec in assets.specs
+    }
+    assert specs["catalog/legacy_requests"].kinds == catalog_kinds
+    assert specs["raw/legacy_requests"].kinds == ({"csv", "s3"} if target == "aws" else {"csv"})
+    assert {owner for spec in specs.values() for owner in spec.owners} == {"team:data-platform"}

@@ -64,15 +64,13 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
         backfill_policy=BackfillPolicy.single_run(),
         pool=CRAWLER_POOL,
         group_name=CATALOG_GROUP,
-        kinds={"catalog"},
+        kinds={"parquet"},
         description=(
             f"The catalog table boston311.{table.name}: columns merged across schema generations, one partition "
             "per bronze year with its statistics, a table version archived at every change."
         ),
     )
-    def catalog_asset(
-        context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
-    ) -> MaterializeResult:
+    def catalog_asset(context: AssetExecutionContext, catalog: CatalogResource) -> MaterializeResult:
         years = run_years(context)
         # The run was requested after its years landed; a managed crawl must not have started before that.
         run = context.instance.get_run_record_by_id(context.run.run_id)
@@ -81,7 +79,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
             landed_at = landed_at.replace(tzinfo=UTC)
         glue = catalog.catalog()
         update = register(
-            lambda: catalog.crawl(table.name, years, storage.lake_zone(), context.log, landed_at),
+            lambda: catalog.crawl(table.name, years, context.log, landed_at),
             glue,
             catalog.database,
             table.name,

@@ -8,7 +8,6 @@ evaluates it is on by default.
 
 from collections.abc import Callable
 
-import pyarrow as pa
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -105,10 +104,7 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         )
         context.log.info(update.crawl_summary)
 
-        def query(sql: str) -> pa.Table:
-            return catalog.query(sql, lake)
-
-        images = charts_of_year(query, years)
+        images = charts_of_year(catalog.query, years)
         for partition in built:
             context.add_asset_metadata(
                 {

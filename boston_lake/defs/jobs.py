@@ -1,7 +1,6 @@
 """Jobs: what schedules, sensors, the demo and a person in the UI launch for one table's years."""
 
 from dagster import define_asset_job
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from boston_lake.defs.catalog import catalog_key
 from boston_lake.defs.ingest import bronze_key, raw_key
@@ -17,17 +16,16 @@ def ingest_job_name(table: LakeTable) -> str:
     return f"ingest_{table.name}"
 
 
-def build_ingest_job(table: LakeTable) -> UnresolvedAssetJobDefinition:
-    # One job per table: a job holds assets of one partitions definition, and the tables' years differ.
-    return define_asset_job(
+# One job per table: a job holds assets of one partitions definition, and the tables' years differ.
+INGEST_JOBS = {
+    table.name: define_asset_job(
         name=ingest_job_name(table),
         selection=[raw_key(table), bronze_key(table)],
         description=f"Download and convert {table.name}: raw, then bronze and its checks.",
         tags=INGEST_RUN_SIZE,
     )
-
-
-INGEST_JOBS = {table.name: build_ingest_job(table) for table in TABLES}
+    for table in TABLES
+}
 
 
 def crawl_job_name(table: LakeTable) -> str:

@@ -34,6 +34,8 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "timestamp": pa.timestamp("us"),
 }
 _FINISHED = {"SUCCEEDED", "FAILED", "CANCELLED"}
+# Most queries of this lake finish in seconds: poll fast first, never slower than every 10 s.
+QUERY_POLLING = Backoff(initial_seconds=0.5, factor=2, max_seconds=10)
 
 
 class AthenaQueryError(QueryError):
@@ -60,7 +62,7 @@ class AthenaQueryEngine:
         output_location: str | None = None,
         *,
         timeout_seconds: float = 600,
-        backoff: Backoff = Backoff(initial_seconds=0.5, factor=2, max_seconds=10),
+        backoff: Backoff = QUERY_POLLING,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
@@ -102,9 +104,9 @@ class AthenaQueryEngine:
         try:
             return self.client.start_query_execution(**request)["QueryExecutionId"]
         except ClientError as error:
-            raise AthenaQueryError(f"Athena refused the query: {describe_error(error)}\n{sql}") from None
+            raise AthenaQueryError(f"Athena refused the query: {describe_error(error)}\n{sql}") from error
         except BotoCoreError as error:
-            raise AthenaQueryError(f"could not reach Athena: {error}\n{sql}") from None
+            raise AthenaQueryError(f"could not reach Athena: {error}\n{sql}") from error
 
     def _wait(self, query_id: str, sql: str) -> dict[str, Any]:
         poller = Poller(self.timeout_seconds, self.backoff, clock=self._clock, sleep=self._sleep)
@@ -121,7 +123,7 @@ class AthenaQueryEngine:
                 poller.pause(f"Athena query {query_id} (it is {state})")
             except WaitTimedOut as timeout:
                 self._call(query_id, sql, "stop_query_execution", QueryExecutionId=query_id)
-                raise AthenaQueryError(f"{timeout}; the query was cancelled\n{sql}") from None
+                raise AthenaQueryError(f"{timeout}; the query was cancelled\n{sql}") from timeout
 
     def _results(self, query_id: str, execution: dict[str, Any], sql: str) -> pa.Table:
         columns: list[dict[str, Any]] | None = None
@@ -149,9 +151,12 @@ class AthenaQueryEngine:
         except ClientError as error:
             raise AthenaQueryError(
                 f"reading the results of Athena query {query_id} failed: {describe_error(error)}\n{sql}"
-            ) from None
+            ) from error
         return pa.Table.from_arrays(
-            [self._typed(query_id, column, column_values) for column, column_values in zip(columns or [], values)],
+            [
+                self._typed(query_id, column, column_values)
+                for column, column_values in zip(columns or [], values, strict=True)
+            ],
             names=[column["Name"] for column in columns or []],
         )
 
@@ -163,7 +168,7 @@ class AthenaQueryEngine:
             raise AthenaQueryError(
                 f"Athena query {query_id}: column {column['Name']!r} of type {column['Type']} holds a value "
                 f"that is not {target}: {error}"
-            ) from None
+            ) from error
 
     def _call(self, query_id: str, sql: str, operation: str, **params: Any) -> dict[str, Any]:
         try:
@@ -171,4 +176,4 @@ class AthenaQueryEngine:
         except ClientError as error:
             raise AthenaQueryError(
                 f"{operation} for Athena query {query_id} failed: {describe_error(error)}\n{sql}"
-            ) from None
+            ) from error

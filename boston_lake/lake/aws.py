@@ -4,43 +4,57 @@ and waits that back off and give up on one deadline.
 
 from __future__ import annotations
 
-import os
-import re
+import threading
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-_ENDPOINT_VARIABLE = re.compile(r"AWS_ENDPOINT_URL(_[A-Z0-9_]+)?")
+from boston_lake.lake.settings import AwsSettings
 
 
-def drop_empty_endpoint_variables(environ: MutableMapping[str, str] | None = None) -> list[str]:
-    """Remove blank AWS_ENDPOINT_URL* variables and return their names.
+class AwsSession:
+    """One boto3 session for every client of a target: region and endpoints as Settings read them, profile and
+    credentials from boto3's default chain, each client built once.
 
-    botocore takes a blank endpoint variable (" ") at its word and fails with `Invalid endpoint`; in this
-    project a blank variable means unset (see settings.py), and deployment templates often export one so.
+    botocore reads AWS_ENDPOINT_URL* itself and takes a blank one at its word (`Invalid endpoint`), while
+    here a blank variable means "none" (see settings.py). So the session ignores configured endpoints, and
+    each client is given the endpoint Settings read for its service, or none (the service's real one).
     """
-    env = os.environ if environ is None else environ
-    blank = sorted(name for name, value in env.items() if _ENDPOINT_VARIABLE.fullmatch(name) and not value.strip())
-    for name in blank:
-        del env[name]
-    return blank
 
+    def __init__(self, region: str | None, endpoints: Mapping[str, str] | None = None):
+        core = botocore.session.Session()
+        core.set_config_variable("ignore_configured_endpoint_urls", True)
+        self.session = boto3.session.Session(botocore_session=core, region_name=region)
+        self.endpoints = dict(endpoints or {})
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()  # building clients from one session is not thread-safe; using them is
 
-def boto3_client(
-    service: str, region: str | None = None, *, session: boto3.session.Session | None = None, **kwargs: Any
-) -> Any:
-    """A boto3 client from the default credential chain, aimed by AWS_ENDPOINT_URL(_<SERVICE>) when one is set.
+    @classmethod
+    def from_settings(cls, aws: AwsSettings) -> AwsSession:
+        return cls(aws.region, dict(aws.endpoints))
 
-    A blank `endpoint_url` argument means "none" too: botocore rejects `endpoint_url=""` outright.
-    """
-    drop_empty_endpoint_variables()
-    if not (kwargs.get("endpoint_url") or "").strip():
-        kwargs.pop("endpoint_url", None)
-    return (session or boto3.session.Session()).client(service, region_name=region, **kwargs)
+    def __repr__(self) -> str:
+        return f"AwsSession(region={self.session.region_name!r}, endpoints={self.endpoints!r})"
+
+    def endpoint(self, service: str) -> str | None:
+        """The service's own endpoint, else the one for every service ("" key), else None (AWS's own)."""
+        return self.endpoints.get(service) or self.endpoints.get("")
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self.session.client(service, endpoint_url=self.endpoint(service))
+            return self._clients[service]
+
+    def credentials(self) -> Credentials | None:
+        """The session's credentials (refreshed by botocore when they are temporary); None when it has none."""
+        return self.session.get_credentials()
 
 
 def error_code(error: ClientError) -> str:
@@ -48,12 +62,14 @@ def error_code(error: ClientError) -> str:
 
 
 def describe_error(error: ClientError) -> str:
-    """AWS's own code and message, which name the cause; never the request, which may carry credentials."""
+    """AWS's own code and message, which name the cause, and the request id AWS support asks for; never the
+    request itself, which may carry credentials."""
     details = error.response.get("Error", {})
-    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    code = details.get("Code") or f"HTTP {status}"
+    metadata = error.response.get("ResponseMetadata", {})
+    code = details.get("Code") or f"HTTP {metadata.get('HTTPStatusCode')}"
     message = details.get("Message") or "no message"
-    return f"{code}: {message}"
+    request_id = metadata.get("RequestId")
+    return f"{code}: {message}" + (f" (request id {request_id})" if request_id else "")
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import pyarrow.parquet as pq
 from boston_lake.lake import layout
 from boston_lake.lake.bronze_json import convert_json_lines
 from boston_lake.lake.csvscan import CsvFormatError, read_header, repair_encoding
+from boston_lake.lake.log import Log
 from boston_lake.lake.manifest import JSON_LINES, RawManifest, read_manifest
-from boston_lake.lake.portal import Log
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import HeaderMismatch, LakeTable, SchemaGeneration
 
@@ -101,7 +101,7 @@ def convert_csv(
             raise BronzeError(
                 f"{label}: DuckDB ran out of its {settings.memory_limit} memory limit ({error}); "
                 "raise the converter memory limit of the storage resource"
-            ) from None
+            ) from error
         finally:
             connection.close()
     return Conversion(rows, rejects, generation, pq.read_schema(destination), repaired)
@@ -129,14 +129,21 @@ def _copy(
         (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(settings.row_group_size)}
          {f", KV_METADATA {{{metadata}}}" if metadata else ""})
     """
-    (rows,) = connection.execute(sql).fetchone()
-    return int(rows)
+    return int(_scalar(connection, sql))
+
+
+def _scalar(connection: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The one value a statement answers (COPY answers its row count)."""
+    row = connection.execute(sql).fetchone()
+    if row is None:
+        raise BronzeError(f"DuckDB answered no row to {sql.strip()[:200]!r}")
+    return row[0]
 
 
 def _write_rejects(connection: duckdb.DuckDBPyConnection, label: str, destination: Path | None) -> int:
     """One line per rejected source line, all of its errors in the reason; DuckDB streams them to the file,
     so a file full of bad lines costs disk, not memory."""
-    (count,) = connection.execute("SELECT count(DISTINCT line) FROM reject_errors").fetchone()
+    count = _scalar(connection, "SELECT count(DISTINCT line) FROM reject_errors")
     if count and destination is not None:
         connection.execute(
             f"""
@@ -243,7 +250,7 @@ class BronzeZone:
                         settings=self.settings,
                     )
             except (CsvFormatError, HeaderMismatch, BronzeError, duckdb.Error) as error:
-                raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from None
+                raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from error
             preview = _preview(staged)
             size = staged.stat().st_size
             # The rejects go first: a reader who sees the new data also finds its rejects beside it.

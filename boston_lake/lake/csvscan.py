@@ -85,7 +85,7 @@ def parse_header(record: Record) -> list[str]:
     try:
         text = record.data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise CsvFormatError(f"header is not UTF-8 ({error})") from None
+        raise CsvFormatError(f"header is not UTF-8 ({error})") from error
     names = next(csv.reader(io.StringIO(text)), [])
     names = [name.strip() for name in names]
     if not any(names):

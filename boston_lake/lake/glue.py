@@ -1,4 +1,4 @@
-"""The Glue Data Catalog behind the Catalog protocol, and a run of the managed Glue crawler seen to its end.
+"""The Glue Data Catalog behind the Catalog protocol (the managed Glue crawler is glue_crawler.py).
 
 The catalog speaks Glue's own shapes (TableInput, PartitionInput, ...), so what the lake's crawler
 registers here is exactly what the local catalog stores. The batch calls are chunked to Glue's limits and
@@ -10,38 +10,33 @@ from __future__ import annotations
 import os
 import re
 import socket
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from boston_lake.lake.aws import Backoff, Poller, WaitTimedOut, describe_error, error_code
+from boston_lake.lake.aws import describe_error, error_code
 from boston_lake.lake.catalog import (
-    MAX_PARTITIONS_PER_CREATE,
-    MAX_PARTITIONS_PER_DELETE,
-    MAX_PARTITIONS_PER_UPDATE,
+    AlreadyExists,
     CatalogError,
     CrawlerRunning,
     EntityNotFound,
     GlueDict,
 )
-from boston_lake.lake.portal import Log
 from boston_lake.lake.s3 import LockHeld, S3ObjectStore
 
+# The Glue API's own limits per call: the batch methods split what they are given into calls of this size.
+MAX_PARTITIONS_PER_CREATE = 100  # BatchCreatePartition
+MAX_PARTITIONS_PER_UPDATE = 100  # BatchUpdatePartition
+MAX_PARTITIONS_PER_DELETE = 25  # BatchDeletePartition
 LOCK_PREFIX = "_locks/crawler/"
 DEFAULT_LOCK_TTL_SECONDS = 6 * 3600
-# Crawl start times come from AWS's clock, `landed_at` from ours: a crawl that began less than this after
-# our data landed may not have seen it, so it does not count as covering it.
-CLOCK_SKEW_ALLOWANCE = timedelta(seconds=30)
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ERRORS_SHOWN = 10
 
 
-class _GlueApi:
+class GlueApi:
     """One Glue client, with the account's catalog id on every call and AWS errors as catalog errors."""
 
     def __init__(self, client: Any, catalog_id: str | None = None):
@@ -58,18 +53,18 @@ class _GlueApi:
         except ClientError as error:
             if tolerate and error_code(error) == tolerate:
                 return {}
-            raise _catalog_error(what, error) from None
+            raise _catalog_error(what, error) from error
         except BotoCoreError as error:
-            raise CatalogError(f"{what} failed: {error}") from None
+            raise CatalogError(f"{what} failed: {error}") from error
 
     def items(self, what: str, operation: str, result_key: str, **params: Any) -> Iterator[GlueDict]:
         try:
             for page in self.client.get_paginator(operation).paginate(**self._params(params)):
                 yield from page.get(result_key, [])
         except ClientError as error:
-            raise _catalog_error(what, error) from None
+            raise _catalog_error(what, error) from error
         except BotoCoreError as error:
-            raise CatalogError(f"{what} failed: {error}") from None
+            raise CatalogError(f"{what} failed: {error}") from error
 
     def partitions(self, database: str, table: str, years: Iterable[str | int] | None) -> list[GlueDict]:
         what = f"listing partitions of {database}.{table}"
@@ -105,6 +100,8 @@ class _GlueApi:
 def _catalog_error(what: str, error: ClientError) -> CatalogError:
     if error_code(error) == "EntityNotFoundException":
         return EntityNotFound(f"{what}: {describe_error(error)}")
+    if error_code(error) == "AlreadyExistsException":
+        return AlreadyExists(f"{what}: {describe_error(error)}")
     return CatalogError(f"{what} failed: {describe_error(error)}")
 
 
@@ -122,12 +119,16 @@ def _describe_entry_errors(errors: list[GlueDict], values_key: str) -> str:
     return "; ".join(shown) + more
 
 
-def _raise_entry_errors(what: str, errors: list[GlueDict], values_key: str) -> None:
+def _raise_entry_errors(what: str, errors: list[GlueDict], values_key: str, applied: int) -> None:
+    """Glue reports a batch's failed entries without raising; the caller raises for them once all were sent."""
     if not errors:
         return
-    message = f"{what}: {_describe_entry_errors(errors, values_key)}"
-    if all(entry["ErrorDetail"].get("ErrorCode") == "EntityNotFoundException" for entry in errors):
+    message = f"{what}: {_describe_entry_errors(errors, values_key)}; the other {applied} were applied"
+    codes = {entry["ErrorDetail"].get("ErrorCode") for entry in errors}
+    if codes == {"EntityNotFoundException"}:
         raise EntityNotFound(message)
+    if codes == {"AlreadyExistsException"}:
+        raise AlreadyExists(message)
     raise CatalogError(message)
 
 
@@ -142,7 +143,7 @@ class GlueCatalog:
         catalog_id: str | None = None,
         lock_ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS,
     ):
-        self._api = _GlueApi(client, catalog_id)
+        self._api = GlueApi(client, catalog_id)
         self.client = client
         self.catalog_id = catalog_id
         self.lock_store = lock_store
@@ -171,6 +172,8 @@ class GlueCatalog:
         try:
             found = self._api.call(f"reading table {database}.{name}", "get_table", DatabaseName=database, Name=name)
         except EntityNotFound:
+            # Glue answers the same code for a missing database: ask which it was (raises when the database is).
+            self._api.call(f"reading database {database}", "get_database", Name=database)
             return None
         return found["Table"]
 
@@ -206,36 +209,58 @@ class GlueCatalog:
         return self._api.partitions(database, table, years)
 
     def batch_create_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        """Create partitions; those that already exist are updated to the given definition instead."""
-        existing: list[GlueDict] = []
-        by_values = {tuple(partition["Values"]): partition for partition in partition_inputs}
-        what = f"creating partitions of {database}.{table}"
-        for chunk in _chunks(partition_inputs, MAX_PARTITIONS_PER_CREATE):
-            errors = self._api.call(
-                what, "batch_create_partition", DatabaseName=database, TableName=table, PartitionInputList=chunk
-            ).get("Errors", [])
-            already = [entry for entry in errors if entry["ErrorDetail"].get("ErrorCode") == "AlreadyExistsException"]
-            _raise_entry_errors(what, [entry for entry in errors if entry not in already], "PartitionValues")
-            existing.extend(by_values[tuple(entry["PartitionValues"])] for entry in already)
-        if existing:
-            self.batch_update_partitions(database, table, existing)
+        self._batch(
+            f"creating partitions of {database}.{table}",
+            "batch_create_partition",
+            "PartitionInputList",
+            partition_inputs,
+            MAX_PARTITIONS_PER_CREATE,
+            "PartitionValues",
+            DatabaseName=database,
+            TableName=table,
+        )
 
     def batch_update_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        what = f"updating partitions of {database}.{table}"
-        entries = [{"PartitionValueList": entry["Values"], "PartitionInput": entry} for entry in partition_inputs]
-        for chunk in _chunks(entries, MAX_PARTITIONS_PER_UPDATE):
-            response = self._api.call(
-                what, "batch_update_partition", DatabaseName=database, TableName=table, Entries=chunk
-            )
-            _raise_entry_errors(what, response.get("Errors", []), "PartitionValueList")
+        self._batch(
+            f"updating partitions of {database}.{table}",
+            "batch_update_partition",
+            "Entries",
+            [{"PartitionValueList": entry["Values"], "PartitionInput": entry} for entry in partition_inputs],
+            MAX_PARTITIONS_PER_UPDATE,
+            "PartitionValueList",
+            DatabaseName=database,
+            TableName=table,
+        )
 
     def batch_delete_partitions(self, database: str, table: str, values: list[list[str]]) -> None:
-        what = f"deleting partitions of {database}.{table}"
-        for chunk in _chunks([{"Values": list(value)} for value in values], MAX_PARTITIONS_PER_DELETE):
-            response = self._api.call(
-                what, "batch_delete_partition", DatabaseName=database, TableName=table, PartitionsToDelete=chunk
-            )
-            _raise_entry_errors(what, response.get("Errors", []), "PartitionValues")
+        self._batch(
+            f"deleting partitions of {database}.{table}",
+            "batch_delete_partition",
+            "PartitionsToDelete",
+            [{"Values": list(value)} for value in values],
+            MAX_PARTITIONS_PER_DELETE,
+            "PartitionValues",
+            DatabaseName=database,
+            TableName=table,
+        )
+
+    def _batch(
+        self,
+        what: str,
+        operation: str,
+        entries_parameter: str,
+        entries: list[GlueDict],
+        limit: int,
+        values_key: str,
+        **params: Any,
+    ) -> None:
+        """Send every entry in calls of at most `limit`, then raise for the entries Glue refused."""
+        errors: list[GlueDict] = []
+        for chunk in _chunks(entries, limit):
+            request: dict[str, Any] = {**params, entries_parameter: chunk}
+            response = self._api.call(what, operation, **request)
+            errors.extend(response.get("Errors", []))
+        _raise_entry_errors(what, errors, values_key, len(entries) - len(errors))
 
     @contextmanager
     def crawl_lock(self, crawler: str) -> Iterator[None]:
@@ -249,156 +274,5 @@ class GlueCatalog:
                     )
                 )
             except LockHeld as busy:
-                raise CrawlerRunning(f"crawler {crawler!r} is already crawling {self.uri()}: {busy}") from None
+                raise CrawlerRunning(f"crawler {crawler!r} is already crawling {self.uri()}: {busy}") from busy
             yield
-
-
-class ManagedCrawlerError(CatalogError):
-    """The managed Glue crawler could not start, failed, timed out, or left partitions unregistered."""
-
-
-@dataclass(frozen=True)
-class CrawlResult:
-    crawler: str
-    crawl_id: str
-    state: str
-    started_at: datetime
-    ended_at: datetime | None
-    started_by_us: bool
-    partitions_verified: dict[str, list[str]]
-
-
-def run_managed_crawler(
-    glue_client: Any,
-    crawler_name: str,
-    *,
-    requested_partitions: Mapping[str, Iterable[str | int]],
-    database: str,
-    landed_at: datetime,
-    log: Log,
-    timeout_seconds: float = 3600,
-    backoff: Backoff = Backoff(initial_seconds=5, factor=2, max_seconds=60),
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> CrawlResult:
-    """Run the crawler so that it sees data that landed at `landed_at`, wait for it, and prove the result.
-
-    A crawl already running when we ask is waited for; it counts as ours only if it began after our data
-    landed, otherwise the crawler is started again once it is free. Success means Glue says COMPLETED *and*
-    every requested partition is registered: a crawler that excluded or misread a folder still "succeeds".
-    """
-    if landed_at.tzinfo is None:
-        raise ValueError(f"landed_at must be timezone-aware, got {landed_at!r}")
-    api = _GlueApi(glue_client)
-    poller = Poller(timeout_seconds, backoff, clock=clock, sleep=sleep)
-    started_by_us = _start_crawl(api, crawler_name, landed_at, poller, log)
-    _wait_until_ready(api, crawler_name, poller)
-    crawl = _latest_crawl(api, crawler_name)
-    if crawl["State"] != "COMPLETED":
-        outcome = "was stopped before it finished" if crawl["State"] == "STOPPED" else f"ended {crawl['State']}"
-        raise ManagedCrawlerError(
-            f"crawler {crawler_name!r}, crawl {crawl.get('CrawlId')}, {outcome}: "
-            f"{crawl.get('ErrorMessage') or 'Glue gave no error message'}; "
-            f"its log is CloudWatch group {crawl.get('LogGroup')}, stream {crawl.get('LogStream')}"
-        )
-    verified = _verify_partitions(api, crawler_name, crawl, database, requested_partitions)
-    log.info("crawler %s: crawl %s completed and registered %s", crawler_name, crawl["CrawlId"], verified)
-    return CrawlResult(
-        crawler=crawler_name,
-        crawl_id=crawl["CrawlId"],
-        state=crawl["State"],
-        started_at=crawl["StartTime"],
-        ended_at=crawl.get("EndTime"),
-        started_by_us=started_by_us,
-        partitions_verified=verified,
-    )
-
-
-def _start_crawl(api: _GlueApi, name: str, landed_at: datetime, poller: Poller, log: Log) -> bool:
-    """Start a crawl that begins after `landed_at`; False when a running crawl that did is adopted instead."""
-    while True:
-        try:
-            api.client.start_crawler(Name=name)
-        except ClientError as error:
-            if error_code(error) != "CrawlerRunningException":
-                raise ManagedCrawlerError(f"could not start crawler {name!r}: {describe_error(error)}") from None
-        else:
-            log.info("crawler %s started", name)
-            return True
-        running = _running_crawl(api, name)
-        began = running["StartTime"] if running else None
-        covers_us = began is not None and began >= landed_at + CLOCK_SKEW_ALLOWANCE
-        log.info(
-            "crawler %s is already running (crawl %s, began %s); our partitions landed at %s, so %s",
-            name,
-            running.get("CrawlId") if running else "unknown",
-            began,
-            landed_at,
-            "that crawl will do" if covers_us else "it will be started again once it is free",
-        )
-        _wait_until_ready(api, name, poller)
-        if covers_us:
-            return False
-
-
-def _wait_until_ready(api: _GlueApi, name: str, poller: Poller) -> None:
-    while True:
-        state = api.call(f"reading crawler {name}", "get_crawler", Name=name)["Crawler"]["State"]
-        if state == "READY":
-            return
-        try:
-            poller.pause(f"crawler {name!r} to finish (it is {state})")
-        except WaitTimedOut as timeout:
-            raise ManagedCrawlerError(
-                f"{timeout}; the crawl goes on in Glue: see the crawler's runs and its CloudWatch log group "
-                "/aws-glue/crawlers"
-            ) from None
-
-
-def _crawls(api: _GlueApi, name: str, filters: list[GlueDict]) -> list[GlueDict]:
-    """Every crawl in the crawler's history (ListCrawls has no paginator in botocore)."""
-    crawls: list[GlueDict] = []
-    token: dict[str, str] = {}
-    while True:
-        page = api.call(f"listing crawls of crawler {name}", "list_crawls", CrawlerName=name, Filters=filters, **token)
-        crawls.extend(page.get("Crawls", []))
-        if not page.get("NextToken"):
-            return crawls
-        token = {"NextToken": page["NextToken"]}
-
-
-def _running_crawl(api: _GlueApi, name: str) -> GlueDict | None:
-    running = _crawls(api, name, [{"FieldName": "STATE", "FilterOperator": "EQ", "FieldValue": "RUNNING"}])
-    return max(running, key=lambda crawl: crawl["StartTime"], default=None)
-
-
-def _latest_crawl(api: _GlueApi, name: str) -> GlueDict:
-    latest = max(_crawls(api, name, []), key=lambda crawl: crawl["StartTime"], default=None)
-    if latest is None:
-        raise ManagedCrawlerError(f"crawler {name!r} is READY but Glue lists no crawl of it")
-    return latest
-
-
-def _verify_partitions(
-    api: _GlueApi, name: str, crawl: GlueDict, database: str, requested: Mapping[str, Iterable[str | int]]
-) -> dict[str, list[str]]:
-    verified: dict[str, list[str]] = {}
-    missing: list[str] = []
-    for table, years in requested.items():
-        wanted = sorted({str(year) for year in years})
-        try:
-            found = {partition["Values"][0] for partition in api.partitions(database, table, wanted)}
-        except EntityNotFound:
-            missing.append(f"{database}.{table} (no such table)")
-            continue
-        verified[table] = [year for year in wanted if year in found]
-        absent = [year for year in wanted if year not in found]
-        if absent:
-            missing.append(f"{database}.{table} partitions {absent}")
-    if missing:
-        raise ManagedCrawlerError(
-            f"crawler {name!r}, crawl {crawl['CrawlId']}, completed but did not register {'; '.join(missing)}: "
-            f"check the crawler's targets and exclusions, and its log (CloudWatch group {crawl.get('LogGroup')}, "
-            f"stream {crawl.get('LogStream')})"
-        )
-    return verified

@@ -17,22 +17,27 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from boston_lake.lake.catalog import (
-    MAX_PARTITIONS_PER_CREATE,
-    MAX_PARTITIONS_PER_DELETE,
-    MAX_PARTITIONS_PER_UPDATE,
-    PARTITION_INPUT_KEYS,
-    TABLE_INPUT_KEYS,
+    AlreadyExists,
     CatalogError,
     CrawlerRunning,
     EntityNotFound,
     GlueDict,
 )
+from boston_lake.lake.local_catalog_records import (
+    check_unique,
+    checked_partition_input,
+    checked_table_input,
+    dumps,
+    glue_name,
+    loads,
+    partition_values,
+    raise_missing,
+    table_of,
+)
 
 SCHEMA_VERSION = 1
-# Glue's own request limits, enforced here so that code run against the local catalog also fits Glue.
 
 # Each table's current definition: the version its row points to.
 _CURRENT_TABLES = (
@@ -98,66 +103,66 @@ class LocalCatalog:
     # Databases
 
     def create_database(self, name: str, description: str = "") -> None:
-        name = _name("database", name)
+        name = glue_name("database", name)
         database = {"Name": name, "Description": description, "Parameters": {}, "CreateTime": _now()}
         with self._write() as connection:
             connection.execute(
                 "INSERT INTO databases (name, body) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-                (name, _dumps(database)),
+                (name, dumps(database)),
             )
 
     def list_databases(self) -> list[GlueDict]:
         with self._connect() as connection:
             rows = connection.execute("SELECT body FROM databases ORDER BY name").fetchall()
-        return [_loads(body) for (body,) in rows]
+        return [loads(body) for (body,) in rows]
 
     # Tables
 
     def get_table(self, database: str, name: str) -> GlueDict | None:
-        database, name = _name("database", database), _name("table", name)
+        database, name = glue_name("database", database), glue_name("table", name)
         with self._connect() as connection:
             self._require_database(connection, database)
             row = connection.execute(
                 _CURRENT_TABLES + "WHERE t.database = ? AND t.name = ?", (database, name)
             ).fetchone()
-        return _loads(row[0]) if row else None
+        return loads(row[0]) if row else None
 
     def list_tables(self, database: str) -> list[GlueDict]:
-        database = _name("database", database)
+        database = glue_name("database", database)
         with self._connect() as connection:
             self._require_database(connection, database)
             rows = connection.execute(_CURRENT_TABLES + "WHERE t.database = ? ORDER BY t.name", (database,)).fetchall()
-        return [_loads(body) for (body,) in rows]
+        return [loads(body) for (body,) in rows]
 
     def create_table(self, database: str, table_input: GlueDict) -> None:
-        database = _name("database", database)
-        table_input = _table_input(table_input)
+        database = glue_name("database", database)
+        table_input = checked_table_input(table_input)
         name = table_input["Name"]
         now = _now()
         with self._write() as connection:
             self._require_database(connection, database)
             if self._current_version(connection, database, name) is not None:
-                raise CatalogError(f"AlreadyExistsException: table {database}.{name} already exists in {self.path}")
-            table = _table(database, table_input, version=1, created=now, updated=now)
+                raise AlreadyExists(f"AlreadyExistsException: table {database}.{name} already exists in {self.path}")
+            table = table_of(database, table_input, version=1, created=now, updated=now)
             connection.execute("INSERT INTO tables (database, name, version) VALUES (?, ?, 1)", (database, name))
             self._insert_version(connection, database, name, 1, table)
 
     def update_table(self, database: str, table_input: GlueDict) -> None:
-        database = _name("database", database)
-        table_input = _table_input(table_input)
+        database = glue_name("database", database)
+        table_input = checked_table_input(table_input)
         name = table_input["Name"]
         with self._write() as connection:
             self._require_database(connection, database)
             version = self._require_table(connection, database, name)
             current = self._version_body(connection, database, name, version)
-            table = _table(database, table_input, version=version + 1, created=current["CreateTime"], updated=_now())
+            table = table_of(database, table_input, version=version + 1, created=current["CreateTime"], updated=_now())
             self._insert_version(connection, database, name, version + 1, table)
             connection.execute(
                 "UPDATE tables SET version = ? WHERE database = ? AND name = ?", (version + 1, database, name)
             )
 
     def delete_table(self, database: str, name: str) -> None:
-        database, name = _name("database", database), _name("table", name)
+        database, name = glue_name("database", database), glue_name("table", name)
         with self._write() as connection:
             self._require_database(connection, database)
             self._require_table(connection, database, name)
@@ -166,7 +171,7 @@ class LocalCatalog:
             connection.execute("DELETE FROM partitions WHERE database = ? AND table_name = ?", (database, name))
 
     def get_table_versions(self, database: str, name: str) -> list[GlueDict]:
-        database, name = _name("database", database), _name("table", name)
+        database, name = glue_name("database", database), glue_name("table", name)
         with self._connect() as connection:
             self._require_database(connection, database)
             self._require_table(connection, database, name)
@@ -174,12 +179,12 @@ class LocalCatalog:
                 "SELECT version, body FROM table_versions WHERE database = ? AND name = ? ORDER BY version DESC",
                 (database, name),
             ).fetchall()
-        return [{"VersionId": str(version), "Table": _loads(body)} for version, body in rows]
+        return [{"VersionId": str(version), "Table": loads(body)} for version, body in rows]
 
     # Partitions
 
     def get_partitions(self, database: str, table: str, years: Iterable[str] | None = None) -> list[GlueDict]:
-        database, table = _name("database", database), _name("table", table)
+        database, table = glue_name("database", database), glue_name("table", table)
         query = "SELECT body FROM partitions WHERE database = ? AND table_name = ?"
         parameters: list[str] = [database, table]
         if years is not None:
@@ -190,48 +195,38 @@ class LocalCatalog:
             self._require_database(connection, database)
             self._require_table(connection, database, table)
             rows = connection.execute(query + " ORDER BY partition_values", parameters).fetchall()
-        return [_loads(body) for (body,) in rows]
+        return [loads(body) for (body,) in rows]
 
     def batch_create_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        """All or nothing: one partition that already exists fails the batch, naming every one that does."""
-        database, table = _name("database", database), _name("table", table)
-        _check_batch("create", database, table, partition_inputs, MAX_PARTITIONS_PER_CREATE)
+        database, table = glue_name("database", database), glue_name("table", table)
         now = _now()
         with self._write() as connection:
-            keys = self._partition_keys(connection, database, table)
-            inputs = [_partition_input(database, table, keys, given) for given in partition_inputs]
-            _check_unique(database, table, [given["Values"] for given in inputs])
+            inputs = self._checked_inputs(connection, database, table, partition_inputs)
             existing = self._existing_partitions(connection, database, table, [given["Values"] for given in inputs])
-            if existing:
-                raise CatalogError(
-                    f"AlreadyExistsException: partitions {sorted(existing)} of {database}.{table} already exist; "
-                    "none of the batch was created"
-                )
             for given in inputs:
+                if tuple(given["Values"]) in existing:
+                    continue
                 partition = {**given, "DatabaseName": database, "TableName": table, "CreationTime": now}
                 connection.execute(
                     "INSERT INTO partitions (database, table_name, partition_values, first_value, body) "
                     "VALUES (?, ?, ?, ?, ?)",
-                    (database, table, json.dumps(given["Values"]), given["Values"][0], _dumps(partition)),
+                    (database, table, json.dumps(given["Values"]), given["Values"][0], dumps(partition)),
                 )
+        if existing:
+            raise AlreadyExists(
+                f"AlreadyExistsException: partitions {sorted(existing)} of {database}.{table} already exist and "
+                f"were left as they were; the other {len(inputs) - len(existing)} were created"
+            )
 
     def batch_update_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
-        """Replace each partition named by its Values, keeping its CreationTime; all or nothing."""
-        database, table = _name("database", database), _name("table", table)
-        _check_batch("update", database, table, partition_inputs, MAX_PARTITIONS_PER_UPDATE)
+        """Each partition keeps its CreationTime."""
+        database, table = glue_name("database", database), glue_name("table", table)
         with self._write() as connection:
-            keys = self._partition_keys(connection, database, table)
-            inputs = [_partition_input(database, table, keys, given) for given in partition_inputs]
-            _check_unique(database, table, [given["Values"] for given in inputs])
+            inputs = self._checked_inputs(connection, database, table, partition_inputs)
             existing = self._existing_partitions(connection, database, table, [given["Values"] for given in inputs])
-            missing = [given["Values"] for given in inputs if tuple(given["Values"]) not in existing]
-            if missing:
-                raise EntityNotFound(
-                    f"EntityNotFoundException: partitions {missing} of {database}.{table} do not exist; "
-                    "none of the batch was updated"
-                )
             for given in inputs:
-                values = json.dumps(given["Values"])
+                if tuple(given["Values"]) not in existing:
+                    continue
                 partition = {
                     **given,
                     "DatabaseName": database,
@@ -240,29 +235,23 @@ class LocalCatalog:
                 }
                 connection.execute(
                     "UPDATE partitions SET body = ? WHERE database = ? AND table_name = ? AND partition_values = ?",
-                    (_dumps(partition), database, table, values),
+                    (dumps(partition), database, table, json.dumps(given["Values"])),
                 )
+        raise_missing("updated", database, table, [given["Values"] for given in inputs], existing)
 
     def batch_delete_partitions(self, database: str, table: str, values: list[list[str]]) -> None:
-        """All or nothing: a partition that does not exist fails the batch, naming every one missing."""
-        database, table = _name("database", database), _name("table", table)
-        _check_batch("delete", database, table, values, MAX_PARTITIONS_PER_DELETE)
-        wanted = [_values(database, table, given) for given in values]
-        _check_unique(database, table, wanted)
+        database, table = glue_name("database", database), glue_name("table", table)
+        wanted = [partition_values(database, table, given) for given in values]
+        check_unique(database, table, wanted)
         with self._write() as connection:
             self._require_database(connection, database)
             self._require_table(connection, database, table)
             existing = self._existing_partitions(connection, database, table, wanted)
-            missing = [given for given in wanted if tuple(given) not in existing]
-            if missing:
-                raise EntityNotFound(
-                    f"EntityNotFoundException: partitions {missing} of {database}.{table} do not exist; "
-                    "none of the batch was deleted"
-                )
             connection.executemany(
                 "DELETE FROM partitions WHERE database = ? AND table_name = ? AND partition_values = ?",
-                [(database, table, json.dumps(given)) for given in wanted],
+                [(database, table, json.dumps(list(given))) for given in existing],
             )
+        raise_missing("deleted", database, table, wanted, existing)
 
     # Crawls
 
@@ -273,13 +262,13 @@ class LocalCatalog:
         with open(lock_path, "a+", encoding="utf-8") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            except BlockingIOError as busy:
                 handle.seek(0)
                 holder = handle.read().strip() or "another crawl"
                 raise CrawlerRunning(
                     f"CrawlerRunningException: cannot start crawler {crawler!r}: {holder} is already crawling "
                     f"catalog {self.path} (lock file {lock_path})"
-                ) from None
+                ) from busy
             try:
                 handle.truncate(0)
                 handle.write(f"crawler {crawler!r} (pid {os.getpid()})")
@@ -296,12 +285,12 @@ class LocalCatalog:
         try:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         except sqlite3.Error as error:
-            raise CatalogError(f"cannot open catalog {self.path}: {error}") from None
+            raise CatalogError(f"cannot open catalog {self.path}: {error}") from error
         try:
             connection.execute("PRAGMA foreign_keys=ON")
             yield connection
         except sqlite3.DatabaseError as error:
-            raise CatalogError(f"catalog {self.path}: {error}") from None
+            raise CatalogError(f"catalog {self.path}: {error}") from error
         finally:
             connection.close()
 
@@ -331,22 +320,27 @@ class LocalCatalog:
             "SELECT body FROM table_versions WHERE database = ? AND name = ? AND version = ?",
             (database, name, version),
         ).fetchone()
-        return _loads(body)
+        return loads(body)
 
     def _insert_version(
         self, connection: sqlite3.Connection, database: str, name: str, version: int, table: GlueDict
     ) -> None:
         connection.execute(
             "INSERT INTO table_versions (database, name, version, body) VALUES (?, ?, ?, ?)",
-            (database, name, version, _dumps(table)),
+            (database, name, version, dumps(table)),
         )
 
-    def _partition_keys(self, connection: sqlite3.Connection, database: str, table: str) -> list[str]:
+    def _checked_inputs(
+        self, connection: sqlite3.Connection, database: str, table: str, partition_inputs: list[GlueDict]
+    ) -> list[GlueDict]:
+        """The batch's PartitionInputs, each checked against the table's partition keys, as Glue checks them."""
         self._require_database(connection, database)
         version = self._require_table(connection, database, table)
-        return [
-            key["Name"] for key in self._version_body(connection, database, table, version).get("PartitionKeys", [])
-        ]
+        definition = self._version_body(connection, database, table, version)
+        keys = [key["Name"] for key in definition.get("PartitionKeys", [])]
+        inputs = [checked_partition_input(database, table, keys, given) for given in partition_inputs]
+        check_unique(database, table, [given["Values"] for given in inputs])
+        return inputs
 
     def _existing_partitions(
         self, connection: sqlite3.Connection, database: str, table: str, values: list[list[str]]
@@ -358,7 +352,7 @@ class LocalCatalog:
                 (database, table, json.dumps(given)),
             ).fetchone()
             if row:
-                found[tuple(given)] = _loads(row[0])
+                found[tuple(given)] = loads(row[0])
         return found
 
 
@@ -376,101 +370,3 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def _name(kind: str, name: Any) -> str:
-    """Glue keeps names lower-case for Hive compatibility and looks them up case-insensitively."""
-    if not isinstance(name, str) or not name.strip():
-        raise CatalogError(f"InvalidInputException: {kind} name {name!r} must be a non-empty string")
-    return name.lower()
-
-
-def _table_input(table_input: GlueDict) -> GlueDict:
-    unknown = sorted(set(table_input) - set(TABLE_INPUT_KEYS))
-    if unknown:
-        raise CatalogError(
-            f"InvalidInputException: TableInput for {table_input.get('Name')!r} has keys {unknown} that "
-            f"TableInput does not have (allowed: {', '.join(TABLE_INPUT_KEYS)})"
-        )
-    return {**table_input, "Name": _name("table", table_input.get("Name"))}
-
-
-def _table(database: str, table_input: GlueDict, version: int, created: datetime, updated: datetime) -> GlueDict:
-    """The `Table` dict GetTable returns for this definition."""
-    return {
-        **table_input,
-        "DatabaseName": database,
-        "CreateTime": created,
-        "UpdateTime": updated,
-        "IsRegisteredWithLakeFormation": False,
-        "VersionId": str(version),
-    }
-
-
-def _check_batch(action: str, database: str, table: str, entries: list[Any], limit: int) -> None:
-    if not entries:
-        raise CatalogError(f"InvalidInputException: batch {action} of partitions of {database}.{table} is empty")
-    if len(entries) > limit:
-        raise CatalogError(
-            f"InvalidInputException: batch {action} of {len(entries)} partitions of {database}.{table} exceeds "
-            f"Glue's limit of {limit} per call"
-        )
-
-
-def _values(database: str, table: str, values: Any) -> list[str]:
-    if not isinstance(values, list) or not values or not all(isinstance(value, str) for value in values):
-        raise CatalogError(
-            f"InvalidInputException: partition values {values!r} of {database}.{table} must be a non-empty list "
-            "of strings"
-        )
-    return values
-
-
-def _partition_input(database: str, table: str, keys: list[str], partition_input: GlueDict) -> GlueDict:
-    unknown = sorted(set(partition_input) - set(PARTITION_INPUT_KEYS))
-    if unknown:
-        raise CatalogError(
-            f"InvalidInputException: PartitionInput {partition_input.get('Values')!r} of {database}.{table} has "
-            f"keys {unknown} that PartitionInput does not have (allowed: {', '.join(PARTITION_INPUT_KEYS)})"
-        )
-    values = _values(database, table, partition_input.get("Values"))
-    if len(values) != len(keys):
-        raise CatalogError(
-            f"InvalidInputException: partition values {values} of {database}.{table} do not match its "
-            f"partition keys {keys}"
-        )
-    return partition_input
-
-
-def _check_unique(database: str, table: str, values: list[list[str]]) -> None:
-    seen = [json.dumps(given) for given in values]
-    repeated = sorted({given for given in seen if seen.count(given) > 1})
-    if repeated:
-        raise CatalogError(
-            f"InvalidInputException: the batch names partitions {repeated} of {database}.{table} more than once"
-        )
-
-
-_DATETIME = "$datetime"
-
-
-def _dumps(value: GlueDict) -> str:
-    """JSON with Glue's datetimes kept as datetimes (tagged), so they come back as boto3 would return them."""
-
-    def encode(item: Any) -> Any:
-        if isinstance(item, datetime):
-            return {_DATETIME: item.isoformat()}
-        raise CatalogError(
-            f"InvalidInputException: {type(item).__name__} value {item!r} cannot be stored in the catalog"
-        )
-
-    return json.dumps(value, default=encode, sort_keys=True)
-
-
-def _loads(body: str) -> GlueDict:
-    def decode(item: dict[str, Any]) -> Any:
-        if len(item) == 1 and _DATETIME in item:
-            return datetime.fromisoformat(item[_DATETIME])
-        return item
-
-    return json.loads(body, object_hook=decode)

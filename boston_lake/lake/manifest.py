@@ -6,6 +6,7 @@ the data-row count that bronze must reconcile with.
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -95,16 +96,16 @@ class RawManifest:
     def invalid_locations(self) -> list[RecordLocation]:
         return [RecordLocation(**loc) for loc in self.invalid_utf8_locations]
 
-    def to_json(self) -> bytes:
+    def to_json(self) -> builtins.bytes:  # `bytes` alone is the field of that name here
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
 
     @classmethod
-    def from_json(cls, data: bytes, where: str) -> RawManifest:
+    def from_json(cls, data: builtins.bytes, where: str) -> RawManifest:
         try:
             raw: dict[str, Any] = json.loads(data)
             return cls(**raw)
         except (ValueError, TypeError) as error:
-            raise StoreError(f"manifest {where} is unreadable: {error}") from None
+            raise StoreError(f"manifest {where} is unreadable: {error}") from error
 
 
 def read_manifest(store: ObjectStore, key: str) -> RawManifest | None:

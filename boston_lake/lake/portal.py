@@ -10,26 +10,24 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlparse
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from boston_lake.lake.log import Log
 
 DATASET = "311-service-requests"
 CHUNK_BYTES = 1 << 20
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+Answer = TypeVar("Answer")  # what one attempt of a request returns
 
 
 class PortalError(RuntimeError):
     """The portal answered with something other than what was asked for; the message says what and where."""
-
-
-class Log(Protocol):
-    def info(self, msg: str, *args: Any) -> None: ...
-
-    def warning(self, msg: str, *args: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -98,12 +96,9 @@ class ActionResponse:
     body: bytes
 
 
-class TransientError(Exception):
-    """A failure worth retrying: connection trouble, a cut-off body, 429 or 5xx."""
-
-    def __init__(self, message: str, retry_after: float | None = None):
-        super().__init__(message)
-        self.retry_after = retry_after
+class BodyCutShort(Exception):
+    """The connection broke, or the body came shorter than Content-Length, after the headers had arrived:
+    the one failure urllib3's Retry cannot see, so the request is started again by `_retried`."""
 
 
 class CkanPortal:
@@ -129,49 +124,64 @@ class CkanPortal:
         self.log = log
         self.session = session or requests.Session()
         self.session.headers.setdefault("User-Agent", "boston_lake/0.1 (python-requests)")
+        # Connection trouble and retryable statuses (with the server's Retry-After) are urllib3's to retry.
+        retry = Retry(
+            total=None,
+            connect=max_attempts - 1,
+            read=max_attempts - 1,
+            status=max_attempts - 1,
+            other=0,
+            allowed_methods=frozenset({"GET"}),
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff_seconds,
+            backoff_max=max_backoff_seconds,
+            retry_after_max=int(max_backoff_seconds),
+            raise_on_status=False,  # the last answer comes back, and _request names its status
+        )
+        for scheme in ("http://", "https://"):
+            self.session.mount(scheme, HTTPAdapter(max_retries=retry))
         self._sleep = sleep
 
     # -- metadata ---------------------------------------------------------------------------------------
 
     def resources(self) -> list[PortalResource]:
         url = f"{self.base_url}/api/3/action/package_show"
-        payload = self._with_retries(url, lambda: self._get_json(url, {"id": DATASET}))
+        payload = self._get_json(url, {"id": DATASET})
         result = payload.get("result")
         if not payload.get("success") or not isinstance(result, dict):
             raise PortalError(f"{url}?id={DATASET} did not succeed: {payload.get('error') or payload!r:.300}")
         return [PortalResource.from_ckan(raw) for raw in result.get("resources") or []]
 
     def action(self, name: str, params: dict[str, Any]) -> ActionResponse:
-        """GET /api/3/action/<name>, retried on connection trouble, a cut-off body, 429 and 5xx."""
+        """GET /api/3/action/<name>: urllib3 retries connection trouble, 429 and 5xx; a body cut short is asked
+        for again. Other 4xx answers come back, with CKAN's JSON error in the body."""
         url = f"{self.base_url}/api/3/action/{name}"
-        return self._with_retries(url, lambda: self._action_once(url, params))
+        return self._retried(url, lambda: self._action_once(url, params))
 
     def _action_once(self, url: str, params: dict[str, Any]) -> ActionResponse:
         try:
             response = self.session.get(url, params=params, timeout=self.timeout_seconds, allow_redirects=True)
-            body = response.content
-        except (
-            requests.exceptions.ConnectionError,
-            requests.exceptions.ChunkedEncodingError,
-            requests.exceptions.Timeout,
-        ) as error:
-            raise TransientError(f"could not read the answer: {error}") from error
+        except requests.exceptions.ChunkedEncodingError as error:
+            raise BodyCutShort(f"the answer was cut short: {error}") from error
+        except requests.exceptions.RequestException as error:
+            raise PortalError(f"{url} failed {self.max_attempts} times; last error: {error}") from error
         if response.status_code in RETRY_STATUSES:
-            raise TransientError(
-                f"status {response.status_code} {response.reason}", _retry_after(response.headers.get("Retry-After"))
+            raise PortalError(
+                f"{response.url} answered {response.status_code} {response.reason} ({self.max_attempts} attempts)"
             )
-        return ActionResponse(response.url, response.status_code, response.headers.get("Content-Type", ""), body)
+        content_type = response.headers.get("Content-Type", "")
+        return ActionResponse(response.url, response.status_code, content_type, response.content)
 
     def _get_json(self, url: str, params: dict[str, str]) -> dict[str, Any]:
         response = self._request(url, params=params)
         with response:
             try:
                 payload = response.json()
-            except ValueError:
+            except ValueError as error:
                 raise PortalError(
                     f"{response.url} answered {response.status_code} with "
                     f"{response.headers.get('Content-Type', 'no content type')}, not JSON: {response.text[:200]!r}"
-                ) from None
+                ) from error
         if not isinstance(payload, dict):
             raise PortalError(f"{response.url} answered with JSON that is not an object")
         return payload
@@ -180,7 +190,7 @@ class CkanPortal:
 
     def download(self, url: str, destination: Path, validators: Validators | None = None) -> Download:
         """Stream `url` into `destination`; verify its length and that it is not an HTML or JSON error page."""
-        return self._with_retries(url, lambda: self._download_once(url, destination, validators))
+        return self._retried(url, lambda: self._download_once(url, destination, validators))
 
     def _download_once(self, url: str, destination: Path, validators: Validators | None) -> Download:
         headers = {}
@@ -215,10 +225,10 @@ class CkanPortal:
                             self.log.info(_progress(url, written, expected, now - started))
                             last_report = now
                 except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as error:
-                    raise TransientError(f"connection broke after {written} bytes: {error}") from error
+                    raise BodyCutShort(f"connection broke after {written} bytes: {error}") from error
             wire_bytes = response.raw.tell()
             if expected is not None and wire_bytes != expected:
-                raise TransientError(f"body has {wire_bytes} bytes but Content-Length promised {expected}")
+                raise BodyCutShort(f"body has {wire_bytes} bytes but Content-Length promised {expected}")
             if written == 0:
                 raise PortalError(f"{url} answered 200 with an empty body; expected a CSV file")
             elapsed = time.monotonic() - started
@@ -239,27 +249,22 @@ class CkanPortal:
     def _request(self, url: str, **kwargs: Any) -> requests.Response:
         try:
             response = self.session.get(url, timeout=self.timeout_seconds, allow_redirects=True, **kwargs)
-        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as error:
-            raise TransientError(f"could not reach the portal: {error}") from error
-        if response.status_code in RETRY_STATUSES:
-            response.close()
-            raise TransientError(
-                f"status {response.status_code} {response.reason}", _retry_after(response.headers.get("Retry-After"))
-            )
+        except requests.exceptions.RequestException as error:
+            raise PortalError(f"{url} failed {self.max_attempts} times; last error: {error}") from error
         if response.status_code >= 400:
             response.close()
-            raise PortalError(f"{response.url} answered {response.status_code} {response.reason}")
+            tries = f" ({self.max_attempts} attempts)" if response.status_code in RETRY_STATUSES else ""
+            raise PortalError(f"{response.url} answered {response.status_code} {response.reason}{tries}")
         return response
 
-    def _with_retries(self, url: str, attempt: Callable[[], Any]) -> Any:
+    def _retried(self, url: str, attempt: Callable[[], Answer]) -> Answer:
         for number in range(1, self.max_attempts + 1):
             try:
                 return attempt()
-            except TransientError as error:
+            except BodyCutShort as error:
                 if number == self.max_attempts:
                     raise PortalError(f"{url} failed {number} times; last error: {error}") from error
-                backoff = self.backoff_seconds * 2 ** (number - 1)
-                delay = min(backoff if error.retry_after is None else error.retry_after, self.max_backoff_seconds)
+                delay = min(self.backoff_seconds * 2 ** (number - 1), self.max_backoff_seconds)
                 if self.log:
                     self.log.warning(
                         f"{url}: {error}; attempt {number} of {self.max_attempts}, retrying in {delay:.1f}s"
@@ -295,17 +300,4 @@ def _int_or_none(value: str | None) -> int | None:
     try:
         return int(value) if value is not None else None
     except ValueError:
-        return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
         return None

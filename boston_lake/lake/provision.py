@@ -1,129 +1,41 @@
-"""The lake's AWS resources, described in code and brought to that description: plan first, then apply.
+"""The lake's AWS resources (as aws_resources.py describes them) brought to that description: plan, then apply.
 
 `plan()` reads what exists and says, resource by resource, what it would create or update and why;
 `apply()` carries out exactly that plan. What already matches is left alone and reported unchanged, so a
 second run changes nothing and says so, and a dry run shows what a real one would do.
-
-The crawler's role gets only what the lake needs: read the raw and code buckets, read/write bronze/ and
-silver/ of the lake bucket, the Glue catalog of our database, and the Glue log groups.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from boston_lake.lake import layout
-from boston_lake.lake.aws import boto3_client, describe_error, error_code
-from boston_lake.lake.portal import Log
-from boston_lake.lake.s3 import ServerSideEncryption
-from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, DEFAULT_ROLE_NAME
-from boston_lake.lake.tables import DATABASE, TABLES
+from boston_lake.lake.aws import AwsSession, describe_error, error_code
+from boston_lake.lake.aws_resources import (
+    CRAWLER_CONFIGURATION,
+    INLINE_POLICY_NAME,
+    PUBLIC_ACCESS_BLOCK,
+    ProvisionConfig,
+    crawler_definition,
+    crawler_role_policy,
+    glue_trust_policy,
+)
+from boston_lake.lake.log import Log
+from boston_lake.lake.tables import TABLES
 
 CREATE = "create"
 UPDATE = "update"
 UNCHANGED = "unchanged"
 
-INLINE_POLICY_NAME = "boston-lake-least-privilege"
-LAKE_PREFIXES = ("bronze/", "silver/")
-# Bookkeeping (rejects, manifests, history, staging) sits beside the data under `_`/`.` names: never crawl it.
-# `**/_*` matches such a file at any depth, `**/_*/**` everything inside such a folder.
-CRAWLER_EXCLUSIONS = ["**/_*", "**/_*/**", "**/.*", "**/.*/**"]
-SCHEMA_CHANGE_POLICY = {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "DEPRECATE_IN_DATABASE"}
-# Partitions are republished in place (same folder, new file), which "new folders only" would never see.
-RECRAWL_POLICY = {"RecrawlBehavior": "CRAWL_EVERYTHING"}
-CRAWLER_CONFIGURATION = {
-    "Version": 1.0,
-    # s3://<lake>/bronze/boston311/<table>/ is level 4 (the bucket is 1): one table per folder there, even
-    # when legacy v1 and v2 years differ too much for CombineCompatibleSchemas to merge them on its own.
-    "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 4},
-    "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
-}
-CATALOG_ACTIONS = (
-    "GetDatabase",
-    "GetDatabases",
-    "GetTable",
-    "GetTables",
-    "CreateTable",
-    "UpdateTable",
-    "GetPartition",
-    "GetPartitions",
-    "BatchGetPartition",
-    "CreatePartition",
-    "BatchCreatePartition",
-    "UpdatePartition",
-    "BatchUpdatePartition",
-    "DeletePartition",
-    "BatchDeletePartition",
-    "GetUserDefinedFunction",
-    "GetUserDefinedFunctions",
-)
-PUBLIC_ACCESS_BLOCK = {
-    "BlockPublicAcls": True,
-    "IgnorePublicAcls": True,
-    "BlockPublicPolicy": True,
-    "RestrictPublicBuckets": True,
-}
-
-_NAME_RULES = {
-    "raw_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
-    "lake_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
-    "code_bucket": (re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]"), "an S3 bucket name: 3-63 of a-z 0-9 . -"),
-    "database": (re.compile(r"[a-z0-9_]{1,255}"), "a Glue database name: a-z 0-9 _"),
-    "role_name": (re.compile(r"[\w+=,.@-]{1,64}"), "an IAM role name: 1-64 of letters, digits, + = , . @ _ -"),
-    "crawler_name": (re.compile(r"[\w.-]{1,255}"), "a crawler name: letters, digits, . _ -"),
-}
 _LIST_ELEMENTS = ("Action", "Resource", "NotAction", "NotResource")
-_KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
 class ProvisionError(RuntimeError):
     """Provisioning cannot go on; the message names the resource and AWS's reason."""
-
-
-@dataclass(frozen=True)
-class ProvisionConfig:
-    region: str
-    raw_bucket: str
-    lake_bucket: str
-    code_bucket: str
-    database: str = DATABASE
-    role_name: str = DEFAULT_ROLE_NAME
-    crawler_name: str = DEFAULT_CRAWLER_NAME
-    sse: str = "AES256"
-    kms_key_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.region:
-            raise ValueError("region is empty: name the AWS region the lake lives in, such as us-east-1")
-        for setting, (pattern, rule) in _NAME_RULES.items():
-            value = getattr(self, setting)
-            if not pattern.fullmatch(value) or ".." in value:
-                raise ValueError(f"{setting}={value!r} is not {rule}")
-        buckets = (self.raw_bucket, self.lake_bucket, self.code_bucket)
-        if len(set(buckets)) < len(buckets):
-            raise ValueError(f"raw_bucket, lake_bucket and code_bucket must differ, got {', '.join(buckets)}")
-        try:
-            self.encryption
-        except ValueError as error:
-            raise ValueError(f"sse={self.sse!r}, kms_key_id={self.kms_key_id!r}: {error}") from None
-        if self.kms_key_id and not (self.kms_key_id.startswith("arn:") or _KMS_KEY_ID.fullmatch(self.kms_key_id)):
-            raise ValueError(
-                f"kms_key_id={self.kms_key_id!r}: give the key's id or ARN; an IAM policy cannot grant on an alias"
-            )
-
-    @property
-    def encryption(self) -> ServerSideEncryption:
-        return ServerSideEncryption(self.sse, self.kms_key_id)
-
-    @property
-    def buckets(self) -> tuple[str, str, str]:
-        return self.raw_bucket, self.lake_bucket, self.code_bucket
 
 
 @dataclass(frozen=True)
@@ -134,8 +46,8 @@ class AwsClients:
     sts: Any
 
     @classmethod
-    def create(cls, region: str) -> AwsClients:
-        return cls(*(boto3_client(service, region) for service in ("s3", "glue", "iam", "sts")))
+    def create(cls, session: AwsSession) -> AwsClients:
+        return cls(*(session.client(service) for service in ("s3", "glue", "iam", "sts")))
 
 
 @dataclass(frozen=True)
@@ -166,7 +78,7 @@ def apply(actions: list[Action], log: Log) -> list[Action]:
         try:
             action.run()
         except ClientError as error:
-            raise ProvisionError(f"could not {action.change} {action.resource}: {describe_error(error)}") from None
+            raise ProvisionError(f"could not {action.change} {action.resource}: {describe_error(error)}") from error
         log.info("%sd %s: %s", action.change, action.resource, action.reason)
         done.append(action)
     if not done:
@@ -184,94 +96,14 @@ def format_plan(actions: list[Action]) -> str:
     return "\n".join([*map(str, actions), summary])
 
 
-def glue_trust_policy() -> dict[str, Any]:
-    return {
-        "Version": "2012-10-17",
-        "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-    }
-
-
-def crawler_role_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
-    """The role's only permissions: our buckets and prefixes, our database's catalog, Glue's log groups."""
-
-    def bucket(name: str, suffix: str = "") -> str:
-        return f"arn:{partition}:s3:::{name}{suffix}"
-
-    def regional(service: str, resource: str) -> str:
-        return f"arn:{partition}:{service}:{config.region}:{account_id}:{resource}"
-
-    def allow(sid: str, actions: list[str], resources: list[str], **condition: Any) -> dict[str, Any]:
-        return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **condition}
-
-    raw, lake, code, database = config.raw_bucket, config.lake_bucket, config.code_bucket, config.database
-    statements = [
-        allow("LocateBuckets", ["s3:GetBucketLocation"], [bucket(name) for name in config.buckets]),
-        allow("ListRawAndCode", ["s3:ListBucket"], [bucket(raw), bucket(code)]),
-        allow("ReadRawAndCode", ["s3:GetObject"], [bucket(raw, "/*"), bucket(code, "/*")]),
-        allow(
-            "ListLakeZones",
-            ["s3:ListBucket"],
-            [bucket(lake)],
-            Condition={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in LAKE_PREFIXES]}},
-        ),
-        allow(
-            "ReadWriteLakeZones",
-            ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-            [bucket(lake, f"/{prefix}*") for prefix in LAKE_PREFIXES],
-        ),
-        allow(
-            "CatalogOfOurDatabase",
-            sorted(f"glue:{action}" for action in CATALOG_ACTIONS),
-            [
-                regional("glue", resource)
-                for resource in (
-                    "catalog",
-                    f"database/{database}",
-                    f"table/{database}/*",
-                    f"userDefinedFunction/{database}/*",
-                )
-            ],
-        ),
-        allow(
-            "GlueLogs",
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            [
-                regional("logs", f"log-group:{name}")
-                for name in ("/aws-glue/crawlers", "/aws-glue/crawlers:*", "/aws-glue/jobs/*")
-            ],
-        ),
-    ]
-    if config.kms_key_id:
-        key = config.kms_key_id
-        key_arn = key if key.startswith("arn:") else regional("kms", f"key/{key}")
-        statements.append(allow("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]))
-    return {"Version": "2012-10-17", "Statement": statements}
-
-
-def crawler_definition(config: ProvisionConfig, role_arn: str) -> dict[str, Any]:
-    """CreateCrawler/UpdateCrawler parameters: one S3 target per bronze table, bookkeeping excluded."""
-    paths = [f"s3://{config.lake_bucket}/{layout.bronze_table_prefix(table.name)}" for table in TABLES]
-    targets = [{"Path": path, "Exclusions": CRAWLER_EXCLUSIONS} for path in paths]
-    return {
-        "Name": config.crawler_name,
-        "Role": role_arn,
-        "DatabaseName": config.database,
-        "Description": "boston_lake: bronze Parquet of Boston 311 requests into the Glue catalog",
-        "Targets": {"S3Targets": targets},
-        "SchemaChangePolicy": SCHEMA_CHANGE_POLICY,
-        "RecrawlPolicy": RECRAWL_POLICY,
-        "Configuration": json.dumps(CRAWLER_CONFIGURATION, sort_keys=True),
-    }
-
-
-def _read(call: Callable[..., Any], what: str, absent: set[str], **params: Any) -> Any | None:
+def _read(call: Callable[..., Any], what: str, absent: set[str], **params: Any) -> Any:
     """The resource as AWS describes it, or None when AWS answers with one of the `absent` error codes."""
     try:
         return call(**params)
     except ClientError as error:
         if error_code(error) in absent:
             return None
-        raise ProvisionError(f"{what} failed: {describe_error(error)}") from None
+        raise ProvisionError(f"{what} failed: {describe_error(error)}") from error
 
 
 class _Planner:
@@ -362,19 +194,29 @@ class _Planner:
 
         def create_role() -> None:
             description = "boston_lake Glue crawler and jobs: only the lake's buckets, database and logs"
-            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description)
+            iam.create_role(
+                RoleName=name,
+                Path=self.config.role_path,
+                AssumeRolePolicyDocument=json.dumps(trust),
+                Description=description,
+            )
 
         def put_trust() -> None:
             iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
 
         existing = _read(iam.get_role, f"looking up {role}", {"NoSuchEntity"}, RoleName=name)
         if existing is None:
-            arn = f"arn:{self.partition}:iam::{self.account_id}:role/{name}"
+            arn = f"arn:{self.partition}:iam::{self.account_id}:role{self.config.role_path}{name}"
             return [
                 Action(CREATE, role, "does not exist; trusted by glue.amazonaws.com only", create_role),
                 Action(CREATE, inline, "least privilege for the lake", put_policy),
             ], arn
 
+        if existing["Role"].get("Path", "/") != self.config.role_path:
+            raise ProvisionError(
+                f"{role} exists with path {existing['Role'].get('Path')!r}, not {self.config.role_path!r} as "
+                "BOSTON_LAKE_GLUE_ROLE_ARN says; IAM cannot move a role: fix the ARN or delete the role"
+            )
         actions = [Action(UNCHANGED, role, "exists")]
         if _normalized(existing["Role"]["AssumeRolePolicyDocument"]) == _normalized(trust):
             actions.append(Action(UNCHANGED, f"{role} trust policy", "trusted by glue.amazonaws.com only"))

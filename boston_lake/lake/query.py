@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
-from boston_lake.lake.crawler import data_objects
+from boston_lake.lake.scan import data_objects
 from boston_lake.lake.stores import ObjectStore, StoredObject
 from boston_lake.lake.tables import DATABASE
 
@@ -82,9 +82,9 @@ class DuckDBQueryEngine:
                 unreadable = "".join(
                     f"\n{self.database}.{name} is not queryable: {why}" for name, why in broken.items()
                 )
-                raise QueryError(f"{error}\nknown tables: {tables}{unreadable}\nSQL: {sql}") from None
+                raise QueryError(f"{error}\nknown tables: {tables}{unreadable}\nSQL: {sql}") from error
             except duckdb.Error as error:
-                raise QueryError(f"query failed: {error}\nSQL: {sql}") from None
+                raise QueryError(f"query failed: {error}\nSQL: {sql}") from error
 
     def _refresh_views(self) -> tuple[list[str], dict[str, str]]:
         """(queryable tables, tables whose catalog entry cannot be read, with the reason).

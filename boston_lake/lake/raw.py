@@ -30,8 +30,9 @@ from boston_lake.lake.csvscan import (
     profile_file,
 )
 from boston_lake.lake.datastore import DataStoreManifest
+from boston_lake.lake.log import Log
 from boston_lake.lake.manifest import RawManifest, read_manifest
-from boston_lake.lake.portal import CkanPortal, Log, PortalError, PortalResource
+from boston_lake.lake.portal import CkanPortal, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import LakeTable
 
@@ -244,15 +245,16 @@ class RawZone:
             records = iter_records(reader)
             header = next(records)
             parts = {year: _Part(stack.enter_context(self.store.scratch_file(".csv")), header) for year in years}
-            stack.callback(lambda: [part.close() for part in parts.values()])
+            for part in parts.values():
+                stack.callback(part.close)
             unassigned = _Part(stack.enter_context(self.store.scratch_file(".csv")), header)
             for record in records:
                 year, problem = _open_year(record, position)
                 if year is not None and year not in valid_years:
                     problem = f"open year {year} is outside {min(valid_years)}-{max(valid_years)}"
-                if problem:
+                if problem or year is None:
                     unassigned.write(record)
-                    unassigned_reasons[problem if year is not None else "no parseable open date"] += 1
+                    unassigned_reasons[problem if year is not None and problem else "no parseable open date"] += 1
                     continue
                 counts[year] += 1
                 if year in parts:
@@ -332,7 +334,8 @@ class RawZone:
         new file, to publish, and why it is new."""
         # Conditional only while the portal's own metadata agrees nothing changed: then a 304 is trustworthy.
         conditional = previous is not None and previous.describes(resource) and self.store.exists(previous.key)
-        download = self.portal.download(resource.url, scratch, previous.validators if conditional else None)
+        validators = previous.validators if previous is not None and conditional else None
+        download = self.portal.download(resource.url, scratch, validators)
         if download.not_modified:
             return None, "the portal answered 304 Not Modified"
         if previous and download.sha256 == previous.sha256 and self.store.exists(previous.key):
@@ -354,7 +357,7 @@ class RawZone:
         try:
             return profile_file(path)
         except CsvFormatError as error:
-            raise RawIngestError(f"{url}: {error}") from None
+            raise RawIngestError(f"{url}: {error}") from error
 
     def _replace(self, prefix: str, previous: RawManifest | None, path: Path, manifest: RawManifest) -> None:
         """Publish a new raw object and its manifest; the previous object is copied to history first."""

@@ -13,7 +13,7 @@ from typing import Any
 from boston_lake.lake import layout
 from boston_lake.lake.catalog import Catalog, CatalogError, EntityNotFound, GlueDict
 from boston_lake.lake.crawler import Crawler
-from boston_lake.lake.portal import Log
+from boston_lake.lake.log import Log
 from boston_lake.lake.stores import ObjectStore
 
 

@@ -19,15 +19,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import boto3
 import pyarrow.fs as pafs
 from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from boston_lake.lake.aws import describe_error, error_code
+from boston_lake.lake.settings import SSE_ALGORITHMS
 from boston_lake.lake.stores import ObjectNotFound, StoredObject, StoreError, check_key
 
-SSE_ALGORITHMS = ("AES256", "aws:kms")
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict"}
 _AWS_HOST = re.compile(r"\.amazonaws\.com(\.cn)?$")
@@ -87,6 +89,7 @@ class S3ObjectStore:
         encryption: ServerSideEncryption = ServerSideEncryption(),
         transfer: TransferConfig = DEFAULT_TRANSFER,
         scratch_dir: Path | None = None,
+        credentials: Credentials | None = None,
     ):
         if not bucket:
             raise StoreError("an S3 store needs a bucket name")
@@ -98,6 +101,9 @@ class S3ObjectStore:
         self.encryption = encryption
         self.transfer = transfer
         self.scratch_dir = scratch_dir
+        # pyarrow's S3 filesystem needs the keys themselves: those of the session that built `client`
+        # (AwsSession.credentials()), or by default those boto3's default chain finds.
+        self.credentials = credentials
 
     def __repr__(self) -> str:
         return f"S3ObjectStore({self.uri()!r})"
@@ -114,7 +120,7 @@ class S3ObjectStore:
         except ClientError as error:
             if error_code(error) in _MISSING:
                 return False
-            raise self._error("HeadObject", key, error) from None
+            raise self._error("HeadObject", key, error) from error
         return True
 
     def list(self, prefix: str) -> Iterator[StoredObject]:
@@ -176,10 +182,10 @@ class S3ObjectStore:
             )
         except ClientError as error:
             if error_code(error) in _MISSING:
-                raise ObjectNotFound(f"no object {self.uri(source)} to copy to {self.uri(destination)}") from None
-            raise StoreError(f"{described} failed: {describe_error(error)}") from None
+                raise ObjectNotFound(f"no object {self.uri(source)} to copy to {self.uri(destination)}") from error
+            raise StoreError(f"{described} failed: {describe_error(error)}") from error
         except (BotoCoreError, Boto3Error) as error:
-            raise StoreError(f"{described} failed: {error}") from None
+            raise StoreError(f"{described} failed: {error}") from error
 
     def delete(self, key: str) -> None:
         with self._translated("DeleteObject", key):
@@ -195,8 +201,7 @@ class S3ObjectStore:
         endpoint = urlsplit(self.client.meta.endpoint_url)
         if not _AWS_HOST.search(endpoint.hostname or ""):
             options.update(endpoint_override=endpoint.netloc, scheme=endpoint.scheme)
-        # botocore exposes a client's resolved credentials only through this accessor.
-        credentials = self.client._get_credentials()
+        credentials = self.credentials or boto3.session.Session().get_credentials()
         if credentials is None:
             options["anonymous"] = True
         else:
@@ -230,13 +235,13 @@ class S3ObjectStore:
                 return self._put_lease(key, lease, IfNoneMatch="*")
             except ClientError as error:
                 if error_code(error) not in _CONDITION_FAILED:
-                    raise self._error("PutObject (lock)", key, error) from None
+                    raise self._error("PutObject (lock)", key, error) from error
             try:
                 current = self.client.get_object(Bucket=self.bucket, Key=self.object_key(key))
             except ClientError as error:
                 if error_code(error) in _MISSING:
                     continue  # released between our two requests: try to take it again
-                raise self._error("GetObject (lock)", key, error) from None
+                raise self._error("GetObject (lock)", key, error) from error
             current_lease = current["Body"].read().decode("utf-8", errors="replace")
             age = (clock() - current["LastModified"]).total_seconds()
             if age <= ttl_seconds:
@@ -248,8 +253,8 @@ class S3ObjectStore:
                 return self._put_lease(key, lease, IfMatch=current["ETag"])
             except ClientError as error:
                 if error_code(error) in _CONDITION_FAILED | _MISSING:
-                    raise LockHeld(f"{self.uri(key)}: another process took over the expired lease first") from None
-                raise self._error("PutObject (lock takeover)", key, error) from None
+                    raise LockHeld(f"{self.uri(key)}: another process took over the expired lease first") from error
+                raise self._error("PutObject (lock takeover)", key, error) from error
         raise LockHeld(f"{self.uri(key)} changed hands twice while we tried to take it")
 
     def _put_lease(self, key: str, lease: str, **condition: str) -> str:
@@ -270,18 +275,18 @@ class S3ObjectStore:
                 raise StoreError(
                     f"lost the lock {self.uri(key)} before releasing it: the work outlasted the lease and another "
                     "process took it over, so both may have run at once"
-                ) from None
-            raise self._error("DeleteObject (lock)", key, error) from None
+                ) from error
+            raise self._error("DeleteObject (lock)", key, error) from error
 
     @contextmanager
     def _translated(self, operation: str, key: str) -> Iterator[None]:
         try:
             yield
         except ClientError as error:
-            raise self._error(operation, key, error) from None
+            raise self._error(operation, key, error) from error
         except (BotoCoreError, Boto3Error) as error:
             # The transfer manager wraps AWS errors in its own (S3UploadFailedError); their text names the cause.
-            raise StoreError(f"S3 {operation} of {self.uri(key)} failed: {error}") from None
+            raise StoreError(f"S3 {operation} of {self.uri(key)} failed: {error}") from error
 
     def _error(self, operation: str, key: str, error: ClientError) -> StoreError:
         if error_code(error) in _MISSING:

@@ -1,28 +1,262 @@
 """The environment, read in one place and validated before anything runs.
 
-Every other module receives a `Settings`; nothing else reads `os.environ`, so a bad value fails at load
-time with the variable's name instead of deep inside a run.
+Every variable is declared once below (name, parser, default, help); parsing, the error that names a bad
+variable, and README's configuration tables all come from those declarations. Every other module receives a
+`Settings`; nothing else reads `os.environ`, so a bad value fails at load time with the variable's name
+instead of deep inside a run. An unset and a blank variable mean the same: use the default.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
+
+from boston_lake.lake.tables import DATABASE
 
 TARGETS = ("local", "aws")
 CRAWLER_MODES = ("direct", "glue")
+SSE_ALGORITHMS = ("AES256", "aws:kms")
 NEW_SYSTEM_SOURCES = ("datastore", "csv")
 DEFAULT_PORTAL_URL = "https://data.boston.gov"
 DEFAULT_HOME = ".boston_lake"
 DEFAULT_ROLE_NAME = "boston-lake-glue-crawler"
 DEFAULT_CRAWLER_NAME = "boston311-bronze"
+# The AWS services the lake calls; each may have its own endpoint variable, as boto3 names them.
+AWS_SERVICES = ("s3", "glue", "athena", "iam", "sts")
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_DATABASE = re.compile(r"[a-z0-9_]{1,255}")
+_ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
+_ROLE_PATH = re.compile(r"/([\x21-\x7e]{0,510}/)?")
+_CRAWLER_NAME = re.compile(r"[\w.-]{1,255}")
+_ROLE_ARN = re.compile(r"arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role(?P<path>/(?:.*/)?)(?P<name>[^/]+)")
+_KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
 class SettingsError(ValueError):
     """A configuration variable is missing or malformed; the message names it."""
+
+
+# -- parsers: text -> value, or ValueError saying what the text should have been ------------------------------
+
+
+def _one_of(choices: tuple[str, ...], meaning: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"is not {meaning}; use one of {', '.join(choices)}")
+        return text
+
+    return parse
+
+
+def _matching(pattern: re.Pattern[str], rule: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if not pattern.fullmatch(text) or ".." in text:
+            raise ValueError(f"is not {rule}")
+        return text
+
+    return parse
+
+
+def http_url(text: str) -> str:
+    parsed = urlparse(text)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError("is not an http(s) URL such as https://data.boston.gov")
+    return text.rstrip("/")
+
+
+def s3_location(text: str) -> str:
+    if not text.startswith("s3://") or len(text) <= len("s3://"):
+        raise ValueError("is not an s3:// location")
+    return text
+
+
+def _path(text: str) -> Path:
+    return Path(text).expanduser().resolve()
+
+
+def _text(text: str) -> str:
+    return text
+
+
+bucket_name = _matching(_BUCKET, "an S3 bucket name: 3-63 of a-z 0-9 . -")
+database_name = _matching(_DATABASE, "a Glue database name: a-z 0-9 _")
+role_name = _matching(_ROLE_NAME, "an IAM role name: 1-64 of letters, digits, + = , . @ _ -")
+role_path = _matching(_ROLE_PATH, "an IAM role path: / or /<segments>/")
+crawler_name = _matching(_CRAWLER_NAME, "a crawler name: letters, digits, . _ -")
+sse_algorithm = _one_of(SSE_ALGORITHMS, "a server-side encryption S3 supports")
+
+
+def kms_key_id(text: str) -> str:
+    if not (text.startswith("arn:") or _KMS_KEY_ID.fullmatch(text)):
+        raise ValueError("is not a KMS key id or ARN; an IAM policy cannot grant on an alias")
+    return text
+
+
+@dataclass(frozen=True)
+class RoleArn:
+    """An IAM role ARN kept whole: its path (`/service-role/`) is part of the role's identity."""
+
+    arn: str
+    name: str
+    path: str
+
+    @classmethod
+    def parse(cls, text: str) -> RoleArn:
+        found = _ROLE_ARN.fullmatch(text)
+        if not found:
+            raise ValueError("is not an IAM role ARN (arn:aws:iam::<account>:role/[<path>/]<name>)")
+        role_name(found["name"])
+        role_path(found["path"])
+        return cls(arn=text, name=found["name"], path=found["path"])
+
+
+# -- the declarations ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: how its text is parsed, what an unset one means, and what it is for."""
+
+    name: str
+    parse: Callable[[str], Any]
+    help: str
+    default: str | None = None  # the text an unset variable stands for; None: no value (or `default_help`)
+    default_help: str = ""  # README's wording of a default that is not a plain value
+    aws: bool = False  # read only for BOSTON_LAKE_TARGET=aws
+
+    def read(self, env: Mapping[str, str]) -> Any:
+        """The parsed value, the parsed default, or None; a bad text raises SettingsError naming the variable."""
+        text = env.get(self.name, "").strip() or self.default
+        if text is None:
+            return None
+        try:
+            return self.parse(text)
+        except ValueError as error:
+            raise SettingsError(f"{self.name}={text!r} {error}") from error
+
+    def readme_default(self) -> str:
+        return self.default_help or (f"`{self.default}`" if self.default is not None else "none")
+
+
+VARIABLES = (
+    Variable(
+        "BOSTON_LAKE_TARGET",
+        _one_of(TARGETS, "a known target"),
+        "`local` (embedded: folders, SQLite catalog, DuckDB) or `aws`",
+        default="local",
+    ),
+    Variable("BOSTON_LAKE_HOME", _path, "root of the embedded lake (zones and catalog)", default=DEFAULT_HOME),
+    Variable("BOSTON_LAKE_PORTAL_URL", http_url, "CKAN base URL", default=DEFAULT_PORTAL_URL),
+    Variable(
+        "BOSTON_LAKE_NEW_SYSTEM_SOURCE",
+        _one_of(NEW_SYSTEM_SOURCES, "a NEW SYSTEM source"),
+        "where NEW SYSTEM records come from: `datastore` (JSON through CKAN's DataStore API) or `csv` "
+        "(the resource's CSV file)",
+        default_help="`datastore` when the portal marks the resource `datastore_active`, else `csv`",
+    ),
+    Variable(
+        "BOSTON_LAKE_RAW_BUCKET",
+        bucket_name,
+        "raw zone (the downloads as they came)",
+        default_help="required",
+        aws=True,
+    ),
+    Variable(
+        "BOSTON_LAKE_LAKE_BUCKET",
+        bucket_name,
+        "`bronze/` and `silver/` prefixes; crawl leases under `_locks/`",
+        default_help="required",
+        aws=True,
+    ),
+    Variable("BOSTON_LAKE_CODE_BUCKET", bucket_name, "Glue job scripts", default_help="required", aws=True),
+    Variable(
+        "BOSTON_LAKE_AWS_REGION",
+        _text,
+        "region of the buckets, the catalog and Athena; one of the three region variables is required",
+        default_help="`AWS_REGION`, else `AWS_DEFAULT_REGION`",
+        aws=True,
+    ),
+    Variable("AWS_REGION", _text, "boto3's region variable, used when `BOSTON_LAKE_AWS_REGION` is unset", aws=True),
+    Variable("AWS_DEFAULT_REGION", _text, "boto3's older region variable, used when both others are unset", aws=True),
+    Variable("BOSTON_LAKE_GLUE_DATABASE", database_name, "Glue database", default=DATABASE, aws=True),
+    Variable(
+        "BOSTON_LAKE_CRAWLER",
+        _one_of(CRAWLER_MODES, "a crawler mode"),
+        "`direct` (our crawler writing through the Glue API) or `glue` (the managed Glue crawler)",
+        default="direct",
+        aws=True,
+    ),
+    Variable(
+        "BOSTON_LAKE_GLUE_CRAWLER_NAME",
+        crawler_name,
+        "the managed crawler `provision` creates and `glue` mode starts",
+        default=DEFAULT_CRAWLER_NAME,
+        aws=True,
+    ),
+    Variable(
+        "BOSTON_LAKE_GLUE_ROLE_ARN",
+        RoleArn.parse,
+        "the crawler's IAM role, path included; `provision` creates or updates the role of that name and path",
+        default_help=f"role `{DEFAULT_ROLE_NAME}` of the account",
+        aws=True,
+    ),
+    Variable("BOSTON_LAKE_ATHENA_WORKGROUP", _text, "Athena workgroup", default="primary", aws=True),
+    Variable(
+        "BOSTON_LAKE_ATHENA_OUTPUT",
+        s3_location,
+        "Athena result location",
+        default_help="`s3://<lake bucket>/_athena_results/`",
+        aws=True,
+    ),
+    Variable(
+        "BOSTON_LAKE_SSE",
+        sse_algorithm,
+        "server-side encryption of every object: `AES256` or `aws:kms`",
+        default="AES256",
+        aws=True,
+    ),
+    Variable("BOSTON_LAKE_KMS_KEY_ID", kms_key_id, "the KMS key (id or ARN) of `aws:kms` encryption", aws=True),
+    Variable(
+        "AWS_ENDPOINT_URL",
+        http_url,
+        "boto3's endpoint variable for every service: any S3/Glue-compatible endpoint",
+        aws=True,
+    ),
+    *(
+        Variable(
+            f"AWS_ENDPOINT_URL_{service.upper()}",
+            http_url,
+            f"boto3's endpoint variable for {service}; wins over `AWS_ENDPOINT_URL`",
+            aws=True,
+        )
+        for service in AWS_SERVICES
+    ),
+)
+_BY_NAME = {variable.name: variable for variable in VARIABLES}
+
+
+def readme_table(aws: bool) -> str:
+    """README's configuration table of the general (aws=False) or the AWS target's variables."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    rows += [
+        f"| `{variable.name}` | {variable.readme_default()} | {variable.help} |"
+        for variable in VARIABLES
+        if variable.aws == aws
+    ]
+    return "\n".join(rows)
+
+
+def _read(env: Mapping[str, str], name: str) -> Any:
+    return _BY_NAME[name].read(env)
+
+
+# -- the settings ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -36,89 +270,57 @@ class AwsSettings:
     database: str
     crawler_mode: str
     crawler_name: str
-    role_name: str
+    role: RoleArn | None  # None: the role DEFAULT_ROLE_NAME of the caller's account
     athena_workgroup: str
     athena_output: str
     sse: str
     kms_key_id: str | None
-
-    # Each field and the variable it comes from, so that a bad value's error names the variable.
-    VARIABLES = {
-        "region": "AWS_REGION",
-        "raw_bucket": "BOSTON_LAKE_RAW_BUCKET",
-        "lake_bucket": "BOSTON_LAKE_LAKE_BUCKET",
-        "code_bucket": "BOSTON_LAKE_CODE_BUCKET",
-        "database": "BOSTON_LAKE_GLUE_DATABASE",
-        "crawler_name": "BOSTON_LAKE_GLUE_CRAWLER_NAME",
-        "role_name": "BOSTON_LAKE_GLUE_ROLE_ARN",
-        "sse": "BOSTON_LAKE_SSE",
-        "kms_key_id": "BOSTON_LAKE_KMS_KEY_ID",
-    }
+    endpoints: tuple[tuple[str, str], ...] = ()  # (service, URL); service "" is every service
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
-        missing = [
-            name
-            for name in ("BOSTON_LAKE_RAW_BUCKET", "BOSTON_LAKE_LAKE_BUCKET", "BOSTON_LAKE_CODE_BUCKET")
-            if not _value(env, name)
-        ]
+        buckets = ("BOSTON_LAKE_RAW_BUCKET", "BOSTON_LAKE_LAKE_BUCKET", "BOSTON_LAKE_CODE_BUCKET")
+        missing = [name for name in buckets if _read(env, name) is None]
         if missing:
             raise SettingsError(f"BOSTON_LAKE_TARGET=aws needs {', '.join(missing)} (the raw, lake and code buckets)")
-        region = _value(env, "BOSTON_LAKE_AWS_REGION") or _value(env, "AWS_REGION") or _value(env, "AWS_DEFAULT_REGION")
+        raw_bucket, lake_bucket, code_bucket = (_read(env, name) for name in buckets)
+        if len({raw_bucket, lake_bucket, code_bucket}) < len(buckets):
+            raise SettingsError(f"{', '.join(buckets)} must name three different buckets")
+        region = next(
+            (
+                found
+                for name in ("BOSTON_LAKE_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION")
+                if (found := _read(env, name))
+            ),
+            None,
+        )
         if not region:
             raise SettingsError("BOSTON_LAKE_TARGET=aws needs a region: set AWS_REGION (or AWS_DEFAULT_REGION)")
-        crawler_mode = _value(env, "BOSTON_LAKE_CRAWLER") or "direct"
-        if crawler_mode not in CRAWLER_MODES:
-            raise SettingsError(
-                f"BOSTON_LAKE_CRAWLER={crawler_mode!r} is not a crawler mode; use direct (our crawler writing "
-                "through the Glue API) or glue (the managed Glue crawler)"
-            )
-        role_arn = _value(env, "BOSTON_LAKE_GLUE_ROLE_ARN")
-        if role_arn and not role_arn.startswith("arn:"):
-            raise SettingsError(
-                f"BOSTON_LAKE_GLUE_ROLE_ARN={role_arn!r} is not an ARN (arn:aws:iam::<account>:role/<name>)"
-            )
-        lake_bucket = _value(env, "BOSTON_LAKE_LAKE_BUCKET")
-        athena_output = _value(env, "BOSTON_LAKE_ATHENA_OUTPUT") or f"s3://{lake_bucket}/_athena_results/"
-        if not athena_output.startswith("s3://"):
-            raise SettingsError(f"BOSTON_LAKE_ATHENA_OUTPUT={athena_output!r} is not an s3:// location")
-        settings = cls(
+        sse, kms_key = _read(env, "BOSTON_LAKE_SSE"), _read(env, "BOSTON_LAKE_KMS_KEY_ID")
+        if kms_key and sse != "aws:kms":
+            raise SettingsError(f"BOSTON_LAKE_KMS_KEY_ID={kms_key!r} needs BOSTON_LAKE_SSE=aws:kms, not {sse!r}")
+        endpoints = [("", _read(env, "AWS_ENDPOINT_URL"))]
+        endpoints += [(service, _read(env, f"AWS_ENDPOINT_URL_{service.upper()}")) for service in AWS_SERVICES]
+        return cls(
             region=region,
-            raw_bucket=_value(env, "BOSTON_LAKE_RAW_BUCKET"),
+            raw_bucket=raw_bucket,
             lake_bucket=lake_bucket,
-            code_bucket=_value(env, "BOSTON_LAKE_CODE_BUCKET"),
-            database=_value(env, "BOSTON_LAKE_GLUE_DATABASE") or "boston311",
-            crawler_mode=crawler_mode,
-            crawler_name=_value(env, "BOSTON_LAKE_GLUE_CRAWLER_NAME") or DEFAULT_CRAWLER_NAME,
-            role_name=role_arn.rsplit("/", 1)[-1] if role_arn else DEFAULT_ROLE_NAME,
-            athena_workgroup=_value(env, "BOSTON_LAKE_ATHENA_WORKGROUP") or "primary",
-            athena_output=athena_output,
-            sse=_value(env, "BOSTON_LAKE_SSE") or "AES256",
-            kms_key_id=_value(env, "BOSTON_LAKE_KMS_KEY_ID") or None,
+            code_bucket=code_bucket,
+            database=_read(env, "BOSTON_LAKE_GLUE_DATABASE"),
+            crawler_mode=_read(env, "BOSTON_LAKE_CRAWLER"),
+            crawler_name=_read(env, "BOSTON_LAKE_GLUE_CRAWLER_NAME"),
+            role=_read(env, "BOSTON_LAKE_GLUE_ROLE_ARN"),
+            athena_workgroup=_read(env, "BOSTON_LAKE_ATHENA_WORKGROUP"),
+            athena_output=_read(env, "BOSTON_LAKE_ATHENA_OUTPUT") or f"s3://{lake_bucket}/_athena_results/",
+            sse=sse,
+            kms_key_id=kms_key,
+            endpoints=tuple((service, url) for service, url in endpoints if url),
         )
-        settings.provision_config()  # validates names, buckets and encryption
-        return settings
 
-    def provision_config(self):  # -> ProvisionConfig; imported here to keep settings light to load
-        from boston_lake.lake.provision import ProvisionConfig
-
-        try:
-            return ProvisionConfig(
-                region=self.region,
-                raw_bucket=self.raw_bucket,
-                lake_bucket=self.lake_bucket,
-                code_bucket=self.code_bucket,
-                database=self.database,
-                role_name=self.role_name,
-                crawler_name=self.crawler_name,
-                sse=self.sse,
-                kms_key_id=self.kms_key_id,
-            )
-        except ValueError as error:
-            message = str(error)
-            for field_name, variable in self.VARIABLES.items():
-                message = message.replace(f"{field_name}=", f"{variable}=")
-            raise SettingsError(message) from None
+    def endpoint(self, service: str) -> str | None:
+        """The endpoint for `service`, as boto3 picks it: the service's own variable, else the general one."""
+        found = dict(self.endpoints)
+        return found.get(service) or found.get("")
 
 
 @dataclass(frozen=True)
@@ -132,31 +334,17 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        target = _value(env, "BOSTON_LAKE_TARGET") or "local"
-        if target not in TARGETS:
-            raise SettingsError(f"BOSTON_LAKE_TARGET={target!r} is not a known target; use one of {', '.join(TARGETS)}")
-        home = Path(_value(env, "BOSTON_LAKE_HOME") or DEFAULT_HOME).expanduser().resolve()
-        portal_url = check_http_url(
-            "BOSTON_LAKE_PORTAL_URL", _value(env, "BOSTON_LAKE_PORTAL_URL") or DEFAULT_PORTAL_URL
+        target = _read(env, "BOSTON_LAKE_TARGET")
+        return cls(
+            target=target,
+            home=_read(env, "BOSTON_LAKE_HOME"),
+            portal_url=_read(env, "BOSTON_LAKE_PORTAL_URL"),
+            new_system_source=_read(env, "BOSTON_LAKE_NEW_SYSTEM_SOURCE"),
+            aws=AwsSettings.from_env(env) if target == "aws" else None,
         )
-        aws = AwsSettings.from_env(env) if target == "aws" else None
-        new_system_source = _value(env, "BOSTON_LAKE_NEW_SYSTEM_SOURCE") or None
-        if new_system_source not in (None, *NEW_SYSTEM_SOURCES):
-            raise SettingsError(
-                f"BOSTON_LAKE_NEW_SYSTEM_SOURCE={new_system_source!r} is not a source; use datastore (the records as "
-                "JSON through CKAN's DataStore API) or csv (the resource's CSV file), or leave it empty for datastore "
-                "whenever the portal serves the resource through the DataStore"
-            )
-        return cls(target=target, home=home, portal_url=portal_url, aws=aws, new_system_source=new_system_source)
 
 
-def _value(env: Mapping[str, str], name: str) -> str:
-    """An unset and an empty variable mean the same: use the default (an empty endpoint breaks botocore)."""
-    return env.get(name, "").strip()
-
-
-def check_http_url(variable: str, url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingsError(f"{variable}={url!r} is not an http(s) URL such as https://data.boston.gov")
-    return url.rstrip("/")
+def use_dagster_home(path: Path) -> None:
+    """Point Dagster at `path` for this process: Dagster reads its instance's home only from DAGSTER_HOME
+    (the offline demo keeps its runs beside its lake)."""
+    os.environ["DAGSTER_HOME"] = str(path)

@@ -114,8 +114,8 @@ class LocalObjectStore:
     def get_bytes(self, key: str) -> bytes:
         try:
             return self.path(key).read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFound(f"no object {key!r} in {self.root}") from None
+        except FileNotFoundError as error:
+            raise ObjectNotFound(f"no object {key!r} in {self.root}") from error
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self.writing(key) as staged:

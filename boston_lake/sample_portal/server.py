@@ -44,6 +44,7 @@ class SamplePortal:
         datastore_rows_max: int = DATASTORE_ROWS_MAX,
     ):
         self.data_dir = Path(data_dir)
+        self.host = host
         self.datastore_rows_max = datastore_rows_max
         config = json.loads((self.data_dir / "portal.json").read_text())
         self.package = json.loads((self.data_dir / config["package"]).read_text())["result"]
@@ -55,8 +56,7 @@ class SamplePortal:
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self.host}:{self.httpd.server_port}"
 
     def start(self) -> SamplePortal:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="sample-portal", daemon=True)

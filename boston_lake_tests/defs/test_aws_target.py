@@ -3,15 +3,18 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pyarrow.parquet as pq
 import pytest
 from dagster import build_sensor_context, materialize
 
 from boston_lake.defs.catalog import CATALOG_ASSETS
-from boston_lake.defs.resources import GlueCatalogResource, build_resources
+from boston_lake.defs.resources import build_resources
+from boston_lake.lake.aws_resources import ProvisionConfig
 from boston_lake.lake.provision import AwsClients, apply, plan
 from boston_lake.lake.settings import Settings
+from boston_lake.lake.targets import AwsTarget
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
@@ -106,7 +109,7 @@ def test_an_unchanged_source_writes_nothing_to_s3(aws_defs, dagster_instance, aw
 @pytest.fixture
 def provisioned(aws_settings, aws_client):
     """Buckets, database, role and the managed crawler, as `boston-lake provision` leaves them."""
-    config = aws_settings.aws.provision_config()
+    config = ProvisionConfig.from_settings(aws_settings.aws)
     apply(
         plan(config, AwsClients(aws_client("s3"), aws_client("glue"), aws_client("iam"), aws_client("sts"))),
         __import__("logging").getLogger("test"),
@@ -116,19 +119,8 @@ def provisioned(aws_settings, aws_client):
 
 def glue_mode_resources(settings: Settings):
     """The aws target with BOSTON_LAKE_CRAWLER=glue, polling the crawler every 50 ms instead of every 5 s."""
-    resources = build_resources(settings)
-    aws = settings.aws
-    resources["catalog"] = GlueCatalogResource(
-        s3=resources["storage"].s3,
-        region=aws.region,
-        database=aws.database,
-        crawler_mode="glue",
-        crawler_name=aws.crawler_name,
-        lock_bucket=aws.lake_bucket,
-        athena_output=aws.athena_output,
-        crawl_poll_seconds=0.05,
-    )
-    return resources
+    glue_mode = AwsTarget(replace(settings.aws, crawler_mode="glue"), crawl_poll_seconds=0.05)
+    return build_resources(settings, glue_mode)
 
 
 def test_glue_mode_runs_the_managed_crawler_and_verifies_its_partitions(

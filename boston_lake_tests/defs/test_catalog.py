@@ -93,13 +93,11 @@ def test_checks_catch_an_unregistered_year_and_a_stale_record_count(local_defs, 
 
 
 def test_query_reads_the_catalog_not_the_folders(local_defs, dagster_instance, lake_home):
-    catalog, storage = local_defs.resources["catalog"], local_defs.resources["storage"]
+    catalog = local_defs.resources["catalog"]
     assert run(local_defs, dagster_instance, "ingest_legacy_requests", year="2022").success
     with pytest.raises(Exception, match="known tables: none"):
-        catalog.query("SELECT count(*) FROM boston311.legacy_requests", storage.lake_zone())
+        catalog.query("SELECT count(*) FROM boston311.legacy_requests")
     assert run(local_defs, dagster_instance, "crawl_legacy_requests", year="2022").success
-    counts = catalog.query(
-        "SELECT year, count(*) AS n FROM boston311.legacy_requests GROUP BY year", storage.lake_zone()
-    )
+    counts = catalog.query("SELECT year, count(*) AS n FROM boston311.legacy_requests GROUP BY year")
     assert counts.to_pylist() == [{"year": "2022", "n": 100}]
     assert (lake_home / layout.bronze_data_key("legacy_requests", 2022)).exists()

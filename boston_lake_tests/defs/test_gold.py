@@ -45,8 +45,7 @@ def test_gold_years_are_built_registered_and_charted(local_defs, dagster_instanc
     levels = metadata_by_partition(result, SERVICE_LEVELS)
     assert set(levels) == {"2025", "2026"}
     rows = local_defs.resources["catalog"].query(
-        "SELECT year, count(*) AS n FROM boston311.service_levels GROUP BY year ORDER BY year",
-        local_defs.resources["storage"].lake_zone(),
+        "SELECT year, count(*) AS n FROM boston311.service_levels GROUP BY year ORDER BY year"
     )
     assert {year: levels[year]["dagster/row_count"].value for year in levels} == dict(
         zip(rows.column("year").to_pylist(), rows.column("n").to_pylist(), strict=True)

@@ -3,40 +3,42 @@ from __future__ import annotations
 import boto3
 import pytest
 
-from boston_lake.lake.aws import Backoff, Poller, WaitTimedOut, boto3_client, drop_empty_endpoint_variables
+from boston_lake.lake.aws import AwsSession, Backoff, Poller, WaitTimedOut
+from boston_lake.lake.settings import Settings
 from boston_lake_tests.support.moto_server import MotoServer
 
 
-def test_blank_endpoint_variables_are_dropped_and_set_ones_kept():
-    environ = {
-        "AWS_ENDPOINT_URL": " ",
-        "AWS_ENDPOINT_URL_S3": "",
-        "AWS_ENDPOINT_URL_GLUE": "http://127.0.0.1:1",
-        "AWS_REGION": "",
+def aws_settings(**variables: str) -> Settings:
+    buckets = {
+        "BOSTON_LAKE_RAW_BUCKET": "raw-a",
+        "BOSTON_LAKE_LAKE_BUCKET": "lake-a",
+        "BOSTON_LAKE_CODE_BUCKET": "code-a",
     }
-    assert drop_empty_endpoint_variables(environ) == ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
-    assert environ == {"AWS_ENDPOINT_URL_GLUE": "http://127.0.0.1:1", "AWS_REGION": ""}
+    return Settings.from_env({"BOSTON_LAKE_TARGET": "aws", "AWS_REGION": "us-east-1", **buckets, **variables})
 
 
-def test_boto3_client_survives_blank_endpoints_that_break_botocore(aws_env: MotoServer, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", " ")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws_env.url)
+def test_blank_endpoint_variables_that_break_botocore_mean_aws_itself(aws_env: MotoServer, monkeypatch):
+    blank = {"AWS_ENDPOINT_URL": " ", "AWS_ENDPOINT_URL_S3": aws_env.url}
+    for name, value in blank.items():
+        monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match="Invalid endpoint"):
         boto3.session.Session().client("glue", region_name="us-east-1")
-    with pytest.raises(ValueError, match="Invalid endpoint"):
-        boto3.session.Session().client("s3", region_name="us-east-1", endpoint_url="")
 
-    s3 = boto3_client("s3", "us-east-1", endpoint_url="")
-    s3.create_bucket(Bucket="endpoint-check")
-    assert [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]] == ["endpoint-check"]
-    assert boto3_client("glue", "us-east-1").meta.endpoint_url == "https://glue.us-east-1.amazonaws.com"
+    settings = aws_settings(**blank)
+    assert settings.aws and settings.aws.endpoints == (("s3", aws_env.url),)
+    session = AwsSession.from_settings(settings.aws)
+    session.client("s3").create_bucket(Bucket="endpoint-check")
+    assert [bucket["Name"] for bucket in session.client("s3").list_buckets()["Buckets"]] == ["endpoint-check"]
+    assert session.client("glue").meta.endpoint_url == "https://glue.us-east-1.amazonaws.com"
 
 
-def test_service_specific_endpoint_wins_over_the_general_one(aws_env: MotoServer, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", aws_env.url)
-    assert boto3_client("s3").meta.endpoint_url == aws_env.url
-    assert boto3_client("glue").meta.endpoint_url == "http://127.0.0.1:9"
+def test_service_specific_endpoint_wins_over_the_general_one(aws_env: MotoServer):
+    settings = aws_settings(AWS_ENDPOINT_URL="http://127.0.0.1:9", AWS_ENDPOINT_URL_S3=aws_env.url)
+    assert settings.aws
+    session = AwsSession.from_settings(settings.aws)
+    assert session.client("s3").meta.endpoint_url == aws_env.url
+    assert session.client("glue").meta.endpoint_url == "http://127.0.0.1:9"
+    assert session.client("s3") is session.client("s3")  # one client per service and session
 
 
 def test_backoff_grows_to_its_ceiling():

@@ -15,20 +15,21 @@ from boston_lake.lake.crawler import (
     DELETE_FROM_DATABASE,
     DELETED,
     DEPRECATED,
-    DEPRECATED_BY_CRAWLER,
     LOG,
     NO_DATA,
-    PARQUET_INPUT_FORMAT,
-    PARQUET_OUTPUT_FORMAT,
-    PARQUET_SERDE,
     UNCHANGED,
     UPDATED,
     Crawler,
-    CrawlError,
     SchemaChangePolicy,
-    classify_object,
+)
+from boston_lake.lake.glue_definitions import (
+    DEPRECATED_BY_CRAWLER,
+    PARQUET_INPUT_FORMAT,
+    PARQUET_OUTPUT_FORMAT,
+    PARQUET_SERDE,
 )
 from boston_lake.lake.local_catalog import LocalCatalog
+from boston_lake.lake.scan import CrawlError, classify_object
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake_tests.support.bronze_samples import BronzeSamples, bronze_publish
 
@@ -569,7 +570,7 @@ def test_the_summary_names_tables_actions_and_partitions(
 
     summary = result.summary()
 
-    assert summary.startswith("crawler boston_lake_bronze -> database boston311: 2 tables")
+    assert summary.startswith("crawler boston311-bronze -> database boston311: 2 tables")
     assert "legacy_requests: created (version 1), 1500 rows; partitions added 2013, 2022, 2023; 34 columns" in summary
     assert "new_system_requests: created (version 1)" in summary
     assert result.duration_seconds > 0

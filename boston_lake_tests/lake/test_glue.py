@@ -1,16 +1,17 @@
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from boston_lake.lake.aws import Backoff
-from boston_lake.lake.catalog import Catalog, CatalogError, CrawlerRunning, EntityNotFound
-from boston_lake.lake.glue import GlueCatalog, ManagedCrawlerError, run_managed_crawler
+from boston_lake.lake.catalog import CatalogError, CrawlerRunning, EntityNotFound
+from boston_lake.lake.glue import GlueCatalog
+from boston_lake.lake.glue_crawler import ManagedCrawlerError, run_managed_crawler
 from boston_lake.lake.s3 import S3ObjectStore
 from boston_lake_tests.support.moto_server import LakeBuckets, MotoServer
 
@@ -61,45 +62,6 @@ def calls_to(client: Any, operation: str, parameter: str) -> list[Any]:
     return seen
 
 
-def test_glue_catalog_has_every_method_of_the_catalog_protocol_with_its_parameters(catalog: GlueCatalog):
-    protocol_methods = [name for name, member in vars(Catalog).items() if callable(member) and not name.startswith("_")]
-    assert protocol_methods
-    for name in protocol_methods:
-        expected = list(inspect.signature(getattr(Catalog, name)).parameters)
-        assert list(inspect.signature(getattr(GlueCatalog, name)).parameters) == expected, name
-    assert catalog.uri() == "glue://us-east-1"
-
-
-def test_databases_are_created_once_and_listed(catalog: GlueCatalog):
-    catalog.create_database(DB, "again")
-    assert [database["Name"] for database in catalog.list_databases()] == [DB]
-
-
-def test_tables_are_created_read_updated_with_versions_and_deleted(catalog: GlueCatalog):
-    assert catalog.get_table(DB, "missing") is None
-    assert catalog.get_table("no_such_db", "legacy_requests") is None
-    with pytest.raises(CatalogError, match=r"creating table boston311\.legacy_requests failed: AlreadyExistsException"):
-        catalog.create_table(DB, table_input("legacy_requests", {}))
-    with pytest.raises(EntityNotFound, match=r"creating table nowhere\.t"):
-        catalog.create_table("nowhere", table_input("t", {}))
-
-    catalog.update_table(DB, table_input("legacy_requests", {"case_enquiry_id": "bigint", "geom_4326": "string"}))
-    table = catalog.get_table(DB, "legacy_requests")
-    assert table is not None
-    assert [column["Name"] for column in table["StorageDescriptor"]["Columns"]] == ["case_enquiry_id", "geom_4326"]
-    versions = catalog.get_table_versions(DB, "legacy_requests")
-    assert [version["VersionId"] for version in versions] == ["2", "1"]
-    assert [len(version["Table"]["StorageDescriptor"]["Columns"]) for version in versions] == [2, 1]
-    assert [table["Name"] for table in catalog.list_tables(DB)] == ["legacy_requests"]
-
-    catalog.delete_table(DB, "legacy_requests")
-    assert catalog.get_table(DB, "legacy_requests") is None
-    with pytest.raises(EntityNotFound, match=r"deleting table boston311\.legacy_requests: EntityNotFoundException"):
-        catalog.delete_table(DB, "legacy_requests")
-    with pytest.raises(EntityNotFound, match=r"updating table boston311\.legacy_requests"):
-        catalog.update_table(DB, table_input("legacy_requests", {}))
-
-
 def test_partitions_are_created_in_batches_of_at_most_100(catalog: GlueCatalog, glue: Any):
     sent = calls_to(glue, "BatchCreatePartition", "PartitionInputList")
     catalog.batch_create_partitions(
@@ -128,31 +90,6 @@ def test_filtering_an_unpartitioned_table_by_year_is_an_error(catalog: GlueCatal
         catalog.get_partitions(DB, "flat", years=["2013"])
 
 
-def test_creating_partitions_that_exist_updates_them(catalog: GlueCatalog, glue: Any):
-    catalog.batch_create_partitions(DB, "legacy_requests", [partition_input("legacy_requests", 2013)])
-    updates = calls_to(glue, "BatchUpdatePartition", "Entries")
-    catalog.batch_create_partitions(
-        DB,
-        "legacy_requests",
-        [partition_input("legacy_requests", 2013, "v2/"), partition_input("legacy_requests", 2014)],
-    )
-    assert [[entry["PartitionValueList"] for entry in batch] for batch in updates] == [[["2013"]]]
-    locations = {
-        p["Values"][0]: p["StorageDescriptor"]["Location"] for p in catalog.get_partitions(DB, "legacy_requests")
-    }
-    assert locations == {
-        "2013": f"s3://lake/bronze/{DB}/legacy_requests/year=2013/v2/",
-        "2014": f"s3://lake/bronze/{DB}/legacy_requests/year=2014/",
-    }
-
-
-def test_updating_missing_partitions_names_them(catalog: GlueCatalog):
-    with pytest.raises(
-        EntityNotFound, match=r"updating partitions of boston311\.legacy_requests: \['2031'\]: EntityNotFoundException"
-    ):
-        catalog.batch_update_partitions(DB, "legacy_requests", [partition_input("legacy_requests", 2031)])
-
-
 def test_partitions_are_deleted_in_batches_of_at_most_25(catalog: GlueCatalog, glue: Any):
     catalog.batch_create_partitions(
         DB, "legacy_requests", [partition_input("legacy_requests", year) for year in range(1960, 2020)]
@@ -165,13 +102,6 @@ def test_partitions_are_deleted_in_batches_of_at_most_25(catalog: GlueCatalog, g
     ]
     with pytest.raises(EntityNotFound, match=r"deleting partitions of boston311\.legacy_requests: \['1960'\]"):
         catalog.batch_delete_partitions(DB, "legacy_requests", [["1960"]])
-
-
-def test_partition_calls_on_a_missing_table_raise_entity_not_found(catalog: GlueCatalog):
-    with pytest.raises(EntityNotFound, match=r"creating partitions of boston311\.nope"):
-        catalog.batch_create_partitions(DB, "nope", [partition_input("nope", 2013)])
-    with pytest.raises(EntityNotFound, match=r"listing partitions of boston311\.nope"):
-        catalog.get_partitions(DB, "nope")
 
 
 def test_crawl_lock_admits_one_crawl_and_is_released(catalog: GlueCatalog, aws_client, aws_buckets: LakeBuckets):
@@ -336,3 +266,9 @@ def test_a_crawler_that_does_not_exist_cannot_be_started(glue, catalog):
 def test_landed_at_must_carry_a_timezone(glue):
     with pytest.raises(ValueError, match="timezone-aware"):
         run(glue, FakeTime(lambda count: None), landed_at=datetime(2026, 1, 1))
+
+
+def test_an_aws_error_keeps_its_cause_and_names_the_request(catalog: GlueCatalog):
+    with pytest.raises(EntityNotFound, match=r"EntityNotFoundException: .*\(request id [\w-]+\)") as raised:
+        catalog.delete_table(DB, "missing")
+    assert isinstance(raised.value.__cause__, ClientError)

@@ -7,18 +7,9 @@ from typing import Any
 
 import pytest
 
-from boston_lake.lake.provision import (
-    CRAWLER_EXCLUSIONS,
-    CREATE,
-    INLINE_POLICY_NAME,
-    UNCHANGED,
-    UPDATE,
-    AwsClients,
-    ProvisionConfig,
-    apply,
-    format_plan,
-    plan,
-)
+from boston_lake.lake.aws import AwsSession
+from boston_lake.lake.aws_resources import CRAWLER_EXCLUSIONS, INLINE_POLICY_NAME, ProvisionConfig
+from boston_lake.lake.provision import CREATE, UNCHANGED, UPDATE, AwsClients, apply, format_plan, plan
 from boston_lake_tests.support.moto_server import MotoServer
 
 ACCOUNT = "123456789012"  # moto's account
@@ -35,7 +26,7 @@ def config() -> ProvisionConfig:
 
 @pytest.fixture
 def clients(aws_env: MotoServer) -> AwsClients:
-    return AwsClients.create("us-east-1")
+    return AwsClients.create(AwsSession("us-east-1", {"": aws_env.url}))
 
 
 def changes(actions) -> dict[str, str]:
@@ -277,7 +268,7 @@ def test_kms_encryption_reaches_the_buckets_and_the_role(clients, aws_client):
 def test_buckets_outside_us_east_1_are_created_in_their_region(aws_env):
     suffix = uuid.uuid4().hex[:10]
     config = ProvisionConfig("eu-west-1", f"raw-{suffix}", f"lake-{suffix}", f"code-{suffix}")
-    clients = AwsClients.create("eu-west-1")
+    clients = AwsClients.create(AwsSession("eu-west-1", {"": aws_env.url}))
     apply(plan(config, clients), log)
     assert clients.s3.get_bucket_location(Bucket=config.raw_bucket)["LocationConstraint"] == "eu-west-1"
     assert clients.glue.get_crawler(Name=config.crawler_name)["Crawler"]["Role"].startswith("arn:aws:iam::")

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from boston_lake.lake.settings import DEFAULT_PORTAL_URL, Settings, SettingsError
+from boston_lake.lake.aws_resources import ProvisionConfig
+from boston_lake.lake.settings import DEFAULT_PORTAL_URL, RoleArn, Settings, SettingsError, readme_table
 
 
 def test_defaults_are_the_embedded_target_and_the_real_portal(tmp_path, monkeypatch):
@@ -35,3 +36,52 @@ def test_unknown_target_names_the_variable():
 def test_malformed_portal_url_names_the_variable(url):
     with pytest.raises(SettingsError, match="BOSTON_LAKE_PORTAL_URL"):
         Settings.from_env({"BOSTON_LAKE_PORTAL_URL": url})
+
+
+AWS = {
+    "BOSTON_LAKE_TARGET": "aws",
+    "AWS_REGION": "us-east-1",
+    "BOSTON_LAKE_RAW_BUCKET": "raw-a",
+    "BOSTON_LAKE_LAKE_BUCKET": "lake-a",
+    "BOSTON_LAKE_CODE_BUCKET": "code-a",
+}
+
+
+def test_a_role_arn_is_kept_whole_with_its_path():
+    arn = "arn:aws:iam::123456789012:role/service-role/x"
+    aws = Settings.from_env({**AWS, "BOSTON_LAKE_GLUE_ROLE_ARN": arn}).aws
+    assert aws and aws.role == RoleArn(arn=arn, name="x", path="/service-role/")
+    config = ProvisionConfig.from_settings(aws)
+    assert (config.role_name, config.role_path) == ("x", "/service-role/")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        ({"BOSTON_LAKE_GLUE_ROLE_ARN": "role/x"}, r"BOSTON_LAKE_GLUE_ROLE_ARN='role/x' is not an IAM role ARN"),
+        ({"BOSTON_LAKE_RAW_BUCKET": "Raw_A"}, r"BOSTON_LAKE_RAW_BUCKET='Raw_A' is not an S3 bucket name"),
+        ({"BOSTON_LAKE_CODE_BUCKET": "lake-a"}, "must name three different buckets"),
+        ({"BOSTON_LAKE_CRAWLER": "spark"}, r"BOSTON_LAKE_CRAWLER='spark' is not a crawler mode; use one of direct"),
+        ({"BOSTON_LAKE_KMS_KEY_ID": "alias/lake", "BOSTON_LAKE_SSE": "aws:kms"}, "cannot grant on an alias"),
+        ({"BOSTON_LAKE_KMS_KEY_ID": "mrk-" + "0" * 32}, "needs BOSTON_LAKE_SSE=aws:kms"),
+        ({"BOSTON_LAKE_ATHENA_OUTPUT": "results/"}, r"BOSTON_LAKE_ATHENA_OUTPUT='results/' is not an s3://"),
+        ({"AWS_ENDPOINT_URL": "localhost:5000"}, r"AWS_ENDPOINT_URL='localhost:5000' is not an http\(s\) URL"),
+        ({"AWS_REGION": " "}, "needs a region"),
+        ({"BOSTON_LAKE_LAKE_BUCKET": ""}, "needs BOSTON_LAKE_LAKE_BUCKET"),
+    ],
+)
+def test_a_bad_aws_setting_is_refused_naming_its_variable(variables, message):
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({**AWS, **variables})
+
+
+def test_region_variables_in_their_order_of_precedence():
+    assert Settings.from_env({**AWS, "AWS_REGION": "", "AWS_DEFAULT_REGION": "eu-west-1"}).aws.region == "eu-west-1"
+    both = {**AWS, "AWS_DEFAULT_REGION": "eu-west-1", "BOSTON_LAKE_AWS_REGION": "eu-central-1"}
+    assert Settings.from_env(both).aws.region == "eu-central-1"
+
+
+@pytest.mark.parametrize("aws", [False, True], ids=["general", "aws"])
+def test_readme_configuration_tables_are_the_declarations(aws):
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    assert readme_table(aws) in readme

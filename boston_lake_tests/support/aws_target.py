@@ -20,6 +20,7 @@ def aws_environment(aws_env, aws_buckets, portal, tmp_path: Path) -> dict[str, s
         "BOSTON_LAKE_PORTAL_URL": portal.url,
         "BOSTON_LAKE_HOME": str(tmp_path / "unused_home"),
         "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": aws_env.url,
     }
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 from moto.athena.models import athena_backends
@@ -24,7 +23,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.glue.models import glue_backends
 from moto.server import ThreadedMotoServer
 
-from boston_lake.lake.aws import boto3_client
+from boston_lake.lake.aws import AwsSession
 
 REGION = "us-east-1"
 
@@ -109,15 +108,7 @@ def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: 
 def aws_client(aws_env: MotoServer) -> Callable[[str], Any]:
     """aws_client("s3") -> the test's boto3 client of moto for that service, built the way the product builds
     its clients; one session per test, because loading service models anew costs a tenth of a second a client."""
-    session = boto3.session.Session()
-    clients: dict[str, Any] = {}
-
-    def client(service: str) -> Any:
-        if service not in clients:
-            clients[service] = boto3_client(service, REGION, session=session)
-        return clients[service]
-
-    return client
+    return AwsSession(REGION, {"": aws_env.url}).client
 
 
 @pytest.fixture

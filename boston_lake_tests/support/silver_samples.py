@@ -14,12 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from boston_lake.defs.resources import LocalCatalogResource
 from boston_lake.lake import layout
 from boston_lake.lake.crawler import Crawler
 from boston_lake.lake.gold import GOLD_TABLES, GOLD_ZONE, SILVER_TABLE, SILVER_ZONE, build_gold_partition
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import DATABASE
+from boston_lake.lake.targets import LocalTarget
 from boston_lake.sample_portal.server import DATA_DIR
 
 _LEGACY = """
@@ -95,5 +95,5 @@ def gold_lake_home(tmp_path: Path) -> Path:
             build_gold_partition(store, table, year)
     targets = [(SILVER_TABLE, layout.table_prefix(SILVER_ZONE, SILVER_TABLE))]
     targets += [(table.name, layout.table_prefix(GOLD_ZONE, table.name)) for table in GOLD_TABLES]
-    Crawler(store, LocalCatalogResource(home=str(home)).catalog(), DATABASE).crawl(targets)
+    Crawler(store, LocalTarget(home).catalog(), DATABASE).crawl(targets)
     return home

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
-from boston_lake.lake.crawler import data_objects
+from boston_lake.lake.scan import data_objects
 from boston_lake.lake.stores import ObjectStore
 
 SILVER_ZONE, GOLD_ZONE = "silver", "gold"

@@ -1,0 +1,208 @@
+"""The lake's AWS resources as they should be: the settings they are made from, the crawler role's
+least-privilege policy and the managed crawler's definition. provision.py brings AWS to this description.
+
+The crawler's role gets only what the lake needs: read the raw and code buckets, read/write bronze/ and
+silver/ of the lake bucket, the Glue catalog of our database, and the Glue log groups.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from boston_lake.lake import layout, settings
+from boston_lake.lake.s3 import ServerSideEncryption
+from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, DEFAULT_ROLE_NAME, AwsSettings
+from boston_lake.lake.tables import DATABASE, TABLES
+
+INLINE_POLICY_NAME = "boston-lake-least-privilege"
+LAKE_PREFIXES = ("bronze/", "silver/")
+# Bookkeeping (rejects, manifests, history, staging) sits beside the data under `_`/`.` names: never crawl it.
+# `**/_*` matches such a file at any depth, `**/_*/**` everything inside such a folder.
+CRAWLER_EXCLUSIONS = ["**/_*", "**/_*/**", "**/.*", "**/.*/**"]
+SCHEMA_CHANGE_POLICY = {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "DEPRECATE_IN_DATABASE"}
+# Partitions are republished in place (same folder, new file), which "new folders only" would never see.
+RECRAWL_POLICY = {"RecrawlBehavior": "CRAWL_EVERYTHING"}
+CRAWLER_CONFIGURATION = {
+    "Version": 1.0,
+    # s3://<lake>/bronze/boston311/<table>/ is level 4 (the bucket is 1): one table per folder there, even
+    # when legacy v1 and v2 years differ too much for CombineCompatibleSchemas to merge them on its own.
+    "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 4},
+    "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
+}
+CATALOG_ACTIONS = (
+    "GetDatabase",
+    "GetDatabases",
+    "GetTable",
+    "GetTables",
+    "CreateTable",
+    "UpdateTable",
+    "GetPartition",
+    "GetPartitions",
+    "BatchGetPartition",
+    "CreatePartition",
+    "BatchCreatePartition",
+    "UpdatePartition",
+    "BatchUpdatePartition",
+    "DeletePartition",
+    "BatchDeletePartition",
+    "GetUserDefinedFunction",
+    "GetUserDefinedFunctions",
+)
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+# Each checked field and the parser (from settings, so one rule serves both) that checks it.
+_NAME_RULES = {
+    "raw_bucket": settings.bucket_name,
+    "lake_bucket": settings.bucket_name,
+    "code_bucket": settings.bucket_name,
+    "database": settings.database_name,
+    "role_name": settings.role_name,
+    "role_path": settings.role_path,
+    "crawler_name": settings.crawler_name,
+}
+
+
+@dataclass(frozen=True)
+class ProvisionConfig:
+    region: str
+    raw_bucket: str
+    lake_bucket: str
+    code_bucket: str
+    database: str = DATABASE
+    role_name: str = DEFAULT_ROLE_NAME
+    role_path: str = "/"
+    crawler_name: str = DEFAULT_CRAWLER_NAME
+    sse: str = "AES256"
+    kms_key_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.region:
+            raise ValueError("region is empty: name the AWS region the lake lives in, such as us-east-1")
+        for setting, parse in _NAME_RULES.items():
+            value = getattr(self, setting)
+            try:
+                parse(value)
+            except ValueError as error:
+                raise ValueError(f"{setting}={value!r} {error}") from error
+        buckets = (self.raw_bucket, self.lake_bucket, self.code_bucket)
+        if len(set(buckets)) < len(buckets):
+            raise ValueError(f"raw_bucket, lake_bucket and code_bucket must differ, got {', '.join(buckets)}")
+        try:
+            ServerSideEncryption(self.sse, self.kms_key_id)
+        except ValueError as error:
+            raise ValueError(f"sse={self.sse!r}, kms_key_id={self.kms_key_id!r}: {error}") from error
+        if self.kms_key_id:
+            try:
+                settings.kms_key_id(self.kms_key_id)
+            except ValueError as error:
+                raise ValueError(f"kms_key_id={self.kms_key_id!r} {error}") from error
+
+    @classmethod
+    def from_settings(cls, aws: AwsSettings) -> ProvisionConfig:
+        return cls(
+            region=aws.region,
+            raw_bucket=aws.raw_bucket,
+            lake_bucket=aws.lake_bucket,
+            code_bucket=aws.code_bucket,
+            database=aws.database,
+            role_name=aws.role.name if aws.role else DEFAULT_ROLE_NAME,
+            role_path=aws.role.path if aws.role else "/",
+            crawler_name=aws.crawler_name,
+            sse=aws.sse,
+            kms_key_id=aws.kms_key_id,
+        )
+
+    @property
+    def encryption(self) -> ServerSideEncryption:
+        return ServerSideEncryption(self.sse, self.kms_key_id)
+
+    @property
+    def buckets(self) -> tuple[str, str, str]:
+        return self.raw_bucket, self.lake_bucket, self.code_bucket
+
+
+def glue_trust_policy() -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "glue.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+
+
+def crawler_role_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
+    """The role's only permissions: our buckets and prefixes, our database's catalog, Glue's log groups."""
+
+    def bucket(name: str, suffix: str = "") -> str:
+        return f"arn:{partition}:s3:::{name}{suffix}"
+
+    def regional(service: str, resource: str) -> str:
+        return f"arn:{partition}:{service}:{config.region}:{account_id}:{resource}"
+
+    def allow(sid: str, actions: list[str], resources: list[str], **condition: Any) -> dict[str, Any]:
+        return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **condition}
+
+    raw, lake, code, database = config.raw_bucket, config.lake_bucket, config.code_bucket, config.database
+    statements = [
+        allow("LocateBuckets", ["s3:GetBucketLocation"], [bucket(name) for name in config.buckets]),
+        allow("ListRawAndCode", ["s3:ListBucket"], [bucket(raw), bucket(code)]),
+        allow("ReadRawAndCode", ["s3:GetObject"], [bucket(raw, "/*"), bucket(code, "/*")]),
+        allow(
+            "ListLakeZones",
+            ["s3:ListBucket"],
+            [bucket(lake)],
+            Condition={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in LAKE_PREFIXES]}},
+        ),
+        allow(
+            "ReadWriteLakeZones",
+            ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            [bucket(lake, f"/{prefix}*") for prefix in LAKE_PREFIXES],
+        ),
+        allow(
+            "CatalogOfOurDatabase",
+            sorted(f"glue:{action}" for action in CATALOG_ACTIONS),
+            [
+                regional("glue", resource)
+                for resource in (
+                    "catalog",
+                    f"database/{database}",
+                    f"table/{database}/*",
+                    f"userDefinedFunction/{database}/*",
+                )
+            ],
+        ),
+        allow(
+            "GlueLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [
+                regional("logs", f"log-group:{name}")
+                for name in ("/aws-glue/crawlers", "/aws-glue/crawlers:*", "/aws-glue/jobs/*")
+            ],
+        ),
+    ]
+    if config.kms_key_id:
+        key = config.kms_key_id
+        key_arn = key if key.startswith("arn:") else regional("kms", f"key/{key}")
+        statements.append(allow("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]))
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def crawler_definition(config: ProvisionConfig, role_arn: str) -> dict[str, Any]:
+    """CreateCrawler/UpdateCrawler parameters: one S3 target per bronze table, bookkeeping excluded."""
+    paths = [f"s3://{config.lake_bucket}/{layout.bronze_table_prefix(table.name)}" for table in TABLES]
+    targets = [{"Path": path, "Exclusions": CRAWLER_EXCLUSIONS} for path in paths]
+    return {
+        "Name": config.crawler_name,
+        "Role": role_arn,
+        "DatabaseName": config.database,
+        "Description": "boston_lake: bronze Parquet of Boston 311 requests into the Glue catalog",
+        "Targets": {"S3Targets": targets},
+        "SchemaChangePolicy": SCHEMA_CHANGE_POLICY,
+        "RecrawlPolicy": RECRAWL_POLICY,
+        "Configuration": json.dumps(CRAWLER_CONFIGURATION, sort_keys=True),
+    }

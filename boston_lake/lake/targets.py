@@ -1,0 +1,155 @@
+"""The plain core objects of one target, built from Settings: zones, catalog, crawler and query engine.
+
+Both the Dagster resources (defs/resources.py wraps a target) and the `boston-lake` command use these, so
+the choice of target lives below Dagster: `boston-lake status` needs neither Dagster nor dagster-aws. Each
+object is built when first asked for, so a command that only reads the zones never opens the catalog.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+from functools import cached_property
+from pathlib import Path
+
+import pyarrow as pa
+
+from boston_lake.lake.athena import AthenaQueryEngine
+from boston_lake.lake.aws import AwsSession, Backoff
+from boston_lake.lake.catalog import Catalog
+from boston_lake.lake.glue import GlueCatalog
+from boston_lake.lake.glue_crawler import run_managed_crawler
+from boston_lake.lake.local_catalog import LocalCatalog
+from boston_lake.lake.log import Log
+from boston_lake.lake.query import DuckDBQueryEngine
+from boston_lake.lake.registration import direct_crawl
+from boston_lake.lake.s3 import S3ObjectStore, ServerSideEncryption
+from boston_lake.lake.settings import AwsSettings, Settings
+from boston_lake.lake.stores import LocalObjectStore, ObjectStore
+from boston_lake.lake.tables import DATABASE
+
+
+class LakeTarget(ABC):
+    """Where the lake lives and how it is catalogued and queried; the same calls on every target."""
+
+    database: str
+
+    @abstractmethod
+    def raw_zone(self) -> ObjectStore:
+        """The downloads as they came."""
+
+    @abstractmethod
+    def lake_zone(self) -> ObjectStore:
+        """bronze/ and silver/."""
+
+    @abstractmethod
+    def catalog(self) -> Catalog: ...
+
+    @abstractmethod
+    def crawl(self, table: str, years: list[int], log: Log, landed_at: datetime) -> tuple[str, list[str]]:
+        """Crawl one table's bronze prefix, which holds `years` that landed by `landed_at`; returns the crawl's
+        summary and any type conflicts it reported."""
+
+    @abstractmethod
+    def query(self, sql: str) -> pa.Table:
+        """SQL over the catalog's tables."""
+
+
+class LocalTarget(LakeTarget):
+    """Both zones as folders under one home, Glue's data model in SQLite there, our crawler, DuckDB."""
+
+    def __init__(self, home: Path, database: str = DATABASE):
+        self.home = home
+        self.database = database
+
+    def __repr__(self) -> str:
+        return f"LocalTarget({str(self.home)!r})"
+
+    def raw_zone(self) -> ObjectStore:
+        return LocalObjectStore(self.home)
+
+    def lake_zone(self) -> ObjectStore:
+        return LocalObjectStore(self.home)
+
+    def catalog(self) -> Catalog:
+        return LocalCatalog(self.home / "catalog" / "catalog.sqlite")
+
+    def crawl(self, table: str, years: list[int], log: Log, landed_at: datetime) -> tuple[str, list[str]]:
+        return direct_crawl(self.lake_zone(), self.catalog(), self.database, table, log)
+
+    def query(self, sql: str) -> pa.Table:
+        with DuckDBQueryEngine(self.catalog(), self.lake_zone(), self.database) as engine:
+            return engine.query(sql)
+
+
+class AwsTarget(LakeTarget):
+    """S3 buckets, the Glue Data Catalog kept by our crawler (`direct`) or the managed one (`glue`), Athena;
+    every client comes from one AwsSession."""
+
+    def __init__(
+        self,
+        aws: AwsSettings,
+        session: AwsSession | None = None,
+        *,
+        crawl_timeout_seconds: float = 3600,
+        crawl_poll_seconds: float = 5.0,  # first wait between polls of a managed crawl; it doubles up to a minute
+    ):
+        self.aws = aws
+        self.database = aws.database
+        self.session = session or AwsSession.from_settings(aws)
+        self.crawl_timeout_seconds = crawl_timeout_seconds
+        self.crawl_poll_seconds = crawl_poll_seconds
+
+    def __repr__(self) -> str:
+        return f"AwsTarget(raw={self.aws.raw_bucket!r}, lake={self.aws.lake_bucket!r}, region={self.aws.region!r})"
+
+    def _zone(self, bucket: str) -> S3ObjectStore:
+        return S3ObjectStore(
+            self.session.client("s3"),
+            bucket,
+            encryption=ServerSideEncryption(self.aws.sse, self.aws.kms_key_id),
+            credentials=self.session.credentials(),
+        )
+
+    def raw_zone(self) -> ObjectStore:
+        return self._zone(self.aws.raw_bucket)
+
+    def lake_zone(self) -> ObjectStore:
+        return self._zone(self.aws.lake_bucket)
+
+    @cached_property
+    def _glue_catalog(self) -> GlueCatalog:
+        # Direct crawls take a lease object in the lake bucket, so two never overlap.
+        return GlueCatalog(self.session.client("glue"), self._zone(self.aws.lake_bucket))
+
+    def catalog(self) -> Catalog:
+        return self._glue_catalog
+
+    def crawl(self, table: str, years: list[int], log: Log, landed_at: datetime) -> tuple[str, list[str]]:
+        if self.aws.crawler_mode == "direct":
+            return direct_crawl(self.lake_zone(), self.catalog(), self.database, table, log)
+        result = run_managed_crawler(
+            self.session.client("glue"),
+            self.aws.crawler_name,
+            requested_partitions={table: years},
+            database=self.database,
+            landed_at=landed_at,
+            log=log,
+            timeout_seconds=self.crawl_timeout_seconds,
+            backoff=Backoff(initial_seconds=self.crawl_poll_seconds, factor=2, max_seconds=60),
+        )
+        return f"managed crawler {result.crawler}: crawl {result.crawl_id} {result.state}", []
+
+    def query(self, sql: str) -> pa.Table:
+        engine = AthenaQueryEngine(
+            self.session.client("athena"), self.database, self.aws.athena_workgroup, self.aws.athena_output
+        )
+        with engine:
+            return engine.query(sql)
+
+
+def build_target(settings: Settings) -> LakeTarget:
+    """The target BOSTON_LAKE_TARGET names, configured from the rest of the settings."""
+    if settings.aws is None:
+        return LocalTarget(settings.home)
+    return AwsTarget(settings.aws)
