@@ -106,9 +106,10 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
     for table in TABLES:
         years, newest = landed_years(context.instance, table, cursor.get(table.name))
         anything_landed = anything_landed or newest != cursor.get(table.name)
+        if newest is None:
+            continue
         if not years:
-            if newest is not None:
-                cursor[table.name] = newest  # everything up to here is crawled already
+            cursor[table.name] = newest  # everything up to here is crawled already
             continue
         in_flight = context.instance.get_runs(
             RunsFilter(statuses=IN_FLIGHT, tags={CRAWL_TABLE_TAG: table.name}), limit=1
