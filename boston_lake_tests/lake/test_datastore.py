@@ -243,7 +243,10 @@ def test_forcing_the_datastore_on_a_resource_it_does_not_serve_is_an_error(paged
 def test_the_setting_chooses_the_source():
     assert Settings.from_env({}).new_system_source is None
     assert Settings.from_env({"BOSTON_LAKE_NEW_SYSTEM_SOURCE": "csv"}).new_system_source == "csv"
-    with pytest.raises(SettingsError, match="BOSTON_LAKE_NEW_SYSTEM_SOURCE='json' is not a source"):
+    with pytest.raises(
+        SettingsError,
+        match="BOSTON_LAKE_NEW_SYSTEM_SOURCE='json' is not a NEW SYSTEM source; use one of datastore, csv",
+    ):
         Settings.from_env({"BOSTON_LAKE_NEW_SYSTEM_SOURCE": "json"})
 
 
