@@ -12,6 +12,7 @@ from boston_lake.defs.jobs import CRAWL_JOBS, INGEST_JOBS
 from boston_lake.defs.resources import build_resources
 from boston_lake.defs.schedules import SCHEDULES
 from boston_lake.defs.sensors import SENSORS
+from boston_lake.defs.silver import SILVER_ASSETS, SILVER_CHECKS, SILVER_JOBS, SILVER_SENSORS
 from boston_lake.lake.settings import Settings
 
 OWNERS = ["team:data-platform"]
@@ -30,12 +31,13 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=[
             *_placed(INGEST_ASSETS, ZONE_KINDS[settings.target]),
             *_placed(CATALOG_ASSETS, CATALOG_KINDS[settings.target]),
+            *_placed(SILVER_ASSETS, ZONE_KINDS[settings.target]),
             *_placed(GOLD_ASSETS, ZONE_KINDS[settings.target]),
         ],
-        asset_checks=BRONZE_CHECKS + CATALOG_CHECKS,
-        jobs=[*INGEST_JOBS.values(), *CRAWL_JOBS.values(), GOLD_JOB],
+        asset_checks=BRONZE_CHECKS + CATALOG_CHECKS + SILVER_CHECKS,
+        jobs=[*INGEST_JOBS.values(), *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB],
         schedules=SCHEDULES,
-        sensors=[*SENSORS, GOLD_AUTOMATION],
+        sensors=[*SENSORS, *SILVER_SENSORS, GOLD_AUTOMATION],
         resources=build_resources(settings),
     )
 

@@ -1,4 +1,8 @@
-"""The crawler sensor: every bronze partition that lands gets crawled into the catalog.
+"""The crawler sensor: every bronze partition that lands changed gets crawled into the catalog.
+
+A bronze materialization that changed nothing (its `changed` metadata is false: the raw file and converter
+were the same, so the Parquet object was not rewritten) requests no crawl: a daily refresh that finds
+nothing new costs no crawl, which in `glue` mode is a billed crawler run.
 
 It reads every bronze materialization record since its cursor (not just the newest event, which is all
 `@asset_sensor` sees: dagster#32853), so years that land together, or from one single-run backfill, are
@@ -10,13 +14,16 @@ wait for. The cursor lives in the Dagster instance, so it survives restarts.
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from dagster import (
     AssetRecordsFilter,
+    BoolMetadataValue,
     DagsterEventType,
     DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    EventLogRecord,
     RunRequest,
     RunsFilter,
     SensorEvaluationContext,
@@ -40,16 +47,25 @@ IN_FLIGHT = [
 PAGE = 1000
 
 
-def landed_years(
-    instance: DagsterInstance, table: LakeTable, after_storage_id: int | None
-) -> tuple[list[int], int | None]:
-    """Years with a bronze materialization after the cursor that no crawl has registered since, and the newest
-    record's storage id.
+@dataclass(frozen=True)
+class Landed:
+    """The bronze materializations of one table after a cursor."""
 
-    A year the catalog materialized after its bronze landed is not crawled again, so a lost or fresh cursor
-    (the demo crawls in-process, then `make demo-ui` starts the daemon on the same instance) costs no crawl.
-    """
-    landed: dict[int, int] = {}
+    changed: dict[int, int]  # year -> storage id of its newest materialization that rewrote the bronze object
+    unchanged: list[int]  # years materialized only without a change (the same raw file: nothing rewritten)
+    newest_storage_id: int | None  # of any record: the cursor moves past unchanged ones too
+
+
+def rewrote_bronze(record: EventLogRecord) -> bool:
+    """False only when the materialization says it changed nothing; a record without the flag counts as changed."""
+    materialization = record.asset_materialization
+    flag = materialization.metadata.get("changed") if materialization else None
+    return not isinstance(flag, BoolMetadataValue) or flag.value is not False
+
+
+def landed_years(instance: DagsterInstance, table: LakeTable, after_storage_id: int | None) -> Landed:
+    changed: dict[int, int] = {}
+    unchanged: set[int] = set()
     newest = after_storage_id
     cursor = None
     while True:
@@ -61,15 +77,27 @@ def landed_years(
         )
         for record in result.records:
             if record.partition_key is not None:
-                landed[int(record.partition_key)] = record.storage_id
+                year = int(record.partition_key)
+                if rewrote_bronze(record):
+                    changed[year] = record.storage_id
+                else:
+                    unchanged.add(year)
             newest = max(newest or 0, record.storage_id)
         if not result.has_more:
-            break
+            return Landed(changed, sorted(unchanged - changed.keys()), newest)
         cursor = result.cursor
+
+
+def not_yet_crawled(instance: DagsterInstance, table: LakeTable, changed: dict[int, int]) -> list[int]:
+    """The changed years no crawl has registered since they landed.
+
+    A year the catalog materialized after its bronze landed is not crawled again, so a lost or fresh cursor
+    (the demo crawls in-process, then `make demo-ui` starts the daemon on the same instance) costs no crawl.
+    """
     crawled = instance.get_latest_storage_id_by_partition(
-        catalog_key(table), DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in landed}
+        catalog_key(table), DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in changed}
     )
-    return sorted(year for year, landed_at in landed.items() if crawled.get(str(year), 0) < landed_at), newest
+    return sorted(year for year, landed_at in changed.items() if crawled.get(str(year), 0) < landed_at)
 
 
 def contiguous_blocks(years: Iterable[int]) -> list[tuple[int, int]]:
@@ -96,18 +124,25 @@ def crawl_request(table: LakeTable, first: int, last: int, newest_storage_id: in
     jobs=list(CRAWL_JOBS.values()),
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Crawls every bronze year that lands into the catalog; years landing together share one crawl.",
+    description=(
+        "Crawls every bronze year that lands changed into the catalog; years landing together share one crawl, "
+        "and a refresh that changed nothing requests none."
+    ),
 )
 def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
     requests: list[RunRequest] = []
-    waiting: list[str] = []
+    notes: list[str] = []
     anything_landed = False
     for table in TABLES:
-        years, newest = landed_years(context.instance, table, cursor.get(table.name))
+        landed = landed_years(context.instance, table, cursor.get(table.name))
+        newest = landed.newest_storage_id
         anything_landed = anything_landed or newest != cursor.get(table.name)
+        if landed.unchanged:
+            notes.append(f"{table.name} years {landed.unchanged} were refreshed unchanged: nothing to crawl")
         if newest is None:
             continue
+        years = not_yet_crawled(context.instance, table, landed.changed)
         if not years:
             cursor[table.name] = newest  # everything up to here is crawled already
             continue
@@ -116,7 +151,7 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         )
         if in_flight:
             run = in_flight[0]
-            waiting.append(
+            notes.append(
                 f"{table.name} years {years} wait for crawl run {run.run_id[:8]} ({run.status.value}) to finish"
             )
             continue
@@ -124,12 +159,12 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         cursor[table.name] = newest
     new_cursor = json.dumps(cursor, sort_keys=True)
     if requests:
-        for message in waiting:
+        for message in notes:
             context.log.info(message)
         return SensorResult(run_requests=requests, cursor=new_cursor)
     return SensorResult(
         cursor=new_cursor,
-        skip_reason="; ".join(waiting)
+        skip_reason="; ".join(notes)
         or (
             "every bronze year that landed is crawled or has a crawl requested"
             if anything_landed

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from boston_lake.lake.datastore import ROW_ID
+from boston_lake.lake.duck import one_row, sql_identifier, sql_literal
 from boston_lake.lake.tables import SchemaGeneration
 
 if TYPE_CHECKING:  # bronze.py imports this module to convert JSON-lines raw files
@@ -41,24 +42,29 @@ def convert_json_lines(
     types = generation.types
     columns = [name for name in fields if name != ROW_ID]
     typed = [name for name in columns if types[name] != "VARCHAR"]
-    as_read = ", ".join(f"{_literal(name)}: {_literal('BIGINT' if name == ROW_ID else 'VARCHAR')}" for name in fields)
-    metadata = ", ".join(f"{_literal(key)}: {_literal(value)}" for key, value in kv_metadata.items())
+    as_read = ", ".join(
+        f"{sql_literal(name)}: {sql_literal('BIGINT' if name == ROW_ID else 'VARCHAR')}" for name in fields
+    )
+    metadata = ", ".join(f"{sql_literal(key)}: {sql_literal(value)}" for key, value in kv_metadata.items())
     with tempfile.TemporaryDirectory(prefix="boston_lake_convert_") as work:
         connection = duckdb.connect(config=settings.duckdb_config(work))
         try:
             connection.execute("SET TimeZone = 'UTC'")  # a value without an offset is UTC, as in the CSV path
             connection.execute(
                 f"CREATE TEMP VIEW source AS SELECT {', '.join(_blank_is_null(name) for name in fields)} "
-                f"FROM read_json({_literal(str(source))}, format = 'newline_delimited', columns = {{{as_read}}})"
+                f"FROM read_json({sql_literal(str(source))}, format = 'newline_delimited', columns = {{{as_read}}})"
             )
             fits = " AND ".join(_fits(name, types[name]) for name in typed) or "true"
-            rows = _one_value(
+            casts = ", ".join(
+                f"CAST({sql_identifier(name)} AS {types[name]}) AS {sql_identifier(name)}" for name in columns
+            )
+            (rows,) = one_row(
                 connection,
                 f"""
                 COPY (
-                    SELECT {", ".join(f"CAST({_ident(name)} AS {types[name]}) AS {_ident(name)}" for name in columns)}
+                    SELECT {casts}
                     FROM source WHERE {fits}
-                ) TO {_literal(str(destination))}
+                ) TO {sql_literal(str(destination))}
                 (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(settings.row_group_size)}
                  {f", KV_METADATA {{{metadata}}}" if metadata else ""})
                 """,
@@ -73,51 +79,38 @@ def _write_rejects(
     connection: duckdb.DuckDBPyConnection, typed: list[str], types: dict[str, str], label: str, destination: Path
 ) -> int:
     misfits = " UNION ALL ".join(
-        f"SELECT {_ident(ROW_ID)} AS row_id, {_literal(name)} AS column_name, {_ident(name)} AS value, "
-        f"{_literal(types[name])} AS type_name, "
+        f"SELECT {sql_identifier(ROW_ID)} AS row_id, {sql_literal(name)} AS column_name, "
+        f"{sql_identifier(name)} AS value, "
+        f"{sql_literal(types[name])} AS type_name, "
         f"to_json(source)::VARCHAR AS raw_record FROM source WHERE NOT {_fits(name, types[name])}"
         for name in typed
     )
     connection.execute(f"CREATE TEMP VIEW misfits AS {misfits}")
-    count = _one_value(connection, "SELECT count(DISTINCT raw_record) FROM misfits")
+    count = one_row(connection, "SELECT count(DISTINCT raw_record) FROM misfits")[0]
     if count:
         connection.execute(
             f"""
             COPY (
-                SELECT {_literal(label)} AS raw_key, any_value(row_id) AS {_ident(ROW_ID)}, 'CAST' AS error_type,
+                SELECT {sql_literal(label)} AS raw_key, any_value(row_id) AS {sql_identifier(ROW_ID)},
+                       'CAST' AS error_type,
                        string_agg(column_name, '; ' ORDER BY column_name) AS "column",
                        string_agg(printf('%s: %s is not a %s', column_name, value, type_name), '; '
                                   ORDER BY column_name) AS reason,
                        raw_record
                 FROM misfits GROUP BY raw_record ORDER BY 2
-            ) TO {_literal(str(destination))} (FORMAT csv, HEADER true)
+            ) TO {sql_literal(str(destination))} (FORMAT csv, HEADER true)
             """
         )
     return int(count)
 
 
-def _one_value(connection: duckdb.DuckDBPyConnection, sql: str) -> int:
-    """The count a statement answers (COPY answers its row count)."""
-    row = connection.execute(sql).fetchone()
-    if row is None:
-        raise RuntimeError(f"DuckDB answered no row to {sql.strip()[:200]!r}")
-    return int(row[0])
-
-
 def _fits(name: str, duckdb_type: str) -> str:
-    return f"({_ident(name)} IS NULL OR TRY_CAST({_ident(name)} AS {duckdb_type}) IS NOT NULL)"
+    return f"({sql_identifier(name)} IS NULL OR TRY_CAST({sql_identifier(name)} AS {duckdb_type}) IS NOT NULL)"
 
 
 def _blank_is_null(name: str) -> str:
     """The CSV path's null strings, '' and ' ', are null here too."""
     if name == ROW_ID:
-        return _ident(name)
-    return f"CASE WHEN {_ident(name)} IN ('', ' ') THEN NULL ELSE {_ident(name)} END AS {_ident(name)}"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+        return sql_identifier(name)
+    column = sql_identifier(name)
+    return f"CASE WHEN {column} IN ('', ' ') THEN NULL ELSE {column} END AS {column}"

@@ -1,0 +1,1 @@
+"""The silver zone: every 311 case once, in one conformed model, built by one SQL text on DuckDB or Spark."""

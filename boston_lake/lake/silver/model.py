@@ -1,0 +1,109 @@
+"""The silver model: its columns, the SQL text that builds it, and the inputs that text reads.
+
+The column list is the contract that readers (gold assets, the README's mapping table, the column schema in
+Dagster) rely on; a test holds both engines' output to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+import pyarrow as pa
+
+from boston_lake.lake.tables import LEGACY_V1, LEGACY_V2, NEW_SYSTEM, SchemaGeneration
+
+SILVER_ZONE = "silver"
+SILVER_TABLE = "service_requests"
+TIMEZONE = "America/New_York"
+UTC_INSTANT = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class SilverColumn:
+    name: str
+    type: pa.DataType
+    description: str
+
+
+COLUMNS = (
+    SilverColumn("case_id", pa.string(), "Case id: legacy ids as their decimal digits, NEW SYSTEM ids as given"),
+    SilverColumn("source_system", pa.string(), "legacy | new_system: the CRM that recorded the case"),
+    SilverColumn("source_generation", pa.string(), "v1 | v2 | new_system: the schema generation of the winning copy"),
+    SilverColumn("source_year", pa.int32(), "The bronze year (file) the winning copy came from"),
+    SilverColumn("opened_at", UTC_INSTANT, "When the case was opened, a true UTC instant"),
+    SilverColumn("closed_at", UTC_INSTANT, "When the case was closed (UTC); null while open"),
+    SilverColumn("sla_due_at", UTC_INSTANT, "The service-level target (UTC); null where the source sets none"),
+    SilverColumn("case_status", pa.string(), "Status as the source gives it (Open, Closed, In progress, ...)"),
+    SilverColumn("on_time", pa.bool_(), "ONTIME -> true, OVERDUE -> false, anything else null"),
+    SilverColumn("case_title", pa.string(), "Legacy case title (NEW SYSTEM has none)"),
+    SilverColumn("subject", pa.string(), "Legacy subject: the intake or owning organisation (NEW SYSTEM has none)"),
+    SilverColumn("case_category", pa.string(), "Legacy reason / NEW SYSTEM case topic"),
+    SilverColumn("case_type", pa.string(), "Legacy type / NEW SYSTEM service name"),
+    SilverColumn(
+        "department", pa.string(), "Legacy department code (PWDx, BTDT, ...) / NEW SYSTEM assigned department"
+    ),
+    SilverColumn("queue", pa.string(), "Legacy queue / NEW SYSTEM assigned team"),
+    SilverColumn("channel", pa.string(), "How the case came in: legacy source / NEW SYSTEM report source"),
+    SilverColumn("closure_reason", pa.string(), "Closure reason as the source gives it"),
+    SilverColumn("closure_comments", pa.string(), "NEW SYSTEM closure comments (legacy has none)"),
+    SilverColumn("address", pa.string(), "Legacy location / NEW SYSTEM full address"),
+    SilverColumn("street_name", pa.string(), "Street name"),
+    SilverColumn("neighborhood", pa.string(), "Neighborhood"),
+    SilverColumn(
+        "zipcode", pa.string(), "5-character ZIP code (2115.0 and 02115-1234 become 02115); null if unreadable"
+    ),
+    SilverColumn("ward", pa.int32(), "Ward number (Ward 3, 3 and 03 are 3)"),
+    SilverColumn("precinct", pa.string(), "Ward and precinct as 4 digits (0301)"),
+    SilverColumn("police_district", pa.string(), "Police district"),
+    SilverColumn("fire_district", pa.string(), "Fire district"),
+    SilverColumn("public_works_district", pa.string(), "Public works district"),
+    SilverColumn("city_council_district", pa.string(), "City council district"),
+    SilverColumn("latitude", pa.float64(), "Latitude; null where the source puts a placeholder location"),
+    SilverColumn("longitude", pa.float64(), "Longitude; null where the source puts a placeholder location"),
+    SilverColumn(
+        "year", pa.string(), "Partition key: year of the open time in Boston local time (a string, as Hive keys are)"
+    ),
+)
+# Partition values live in the object's path (year=2023/), as Hive, Athena and the crawler expect, not in the file.
+PARTITION_KEY = "year"
+FILE_COLUMNS = tuple(column for column in COLUMNS if column.name != PARTITION_KEY)
+FILE_SCHEMA = pa.schema([(column.name, column.type) for column in FILE_COLUMNS])
+
+# The views the SQL text reads, each the bronze files of one schema generation with their year added.
+INPUT_VIEWS = {"legacy_v1": LEGACY_V1, "legacy_v2": LEGACY_V2, "new_system": NEW_SYSTEM}
+VIEW_OF_GENERATION = {generation.name: view for view, generation in INPUT_VIEWS.items()}
+SOURCE_YEAR = "source_year"
+
+
+def _package_text(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+TRANSFORM_SQL = _package_text("service_requests.sql")
+DUCKDB_MACROS_SQL = _package_text("duckdb_macros.sql")
+# Changes whenever the transform could produce different rows, so that unchanged inputs can skip a rebuild.
+TRANSFORM_VERSION = hashlib.sha256((TRANSFORM_SQL + DUCKDB_MACROS_SQL).encode()).hexdigest()[:16]
+
+
+def statements(sql: str) -> list[str]:
+    """The statements of a SQL text, split at semicolons that end a line (comments dropped)."""
+    lines = [line for line in sql.splitlines() if not line.lstrip().startswith("--")]
+    found, current = [], []
+    for line in lines:
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            found.append("\n".join(current).strip().rstrip(";"))
+            current = []
+    if "".join(current).strip():
+        raise ValueError(f"SQL text ends without a semicolon after: {' '.join(current).strip()[:80]}")
+    return found
+
+
+def input_columns(generation: SchemaGeneration) -> list[tuple[str, str]]:
+    """(name, DuckDB type) of an input view: the generation's required columns, then the year of the file.
+
+    Optional columns (CKAN's `_id`, photo links) vary between files of one generation and the model uses none.
+    """
+    return [*generation.columns, (SOURCE_YEAR, "INTEGER")]

@@ -1,0 +1,248 @@
+-- silver.service_requests: every 311 case once, in one model, with true UTC instants.
+--
+-- One text for two engines: Spark SQL (the Glue job) and DuckDB (the embedded target). It keeps to what both
+-- run: no QUALIFY, no backslashes in literals (Spark unescapes them, DuckDB does not), explicit casts on every
+-- output column. DuckDB lacks Spark's to_utc_timestamp; boston_lake/lake/silver/duckdb_macros.sql defines it.
+--
+-- Inputs, registered by the runner before this text runs:
+--   legacy_v1, legacy_v2, new_system   the bronze files read (years Y-1..Y+1), each with its source_year
+--   silver_partition                   one row, partition_year: the year being built
+-- Statements are separated by semicolons at the end of a line; the runner executes them in order.
+
+-- Time bases (README "Time rules", with the evidence):
+--   legacy v1   local wall time in America/New_York            -> to_utc_timestamp(value, NY)
+--   legacy v2   local wall time converted as if it were UTC    -> to_utc_timestamp twice: back to the wall, then UTC
+--   new system  local wall time labelled +00                   -> its UTC reading is the wall time: to_utc_timestamp once
+CREATE OR REPLACE TEMPORARY VIEW silver_conformed AS
+SELECT
+    CAST(case_enquiry_id AS STRING) AS case_id,
+    'legacy' AS source_system,
+    'v1' AS source_generation,
+    1 AS generation_rank,
+    source_year,
+    open_dt AS opened_wall,
+    to_utc_timestamp(open_dt, 'America/New_York') AS opened_at,
+    to_utc_timestamp(closed_dt, 'America/New_York') AS closed_at,
+    to_utc_timestamp(target_dt, 'America/New_York') AS sla_due_at,
+    case_status,
+    ontime AS on_time_text,
+    case_title,
+    subject,
+    reason AS case_category,
+    type AS case_type,
+    department,
+    queue,
+    source AS channel,
+    closure_reason,
+    CAST(NULL AS STRING) AS closure_comments,
+    location AS address,
+    location_street_name AS street_name,
+    neighborhood,
+    location_zipcode AS zipcode_text,
+    ward AS ward_text,
+    precinct AS precinct_text,
+    police_district,
+    fire_district,
+    pwd_district AS public_works_district,
+    city_council_district,
+    latitude,
+    longitude
+FROM legacy_v1
+UNION ALL
+SELECT
+    CAST(case_enquiry_id AS STRING),
+    'legacy',
+    'v2',
+    2,
+    source_year,
+    to_utc_timestamp(open_dt, 'America/New_York'),
+    to_utc_timestamp(to_utc_timestamp(open_dt, 'America/New_York'), 'America/New_York'),
+    to_utc_timestamp(to_utc_timestamp(closed_dt, 'America/New_York'), 'America/New_York'),
+    to_utc_timestamp(to_utc_timestamp(sla_target_dt, 'America/New_York'), 'America/New_York'),
+    case_status,
+    on_time,
+    case_title,
+    subject,
+    reason,
+    type,
+    department,
+    queue,
+    source,
+    closure_reason,
+    CAST(NULL AS STRING),
+    location,
+    location_street_name,
+    neighborhood,
+    location_zipcode,
+    ward,
+    precinct,
+    police_district,
+    fire_district,
+    pwd_district,
+    city_council_district,
+    latitude,
+    longitude
+FROM legacy_v2
+UNION ALL
+SELECT
+    case_id,
+    'new_system',
+    'new_system',
+    3,
+    source_year,
+    open_date,
+    to_utc_timestamp(open_date, 'America/New_York'),
+    to_utc_timestamp(close_date, 'America/New_York'),
+    to_utc_timestamp(target_close_date, 'America/New_York'),
+    case_status,
+    on_time,
+    CAST(NULL AS STRING),
+    CAST(NULL AS STRING),
+    case_topic,
+    service_name,
+    assigned_department,
+    assigned_team,
+    report_source,
+    closure_reason,
+    closure_comments,
+    full_address,
+    street_name,
+    neighborhood,
+    zip_code,
+    ward,
+    -- The new system numbers precincts within a ward (01); legacy codes are ward and precinct (0301).
+    CASE
+        WHEN regexp_extract(ward, '([0-9]+)', 1) <> '' AND regexp_extract(precinct, '^ *([0-9]{1,2}) *$', 1) <> ''
+        THEN lpad(regexp_extract(ward, '([0-9]+)', 1), 2, '0') || lpad(regexp_extract(precinct, '([0-9]+)', 1), 2, '0')
+    END,
+    police_district,
+    fire_district,
+    public_works_district,
+    city_council_district,
+    latitude,
+    longitude
+FROM new_system;
+
+-- A case belongs to the year of its open time in Boston (opened_wall is that wall clock). A case without an
+-- open time, or opened more than a year away from the file that lists it, stays in its file's year: a partition
+-- only ever reads its neighbours, so anything else could not land anywhere.
+CREATE OR REPLACE TEMPORARY VIEW silver_years AS
+SELECT
+    *,
+    CASE
+        WHEN year(opened_wall) BETWEEN source_year - 1 AND source_year + 1 THEN CAST(year(opened_wall) AS INT)
+        ELSE CAST(source_year AS INT)
+    END AS year
+FROM silver_conformed;
+
+-- Every copy of every case that has at least one copy in the partition's year: the cases this partition decides.
+CREATE OR REPLACE TEMPORARY VIEW silver_candidates AS
+SELECT *
+FROM silver_years
+WHERE case_id IN (SELECT y.case_id FROM silver_years y JOIN silver_partition p ON y.year = p.partition_year);
+
+-- Dedupe rule: of a case's copies, the latest known state wins: a closed copy over an open one, then the later
+-- close time, then the newer schema generation (a republished file over the original), then the later file;
+-- the remaining keys only make the choice the same on both engines when copies tie on all of those.
+CREATE OR REPLACE TEMPORARY VIEW silver_ranked AS
+SELECT
+    *,
+    row_number() OVER (
+        PARTITION BY case_id
+        ORDER BY
+            closed_at DESC NULLS LAST,
+            generation_rank DESC,
+            source_year DESC,
+            opened_at DESC NULLS LAST,
+            sla_due_at DESC NULLS LAST,
+            case_status DESC NULLS LAST,
+            closure_reason DESC NULLS LAST
+    ) AS copy_rank
+FROM silver_candidates;
+
+CREATE OR REPLACE TEMPORARY VIEW silver_service_requests AS
+SELECT
+    CAST(case_id AS STRING) AS case_id,
+    CAST(source_system AS STRING) AS source_system,
+    CAST(source_generation AS STRING) AS source_generation,
+    CAST(source_year AS INT) AS source_year,
+    opened_at,
+    closed_at,
+    sla_due_at,
+    CAST(nullif(trim(case_status), '') AS STRING) AS case_status,
+    CAST(CASE upper(trim(on_time_text)) WHEN 'ONTIME' THEN true WHEN 'OVERDUE' THEN false END AS BOOLEAN) AS on_time,
+    CAST(nullif(trim(case_title), '') AS STRING) AS case_title,
+    CAST(nullif(trim(subject), '') AS STRING) AS subject,
+    CAST(nullif(trim(case_category), '') AS STRING) AS case_category,
+    CAST(nullif(trim(case_type), '') AS STRING) AS case_type,
+    CAST(nullif(trim(department), '') AS STRING) AS department,
+    CAST(nullif(trim(queue), '') AS STRING) AS queue,
+    CAST(nullif(trim(channel), '') AS STRING) AS channel,
+    CAST(nullif(trim(closure_reason), '') AS STRING) AS closure_reason,
+    CAST(nullif(trim(closure_comments), '') AS STRING) AS closure_comments,
+    CAST(nullif(trim(address), '') AS STRING) AS address,
+    CAST(nullif(trim(street_name), '') AS STRING) AS street_name,
+    CAST(nullif(trim(neighborhood), '') AS STRING) AS neighborhood,
+    -- 02115 as published, 2115.0 after a pass through pandas, 02115-1234 with ZIP+4: all become 02115.
+    CAST(
+        CASE
+            WHEN regexp_extract(zipcode_text, '^ *([0-9]{3,5})([.]0*)?(-[0-9]{4})? *$', 1) <> ''
+            THEN lpad(regexp_extract(zipcode_text, '^ *([0-9]{3,5})([.]0*)?(-[0-9]{4})? *$', 1), 5, '0')
+        END AS STRING
+    ) AS zipcode,
+    -- Ward 3, 3 and 03 are one ward.
+    CAST(nullif(regexp_extract(ward_text, '^ *(Ward)? *0*([0-9]+) *$', 2), '') AS INT) AS ward,
+    CAST(
+        CASE
+            WHEN regexp_extract(precinct_text, '^ *([0-9]{3,4}) *$', 1) <> ''
+            THEN lpad(regexp_extract(precinct_text, '^ *([0-9]{3,4}) *$', 1), 4, '0')
+        END AS STRING
+    ) AS precinct,
+    CAST(nullif(trim(police_district), '') AS STRING) AS police_district,
+    CAST(nullif(trim(fire_district), '') AS STRING) AS fire_district,
+    CAST(nullif(trim(public_works_district), '') AS STRING) AS public_works_district,
+    CAST(nullif(trim(city_council_district), '') AS STRING) AS city_council_district,
+    -- 42.3594, -71.0587 is the legacy CRM's default location (City Hall), not where the case is.
+    CAST(
+        CASE
+            WHEN latitude = CAST(42.3594 AS DOUBLE) AND longitude = CAST(-71.0587 AS DOUBLE) THEN NULL
+            WHEN latitude = 0 OR longitude = 0 THEN NULL
+            ELSE latitude
+        END AS DOUBLE
+    ) AS latitude,
+    CAST(
+        CASE
+            WHEN latitude = CAST(42.3594 AS DOUBLE) AND longitude = CAST(-71.0587 AS DOUBLE) THEN NULL
+            WHEN latitude = 0 OR longitude = 0 THEN NULL
+            ELSE longitude
+        END AS DOUBLE
+    ) AS longitude,
+    CAST(year AS INT) AS year
+FROM silver_ranked
+CROSS JOIN silver_partition
+WHERE copy_rank = 1 AND year = partition_year;
+
+-- The ledger of the cases this partition decided: copies read, copies merged, cases whose winning copy belongs
+-- to a neighbouring year (that partition writes them), cases kept in their file's year, and rows without an id
+-- (which no rule can place; the ledger check fails on them).
+CREATE OR REPLACE TEMPORARY VIEW silver_ledger AS
+SELECT decided.*, unplaceable.rows_without_case_id
+FROM (
+    SELECT
+        CAST(count(*) AS BIGINT) AS candidate_rows,
+        CAST(coalesce(sum(CASE WHEN copy_rank > 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS duplicates_merged,
+        CAST(coalesce(sum(CASE WHEN copy_rank = 1 AND year <> partition_year THEN 1 ELSE 0 END), 0) AS BIGINT)
+            AS moved_to_neighbour_year,
+        CAST(
+            coalesce(sum(CASE WHEN copy_rank = 1 AND year = partition_year AND coalesce(year(opened_wall) <> year, true)
+                              THEN 1 ELSE 0 END), 0) AS BIGINT
+        ) AS kept_in_file_year
+    FROM silver_ranked
+    CROSS JOIN silver_partition
+) decided
+CROSS JOIN (
+    SELECT CAST(count(*) AS BIGINT) AS rows_without_case_id
+    FROM silver_years
+    CROSS JOIN silver_partition
+    WHERE case_id IS NULL AND year = partition_year
+) unplaceable;

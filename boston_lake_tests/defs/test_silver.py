@@ -1,0 +1,106 @@
+"""The silver asset through Dagster on the embedded target: from the sample portal to a SQL query, kept current
+by its sensor."""
+
+import pytest
+from dagster import build_sensor_context
+
+from boston_lake.defs.sensors import RANGE_END, RANGE_START
+from boston_lake_tests.support.portal import LEGACY_2022_ID
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def ingest(defs, instance, table, **partition):
+    tags = {RANGE_START: partition["years"][0], RANGE_END: partition["years"][1]} if "years" in partition else {}
+    result = defs.resolve_job_def(f"ingest_{table}").execute_in_process(
+        instance=instance, partition_key=partition.get("year"), tags=tags, run_config=QUIET
+    )
+    assert result.success
+
+
+def tick(defs, instance, cursor=None):
+    sensor = defs.resolve_sensor_def("rebuild_silver_on_bronze_change")
+    return sensor.evaluate_tick(build_sensor_context(instance=instance, definitions=defs, cursor=cursor))
+
+
+def covered(request) -> list[int]:
+    tags = request.tags
+    if "dagster/partition" in tags:
+        return [int(tags["dagster/partition"])]
+    return list(range(int(tags[RANGE_START]), int(tags[RANGE_END]) + 1))
+
+
+def execute(defs, instance, request):
+    return defs.resolve_job_def(request.job_name).execute_in_process(
+        instance=instance, tags=dict(request.tags), run_config=QUIET, raise_on_error=False
+    )
+
+
+def partition_metadata(result, year):
+    return next(
+        e.event_specific_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.event_specific_data.materialization.partition == str(year)
+    )
+
+
+@pytest.mark.slow
+def test_bronze_that_lands_builds_silver_which_sql_reads_across_generations(local_defs, dagster_instance):
+    for year in ("2013", "2022", "2023"):
+        ingest(local_defs, dagster_instance, "legacy_requests", year=year)
+    ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
+
+    result = tick(local_defs, dagster_instance)
+    assert [covered(request) for request in result.run_requests] == [[2012, 2013, 2014], list(range(2021, 2027))]
+    runs = [execute(local_defs, dagster_instance, request) for request in result.run_requests]
+    assert all(run.success for run in runs)
+    checks = [check for run in runs for check in run.get_asset_check_evaluations()]
+    assert {check.check_name for check in checks} == {
+        "case_id_unique",
+        "bronze_cases_placed_once",
+        "local_hour_trough_at_night",
+    }
+    assert all(check.passed for check in checks), [c.description for c in checks if not c.passed]
+
+    meta = partition_metadata(runs[1], 2022)
+    assert meta["dagster/row_count"].value == 100 and meta["rows_by_generation"].value == {"v1": 100}
+    assert "legacy_requests 2021: bronze not built" in meta["read_as_empty"].value
+    assert meta["duplicates_merged"].value == 0 and meta["candidate_rows"].value == 100
+    assert "| 2022-01 | 100 |" in meta["cases_per_month"].value
+    columns = {c.name: c.description for c in meta["dagster/column_schema"].schema.columns}
+    assert "true UTC instant" in columns["opened_at"] and list(columns)[-1] == "year"
+
+    catalog, storage = local_defs.resources["catalog"], local_defs.resources["storage"]
+    counts = catalog.query(
+        "SELECT source_generation, count(*) AS cases, count(DISTINCT year) AS years "
+        "FROM boston311.service_requests GROUP BY source_generation ORDER BY source_generation",
+        storage.lake_zone(),
+    )
+    assert counts.to_pylist() == [
+        {"source_generation": "new_system", "cases": 5473, "years": 2},
+        {"source_generation": "v1", "cases": 100, "years": 1},
+        {"source_generation": "v2", "cases": 1400, "years": 2},
+    ]
+    assert tick(local_defs, dagster_instance, cursor=result.cursor).run_requests == []
+
+
+@pytest.mark.slow
+def test_unchanged_bronze_rebuilds_nothing_and_a_republished_year_rebuilds_its_neighbours(
+    local_defs, dagster_instance, portal
+):
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    first = tick(local_defs, dagster_instance)
+    assert [covered(r) for r in first.run_requests] == [[2021, 2022, 2023]]
+
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")  # the portal has nothing new
+    unchanged = tick(local_defs, dagster_instance, cursor=first.cursor)
+    assert unchanged.run_requests == [] and "no bronze year changed" in unchanged.skip_message
+
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:61]))
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    republished = tick(local_defs, dagster_instance, cursor=unchanged.cursor)
+    (request,) = republished.run_requests
+    assert covered(request) == [2021, 2022, 2023]
+    run = execute(local_defs, dagster_instance, request)
+    assert run.success and partition_metadata(run, 2022)["dagster/row_count"].value == 60
