@@ -71,9 +71,28 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == "no table 'nope' in the catalog; it has legacy_requests, new_system_requests"
 
+    # The demo ends with silver: every generation in one table; the CLI reads it through the catalog too.
+    assert result.stdout.rstrip().splitlines()[-1].startswith("|   2026 | new_system")
+    across = boston_lake(
+        "query",
+        "SELECT source_generation, count(*) AS n, min(opened_at) AS first FROM boston311.service_requests "
+        "GROUP BY source_generation ORDER BY source_generation",
+        "--format",
+        "csv",
+        env=home,
+    )
+    assert across.returncode == 0, across.stderr
+    assert across.stdout.splitlines() == [
+        '"source_generation","n","first"',
+        '"new_system",5473,2025-08-01 10:35:06.539000Z',
+        '"v1",100,2022-01-01 05:16:00.000000Z',
+        '"v2",1400,2013-01-01 16:32:33.000000Z',
+    ]
+
     bad = boston_lake("query", "SELECT * FROM boston311.nope", env=home)
-    assert (
-        bad.returncode == 1 and "known tables: boston311.legacy_requests, boston311.new_system_requests" in bad.stderr
+    assert bad.returncode == 1 and (
+        "known tables: boston311.legacy_requests, boston311.new_system_requests, boston311.service_requests"
+        in bad.stderr
     )
 
 

@@ -17,11 +17,17 @@ EXPECTED_ASSETS = {
 def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(local_defs):
     graph = local_defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
-    assert len(graph.asset_check_keys) == 14
-    assert [s.name for s in local_defs.sensors] == ["crawl_landed_bronze", "gold_follows_silver"]
+    assert len(graph.asset_check_keys) == 17
+    assert [s.name for s in local_defs.sensors] == [
+        "crawl_landed_bronze",
+        "rebuild_silver_on_bronze_change",
+        "gold_follows_silver",
+    ]
     assert all(sensor.default_status.value == "RUNNING" for sensor in local_defs.sensors)
     crawl = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "catalog/legacy_requests"))
     assert crawl.pools == {"boston_lake_crawler"}
+    silver = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "silver/service_requests"))
+    assert silver.pools == {"boston_lake_crawler"}  # silver registers itself: one crawl at a time
     assert {s.name for s in local_defs.schedules} == {
         "refresh_legacy_requests_current_year",
         "refresh_new_system_requests_current_year",

@@ -41,12 +41,15 @@ class SilverFacts:
 
     @property
     def night_trough_hour(self) -> int | None:
-        """The middle hour of the quietest three consecutive local hours (wrapping at midnight)."""
-        if not any(self.local_open_hours):
-            return None
-        hours = self.local_open_hours
-        sums = [hours[(hour - 1) % 24] + hours[hour] + hours[(hour + 1) % 24] for hour in range(24)]
-        return sums.index(min(sums))
+        return trough_hour(self.local_open_hours)
+
+
+def trough_hour(hours: list[int]) -> int | None:
+    """The middle hour of the quietest three consecutive hours of a 24-hour histogram (wrapping at midnight)."""
+    if not any(hours):
+        return None
+    sums = [hours[(hour - 1) % 24] + hours[hour] + hours[(hour + 1) % 24] for hour in range(24)]
+    return sums.index(min(sums))
 
 
 def silver_years(store: ObjectStore) -> list[int]:

@@ -141,6 +141,7 @@ def test_unchanged_bronze_rebuilds_nothing_and_changed_bronze_rebuilds(bronze_st
     again = zone.build(2022)
     assert not again.changed and "already built" in again.reason and key.stat().st_mtime_ns == written
     assert again.ledger == first.ledger and again.summary == first.summary
+    assert zone.build(2022, force=True).changed
     bronze_publish(bronze_store, _republished(bronze_samples.legacy_v1_2022, tmp_path, 2023))
     assert zone.build(2022).changed
 
