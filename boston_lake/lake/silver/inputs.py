@@ -8,11 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from boston_lake.lake import layout
 from boston_lake.lake.bronze import META_PREFIX, footer_metadata, open_parquet
-from boston_lake.lake.silver.model import TRANSFORM_VERSION, VIEW_OF_GENERATION
+from boston_lake.lake.silver.model import (
+    FILE_COLUMNS,
+    INPUT_VIEWS,
+    TRANSFORM_SQL,
+    TRANSFORM_VERSION,
+    VIEW_OF_GENERATION,
+    spark_ddl,
+    statements,
+)
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import TABLES, HeaderMismatch, LakeTable
 
@@ -50,6 +60,24 @@ class SilverInputs:
         described = [asdict(file) for file in self.files]
         text = json.dumps({"transform": TRANSFORM_VERSION, "inputs": described}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
+
+
+def spark_plan(inputs: SilverInputs, path_of: Callable[[str], str]) -> dict[str, Any]:
+    """What the Spark runner needs to build `inputs.year`, as JSON: the files of each input view (at
+    `path_of(key)`), the SQL statements and the file's columns."""
+    views = {}
+    for view, generation in INPUT_VIEWS.items():
+        views[view] = {
+            "files": [{"path": path_of(f.key), "year": f.year} for f in inputs.files if f.view == view],
+            "columns": [name for name, _ in generation.columns],
+            "empty_ddl": spark_ddl(generation),
+        }
+    return {
+        "year": inputs.year,
+        "views": views,
+        "statements": statements(TRANSFORM_SQL),
+        "file_columns": [column.name for column in FILE_COLUMNS],
+    }
 
 
 def window(year: int) -> list[int]:

@@ -107,3 +107,19 @@ def input_columns(generation: SchemaGeneration) -> list[tuple[str, str]]:
     Optional columns (CKAN's `_id`, photo links) vary between files of one generation and the model uses none.
     """
     return [*generation.columns, (SOURCE_YEAR, "INTEGER")]
+
+
+# Spark's names for the bronze types: naive timestamps are Spark's TIMESTAMP_NTZ, instants its TIMESTAMP.
+SPARK_TYPES = {
+    "BIGINT": "BIGINT",
+    "DOUBLE": "DOUBLE",
+    "VARCHAR": "STRING",
+    "TIMESTAMP": "TIMESTAMP_NTZ",
+    "TIMESTAMPTZ": "TIMESTAMP",
+    "INTEGER": "INT",
+}
+
+
+def spark_ddl(generation: SchemaGeneration) -> str:
+    """The input view's schema in Spark DDL, for a generation that has no file among the inputs."""
+    return ", ".join(f"`{name}` {SPARK_TYPES[duck_type]}" for name, duck_type in input_columns(generation))

@@ -1,0 +1,55 @@
+"""Silver on Spark (Glue 5 runs Spark 3.5): the same SQL text as DuckDB, on a plain SparkSession.
+
+Self-contained on purpose: it imports only pyspark, never the rest of the boston_lake package, so that it can be
+shipped alone as a Glue job's script. What to read and run comes as a plan (`inputs.spark_plan`): the files of
+each input view, the SQL statements, the columns of the file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def spark_session(app_name: str = "boston_lake_silver") -> Any:
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.appName(app_name)
+        # The transform reads wall clocks as UTC and writes instants: the session must not shift them.
+        .config("spark.sql.session.timeZone", "UTC")
+        # Spark's default is INT96; Athena, DuckDB and pyarrow read TIMESTAMP_MICROS as timestamps in UTC.
+        .config("spark.sql.parquet.outputTimestampType", "TIMESTAMP_MICROS")
+        .getOrCreate()
+    )
+
+
+def register_inputs(spark: Any, plan: dict[str, Any]) -> None:
+    """Each input view: the union of its bronze files (the plan's columns and year), or empty with its DDL."""
+    from pyspark.sql import functions as F
+
+    for view, spec in plan["views"].items():
+        frame = None
+        for source in spec["files"]:
+            part = spark.read.parquet(source["path"]).select(*spec["columns"])
+            part = part.withColumn("source_year", F.lit(int(source["year"])).cast("int"))
+            frame = part if frame is None else frame.unionByName(part)
+        if frame is None:
+            frame = spark.createDataFrame([], spec["empty_ddl"])
+        frame.createOrReplaceTempView(view)
+    spark.sql(f"SELECT CAST({int(plan['year'])} AS INT) AS partition_year").createOrReplaceTempView("silver_partition")
+
+
+def transform(spark: Any, plan: dict[str, Any]) -> tuple[Any, dict[str, int]]:
+    """The silver rows of the plan's year (file columns only) and the ledger, after running the SQL text."""
+    register_inputs(spark, plan)
+    for statement in plan["statements"]:
+        spark.sql(statement)
+    ranked = spark.table("silver_ranked").cache()  # both outputs read it: rank once
+    ranked.createOrReplaceTempView("silver_ranked")
+    ledger = {name: int(value) for name, value in spark.table("silver_ledger").first().asDict().items()}
+    rows = spark.table("silver_service_requests").select(*plan["file_columns"])
+    return rows, ledger
+
+
+def write_one_file(rows: Any, directory: str) -> None:
+    rows.coalesce(1).write.mode("overwrite").option("compression", "zstd").parquet(directory)

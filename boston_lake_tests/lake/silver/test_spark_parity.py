@@ -1,0 +1,83 @@
+"""One SQL text, two engines: Spark (what the Glue job runs) and DuckDB give the same rows and types for samples
+of all three schema generations. One local Spark session for the module, on one core, small data."""
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+
+from boston_lake.lake.silver.duckdb_build import SilverZone
+from boston_lake.lake.silver.inputs import find_inputs, spark_plan
+from boston_lake.lake.silver.model import DUCKDB_MACROS_SQL, statements
+from boston_lake.lake.silver.spark_job import spark_session, transform, write_one_file
+
+pytestmark = pytest.mark.slow
+
+
+class QuietLog:
+    def info(self, msg, *args):
+        pass
+
+    def warning(self, msg, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def spark():
+
+    # Settings for a small test on a shared machine; spark_session adds the ones the transform relies on.
+    SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").config(
+        "spark.sql.shuffle.partitions", "1"
+    ).getOrCreate()
+    session = spark_session()
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
+def sorted_rows(table):
+    return table.sort_by("case_id")
+
+
+def test_duckdb_and_spark_give_the_same_rows_and_types_for_every_generation(spark, bronze_lake, tmp_path):
+    zone = SilverZone(bronze_lake, QuietLog())
+    for year in (2013, 2022, 2025):  # legacy v2, legacy v1 (reading v2 2023 beside it), NEW SYSTEM
+        built = zone.build(year)
+        rows, ledger = transform(
+            spark, spark_plan(find_inputs(bronze_lake, year), lambda key: str(bronze_lake.path(key)))
+        )
+        out = tmp_path / f"spark_{year}"
+        write_one_file(rows, str(out))
+        (written,) = out.glob("part-*.parquet")
+        from_spark = sorted_rows(pq.read_table(written))
+        from_duckdb = sorted_rows(pq.read_table(bronze_lake.path(built.key)))
+        assert [(f.name, f.type) for f in from_spark.schema] == [(f.name, f.type) for f in from_duckdb.schema], year
+        assert ledger == built.ledger, year
+        assert from_spark.num_rows == from_duckdb.num_rows == built.summary.rows
+        for column in from_duckdb.column_names:
+            assert from_spark[column].to_pylist() == from_duckdb[column].to_pylist(), (year, column)
+
+
+@pytest.mark.parametrize(
+    "wall",
+    [
+        "2023-07-01 12:00:00",  # daylight time
+        "2023-01-15 08:30:00",  # standard time
+        "2023-03-12 02:30:00",  # the spring gap: both move forward by the gap
+        "2023-11-05 01:30:00",  # the repeated autumn hour: Spark takes daylight time; the macro must too
+        "2023-11-05 02:00:00",
+    ],
+)
+def test_the_duckdb_macro_is_spark_to_utc_timestamp(spark, wall):
+    # Compared as text in UTC: collecting a timestamp into Python would apply the machine's time zone.
+    expected = spark.sql(
+        f"SELECT CAST(to_utc_timestamp(TIMESTAMP_NTZ '{wall}', 'America/New_York') AS STRING) AS t"
+    ).first()["t"]
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        for statement in statements(DUCKDB_MACROS_SQL):
+            connection.execute(statement)
+        (found,) = connection.execute(
+            f"SELECT strftime(to_utc_timestamp(TIMESTAMP '{wall}', 'America/New_York'), '%Y-%m-%d %H:%M:%S')"
+        ).fetchone()
+    assert found == expected
