@@ -11,7 +11,8 @@ from boston_lake.lake.silver.inputs import find_inputs, spark_plan
 from boston_lake.lake.silver.model import DUCKDB_MACROS_SQL, statements
 from boston_lake.lake.silver.spark_job import spark_session, transform, write_one_file
 
-pytestmark = pytest.mark.slow
+# Starting a JVM and running Spark jobs takes minutes on a loaded 2-core machine, far beyond the default timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 class QuietLog:
