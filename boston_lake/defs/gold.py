@@ -24,25 +24,15 @@ from dagster import (
 )
 
 from boston_lake.defs.catalog import CRAWLER_POOL, column_schema
-from boston_lake.defs.partitions import run_years, yearly_partitions
+from boston_lake.defs.partitions import run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
+from boston_lake.defs.silver import SILVER_KEY, SILVER_PARTITIONS
 from boston_lake.lake import answers, charts, layout
-from boston_lake.lake.gold import (
-    GOLD_TABLES,
-    GOLD_ZONE,
-    INTAKE,
-    SERVICE_LEVELS,
-    SILVER_TABLE,
-    GoldTable,
-    build_gold_partition,
-)
+from boston_lake.lake.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldTable, build_gold_partition
 from boston_lake.lake.registration import direct_crawl, register
-from boston_lake.lake.tables import LEGACY_REQUESTS
 
 GOLD_GROUP = "gold"
-SILVER_KEY = AssetKey(["silver", SILVER_TABLE])
-# Silver's years: every year since the first legacy file, the running year included.
-GOLD_PARTITIONS = yearly_partitions(LEGACY_REQUESTS.first_year)
+GOLD_PARTITIONS = SILVER_PARTITIONS  # gold year Y reads silver year Y
 FOLLOW_SILVER = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
 
 ChartsOfYear = Callable[[answers.Query, list[int]], dict[int, dict[str, bytes]]]

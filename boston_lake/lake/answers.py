@@ -14,9 +14,10 @@ from datetime import datetime
 import pyarrow as pa
 
 from boston_lake.lake.catalog import Catalog, EntityNotFound
-from boston_lake.lake.gold import INTAKE, SERVICE_LEVELS, SILVER_TABLE
+from boston_lake.lake.gold import INTAKE, SERVICE_LEVELS
 from boston_lake.lake.query import location_key
 from boston_lake.lake.scan import data_objects
+from boston_lake.lake.silver.model import SILVER_TABLE
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import DATABASE
 

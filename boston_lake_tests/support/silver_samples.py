@@ -16,7 +16,8 @@ import pytest
 
 from boston_lake.lake import layout
 from boston_lake.lake.crawler import Crawler
-from boston_lake.lake.gold import GOLD_TABLES, GOLD_ZONE, SILVER_TABLE, SILVER_ZONE, build_gold_partition
+from boston_lake.lake.gold import GOLD_TABLES, GOLD_ZONE, build_gold_partition
+from boston_lake.lake.silver.model import SILVER_TABLE, SILVER_ZONE
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import DATABASE
 from boston_lake.lake.targets import LocalTarget

@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.scan import data_objects
+from boston_lake.lake.silver.model import SILVER_TABLE, SILVER_ZONE
 from boston_lake.lake.stores import ObjectStore
 
-SILVER_ZONE, GOLD_ZONE = "silver", "gold"
-SILVER_TABLE = "service_requests"
+GOLD_ZONE = "gold"
 MEMORY_LIMIT = "256MB"
 
 
