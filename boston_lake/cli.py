@@ -175,13 +175,10 @@ def _status(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     # Imported here: plotly and matplotlib load for the report alone.
-    from boston_lake.lake.answers import table_freshness
     from boston_lake.lake.report import write_report
 
-    target = build_target(Settings.from_env())
     try:
-        freshness = table_freshness(target.catalog(), target.lake_zone(), target.database)
-        path = write_report(args.out, target.query, freshness)
+        path = write_report(args.out, build_target(Settings.from_env()))
     except (QueryError, CatalogError) as error:
         print(
             f"report failed: {error}\nthe report reads silver and gold: materialize silver/service_requests, "
@@ -239,7 +236,7 @@ def _demo(args: argparse.Namespace) -> int:
         )
         use_dagster_home(dagster_home)
         print(f"sample portal on {portal.url}; lake in {base / 'lake'}; Dagster home {dagster_home}")
-        if run_demo(Settings.from_env()):
+        if run_demo(Settings.from_env(), base / "report.html"):
             return 1
     print(f'\nnext:\n  boston-lake --home {base / "lake"} status      (or catalog, query "SELECT …")')
     if base == Path(".demo").resolve():

@@ -7,20 +7,23 @@ import sys
 import pytest
 
 
-def boston_lake(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+def boston_lake(
+    *args: str, env: dict[str, str] | None = None, cwd=None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "boston_lake.cli", *args],
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         cwd=cwd,
     )
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # every layer from raw to the report, in Dagster runs, on a shared machine
 def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(tmp_path):
-    result = boston_lake("demo", "--dir", str(tmp_path / "demo"))
+    result = boston_lake("demo", "--dir", str(tmp_path / "demo"), timeout=840)
     assert result.returncode == 0, result.stdout + result.stderr
     table_lines = [
         line for line in result.stdout.splitlines() if line.startswith("| legacy") or line.startswith("| new_system")
@@ -37,6 +40,9 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
         (tmp_path / "demo" / "dagster_home").rglob("*.db")
     )
     assert runs, "the demo's runs are kept in its Dagster home for the UI"
+    report = (tmp_path / "demo" / "report.html").resolve()
+    assert result.stdout.rstrip().splitlines()[-1].endswith(f": {report}"), "the demo ends naming its report"
+    assert "Median hours to close, by neighborhood" in report.read_text(encoding="utf-8")
 
     assert "crawl_legacy_requests" in result.stdout and "crawl_new_system_requests" in result.stdout
     home = {"BOSTON_LAKE_HOME": str(tmp_path / "demo" / "lake")}

@@ -20,6 +20,7 @@ from plotly.offline import get_plotlyjs
 from boston_lake.lake import answers
 from boston_lake.lake.answers import Query, TableFreshness
 from boston_lake.lake.charts import NOT_GIVEN, SOURCE_COLORS, WEEKDAYS, consecutive_months
+from boston_lake.lake.targets import LakeTarget
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -91,9 +92,10 @@ if (filter.value) showYear(filter.value);
 """
 
 
-def write_report(path: Path, query: Query, freshness: list[TableFreshness]) -> Path:
-    """Write the report to `path` (parents created); returns the absolute path."""
-    document = render_report(build_charts(query), freshness, answers.newest_case(query))
+def write_report(path: Path, target: LakeTarget) -> Path:
+    """Write the report of a target's lake to `path` (parents created); returns the absolute path."""
+    freshness = answers.table_freshness(target.catalog(), target.lake_zone(), target.database)
+    document = render_report(build_charts(target.query), freshness, answers.newest_case(target.query))
     path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(document, encoding="utf-8")
