@@ -29,6 +29,8 @@ from boston_lake.defs.sensors import CRAWL_TABLE_TAG, RANGE_END, RANGE_START
 from boston_lake_tests.support.deploy_files import DEPLOY, REPO, compose_service, image_entrypoint, image_environment
 
 SENSOR = "crawl_landed_bronze"
+# This test follows the crawls alone: the sensors downstream of bronze are stopped, as an operator would.
+DOWNSTREAM_SENSORS = ("rebuild_silver_on_bronze_change", "gold_follows_silver")
 TERMINAL = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # Generous: on two cores shared with other test runs, each run and step process takes 20 s or more to start.
 WAIT_SECONDS = 600
@@ -174,17 +176,18 @@ def launch(deployment: Deployment, job_name: str, tags: dict[str, str]) -> str:
     return result["run"]["runId"]
 
 
-def sensor_state(deployment: Deployment) -> dict[str, Any]:
-    return deployment.graphql(SENSOR_STATE, selector={**REPOSITORY, "sensorName": SENSOR})["sensorOrError"]
+def sensor_state(deployment: Deployment, name: str = SENSOR) -> dict[str, Any]:
+    return deployment.graphql(SENSOR_STATE, selector={**REPOSITORY, "sensorName": name})["sensorOrError"]
 
 
-def hold_sensor(deployment: Deployment, sensor_id: str) -> None:
-    """Stop the crawl sensor, as the UI's toggle does, and see that it stays stopped: a tick in flight when
+def hold_sensor(deployment: Deployment, name: str = SENSOR) -> None:
+    """Stop a sensor, as the UI's toggle does, and see that it stays stopped: a tick in flight when
     the stop lands writes the sensor's state back as running when it ends (Dagster 1.13), so stop again."""
     observed: list[bool] = []
+    sensor_id = sensor_state(deployment, name)["id"]
 
     def stopped_twice() -> bool:
-        state = sensor_state(deployment)["sensorState"]
+        state = sensor_state(deployment, name)["sensorState"]
         ticking = bool(state["ticks"]) and state["ticks"][0]["status"] == "STARTED"
         if state["status"] != "STOPPED" and not ticking:
             result = deployment.graphql(STOP_SENSOR, id=sensor_id)["stopSensor"]
@@ -192,7 +195,7 @@ def hold_sensor(deployment: Deployment, sensor_id: str) -> None:
         observed.append(state["status"] == "STOPPED" and not ticking)
         return observed[-2:] == [True, True]
 
-    deployment.wait_for("the crawl sensor to stay stopped", stopped_twice)
+    deployment.wait_for(f"sensor {name} to stay stopped", stopped_twice)
 
 
 def finished(deployment: Deployment, instance: DagsterInstance, run_ids: list[str]) -> list[DagsterRun]:
@@ -271,8 +274,10 @@ def test_a_year_goes_raw_to_catalog_through_the_queue_and_survives_a_restart_of_
     start(deployment, postgres)
     sensor = sensor_state(deployment)
     assert sensor["sensorState"]["status"] == "RUNNING"
+    for name in DOWNSTREAM_SENSORS:
+        hold_sensor(deployment, name)
     # Held while both tables land, so that one tick requests both crawls and the pool must order them.
-    hold_sensor(deployment, sensor["id"])
+    hold_sensor(deployment)
 
     ingest = [
         launch(deployment, "ingest_legacy_requests", {"dagster/partition": "2013"}),
@@ -297,7 +302,7 @@ def test_a_year_goes_raw_to_catalog_through_the_queue_and_survives_a_restart_of_
         assert second.create_timestamp.timestamp() < first.end_time, "the crawls were not queued together"
         assert second.start_time >= first.end_time, f"crawls overlapped in pool {CRAWLER_POOL}"
         # Held again: what it does after the restarts below shows whether its cursor survived them.
-        hold_sensor(deployment, sensor["id"])
+        hold_sensor(deployment)
         cursor_before = sensor_state(deployment)["sensorState"]["typeSpecificData"]["lastCursor"]
         assert json.loads(cursor_before).keys() == {"legacy_requests", "new_system_requests"}
 
