@@ -7,6 +7,7 @@ import pytest
 from dagster import DagsterRun, DagsterRunStatus, build_sensor_context
 
 from boston_lake.defs.sensors import CRAWL_TABLE_TAG, RANGE_END, RANGE_START, contiguous_blocks
+from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -115,3 +116,33 @@ def test_nothing_landed_says_so(local_defs, dagster_instance):
 )
 def test_contiguous_blocks(years, blocks):
     assert contiguous_blocks(years) == blocks
+
+
+def test_a_refresh_that_changed_nothing_requests_no_crawl(local_defs, dagster_instance, portal):
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    first = tick(local_defs, dagster_instance)
+    assert [covered_years(r) for r in first.run_requests] == [[2022]]
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")  # the daily refresh: same file
+    unchanged = tick(local_defs, dagster_instance, cursor=first.cursor)
+    assert unchanged.run_requests == []
+    assert "legacy_requests years [2022] were refreshed unchanged: nothing to crawl" in unchanged.skip_message
+    assert tick(local_defs, dagster_instance, cursor=unchanged.cursor).run_requests == []  # the cursor moved on
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:51]))  # the city republishes the year
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    (changed,) = tick(local_defs, dagster_instance, cursor=unchanged.cursor).run_requests
+    assert covered_years(changed) == [2022]
+
+
+def test_of_a_refreshed_range_only_the_years_that_changed_are_crawled(local_defs, dagster_instance, portal):
+    ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
+    first = tick(local_defs, dagster_instance)
+    assert [covered_years(r) for r in first.run_requests] == [[2025, 2026]]
+    lines = portal.file_for(NEW_SYSTEM_ID).read_bytes().split(b"\r\n")
+    portal.replace_file(
+        NEW_SYSTEM_ID,
+        b"\r\n".join(line.replace(b",In progress,", b",Closed,") if b",2026-" in line[:20] else line for line in lines),
+    )
+    ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
+    later = tick(local_defs, dagster_instance, cursor=first.cursor)
+    assert [covered_years(r) for r in later.run_requests] == [[2026]]
