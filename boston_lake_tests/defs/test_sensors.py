@@ -48,7 +48,7 @@ def test_three_years_landing_between_ticks_are_one_crawl(local_defs, dagster_ins
     assert crawled == {"2021", "2022", "2023"}
 
 
-def test_years_crawled_already_are_not_crawled_again_with_a_fresh_cursor(local_defs, dagster_instance):
+def test_years_crawled_already_are_not_crawled_again_with_a_fresh_cursor(local_defs, dagster_instance, portal):
     # The demo crawls in-process; `make demo-ui` then starts the daemon, whose sensor has no cursor yet.
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
     (request,) = tick(local_defs, dagster_instance).run_requests
@@ -60,7 +60,9 @@ def test_years_crawled_already_are_not_crawled_again_with_a_fresh_cursor(local_d
     fresh = tick(local_defs, dagster_instance)
     assert not fresh.run_requests
     assert fresh.skip_message == "every bronze year that landed is crawled or has a crawl requested"
-    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")  # landed again: crawled again
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:51]))  # republished, so it lands changed: crawled again
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
     (again,) = tick(local_defs, dagster_instance, cursor=fresh.cursor).run_requests
     assert covered_years(again) == [2022]
 
