@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ from boston_lake.formatting import format_result
 from boston_lake.lake.aws import AwsSession
 from boston_lake.lake.aws_resources import ProvisionConfig
 from boston_lake.lake.catalog import CatalogError, EntityNotFound
-from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan
+from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan, task_policy
 from boston_lake.lake.query import QueryError
 from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
 from boston_lake.lake.status import lake_status
@@ -66,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reads BOSTON_LAKE_TARGET=aws, the BOSTON_LAKE_* AWS settings, AWS_REGION and boto3's credential chain",
     )
     provision.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    provision.add_argument(
+        "--print-task-policy",
+        action="store_true",
+        help="print the IAM policy of the role Dagster runs take on ECS (least privilege) and change nothing",
+    )
 
     serve = command("serve-sample-portal", "serve the bundled sample portal on 127.0.0.1", "reads no environment")
     serve.add_argument("--port", type=int, default=8311, help="port on 127.0.0.1 (default 8311, make's SAMPLE_PORT)")
@@ -198,7 +204,11 @@ def _provision(args: argparse.Namespace) -> int:
         return 2
     config = ProvisionConfig.from_settings(settings.aws)
     try:
-        actions = plan(config, AwsClients.create(AwsSession.from_settings(settings.aws)))
+        clients = AwsClients.create(AwsSession.from_settings(settings.aws))
+        if args.print_task_policy:
+            print(json.dumps(task_policy(config, clients), indent=2))
+            return 0
+        actions = plan(config, clients)
         print(format_plan(actions))
         if not args.dry_run:
             logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -2,7 +2,8 @@
 least-privilege policy and the managed crawler's definition. provision.py brings AWS to this description.
 
 The crawler's role gets only what the lake needs: read the raw and code buckets, read/write bronze/ and
-silver/ of the lake bucket, the Glue catalog of our database, and the Glue log groups.
+silver/ of the lake bucket, the Glue catalog of our database, and the Glue log groups. The role Dagster
+runs take on ECS (`run_task_policy`) gets only what raw, bronze and the crawl do.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from boston_lake.lake import layout, settings
+from boston_lake.lake.glue import LOCK_PREFIX
 from boston_lake.lake.s3 import ServerSideEncryption
 from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, DEFAULT_ROLE_NAME, AwsSettings
 from boston_lake.lake.tables import DATABASE, TABLES
@@ -31,6 +33,8 @@ CRAWLER_CONFIGURATION = {
     "Grouping": {"TableGroupingPolicy": "CombineCompatibleSchemas", "TableLevelConfiguration": 4},
     "CrawlerOutput": {"Partitions": {"AddOrUpdateBehavior": "InheritFromTable"}},
 }
+# Run logs of Dagster runs on ECS (deploy/ecs/dagster.yaml's compute_logs prefix), in the lake bucket.
+RUN_LOG_PREFIX = "_dagster/compute_logs/"
 CATALOG_ACTIONS = (
     "GetDatabase",
     "GetDatabases",
@@ -135,61 +139,109 @@ def glue_trust_policy() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Arns:
+    """ARNs of one account, region and partition, for the policies below."""
+
+    partition: str
+    region: str
+    account_id: str
+
+    def bucket(self, name: str, suffix: str = "") -> str:
+        return f"arn:{self.partition}:s3:::{name}{suffix}"
+
+    def regional(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{self.account_id}:{resource}"
+
+    def catalog_of(self, database: str) -> list[str]:
+        """The Glue catalog of one database: Glue checks the catalog, the database and the table."""
+        resources = ("catalog", f"database/{database}", f"table/{database}/*", f"userDefinedFunction/{database}/*")
+        return [self.regional("glue", resource) for resource in resources]
+
+    def kms_key(self, key: str) -> str:
+        return key if key.startswith("arn:") else self.regional("kms", f"key/{key}")
+
+
+def _allow(sid: str, actions: list[str], resources: list[str], **condition: Any) -> dict[str, Any]:
+    return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **condition}
+
+
+def _list_under(sid: str, bucket_arn: str, prefixes: list[str]) -> dict[str, Any]:
+    """ListBucket on a bucket, for keys under these prefixes only."""
+    condition = {"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}}
+    return _allow(sid, ["s3:ListBucket"], [bucket_arn], Condition=condition)
+
+
+def _use_lake_key(config: ProvisionConfig, arns: _Arns) -> list[dict[str, Any]]:
+    if not config.kms_key_id:
+        return []
+    return [_allow("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [arns.kms_key(config.kms_key_id)])]
+
+
 def crawler_role_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
     """The role's only permissions: our buckets and prefixes, our database's catalog, Glue's log groups."""
-
-    def bucket(name: str, suffix: str = "") -> str:
-        return f"arn:{partition}:s3:::{name}{suffix}"
-
-    def regional(service: str, resource: str) -> str:
-        return f"arn:{partition}:{service}:{config.region}:{account_id}:{resource}"
-
-    def allow(sid: str, actions: list[str], resources: list[str], **condition: Any) -> dict[str, Any]:
-        return {"Sid": sid, "Effect": "Allow", "Action": actions, "Resource": resources, **condition}
-
-    raw, lake, code, database = config.raw_bucket, config.lake_bucket, config.code_bucket, config.database
+    arns = _Arns(partition, config.region, account_id)
+    raw, lake, code = config.raw_bucket, config.lake_bucket, config.code_bucket
     statements = [
-        allow("LocateBuckets", ["s3:GetBucketLocation"], [bucket(name) for name in config.buckets]),
-        allow("ListRawAndCode", ["s3:ListBucket"], [bucket(raw), bucket(code)]),
-        allow("ReadRawAndCode", ["s3:GetObject"], [bucket(raw, "/*"), bucket(code, "/*")]),
-        allow(
-            "ListLakeZones",
-            ["s3:ListBucket"],
-            [bucket(lake)],
-            Condition={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in LAKE_PREFIXES]}},
-        ),
-        allow(
+        _allow("LocateBuckets", ["s3:GetBucketLocation"], [arns.bucket(name) for name in config.buckets]),
+        _allow("ListRawAndCode", ["s3:ListBucket"], [arns.bucket(raw), arns.bucket(code)]),
+        _allow("ReadRawAndCode", ["s3:GetObject"], [arns.bucket(raw, "/*"), arns.bucket(code, "/*")]),
+        _list_under("ListLakeZones", arns.bucket(lake), list(LAKE_PREFIXES)),
+        _allow(
             "ReadWriteLakeZones",
             ["s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
-            [bucket(lake, f"/{prefix}*") for prefix in LAKE_PREFIXES],
+            [arns.bucket(lake, f"/{prefix}*") for prefix in LAKE_PREFIXES],
         ),
-        allow(
+        _allow(
             "CatalogOfOurDatabase",
             sorted(f"glue:{action}" for action in CATALOG_ACTIONS),
-            [
-                regional("glue", resource)
-                for resource in (
-                    "catalog",
-                    f"database/{database}",
-                    f"table/{database}/*",
-                    f"userDefinedFunction/{database}/*",
-                )
-            ],
+            arns.catalog_of(config.database),
         ),
-        allow(
+        _allow(
             "GlueLogs",
             ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
             [
-                regional("logs", f"log-group:{name}")
+                arns.regional("logs", f"log-group:{name}")
                 for name in ("/aws-glue/crawlers", "/aws-glue/crawlers:*", "/aws-glue/jobs/*")
             ],
         ),
     ]
-    if config.kms_key_id:
-        key = config.kms_key_id
-        key_arn = key if key.startswith("arn:") else regional("kms", f"key/{key}")
-        statements.append(allow("UseLakeKey", ["kms:Decrypt", "kms:GenerateDataKey"], [key_arn]))
-    return {"Version": "2012-10-17", "Statement": statements}
+    return {"Version": "2012-10-17", "Statement": statements + _use_lake_key(config, arns)}
+
+
+def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
+    """The only permissions of a Dagster run's task role (ECS, deploy/ecs/dagster.yaml): what raw, bronze and
+    the crawl do. Nothing else: no code bucket, no Athena (queries run from the CLI, as a person), no
+    CreateDatabase or crawler changes (`provision` makes those), no IAM."""
+    arns = _Arns(partition, config.region, account_id)
+    raw, lake = config.raw_bucket, config.lake_bucket
+    raw_prefixes = [layout.raw_table_prefix(table.name) for table in TABLES]
+    lake_prefixes = [*LAKE_PREFIXES, LOCK_PREFIX, RUN_LOG_PREFIX]
+    # Delete: a replaced raw file is copied to _history/ and then removed; bronze replaces its rejects;
+    # a crawl lease is released by deleting it. Multipart uploads carry large files.
+    read_write = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
+    statements = [
+        _allow("LocateBuckets", ["s3:GetBucketLocation"], [arns.bucket(raw), arns.bucket(lake)]),
+        _list_under("ListRawZone", arns.bucket(raw), raw_prefixes),
+        _allow("ReadWriteRawZone", read_write, [arns.bucket(raw, f"/{prefix}*") for prefix in raw_prefixes]),
+        _list_under("ListLakeZonesLeasesAndRunLogs", arns.bucket(lake), lake_prefixes),
+        _allow(
+            "ReadWriteLakeZonesLeasesAndRunLogs",
+            read_write,
+            [arns.bucket(lake, f"/{prefix}*") for prefix in lake_prefixes],
+        ),
+        _allow(
+            "CatalogOfOurDatabase",
+            sorted(f"glue:{action}" for action in {*CATALOG_ACTIONS, "GetTableVersions"}),
+            arns.catalog_of(config.database),
+        ),
+        _allow(
+            "RunOurCrawler",
+            ["glue:GetCrawler", "glue:ListCrawls", "glue:StartCrawler"],
+            [arns.regional("glue", f"crawler/{config.crawler_name}")],
+        ),
+    ]
+    return {"Version": "2012-10-17", "Statement": statements + _use_lake_key(config, arns)}
 
 
 def crawler_definition(config: ProvisionConfig, role_arn: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from boston_lake.lake.aws_resources import (
     crawler_definition,
     crawler_role_policy,
     glue_trust_policy,
+    run_task_policy,
 )
 from boston_lake.lake.log import Log
 from boston_lake.lake.tables import TABLES
@@ -63,10 +64,20 @@ class Action:
         return f"{self.change:<9} {self.resource}: {self.reason}"
 
 
+def _caller(clients: AwsClients) -> tuple[str, str]:
+    """The account and partition (aws, aws-cn, ...) of the credentials in use."""
+    identity = _read(clients.sts.get_caller_identity, "reading the caller's identity", set())
+    return identity["Account"], identity["Arn"].split(":")[1]
+
+
 def plan(config: ProvisionConfig, clients: AwsClients) -> list[Action]:
     """Compare every resource with its desired state; nothing is changed."""
-    identity = _read(clients.sts.get_caller_identity, "reading the caller's identity", set())
-    return _Planner(config, clients, identity["Account"], identity["Arn"].split(":")[1]).actions()
+    return _Planner(config, clients, *_caller(clients)).actions()
+
+
+def task_policy(config: ProvisionConfig, clients: AwsClients) -> dict[str, Any]:
+    """`run_task_policy` in the caller's account: what `provision --print-task-policy` prints."""
+    return run_task_policy(config, *_caller(clients))
 
 
 def apply(actions: list[Action], log: Log) -> list[Action]:
