@@ -6,6 +6,7 @@ from dagster import AssetsDefinition, Definitions, map_asset_specs
 
 from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS
 from boston_lake.defs.checks import BRONZE_CHECKS
+from boston_lake.defs.executor import EXECUTOR
 from boston_lake.defs.gold import GOLD_ASSETS, GOLD_AUTOMATION, GOLD_JOB
 from boston_lake.defs.ingest import INGEST_ASSETS
 from boston_lake.defs.jobs import CRAWL_JOBS, INGEST_JOBS
@@ -39,6 +40,7 @@ def build_definitions(settings: Settings) -> Definitions:
         schedules=SCHEDULES,
         sensors=[*SENSORS, *SILVER_SENSORS, GOLD_AUTOMATION],
         resources=build_resources(settings),
+        executor=EXECUTOR,
     )
 
 

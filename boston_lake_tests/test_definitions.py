@@ -37,6 +37,12 @@ def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(loca
     assert legacy.backfill_policy.max_partitions_per_run is None  # single run
 
 
+def test_every_run_executes_its_steps_in_its_own_process(local_defs):
+    """UI-launched runs of any selection and the shipped jobs alike: no Python started per step."""
+    jobs = ["ingest_legacy_requests", "crawl_new_system_requests", "__ASSET_JOB"]
+    assert {local_defs.resolve_job_def(name).executor_def.name for name in jobs} == {"in_process"}
+
+
 def validate(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "boston_lake.definitions"],
