@@ -77,6 +77,11 @@ class SamplePortal:
 
     # -- content ----------------------------------------------------------------------------------------
 
+    def content_md5(self, path: Path) -> str:
+        """The file's hash as the portal publishes it (CKAN `hash`, and the ETag); read afresh every time, so an
+        edited file is a new version at once. A benchmark serving files that never change may remember it."""
+        return file_md5(path)
+
     def file_for(self, resource_id: str) -> Path | None:
         name = self.files_by_resource_id.get(resource_id)
         return self.data_dir / name if name else None
@@ -100,7 +105,7 @@ class SamplePortal:
                 resource.update(
                     url=self.download_url(resource["id"]),
                     size=stat.st_size,
-                    hash=file_md5(path),
+                    hash=self.content_md5(path),
                     last_modified=datetime.fromtimestamp(stat.st_mtime, UTC).replace(tzinfo=None).isoformat(),
                 )
             resources.append(resource)
@@ -233,7 +238,7 @@ class PortalHandler(BaseHTTPRequestHandler):
 
     def validators(self, path: Path) -> tuple[str, str]:
         stat = path.stat()
-        etag = f'"{file_md5(path)}"'
+        etag = f'"{self.portal.content_md5(path)}"'
         return etag, format_datetime(datetime.fromtimestamp(int(stat.st_mtime), UTC), usegmt=True)
 
     def send_download(self, path: Path) -> None:
