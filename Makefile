@@ -43,8 +43,10 @@ dev: install
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(DAGSTER_DEV) -p $(DAGSTER_PORT)
 
 bench: install
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_bronze.py --markdown
 	$(BIN)/python benchmarks/bench_catalog.py
+	$(BIN)/python benchmarks/bench_backfill.py
 
 clean:
 	rm -rf .demo .boston_lake benchmarks/.work

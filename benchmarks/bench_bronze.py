@@ -335,9 +335,17 @@ def _pyarrow_csv(source: Path, destination: Path, table: LakeTable, options: Opt
 
 
 def _polars(source: Path, destination: Path, table: LakeTable, options: Options) -> EngineReport:
+    """polars' streaming engine given bronze's explicit column types (left to infer, it guesses ward codes
+    such as 0502A to be integers from the first rows and fails)."""
     import polars
 
-    polars.scan_csv(source).sink_parquet(destination, compression="zstd")
+    from boston_lake.lake.csvscan import read_header
+
+    header, _ = read_header(source)
+    schema = polars.from_arrow(table.match_generation(header).arrow_schema(header).empty_table()).schema
+    polars.scan_csv(source, schema=schema, null_values=["", " "]).sink_parquet(
+        destination, compression="zstd", row_group_size=ROW_GROUP_ROWS
+    )
     return EngineReport()
 
 
@@ -352,7 +360,7 @@ ENGINES = {
             ("pyarrow.csv", "pyarrow.dataset", "boston_lake.lake.csvscan", "boston_lake.lake.tables"),
             _pyarrow_csv,
         ),
-        Engine("polars", ("polars",), _polars),
+        Engine("polars", ("polars", "boston_lake.lake.csvscan", "boston_lake.lake.tables"), _polars),
     )
 }
 DEFAULT_ENGINES = "bronze,pandas_seed,duckdb_plain,pyarrow_csv,polars"

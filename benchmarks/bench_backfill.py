@@ -1,0 +1,440 @@
+"""End-to-end speed: a backfill through Dagster and the re-run that finds nothing new, each against a baseline
+measured in the same run.
+
+N Boston-shaped legacy years (bench_bronze's generator, every open date within its year) are served by the
+sample portal on 127.0.0.1, optionally throttled. Then, in each repeat, on a fresh lake and Dagster home:
+
+- backfill: `dagster asset materialize` of raw + bronze + catalog over the years, with the shipped code
+  location (its executor, single-run backfill policy and checks): one run for the range, as a UI backfill;
+- unchanged re-run: the same command again; the portal answers 304 and the lake must not change;
+- pure conversion: `convert_csv` of the same files one after another in one process;
+- do-nothing run: the same command on benchmarks/noop_definitions.py (the same five steps, no work);
+- download alone: the same files fetched one after another with requests into files, nothing else.
+
+Conversion and download are timed after their imports; Dagster runs are timed whole, process start
+included, since a user waits for that too. Peak RSS is the highest of the measured process and its
+children. Ratios are of medians.
+
+    python benchmarks/bench_backfill.py --years 4 --size 200MB --repeat 3
+    python benchmarks/bench_backfill.py --years 4 --size 200MB --repeat 3 --throttle-mbps 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_bronze import (  # noqa: E402
+    MB,
+    SHAPES,
+    BenchError,
+    Generated,
+    generate_csv,
+    machine_info,
+    parse_size,
+)
+from boston_lake.lake import layout  # noqa: E402
+from boston_lake.lake.stores import STAGING_DIR  # noqa: E402
+from boston_lake.lake.tables import DATABASE, LEGACY_REQUESTS  # noqa: E402
+from boston_lake.sample_portal.server import DATA_DIR, PortalHandler, SamplePortal  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+LAST_YEAR = 2023  # generated years end here; the first legacy partition is 2011
+ZONES = ("raw", "bronze", "catalog")
+SELECTION = ",".join(f"{zone}/{LEGACY_REQUESTS.name}" for zone in ZONES)
+NOOP_SELECTION = ",".join(f"noop/{zone}" for zone in ZONES)  # benchmarks/noop_definitions.py
+INSTANCE_CONFIG = ROOT / ".dagster_home" / "dagster.yaml"  # what `make dev` runs with
+MIB_PER_KIB = 1024
+BACKFILL_VS_CONVERSION = 1.5
+BACKFILL_VS_DOWNLOAD = 1.15  # when the portal is throttled
+RERUN_VS_NOOP = 1.5
+
+# Spawns a command and reports its wall time, exit code and the peak RSS of it and its children
+# (wait4's ru_maxrss). It is a bare interpreter so that the peak it passes on at exec is small.
+_MEASURE = """
+import json, os, sys, time
+argv, env, out = json.loads(sys.argv[1])
+started = time.perf_counter()
+pid = os.posix_spawn(argv[0], argv, env)
+_, status, usage = os.wait4(pid, 0)
+result = {"seconds": time.perf_counter() - started, "exit": os.waitstatus_to_exitcode(status),
+          "peak_rss_kib": usage.ru_maxrss}
+with open(out, "w") as stream:
+    json.dump(result, stream)
+"""
+
+
+# --- The portal --------------------------------------------------------------------------------------------
+
+
+class _PacedWriter:
+    """A socket writer that sends no faster than `bytes_per_second`, as a distant portal would."""
+
+    def __init__(self, stream: BinaryIO, bytes_per_second: float):
+        self.stream = stream
+        self.bytes_per_second = bytes_per_second
+        self.started = time.monotonic()
+        self.sent = 0
+
+    def write(self, data: bytes) -> int:
+        written = self.stream.write(data)
+        self.sent += len(data)
+        ahead = self.sent / self.bytes_per_second - (time.monotonic() - self.started)
+        if ahead > 0:
+            time.sleep(ahead)
+        return written
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+class _PacedHandler(PortalHandler):
+    def send_download(self, path: Path) -> None:
+        rate = self.portal.bytes_per_second  # type: ignore[attr-defined]
+        if not rate:
+            super().send_download(path)
+            return
+        plain = self.wfile
+        self.wfile = _PacedWriter(plain, rate)  # type: ignore[assignment]
+        try:
+            super().send_download(path)
+        finally:
+            self.wfile = plain
+
+
+class BenchPortal(SamplePortal):
+    """The sample portal over generated files that never change: each file is hashed once, not per request."""
+
+    def __init__(self, data_dir: Path, bytes_per_second: float | None):
+        super().__init__(data_dir, handler=_PacedHandler)
+        self.bytes_per_second = bytes_per_second
+        self._hashes: dict[Path, str] = {}
+
+    def content_md5(self, path: Path) -> str:
+        if path not in self._hashes:
+            self._hashes[path] = super().content_md5(path)
+        return self._hashes[path]
+
+
+def generate_years(years: list[int], size: int, work_dir: Path) -> dict[int, Generated]:
+    base = SHAPES["legacy_v2"]
+    return {
+        year: generate_csv(dataclasses.replace(base, name=f"{base.name}_{year}", year=year), size, work_dir)
+        for year in years
+    }
+
+
+def portal_data(files: dict[int, Generated], folder: Path) -> Path:
+    """A sample-portal folder offering the generated files as the real package's resources of their years."""
+    config = json.loads((DATA_DIR / "portal.json").read_text())
+    package = json.loads((DATA_DIR / config["package"]).read_text())["result"]
+    ids = {}
+    for resource in package["resources"]:
+        match = LEGACY_REQUESTS.resource_pattern.match(" ".join((resource.get("name") or "").split()))
+        if match and int(match["year"]) in files:
+            ids[int(match["year"])] = resource["id"]
+    missing = sorted(set(files) - set(ids))
+    if missing:
+        raise BenchError(f"the bundled package offers no legacy resource for {missing}")
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    shutil.copyfile(DATA_DIR / config["package"], folder / config["package"])
+    for year, generated in files.items():
+        (folder / f"tmp_{year}.csv").symlink_to(generated.path)
+    mapping = {ids[year]: f"tmp_{year}.csv" for year in files}
+    (folder / "portal.json").write_text(json.dumps({"package": config["package"], "files_by_resource_id": mapping}))
+    return folder
+
+
+# --- Measuring ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_rss_kib: int
+
+
+def measured(argv: list[str], env: dict[str, str], scratch: Path, what: str) -> Run:
+    """Run `argv` under the measuring wrapper; the command's own result file, if it writes one, gives the time."""
+    result = scratch / "measure.json"
+    inner = scratch / "inner.json"
+    result.unlink(missing_ok=True)
+    inner.unlink(missing_ok=True)
+    env = {**env, "BENCH_RESULT": str(inner)}
+    child = subprocess.run(
+        [sys.executable, "-S", "-c", _MEASURE, json.dumps([argv, env, str(result)])],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    outcome = json.loads(result.read_text()) if result.exists() else {"exit": child.returncode}
+    if outcome["exit"] != 0 or child.returncode != 0:
+        raise BenchError(f"{what} failed (exit {outcome['exit']}):\n{(child.stderr or child.stdout)[-4000:]}")
+    seconds = json.loads(inner.read_text())["seconds"] if inner.exists() else outcome["seconds"]
+    return Run(seconds, outcome["peak_rss_kib"])
+
+
+def child_env(lake_home: Path, dagster_home: Path, portal_url: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+        "BOSTON_LAKE_HOME": str(lake_home),
+        "BOSTON_LAKE_PORTAL_URL": portal_url,
+        "DAGSTER_HOME": str(dagster_home),
+    }
+
+
+def materialize_argv(location: list[str], selection: str, years: list[int]) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "dagster",
+        "asset",
+        "materialize",
+        *location,
+        "--select",
+        selection,
+        "--partition-range",
+        f"{years[0]}...{years[-1]}",
+    ]
+
+
+def lake_snapshot(home: Path) -> dict[str, tuple[int, int]]:
+    """Every object of the lake (catalog included) with its size and modification time; staging left out."""
+    return {
+        path.relative_to(home).as_posix(): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in home.rglob("*")
+        if path.is_file() and STAGING_DIR not in path.relative_to(home).parts
+    }
+
+
+def check_backfill(home: Path, files: dict[int, Generated]) -> None:
+    """Every year is in bronze with every generated row, and registered in the catalog."""
+    import pyarrow.parquet as pq
+
+    from boston_lake.lake.local_catalog import LocalCatalog
+
+    for year, generated in files.items():
+        path = home / layout.bronze_data_key(LEGACY_REQUESTS.name, year)
+        rows = pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+        if rows != generated.rows:
+            raise BenchError(f"bronze {year}: {path} holds {rows} rows, the generated CSV {generated.rows}")
+    catalog = LocalCatalog(home / "catalog" / "catalog.sqlite")
+    registered = {int(p["Values"][0]) for p in catalog.get_partitions(DATABASE, LEGACY_REQUESTS.name)}
+    if not set(files) <= registered:
+        raise BenchError(f"catalog: years {sorted(set(files) - registered)} are not registered")
+
+
+def changed_objects(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> list[str]:
+    return sorted(key for key in before.keys() | after.keys() if before.get(key) != after.get(key))
+
+
+@dataclass
+class Results:
+    runs: dict[str, list[Run]] = dataclasses.field(default_factory=dict)
+    rerun_changes: list[list[str]] = dataclasses.field(default_factory=list)
+
+    def add(self, name: str, run: Run, log: Callable[[str], None]) -> None:
+        self.runs.setdefault(name, []).append(run)
+        log(f"{name}: {run.seconds:.2f} s, peak RSS {run.peak_rss_kib / MIB_PER_KIB:.0f} MiB")
+
+    def seconds(self, name: str) -> float:
+        return statistics.median(run.seconds for run in self.runs[name])
+
+    def peak_mib(self, name: str) -> float:
+        return max(run.peak_rss_kib for run in self.runs[name]) / MIB_PER_KIB
+
+
+BACKFILL, RERUN, CONVERSION, NOOP, DOWNLOAD = (
+    "backfill",
+    "unchanged re-run",
+    "pure conversion",
+    "do-nothing Dagster run",
+    "download alone",
+)
+
+
+def measure(
+    files: dict[int, Generated],
+    work_dir: Path,
+    repeat: int,
+    bytes_per_second: float | None,
+    log: Callable[[str], None] = lambda message: None,
+) -> Results:
+    years = sorted(files)
+    results = Results()
+    with BenchPortal(portal_data(files, work_dir / "portal"), bytes_per_second) as portal:
+        for generated in files.values():  # hashed once, before any clock runs
+            portal.content_md5(generated.path)
+            _read_through(generated.path)
+        urls = [portal.download_url(resource_id) for resource_id in portal.files_by_resource_id]
+        for attempt in range(1, repeat + 1):
+            log(f"repeat {attempt} of {repeat}")
+            with tempfile.TemporaryDirectory(prefix="bench_backfill_", dir=work_dir) as scratch_dir:
+                scratch = Path(scratch_dir)
+                lake, dagster_home = scratch / "lake", scratch / "dagster_home"
+                dagster_home.mkdir()
+                if INSTANCE_CONFIG.exists():
+                    shutil.copyfile(INSTANCE_CONFIG, dagster_home / "dagster.yaml")
+                env = child_env(lake, dagster_home, portal.url)
+                lake_run = materialize_argv(["-m", "boston_lake.definitions"], SELECTION, years)
+                results.add(BACKFILL, measured(lake_run, env, scratch, BACKFILL), log)
+                check_backfill(lake, files)
+                before = lake_snapshot(lake)
+                results.add(RERUN, measured(lake_run, env, scratch, RERUN), log)
+                results.rerun_changes.append(changed_objects(before, lake_snapshot(lake)))
+                noop_module = BENCH_DIR / "noop_definitions.py"
+                noop_run = materialize_argv(["-f", str(noop_module)], NOOP_SELECTION, years)
+                results.add(NOOP, measured(noop_run, env, scratch, NOOP), log)
+                convert = [sys.executable, __file__, "--convert", json.dumps([str(files[y].path) for y in years])]
+                results.add(CONVERSION, measured(convert, env, scratch, CONVERSION), log)
+                download = [sys.executable, __file__, "--download", json.dumps([urls, str(scratch / "downloads")])]
+                results.add(DOWNLOAD, measured(download, env, scratch, DOWNLOAD), log)
+    return results
+
+
+def _read_through(path: Path) -> None:
+    """Every run reads the generated files from the page cache, the first one included."""
+    with open(path, "rb") as stream:
+        while stream.read(16 * MB):
+            pass
+
+
+# --- The baselines' own processes -------------------------------------------------------------------------
+
+
+def convert_files(paths: list[Path]) -> float:
+    """The files through the bronze converter, one after another, with its default settings."""
+    from boston_lake.lake.bronze import convert_csv
+
+    with tempfile.TemporaryDirectory(prefix="bench_convert_") as out:
+        started = time.perf_counter()
+        for number, path in enumerate(paths):
+            convert_csv(path, Path(out) / f"{number}.parquet", LEGACY_REQUESTS)
+        return time.perf_counter() - started
+
+
+def download_files(urls: list[str], folder: Path) -> float:
+    """The files over HTTP, streamed to disk in the raw zone's chunk size; no hashing, no checks."""
+    import requests
+
+    from boston_lake.lake.portal import CHUNK_BYTES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with requests.Session() as session:
+        started = time.perf_counter()
+        for number, url in enumerate(urls):
+            with session.get(url, stream=True, timeout=60) as response, open(folder / f"{number}.csv", "wb") as sink:
+                response.raise_for_status()
+                for chunk in response.iter_content(CHUNK_BYTES):
+                    sink.write(chunk)
+        return time.perf_counter() - started
+
+
+def _report_inner(seconds: float) -> None:
+    Path(os.environ["BENCH_RESULT"]).write_text(json.dumps({"seconds": seconds}))
+
+
+# --- Reporting ---------------------------------------------------------------------------------------------
+
+
+def report(results: Results, files: dict[int, Generated], bytes_per_second: float | None) -> str:
+    total = sum(generated.bytes for generated in files.values())
+    size_mb = next(iter(files.values())).bytes / MB
+    portal = f"throttled to {bytes_per_second / MB:.0f} MB/s" if bytes_per_second else "loopback, unthrottled"
+    lines = [
+        f"{len(files)} legacy years x {size_mb:.0f} MB ({total / MB:.0f} MB, "
+        f"{sum(g.rows for g in files.values()):,} rows), portal {portal}; "
+        f"medians of {len(results.runs[BACKFILL])}",
+        "",
+        "| measure | seconds | runs | peak RSS MiB |",
+        "|---|---:|---|---:|",
+    ]
+    for name, runs in results.runs.items():
+        each = ", ".join(f"{run.seconds:.2f}" for run in runs)
+        lines.append(f"| {name} | {results.seconds(name):.2f} | {each} | {results.peak_mib(name):.0f} |")
+    lines += ["", *[f"- {line}" for line in verdicts(results, bytes_per_second)]]
+    lines += ["", *[f"- {line}" for line in machine_info()]]
+    return "\n".join(lines) + "\n"
+
+
+def verdicts(results: Results, bytes_per_second: float | None) -> list[str]:
+    backfill = results.seconds(BACKFILL)
+    lines = []
+    if bytes_per_second:
+        ratio = backfill / results.seconds(DOWNLOAD)
+        lines.append(_verdict("backfill / download alone", ratio, BACKFILL_VS_DOWNLOAD))
+        lines.append(f"backfill / pure conversion: {backfill / results.seconds(CONVERSION):.2f}x (judged unthrottled)")
+    else:
+        ratio = backfill / results.seconds(CONVERSION)
+        lines.append(_verdict("backfill / pure conversion", ratio, BACKFILL_VS_CONVERSION))
+    ratio = results.seconds(RERUN) / results.seconds(NOOP)
+    lines.append(_verdict("unchanged re-run / do-nothing Dagster run", ratio, RERUN_VS_NOOP))
+    changes = sorted({key for changed in results.rerun_changes for key in changed})
+    lines.append(
+        "unchanged re-run wrote nothing to the lake: "
+        + ("MET" if not changes else f"MISSED, changed {len(changes)} objects: {', '.join(changes[:5])}")
+    )
+    return lines
+
+
+def _verdict(name: str, ratio: float, target: float) -> str:
+    return f"{name}: {ratio:.2f}x, target <= {target}x: {'MET' if ratio <= target else 'MISSED'}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--years", type=int, default=4, help=f"legacy years, ending with {LAST_YEAR}")
+    parser.add_argument("--size", default="200MB", help="CSV size of each year, e.g. 200MB")
+    parser.add_argument("--repeat", type=int, default=1, help="measurements of each; medians are reported")
+    parser.add_argument("--throttle-mbps", type=float, help="the portal sends at most this many MB/s")
+    parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / ".work", help="generated CSVs and scratch")
+    parser.add_argument("--convert", help=argparse.SUPPRESS)
+    parser.add_argument("--download", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.convert:
+        _report_inner(convert_files([Path(path) for path in json.loads(args.convert)]))
+        return 0
+    if args.download:
+        urls, folder = json.loads(args.download)
+        _report_inner(download_files(urls, Path(folder)))
+        return 0
+    if not 1 <= args.years <= LAST_YEAR - LEGACY_REQUESTS.first_year + 1:
+        parser.error(f"--years must be 1 to {LAST_YEAR - LEGACY_REQUESTS.first_year + 1}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
+    if args.throttle_mbps is not None and args.throttle_mbps <= 0:
+        parser.error("--throttle-mbps must be positive")
+    bytes_per_second = args.throttle_mbps * MB if args.throttle_mbps else None
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        years = list(range(LAST_YEAR - args.years + 1, LAST_YEAR + 1))
+        log(f"generating or reusing {args.years} years of {args.size} in {args.work_dir}")
+        files = generate_years(years, parse_size(args.size), args.work_dir)
+        results = measure(files, args.work_dir, args.repeat, bytes_per_second, log)
+    except BenchError as error:
+        print(f"bench_backfill: {error}", file=sys.stderr)
+        return 1
+    print(report(results, files, bytes_per_second))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
