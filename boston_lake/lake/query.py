@@ -59,6 +59,10 @@ class DuckDBQueryEngine:
         self._connection = duckdb.connect()
         # Athena works in UTC; results must not depend on the machine's time zone.
         self._connection.execute("SET TimeZone = 'UTC'")
+        # Binding a table's view reads every file's footer; DuckDB may keep them between queries because it
+        # re-reads a footer whose file's modification time changed (or is under 10 s old): a rewritten year
+        # is seen at once, and a query of an unchanged lake reads no footer twice.
+        self._connection.execute("SET parquet_metadata_cache = true")
         self._lock = threading.Lock()
         self._views: dict[str, _View] = {}
 

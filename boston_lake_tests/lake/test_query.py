@@ -77,6 +77,21 @@ def test_a_partition_removed_from_the_catalog_disappears_though_its_files_remain
     assert set(counts_by_year(engine, LEGACY)) == {"2022", "2023"}
 
 
+def test_a_year_rewritten_in_place_is_read_anew_by_the_same_engine(
+    engine: DuckDBQueryEngine, bronze_lake: LocalObjectStore, bronze_samples: BronzeSamples
+) -> None:
+    """Footers are cached between queries; a rewritten file must not be read through its old footer."""
+    key = layout.bronze_data_key(LEGACY, 2013)
+    assert counts_by_year(engine, LEGACY)["2013"] == bronze_samples.legacy_v2_2013.rows
+    with bronze_lake.writing(key) as staged:
+        pq.write_table(pq.read_table(bronze_samples.legacy_v2_2013.path).slice(0, 3), staged)
+
+    assert counts_by_year(engine, LEGACY)["2013"] == 3
+    assert engine.query(
+        "SELECT count(DISTINCT case_enquiry_id) AS n FROM boston311.legacy_requests WHERE year = '2013'"
+    )["n"].to_pylist() == [3]
+
+
 def test_only_crawled_tables_are_queryable(bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog) -> None:
     Crawler(bronze_lake, bronze_catalog, DB).crawl(TARGETS[:1])
     engine = DuckDBQueryEngine(bronze_catalog, bronze_lake)
