@@ -12,8 +12,8 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from boston_lake.lake.datastore import DataStoreManifest
 from boston_lake.lake.log import Log
 from boston_lake.lake.manifest import RawManifest, read_manifest
 from boston_lake.lake.portal import CkanPortal, PortalError, PortalResource
-from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.stores import ObjectStore, WorkBusy, Workspace
 from boston_lake.lake.tables import LakeTable
 
 _DATE_PREFIX = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
@@ -170,7 +170,7 @@ class RawZone:
         for year in years:
             try:
                 partitions.append(self.ingest_year(table, resources, year))
-            except (PortalError, RawIngestError) as error:
+            except (PortalError, RawIngestError, WorkBusy) as error:
                 self.log.warning(f"{table.name} {year}: {error}")
                 failures[year] = str(error)
         if failures:
@@ -183,7 +183,7 @@ class RawZone:
         prefix = layout.raw_partition_prefix(table.name, year)
         previous = read_manifest(self.store, prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, year, previous.resource_id if previous else None, self.log)
-        with self.store.scratch_file(".csv") as scratch:
+        with self._workspace(f"raw.{table.name}.{year}") as work, work.file(".csv") as scratch:
             manifest, reason = self._fetch(table, year, prefix, resource, previous, scratch)
             if manifest is None:
                 assert previous is not None
@@ -200,18 +200,24 @@ class RawZone:
         source_prefix = layout.raw_source_prefix(table.name)
         previous = read_manifest(self.store, source_prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, None, previous.resource_id if previous else None, self.log)
-        with self.store.scratch_file(".csv") as scratch:
+        with self._workspace(f"raw.{table.name}.source") as work, work.file(".csv") as scratch:
             source, reason = self._fetch(table, None, source_prefix, resource, previous, scratch)
             if source is None:
                 assert previous is not None
-                return self._split_stored(table, previous, years, valid_years, reason)
+                return self._split_stored(table, previous, years, valid_years, reason, work)
             # Split before publishing the source: a failed split leaves the previous source in force.
-            result = self._split(table, source, scratch, years, valid_years, reason)
+            result = self._split(table, source, scratch, years, valid_years, reason, work)
             self._replace(source_prefix, previous, scratch, source)
         return result
 
     def _split_stored(
-        self, table: LakeTable, source: RawManifest, years: Sequence[int], valid_years: Sequence[int], reason: str
+        self,
+        table: LakeTable,
+        source: RawManifest,
+        years: Sequence[int],
+        valid_years: Sequence[int],
+        reason: str,
+        work: Workspace,
     ) -> tuple[list[RawPartition], SplitReport]:
         current = {}
         for year in years:
@@ -221,7 +227,7 @@ class RawZone:
         if len(current) == len(years):
             return [current[year] for year in years], SplitReport(source)
         with self.store.reading(source.key) as local:
-            return self._split(table, source, local, years, valid_years, reason)
+            return self._split(table, source, local, years, valid_years, reason, work)
 
     def _split(
         self,
@@ -231,6 +237,7 @@ class RawZone:
         years: Sequence[int],
         valid_years: Sequence[int],
         reason: str,
+        work: Workspace,
     ) -> tuple[list[RawPartition], SplitReport]:
         opened_column = table.generations[0].opened_column
         if opened_column not in source.header:
@@ -244,10 +251,10 @@ class RawZone:
         with ExitStack() as stack, open(path, "rb") as reader:
             records = iter_records(reader)
             header = next(records)
-            parts = {year: _Part(stack.enter_context(self.store.scratch_file(".csv")), header) for year in years}
+            parts = {year: _Part(stack.enter_context(work.file(".csv")), header) for year in years}
             for part in parts.values():
                 stack.callback(part.close)
-            unassigned = _Part(stack.enter_context(self.store.scratch_file(".csv")), header)
+            unassigned = _Part(stack.enter_context(work.file(".csv")), header)
             for record in records:
                 year, problem = _open_year(record, position)
                 if year is not None and year not in valid_years:
@@ -320,6 +327,14 @@ class RawZone:
         self.store.put_bytes(prefix + layout.MANIFEST, json.dumps(summary, indent=2).encode())
 
     # -- shared steps -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _workspace(self, name: str) -> Iterator[Workspace]:
+        """The partition's staging folder, claimed: a second run of it fails at once, a killed one's debris goes."""
+        with self.store.workspace(name) as work:
+            if work.swept:
+                self.log.warning(f"{name}: removed what a killed run left: {', '.join(work.swept)}")
+            yield work
 
     def _fetch(
         self,

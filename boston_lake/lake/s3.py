@@ -12,7 +12,7 @@ import json
 import re
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +28,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from boston_lake.lake.aws import describe_error, error_code
 from boston_lake.lake.settings import SSE_ALGORITHMS
-from boston_lake.lake.stores import ObjectNotFound, StoredObject, StoreError, check_key
+from boston_lake.lake.stores import (
+    ObjectNotFound,
+    StoredObject,
+    StoreError,
+    Workspace,
+    check_key,
+    claimed_workspace,
+)
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 _CONDITION_FAILED = {"PreconditionFailed", "ConditionalRequestConflict"}
@@ -143,6 +150,11 @@ class S3ObjectStore:
         """A path in a private local folder that does not exist yet; the folder goes when the block ends."""
         with tempfile.TemporaryDirectory(prefix="boston_lake_s3_", dir=self.scratch_dir) as folder:
             yield Path(folder) / f"object{suffix}"
+
+    def workspace(self, name: str) -> AbstractContextManager[Workspace]:
+        """One partition's local staging folder, claimed on this machine; S3 itself never sees partial objects."""
+        base = self.scratch_dir or Path(tempfile.gettempdir())
+        return claimed_workspace(base / "boston_lake_s3" / self.bucket, name)
 
     def publish(self, path: Path, key: str) -> None:
         """One upload: S3 shows the new object only once the PUT or multipart upload completes."""

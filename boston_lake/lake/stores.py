@@ -7,11 +7,12 @@ previous object in place and only hidden staging debris, which the next writer s
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +31,10 @@ class StoreError(RuntimeError):
 
 class ObjectNotFound(StoreError):
     """The key holds no object."""
+
+
+class WorkBusy(StoreError):
+    """Another live process holds the same unit of work (one partition); the message names the holder."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class ObjectStore(Protocol):
 
     def scratch_file(self, suffix: str = "") -> AbstractContextManager[Path]: ...
 
+    def workspace(self, name: str) -> AbstractContextManager[Workspace]: ...
+
     def publish(self, path: Path, key: str) -> None: ...
 
     def writing(self, key: str, suffix: str = "") -> AbstractContextManager[Path]: ...
@@ -65,6 +72,75 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def arrow_filesystem(self) -> tuple[pafs.FileSystem, str]: ...
+
+
+class Workspace:
+    """The private staging folder of one claimed unit of work (one partition of one zone).
+
+    Everything a writer stages for the unit lives here, so that a run killed mid-write leaves its debris
+    where the next run of the same unit finds and removes it.
+    """
+
+    def __init__(self, folder: Path, swept: list[str]):
+        self.folder = folder
+        self.swept = swept  # what a killed holder had left, removed when this claim was taken
+
+    @contextmanager
+    def file(self, suffix: str = "") -> Iterator[Path]:
+        """A path for one staged file; removed when the block ends unless it was published (moved) first."""
+        path = self.folder / f"{uuid.uuid4().hex}{suffix}"
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+
+@contextmanager
+def exclusive_flock(lock_path: Path, holder: str, busy: Callable[[str], Exception]) -> Iterator[None]:
+    """An flock on `lock_path` for the whole block, with `holder` written in the file for whoever finds it
+    taken. The kernel releases it even if the holder is killed, so a dead run never blocks the next one.
+    When it is taken, raises `busy(<the holder's text>)` at once instead of waiting."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            raise busy(handle.read().strip() or "another process") from None
+        try:
+            handle.truncate(0)
+            handle.write(holder)
+            handle.flush()
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def claimed_workspace(base: Path, name: str) -> Iterator[Workspace]:
+    """Claim the unit of work `name` under `base` and yield its staging folder.
+
+    The claim is an flock, so whatever is in the folder when it is taken was left by a holder that died:
+    no live writer can own it, and it is removed. The folder itself goes when the block ends, even on failure.
+    """
+    if not name or "/" in name or name.startswith("."):
+        raise StoreError(f"malformed workspace name {name!r}")
+    folder = base / name
+    lock_path = base / f"{name}.lock"
+    holder = f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}"
+
+    def busy(current: str) -> WorkBusy:
+        return WorkBusy(f"{name} is being written by another run ({current}; lock file {lock_path})")
+
+    with exclusive_flock(lock_path, holder, busy):
+        swept = sorted(str(path.relative_to(base)) for path in folder.rglob("*") if path.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        try:
+            yield Workspace(folder, swept)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_key(key: str) -> str:
@@ -133,11 +209,15 @@ class LocalObjectStore:
         finally:
             scratch.unlink(missing_ok=True)
 
+    def workspace(self, name: str) -> AbstractContextManager[Workspace]:
+        """One partition's staging folder inside the zone, so that its files publish by rename."""
+        return claimed_workspace(self.root / STAGING_DIR, name)
+
     def publish(self, path: Path, key: str) -> None:
         """Make a finished local file the object at `key` in one atomic step (readers see old or new)."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        if path.parent != self.root / STAGING_DIR:
+        if not path.resolve().is_relative_to(self.root / STAGING_DIR):
             with self.scratch_file() as staged:
                 shutil.copyfile(path, staged)
                 os.replace(staged, target)
@@ -170,11 +250,12 @@ class LocalObjectStore:
 
 
 def _sweep_stale(staging: Path) -> None:
-    """Remove staging files left by runs that died; fresh ones may belong to a run still writing."""
+    """Remove loose staging files left by runs that died; fresh ones may belong to a run still writing.
+    Workspaces (folders) and their lock files are left to the next claim of their unit of work."""
     cutoff = time.time() - STALE_STAGING_SECONDS
     for leftover in staging.iterdir():
         try:
-            if leftover.stat().st_mtime < cutoff:
+            if leftover.is_file() and leftover.suffix != ".lock" and leftover.stat().st_mtime < cutoff:
                 leftover.unlink()
         except FileNotFoundError:
             pass
