@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from boston_lake.lake.bronze_json import convert_json_lines
 from boston_lake.lake.csvscan import CsvFormatError, read_header, repair_encoding
 from boston_lake.lake.log import Log
 from boston_lake.lake.manifest import JSON_LINES, RawManifest, read_manifest
-from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.stores import ObjectStore, StoredObject, StoreError, WorkBusy, Workspace
 from boston_lake.lake.tables import HeaderMismatch, LakeTable, SchemaGeneration
 
 # Bump when the same raw file would convert differently, so that existing partitions are rebuilt.
@@ -80,14 +82,16 @@ def convert_csv(
     repair: bool = False,
     kv_metadata: dict[str, str] | None = None,
     settings: ConverterSettings = ConverterSettings(),
+    work_dir: Path | None = None,
 ) -> Conversion:
     """Convert one CSV file of `table` to Parquet, writing unparseable lines to `rejects_destination` (a CSV
-    of raw_key, line, error_type, column, reason, raw_line; only when there are any). Raises CsvFormatError or
-    HeaderMismatch for unusable files, BronzeError when DuckDB cannot finish."""
+    of raw_key, line, error_type, column, reason, raw_line; only when there are any). DuckDB spills into a
+    folder under `work_dir` (the partition's workspace, so a killed run's spill is swept by the next run).
+    Raises CsvFormatError or HeaderMismatch for unusable files, BronzeError when DuckDB cannot finish."""
     label = source_label or str(source)
     header, _ = read_header(source)
     generation = table.match_generation(header)
-    with tempfile.TemporaryDirectory(prefix="boston_lake_convert_") as work:
+    with tempfile.TemporaryDirectory(prefix="boston_lake_convert_", dir=work_dir) as work:
         repaired = 0
         if repair:
             fixed = Path(work) / "repaired.csv"
@@ -198,6 +202,61 @@ class BronzePartition:
         }
 
 
+@dataclass(frozen=True)
+class PublishedPartition:
+    """The bronze manifest: what a build published, so that a later run can tell the object is still it."""
+
+    key: str
+    bytes: int
+    last_modified: str
+    rows: int
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+
+def read_published(store: ObjectStore, table: str, year: int) -> PublishedPartition | None:
+    """The bronze manifest of a year; None when there is none or it cannot be read (both mean: rebuild)."""
+    try:
+        return PublishedPartition(**json.loads(store.get_bytes(layout.bronze_manifest_key(table, year))))
+    except (StoreError, ValueError, TypeError):
+        return None
+
+
+def stored_object(store: ObjectStore, key: str) -> StoredObject | None:
+    return next((stored for stored in store.list(key) if stored.key == key), None)
+
+
+def partition_damage(store: ObjectStore, table: str, year: int) -> str | None:
+    """Why the stored bronze year is not what its build published (missing, unreadable, replaced, cut short),
+    or None when it is whole. Costs a listing, a small JSON read and the Parquet footer, never the data."""
+    key = layout.bronze_data_key(table, year)
+    uri = store.uri(key)
+    stored = stored_object(store, key)
+    if stored is None:
+        return f"{uri} is missing"
+    published = read_published(store, table, year)
+    if published is None:
+        return f"{uri} has no readable bronze manifest ({layout.MANIFEST}): its build did not finish"
+    if stored.size != published.bytes or stored.last_modified.isoformat() != published.last_modified:
+        return (
+            f"{uri} is not the object its build published ({stored.size} bytes, modified "
+            f"{stored.last_modified.isoformat()}; published: {published.bytes} bytes at {published.last_modified})"
+        )
+    try:
+        rows = open_parquet(store, key).metadata.num_rows
+    except (OSError, pa.ArrowException) as error:
+        return f"{uri} is not readable Parquet: {error}"
+    if rows != published.rows:
+        return f"{uri} has {rows} rows in its footer but its build published {published.rows}"
+    return None
+
+
+def repair_hint(table: str, year: int) -> str:
+    """The command that rebuilds a damaged year: a normal materialization, since bronze verifies what it skips."""
+    return f"dagster asset materialize -m boston_lake.definitions --select bronze/{table} --partition {year}"
+
+
 def open_parquet(store: ObjectStore, key: str) -> pq.ParquetFile:
     filesystem, base = store.arrow_filesystem()
     return pq.ParquetFile(filesystem.open_input_file(f"{base}/{key}"))
@@ -225,41 +284,19 @@ class BronzeZone:
                 f"materialize raw/{table.name} for {year} first"
             )
         key = layout.bronze_data_key(table.name, year)
-        if not force:
-            current = self._current(table, year, key, manifest)
-            if current:
-                return current
-        rejects_key = layout.bronze_rejects_key(table.name, year)
-        with (
-            self.raw_store.reading(manifest.key) as raw_path,
-            self.lake_store.scratch_file(".parquet") as staged,
-            self.lake_store.scratch_file(".csv") as rejects,
-        ):
-            try:
-                if manifest.format == JSON_LINES:
-                    conversion = self._convert_json_lines(table, manifest, raw_path, staged, rejects)
+        with self._workspace(table, year) as work:
+            reason = "forced rebuild" if force else "new raw file or converter version"
+            if not force and self.lake_store.exists(key):
+                damage = partition_damage(self.lake_store, table.name, year)
+                if damage is None:
+                    current = self._current(table, year, key, manifest)
+                    if current:
+                        return current
                 else:
-                    conversion = convert_csv(
-                        raw_path,
-                        staged,
-                        table,
-                        rejects_destination=rejects,
-                        source_label=manifest.key,
-                        repair=manifest.invalid_utf8_rows > 0,
-                        kv_metadata=self._kv_metadata(manifest),
-                        settings=self.settings,
-                    )
-            except (CsvFormatError, HeaderMismatch, BronzeError, duckdb.Error) as error:
-                raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from error
-            preview = _preview(staged)
-            size = staged.stat().st_size
-            # The rejects go first: a reader who sees the new data also finds its rejects beside it.
-            if conversion.rejects:
-                self.lake_store.publish(rejects, rejects_key)
-            else:
-                self.lake_store.delete(rejects_key)
-            self.lake_store.publish(staged, key)
-        self._remove_strays(table, year, key)
+                    self.log.warning(f"{table.name} {year}: rebuilding a damaged partition: {damage}")
+                    reason = f"repaired: {damage}"
+            conversion, preview, size = self._convert_and_publish(table, year, key, manifest, work)
+            self._remove_strays(table, year, key)
         if conversion.encoding_repaired_rows:
             self.log.warning(
                 f"{table.name} {year}: {conversion.encoding_repaired_rows} rows had bytes that are not UTF-8 "
@@ -268,7 +305,7 @@ class BronzeZone:
         if conversion.rejects:
             self.log.warning(
                 f"{table.name} {year}: {conversion.rejects} rows could not be parsed; "
-                f"kept with reasons in {self.lake_store.uri(rejects_key)}"
+                f"kept with reasons in {self.lake_store.uri(layout.bronze_rejects_key(table.name, year))}"
             )
         return BronzePartition(
             table=table.name,
@@ -284,7 +321,7 @@ class BronzeZone:
             raw_data_rows=manifest.data_rows,
             encoding_repaired_rows=conversion.encoding_repaired_rows,
             changed=True,
-            reason="forced rebuild" if force else "new raw file or converter version",
+            reason=reason,
             preview=preview,
         )
 
@@ -303,6 +340,59 @@ class BronzeZone:
             settings=self.settings,
         )
         return Conversion(rows, rejected, generation, pq.read_schema(destination))
+
+    @contextmanager
+    def _workspace(self, table: LakeTable, year: int) -> Iterator[Workspace]:
+        """The year's staging folder, claimed: a second build of it fails at once, a killed one's debris goes."""
+        try:
+            with self.lake_store.workspace(f"bronze.{table.name}.{year}") as work:
+                if work.swept:
+                    self.log.warning(f"{table.name} {year}: removed what a killed run left: {', '.join(work.swept)}")
+                yield work
+        except WorkBusy as busy:
+            raise BronzeError(f"{table.name} {year}: {busy}") from busy
+
+    def _convert_and_publish(
+        self, table: LakeTable, year: int, key: str, manifest: RawManifest, work: Workspace
+    ) -> tuple[Conversion, list[dict[str, Any]], int]:
+        rejects_key = layout.bronze_rejects_key(table.name, year)
+        with (
+            self.raw_store.reading(manifest.key) as raw_path,
+            work.file(".parquet") as staged,
+            work.file(".csv") as rejects,
+        ):
+            try:
+                if manifest.format == JSON_LINES:
+                    conversion = self._convert_json_lines(table, manifest, raw_path, staged, rejects)
+                else:
+                    conversion = convert_csv(
+                        raw_path,
+                        staged,
+                        table,
+                        rejects_destination=rejects,
+                        source_label=manifest.key,
+                        repair=manifest.invalid_utf8_rows > 0,
+                        kv_metadata=self._kv_metadata(manifest),
+                        settings=self.settings,
+                        work_dir=work.folder,
+                    )
+            except (CsvFormatError, HeaderMismatch, BronzeError, duckdb.Error) as error:
+                raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from error
+            preview = _preview(staged)
+            size = staged.stat().st_size
+            # The rejects go first: a reader who sees the new data also finds its rejects beside it. The
+            # bronze manifest goes last: until it describes the new object, a re-run rebuilds the year.
+            if conversion.rejects:
+                self.lake_store.publish(rejects, rejects_key)
+            else:
+                self.lake_store.delete(rejects_key)
+            self.lake_store.publish(staged, key)
+        published = stored_object(self.lake_store, key)
+        if published is None:
+            raise BronzeError(f"{table.name} {year}: {self.lake_store.uri(key)} vanished right after publishing")
+        record = PublishedPartition(key, published.size, published.last_modified.isoformat(), conversion.rows)
+        self.lake_store.put_bytes(layout.bronze_manifest_key(table.name, year), record.to_json())
+        return conversion, preview, size
 
     def _kv_metadata(self, manifest: RawManifest) -> dict[str, str]:
         return {

@@ -55,6 +55,10 @@ def bronze_data_key(table: str, year: int) -> str:
     return bronze_partition_prefix(table, year) + BRONZE_FILE
 
 
+def bronze_manifest_key(table: str, year: int) -> str:
+    return bronze_partition_prefix(table, year) + MANIFEST
+
+
 def bronze_rejects_key(table: str, year: int) -> str:
     return bronze_partition_prefix(table, year) + REJECTS
 

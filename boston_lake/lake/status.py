@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from boston_lake.lake import layout
-from boston_lake.lake.bronze import META_PREFIX, footer_metadata, open_parquet, stored_rejects
+from boston_lake.lake.bronze import (
+    META_PREFIX,
+    footer_metadata,
+    open_parquet,
+    partition_damage,
+    repair_hint,
+    stored_rejects,
+)
 from boston_lake.lake.manifest import read_manifest
 from boston_lake.lake.quality import bronze_years
 from boston_lake.lake.stores import ObjectStore
@@ -22,6 +29,14 @@ class PartitionStatus:
     bronze_rows: int | None
     rejects: int | None
     bronze_current: bool  # built from the raw file the raw zone holds now
+    damage: str | None = None  # why the stored bronze year cannot be trusted
+
+    @property
+    def problem(self) -> str | None:
+        """One line for a damaged year: what is wrong and the command that repairs it."""
+        if self.damage is None:
+            return None
+        return f"{self.table} {self.year}: damaged: {self.damage}; repair: {repair_hint(self.table, self.year)}"
 
     def as_row(self) -> dict[str, object]:
         return {
@@ -32,7 +47,7 @@ class PartitionStatus:
             "downloaded_at": self.downloaded_at,
             "bronze_rows": self.bronze_rows,
             "rejects": self.rejects,
-            "bronze_current": self.bronze_current,
+            "bronze_current": "DAMAGED" if self.damage else self.bronze_current,
         }
 
 
@@ -56,12 +71,14 @@ def lake_status(
             manifest = read_manifest(raw_store, layout.raw_partition_prefix(table.name, year) + layout.MANIFEST)
             key = layout.bronze_data_key(table.name, year)
             bronze_rows = rejects = None
-            built_from = None
-            if lake_store.exists(key):
+            built_from = damage = None
+            if lake_store.exists(key) or lake_store.exists(layout.bronze_manifest_key(table.name, year)):
+                damage = partition_damage(lake_store, table.name, year)
+                rejects = stored_rejects(lake_store, table.name, year)
+            if lake_store.exists(key) and damage is None:
                 parquet = open_parquet(lake_store, key)
                 bronze_rows = parquet.metadata.num_rows
                 built_from = footer_metadata(parquet).get(META_PREFIX + "raw_sha256")
-                rejects = stored_rejects(lake_store, table.name, year)
             statuses.append(
                 PartitionStatus(
                     table=table.name,
@@ -72,6 +89,7 @@ def lake_status(
                     bronze_rows=bronze_rows,
                     rejects=rejects,
                     bronze_current=bool(manifest and built_from == manifest.sha256),
+                    damage=damage,
                 )
             )
     return statuses

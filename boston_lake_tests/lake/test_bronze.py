@@ -198,10 +198,11 @@ def test_build_writes_one_partition_file_and_rejects_beside_it(lake):
     assert (partition.rows, partition.rejects, partition.changed) == (4, 1, True)
     keys = sorted(o.key for o in lake.list("bronze/"))
     assert keys == [
+        "bronze/boston311/legacy_requests/year=2022/_manifest.json",
         "bronze/boston311/legacy_requests/year=2022/_rejects.csv",
         "bronze/boston311/legacy_requests/year=2022/part-00000.parquet",
     ]
-    rejects = list(csv.DictReader(io.StringIO(lake.get_bytes(keys[0]).decode())))
+    rejects = list(csv.DictReader(io.StringIO(lake.get_bytes(keys[1]).decode())))
     assert rejects[0]["raw_key"].endswith("year=2022/f.csv") and "MISSING COLUMNS" in rejects[0]["error_type"]
     assert rejects[0]["raw_line"] == rows[1]
 
@@ -257,7 +258,7 @@ def test_a_write_killed_midway_leaves_the_previous_partition_whole(lake, tmp_pat
     staging = lake.root / STAGING_DIR
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not any(
-        p.suffix == ".parquet" and p.stat().st_size > 0 for p in staging.glob("*")
+        p.suffix == ".parquet" and p.stat().st_size > 0 for p in staging.rglob("*")
     ):
         time.sleep(0.005)
     child.send_signal(signal.SIGKILL)
@@ -266,5 +267,5 @@ def test_a_write_killed_midway_leaves_the_previous_partition_whole(lake, tmp_pat
     assert pq.ParquetFile(lake.path(before.key)).metadata.num_rows == 100
     assert pq.read_table(lake.path(before.key)).num_rows == 100
     visible = sorted(o.key for o in lake.list("bronze/"))
-    assert visible == [before.key]  # no debris beside the partition; leftovers stay hidden in .staging
+    assert visible == [layout.bronze_manifest_key("legacy_requests", 2022), before.key]  # debris stays in .staging
     assert any(staging.iterdir())
