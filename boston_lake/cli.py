@@ -22,6 +22,7 @@ from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format
 from boston_lake.lake.query import QueryError
 from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
 from boston_lake.lake.status import lake_status
+from boston_lake.lake.stores import StoreError
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import build_target
 from boston_lake.sample_portal.server import SamplePortal
@@ -100,6 +101,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
+    except (CatalogError, StoreError, OSError) as error:
+        # A missing, corrupt or locked catalog, an unreadable zone, a home that cannot be written: the
+        # message names the file; a traceback would only hide it.
+        print(f"boston-lake {args.command}: {error}", file=sys.stderr)
+        return 1
 
 
 def _query(args: argparse.Namespace) -> int:
@@ -116,7 +122,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _catalog(args: argparse.Namespace) -> int:
 
-    catalog = build_target(Settings.from_env()).catalog()
+    catalog = build_target(Settings.from_env()).catalog(read_only=True)
     print(f"catalog {catalog.uri()}")
     names = []
     for database in catalog.list_databases():
@@ -173,10 +179,15 @@ def _status(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     target = build_target(settings)
     raw, lake = target.raw_zone(), target.lake_zone()
-    rows = [status.as_row() for status in lake_status(raw, lake, TABLES)]
+    statuses = lake_status(raw, lake, TABLES)
     print(f"target {settings.target}: raw {raw.uri()}, lake {lake.uri()}")
-    print(tabulate(rows, headers="keys", tablefmt="github") if rows else "the lake is empty")
-    return 0
+    print(
+        tabulate([s.as_row() for s in statuses], headers="keys", tablefmt="github") if statuses else "the lake is empty"
+    )
+    problems = [status.problem for status in statuses if status.problem]
+    for problem in problems:
+        print(problem)
+    return 1 if problems else 0
 
 
 def _report(args: argparse.Namespace) -> int:

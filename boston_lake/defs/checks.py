@@ -113,6 +113,20 @@ def _rejects_result(facts: list[PartitionFacts]) -> AssetCheckResult:
     )
 
 
+def _has_rows_result(facts: list[PartitionFacts]) -> AssetCheckResult:
+    failing = [f for f in facts if f.emptiness]
+    return AssetCheckResult(
+        check_name="year_has_rows",
+        passed=not failing,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(f"{f.year}: 0 rows: {f.emptiness}" for f in failing) or None,
+        metadata={
+            "failing_years": failing_years_metadata([f.year for f in failing]),
+            "by_year": by_year(facts, rows=lambda f: f.rows),
+        },
+    )
+
+
 def _open_dates_result(facts: list[PartitionFacts]) -> AssetCheckResult:
     failing = [f for f in facts if f.outside_share > MAX_OUTSIDE_SHARE]
     return AssetCheckResult(
@@ -141,6 +155,7 @@ RESULTS = {
     "case_id_present_and_unique": _ids_result,
     "rows_reconcile_with_raw": _reconcile_result,
     "no_rejected_rows": _rejects_result,
+    "year_has_rows": _has_rows_result,
     "open_dates_within_year": _open_dates_result,
 }
 
@@ -165,6 +180,11 @@ def build_bronze_checks(table: LakeTable) -> AssetChecksDefinition:
             "no_rejected_rows",
             asset=asset,
             description="Warns when rows could not be parsed; they are kept, with reasons, in _rejects.csv.",
+        ),
+        AssetCheckSpec(
+            "year_has_rows",
+            asset=asset,
+            description="Warns when a year holds no rows: a header-only source file is loud, not a green 0.",
         ),
         AssetCheckSpec(
             "open_dates_within_year",

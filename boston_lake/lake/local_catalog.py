@@ -9,14 +9,14 @@ VersionId starts at "1" and each UpdateTable archives the previous definition un
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import quote
 
 from boston_lake.lake.catalog import (
     AlreadyExists,
@@ -36,6 +36,7 @@ from boston_lake.lake.local_catalog_records import (
     raise_missing,
     table_of,
 )
+from boston_lake.lake.stores import exclusive_flock
 
 SCHEMA_VERSION = 1
 
@@ -78,9 +79,15 @@ CREATE INDEX IF NOT EXISTS partitions_by_first_value ON partitions (database, ta
 class LocalCatalog:
     """A Glue Data Catalog in a SQLite file, shared safely by the processes of one BOSTON_LAKE_HOME."""
 
-    def __init__(self, path: Path | str):
+    def __init__(self, path: Path | str, *, read_only: bool = False):
+        """`read_only` is for readers (queries, status, listings): no write transaction, so they never wait
+        behind a crawl, and they work on a catalog they may not write (a read-only copy of a lake)."""
         self.path = Path(path).resolve()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if read_only and not self.path.is_file():
+            raise CatalogError(f"no catalog at {self.path}: nothing has been crawled into this lake yet")
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as connection:
             found = connection.execute("PRAGMA user_version").fetchone()[0]
             if found > SCHEMA_VERSION:
@@ -88,6 +95,8 @@ class LocalCatalog:
                     f"catalog {self.path} has schema version {found}, newer than this boston_lake "
                     f"understands ({SCHEMA_VERSION}); upgrade boston_lake or point it at another catalog"
                 )
+            if read_only:
+                return
             connection.execute("PRAGMA journal_mode=WAL")
             with _transaction(connection):
                 for statement in _SCHEMA.split(";"):
@@ -255,35 +264,24 @@ class LocalCatalog:
 
     # Crawls
 
-    @contextmanager
-    def crawl_lock(self, crawler: str) -> Iterator[None]:
+    def crawl_lock(self, crawler: str) -> AbstractContextManager[None]:
         """An flock on a file beside the catalog: released by the kernel even if the holder is killed."""
         lock_path = self.path.with_name(self.path.name + ".crawl.lock")
-        with open(lock_path, "a+", encoding="utf-8") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError as busy:
-                handle.seek(0)
-                holder = handle.read().strip() or "another crawl"
-                raise CrawlerRunning(
-                    f"CrawlerRunningException: cannot start crawler {crawler!r}: {holder} is already crawling "
-                    f"catalog {self.path} (lock file {lock_path})"
-                ) from busy
-            try:
-                handle.truncate(0)
-                handle.write(f"crawler {crawler!r} (pid {os.getpid()})")
-                handle.flush()
-                yield
-            finally:
-                handle.truncate(0)
-                fcntl.flock(handle, fcntl.LOCK_UN)
+
+        def busy(holder: str) -> CrawlerRunning:
+            return CrawlerRunning(
+                f"CrawlerRunningException: cannot start crawler {crawler!r}: {holder} is already crawling "
+                f"catalog {self.path} (lock file {lock_path})"
+            )
+
+        return exclusive_flock(lock_path, f"crawler {crawler!r} (pid {os.getpid()})", busy)
 
     # Internals
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection = sqlite3.connect(self._address(), timeout=30, isolation_level=None, uri=True)
         except sqlite3.Error as error:
             raise CatalogError(f"cannot open catalog {self.path}: {error}") from error
         try:
@@ -293,6 +291,16 @@ class LocalCatalog:
             raise CatalogError(f"catalog {self.path}: {error}") from error
         finally:
             connection.close()
+
+    def _address(self) -> str:
+        """The SQLite URI: read-only for readers; `immutable` where nobody can write (a read-only folder),
+        since SQLite cannot create the WAL index a read-only reader of a WAL database otherwise needs."""
+        address = f"file:{quote(str(self.path))}"
+        if not self.read_only:
+            return address
+        if not os.access(self.path.parent, os.W_OK) and not self.path.with_name(self.path.name + "-shm").exists():
+            return address + "?immutable=1"
+        return address + "?mode=ro"
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:

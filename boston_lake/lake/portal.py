@@ -225,10 +225,13 @@ class CkanPortal:
                             self.log.info(_progress(url, written, expected, now - started))
                             last_report = now
                 except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as error:
-                    raise BodyCutShort(f"connection broke after {written} bytes: {error}") from error
+                    # What arrived, not what was written: the last chunk may have been cut short mid-read.
+                    raise BodyCutShort(
+                        f"connection broke after {_received(response.raw.tell(), expected)}: {error}"
+                    ) from error
             wire_bytes = response.raw.tell()
             if expected is not None and wire_bytes != expected:
-                raise BodyCutShort(f"body has {wire_bytes} bytes but Content-Length promised {expected}")
+                raise BodyCutShort(f"body ended after {_received(wire_bytes, expected)} (Content-Length)")
             if written == 0:
                 raise PortalError(f"{url} answered 200 with an empty body; expected a CSV file")
             elapsed = time.monotonic() - started
@@ -294,6 +297,10 @@ def _progress(url: str, written: int, expected: int | None, seconds: float, done
     of = f" of {expected / 1e6:.1f} MB ({100 * written / expected:.0f}%)" if expected else ""
     verb = "downloaded" if done else "downloading"
     return f"{verb} {Path(urlparse(url).path).name}: {written / 1e6:.1f} MB{of} in {seconds:.1f}s at {rate:.1f} MB/s"
+
+
+def _received(count: int, expected: int | None) -> str:
+    return f"{count:,} of {expected:,} bytes" if expected is not None else f"{count:,} bytes (no Content-Length)"
 
 
 def _int_or_none(value: str | None) -> int | None:

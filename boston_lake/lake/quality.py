@@ -41,6 +41,15 @@ class PartitionFacts:
         return self.raw_data_rows is not None and self.rows + self.rejects == self.raw_data_rows
 
     @property
+    def emptiness(self) -> str | None:
+        """Why the year holds no rows (a header-only source file, or every row rejected); None if it has rows."""
+        if self.rows:
+            return None
+        if self.rejects:
+            return f"all {self.rejects} rows of the raw file were rejected"
+        return "the raw file has a header and no data rows" if self.raw_data_rows == 0 else "bronze holds no rows"
+
+    @property
     def outside_share(self) -> float:
         return self.opened_outside_year / self.rows if self.rows else 0.0
 

@@ -18,6 +18,7 @@ from types import TracebackType
 import duckdb
 import pyarrow as pa
 
+from boston_lake.lake.bronze import repair_hint
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
 from boston_lake.lake.scan import data_objects
 from boston_lake.lake.stores import ObjectStore, StoredObject
@@ -44,13 +45,33 @@ class QueryError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class _View:
+class _Partition:
+    """One registered partition as a SELECT of the table's columns from its own files."""
+
+    values: tuple[str, ...]
     sql: str
     files: tuple[StoredObject, ...]  # with sizes and times, so a rewritten file re-binds the view
 
 
+@dataclass(frozen=True)
+class _View:
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type) of the table, partition keys last
+    partitions: tuple[_Partition, ...]
+
+    @property
+    def sql(self) -> str:
+        if not self.partitions:
+            empty = [f"CAST(NULL AS {duck_type}) AS {_identifier(column)}" for column, duck_type in self.columns]
+            return f"SELECT {', '.join(empty)} WHERE false"
+        return "\nUNION ALL\n".join(partition.sql for partition in self.partitions)
+
+
 class DuckDBQueryEngine:
-    """Each catalog table as a view `<database>.<table>` in an in-process DuckDB; one query at a time."""
+    """Each catalog table as a view `<database>.<table>` in an in-process DuckDB; one query at a time.
+
+    It only reads: SELECT is the one statement it runs, and DuckDB may touch no file outside the lake
+    (`enable_external_access` off, the lake's folder in `allowed_directories`, the configuration locked).
+    """
 
     def __init__(self, catalog: Catalog, store: ObjectStore, database: str = DATABASE):
         self.catalog = catalog
@@ -63,6 +84,9 @@ class DuckDBQueryEngine:
         # re-reads a footer whose file's modification time changed (or is under 10 s old): a rewritten year
         # is seen at once, and a query of an unchanged lake reads no footer twice.
         self._connection.execute("SET parquet_metadata_cache = true")
+        self._connection.execute(f"SET allowed_directories = [{_literal(store.uri('').rstrip('/') + '/')}]")
+        self._connection.execute("SET enable_external_access = false")
+        self._connection.execute("SET lock_configuration = true")
         self._lock = threading.Lock()
         self._views: dict[str, _View] = {}
 
@@ -77,6 +101,7 @@ class DuckDBQueryEngine:
 
     def query(self, sql: str) -> pa.Table:
         with self._lock:
+            self._refuse_writes(sql)
             known, broken = self._refresh_views()
             try:
                 relation = self._connection.sql(sql)
@@ -87,8 +112,22 @@ class DuckDBQueryEngine:
                     f"\n{self.database}.{name} is not queryable: {why}" for name, why in broken.items()
                 )
                 raise QueryError(f"{error}\nknown tables: {tables}{unreadable}\nSQL: {sql}") from error
+            except duckdb.PermissionException as error:
+                raise QueryError(f"boston-lake query reads the lake and nothing else: {error}\nSQL: {sql}") from error
             except duckdb.Error as error:
                 raise QueryError(f"query failed: {error}\nSQL: {sql}") from error
+
+    def _refuse_writes(self, sql: str) -> None:
+        try:
+            statements = self._connection.extract_statements(sql)
+        except duckdb.Error as error:
+            raise QueryError(f"query failed: {error}\nSQL: {sql}") from error
+        refused = [statement.type.name for statement in statements if statement.type != duckdb.StatementType.SELECT]
+        if refused:
+            raise QueryError(
+                f"boston-lake query is read-only: it runs SELECT statements over the lake and refuses "
+                f"{', '.join(refused)}\nSQL: {sql}"
+            )
 
     def _refresh_views(self) -> tuple[list[str], dict[str, str]]:
         """(queryable tables, tables whose catalog entry cannot be read, with the reason).
@@ -114,13 +153,43 @@ class DuckDBQueryEngine:
             if self._views.get(name) == view:
                 continue
             try:
-                self._connection.execute(f"CREATE OR REPLACE VIEW {schema}.{_identifier(name)} AS {view.sql}")
-            except duckdb.Error as error:
-                broken[name] = f"its files do not match the catalog ({error}); recrawl it"
-                del views[name]
-                self._connection.execute(f"DROP VIEW IF EXISTS {schema}.{_identifier(name)}")
+                self._create_view(name, view)
+            except duckdb.Error:
+                views[name] = view = self._fence_damaged(name, view)
+                try:
+                    self._create_view(name, view)
+                except duckdb.Error as error:
+                    broken[name] = f"its files do not match the catalog ({error}); recrawl it"
+                    del views[name]
+                    self._connection.execute(f"DROP VIEW IF EXISTS {schema}.{_identifier(name)}")
         self._views = views
         return list(views), broken
+
+    def _create_view(self, name: str, view: _View) -> None:
+        self._connection.execute(
+            f"CREATE OR REPLACE VIEW {_identifier(self.database)}.{_identifier(name)} AS {view.sql}"
+        )
+
+    def _fence_damaged(self, name: str, view: _View) -> _View:
+        """The view with each partition whose files DuckDB cannot read replaced by one that raises, naming the
+        file and the repair, only when a query reaches it: a filter on the partition key prunes it unread."""
+        partitions = []
+        for partition in view.partitions:
+            try:
+                self._connection.execute(f"DESCRIBE {partition.sql}")
+                partitions.append(partition)
+            except duckdb.Error as error:
+                keys = view.columns[len(view.columns) - len(partition.values) :]
+                label = " ".join(f"{key}={value}" for (key, _), value in zip(keys, partition.values, strict=True))
+                cause = str(error).splitlines()[0]
+                if isinstance(error, duckdb.BinderException):
+                    problem = f"its files do not match the catalog ({cause}); recrawl it"
+                else:
+                    problem = f"damaged ({cause}); repair: {_repair(name, partition.values)}"
+                message = f"{self.database}.{name} {label}: {problem}"
+                failing = _failing_select(view.columns, partition.values, message)
+                partitions.append(_Partition(partition.values, failing, partition.files))
+        return _View(view.columns, tuple(partitions))
 
     def _view(self, table: GlueDict) -> _View:
         name = f"{self.database}.{table['Name']}"
@@ -134,10 +203,9 @@ class DuckDBQueryEngine:
             ]
         else:
             partitions = [([], table["StorageDescriptor"])]
-        selects, files_seen = [], []
+        selects = []
         for values, descriptor in partitions:
             files, _ = data_objects(self.store, location_key(self.store, name, descriptor["Location"]))
-            files_seen += files
             if not files:
                 continue
             own_types = {column["Name"]: column["Type"] for column in descriptor.get("Columns", [])}
@@ -147,14 +215,14 @@ class DuckDBQueryEngine:
             # Unifying files by name costs a read of every footer at bind time; one file has nothing to unify.
             by_name = "true" if len(files) > 1 else "false"
             selects.append(
-                f"SELECT {', '.join(projected)} "
-                f"FROM read_parquet([{paths}], union_by_name = {by_name}, hive_partitioning = false)"
+                _Partition(
+                    tuple(values),
+                    f"SELECT {', '.join(projected)} "
+                    f"FROM read_parquet([{paths}], union_by_name = {by_name}, hive_partitioning = false)",
+                    tuple(files),
+                )
             )
-        if not selects:
-            empty = [f"CAST(NULL AS {duck_type}) AS {_identifier(column)}" for column, duck_type in columns]
-            empty += [f"CAST(NULL AS VARCHAR) AS {_identifier(key)}" for key in keys]
-            return _View(f"SELECT {', '.join(empty)} WHERE false", ())
-        return _View("\nUNION ALL\n".join(selects), tuple(files_seen))
+        return _View(tuple(columns + [(key, "VARCHAR") for key in keys]), tuple(selects))
 
 
 def location_key(store: ObjectStore, table: str, location: str) -> str:
@@ -163,6 +231,22 @@ def location_key(store: ObjectStore, table: str, location: str) -> str:
     if not location.startswith(root):
         raise QueryError(f"table {table}: Location {location} is outside the store {root}; recrawl the table")
     return location[len(root) :].rstrip("/") + "/"
+
+
+def _failing_select(columns: tuple[tuple[str, str], ...], values: tuple[str, ...], message: str) -> str:
+    """A partition that raises `message` when a query reads it; its key values stay constants to prune on."""
+    data = columns[: len(columns) - len(values)]
+    keys = columns[len(columns) - len(values) :]
+    projected = [f"CAST(error({_literal(message)}) AS {data[0][1]}) AS {_identifier(data[0][0])}"]
+    projected += [f"CAST(NULL AS {duck_type}) AS {_identifier(column)}" for column, duck_type in data[1:]]
+    projected += [f"{_literal(value)} AS {_identifier(key)}" for (key, _), value in zip(keys, values, strict=True)]
+    return f"SELECT {', '.join(projected)}"
+
+
+def _repair(table: str, values: tuple[str, ...]) -> str:
+    if len(values) == 1 and values[0].isdigit():
+        return f"rebuild it with `{repair_hint(table, int(values[0]))}`, then crawl"
+    return "rebuild the partition's files, then crawl"
 
 
 def _projection(column: str, duck_type: str, own_types: dict[str, str], glue_types: dict[str, str]) -> str:

@@ -43,7 +43,8 @@ class LakeTarget(ABC):
         """bronze/ and silver/."""
 
     @abstractmethod
-    def catalog(self) -> Catalog: ...
+    def catalog(self, read_only: bool = False) -> Catalog:
+        """The catalog; `read_only` for readers, which must never wait behind a crawl."""
 
     @abstractmethod
     def crawl(self, table: str, years: list[int], log: Log, landed_at: datetime) -> tuple[str, list[str]]:
@@ -71,14 +72,14 @@ class LocalTarget(LakeTarget):
     def lake_zone(self) -> ObjectStore:
         return LocalObjectStore(self.home)
 
-    def catalog(self) -> Catalog:
-        return LocalCatalog(self.home / "catalog" / "catalog.sqlite")
+    def catalog(self, read_only: bool = False) -> Catalog:
+        return LocalCatalog(self.home / "catalog" / "catalog.sqlite", read_only=read_only)
 
     def crawl(self, table: str, years: list[int], log: Log, landed_at: datetime) -> tuple[str, list[str]]:
         return direct_crawl(self.lake_zone(), self.catalog(), self.database, table, log)
 
     def query(self, sql: str) -> pa.Table:
-        with DuckDBQueryEngine(self.catalog(), self.lake_zone(), self.database) as engine:
+        with DuckDBQueryEngine(self.catalog(read_only=True), self.lake_zone(), self.database) as engine:
             return engine.query(sql)
 
 
@@ -122,8 +123,8 @@ class AwsTarget(LakeTarget):
         # Direct crawls take a lease object in the lake bucket, so two never overlap.
         return GlueCatalog(self.session.client("glue"), self._zone(self.aws.lake_bucket))
 
-    def catalog(self) -> Catalog:
-        return self._glue_catalog
+    def catalog(self, read_only: bool = False) -> Catalog:
+        return self._glue_catalog  # Glue's reads never wait behind a writer
 
     def crawl(self, table: str, years: list[int], log: Log, landed_at: datetime) -> tuple[str, list[str]]:
         if self.aws.crawler_mode == "direct":

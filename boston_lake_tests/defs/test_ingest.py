@@ -48,6 +48,7 @@ def test_a_legacy_year_goes_from_portal_to_bronze(local_defs, dagster_instance, 
         "case_id_present_and_unique": True,
         "rows_reconcile_with_raw": True,
         "no_rejected_rows": True,
+        "year_has_rows": True,
         "open_dates_within_year": True,
     }
     assert pq.read_metadata(lake_home / layout.bronze_data_key("legacy_requests", int(year))).num_rows == rows

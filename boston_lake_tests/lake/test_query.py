@@ -184,9 +184,11 @@ def test_files_that_no_longer_match_the_catalog_ask_for_a_recrawl(
     bronze_lake.publish(bronze_samples.legacy_v1_2022.path, layout.bronze_data_key(LEGACY, 2013))
 
     with pytest.raises(
-        QueryError, match=r"(?s)legacy_requests is not queryable: its files do not match the catalog .*recrawl"
+        QueryError, match=r"legacy_requests year=2013: its files do not match the catalog .*; recrawl it"
     ):
         engine.query("SELECT count(*) FROM boston311.legacy_requests")
+    other_years = engine.query("SELECT count(*) AS n FROM boston311.legacy_requests WHERE year <> '2013'")
+    assert other_years["n"].to_pylist() == [bronze_samples.legacy_v1_2022.rows + bronze_samples.legacy_v2_2023.rows]
     assert engine.query("SELECT count(*) AS n FROM boston311.new_system_requests")["n"].to_pylist() == [
         sum(s.rows for s in bronze_samples.new_system)
     ]
