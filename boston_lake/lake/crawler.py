@@ -90,6 +90,7 @@ class TableCrawl:
     columns_retyped: list[tuple[str, str, str]] = field(default_factory=list)
     conflicts: list[ColumnConflict] = field(default_factory=list)
     skipped_objects: list[str] = field(default_factory=list)
+    damaged: dict[Values, str] = field(default_factory=dict)  # partitions left as they were, and why
     logged_changes: list[str] = field(default_factory=list)
     record_count: int = 0
     version_id: str | None = None
@@ -118,6 +119,9 @@ class TableCrawl:
         lines += [f"  conflict: {conflict.describe()}" for conflict in self.conflicts]
         lines += [f"  not applied: {change}" for change in self.logged_changes]
         lines += [f"  skipped non-Parquet object: {key}" for key in self.skipped_objects]
+        lines += [
+            f"  damaged, left as it was: {partition_label(values)}: {why}" for values, why in self.damaged.items()
+        ]
         return "\n".join(lines)
 
 
@@ -177,16 +181,28 @@ class Crawler:
     # Writing the catalog
 
     def _apply(self, scanned: ScannedTable, log: Log) -> TableCrawl:
-        crawl = TableCrawl(scanned.name, scanned.location, record_count=scanned.rows, skipped_objects=scanned.foreign)
+        crawl = TableCrawl(
+            scanned.name,
+            scanned.location,
+            record_count=scanned.rows,
+            skipped_objects=scanned.foreign,
+            damaged=scanned.damaged,
+        )
         for key in scanned.foreign:
             log.warning(f"crawler {self.name}: table {scanned.name}: skipped {self.store.uri(key)}: not a Parquet file")
+        for values, why in scanned.damaged.items():
+            log.warning(
+                f"crawler {self.name}: table {scanned.name}: partition {partition_label(values)} left as it was: {why}"
+            )
         existing = self.catalog.get_table(self.database, scanned.name)
         existing_partitions = (
             {tuple(p["Values"]): p for p in self.catalog.get_partitions(self.database, scanned.name)}
             if existing
             else {}
         )
-        if not scanned.partitions:
+        if not scanned.partitions and scanned.damaged:
+            crawl.action = UNCHANGED  # every partition is damaged: nothing to describe, nothing to remove
+        elif not scanned.partitions:
             self._gone(scanned, existing, existing_partitions, crawl, log)
         else:
             self._found(scanned, existing, existing_partitions, crawl)
@@ -213,17 +229,17 @@ class Crawler:
                 columns_of(old["StorageDescriptor"]) if old else [],
             )
             partition_inputs[partition.values] = partition_input(self.name, partition, columns, old)
+        # Damaged partitions keep their registration, so the table keeps their columns and statistics too.
+        held = [existing_partitions[values] for values in scanned.damaged if values in existing_partitions]
         # Merged from the files, not the partitions, so that a conflict inside one partition is reported too.
         old_columns = columns_of(existing["StorageDescriptor"]) if existing else []
         columns, crawl.conflicts = merge_columns(
-            [
-                (partition.values, data_file.columns)
-                for partition in scanned.partitions
-                for data_file in partition.files
-            ],
+            [(partition.values, data_file.columns) for partition in scanned.partitions for data_file in partition.files]
+            + [(tuple(partition["Values"]), columns_of(partition["StorageDescriptor"])) for partition in held],
             old_columns,
         )
-        definition = table_input(self.name, scanned, columns, existing)
+        definition = table_input(self.name, scanned, columns, existing, held)
+        crawl.record_count = int(definition["Parameters"]["recordCount"])
         if existing is None:
             self.catalog.create_table(self.database, definition)
             crawl.action = CREATED
@@ -242,9 +258,9 @@ class Crawler:
                         f"the table by {[key['Name'] for key in existing.get('PartitionKeys', [])]}"
                     )
                     return
-        self._sync_partitions(
-            scanned.name, partition_inputs if scanned.partition_keys else {}, existing_partitions, crawl
-        )
+        # A damaged partition keeps its registration: it is neither rewritten nor removed until it is rebuilt.
+        kept = {values: partition for values, partition in existing_partitions.items() if values not in scanned.damaged}
+        self._sync_partitions(scanned.name, partition_inputs if scanned.partition_keys else {}, kept, crawl)
 
     def _sync_partitions(
         self,

@@ -44,11 +44,19 @@ def partition_input(crawler: str, partition: ScannedPartition, columns: list[Col
     }
 
 
-def table_input(crawler: str, scanned: ScannedTable, columns: list[Column], existing: GlueDict | None) -> GlueDict:
-    """The TableInput a crawl writes: an external Parquet table; the old table's other fields kept."""
-    objects = sum(len(partition.files) for partition in scanned.partitions)
-    size = sum(partition.size for partition in scanned.partitions)
-    parameters = {**crawler_parameters(crawler, scanned.rows, objects, size, existing), "EXTERNAL": "TRUE"}
+def table_input(
+    crawler: str, scanned: ScannedTable, columns: list[Column], existing: GlueDict | None, held: list[GlueDict]
+) -> GlueDict:
+    """The TableInput a crawl writes: an external Parquet table; the old table's other fields kept. `held` are
+    registered partitions the crawl leaves as they were (damaged): their statistics still count."""
+
+    def held_total(parameter: str) -> int:
+        return sum(int(partition.get("Parameters", {}).get(parameter, 0) or 0) for partition in held)
+
+    rows = scanned.rows + held_total("recordCount")
+    objects = sum(len(partition.files) for partition in scanned.partitions) + held_total("objectCount")
+    size = sum(partition.size for partition in scanned.partitions) + held_total("sizeKey")
+    parameters = {**crawler_parameters(crawler, rows, objects, size, existing), "EXTERNAL": "TRUE"}
     return {
         **(table_input_of(existing) if existing else {}),
         "Name": scanned.name,

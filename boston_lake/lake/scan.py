@@ -99,6 +99,7 @@ class ScannedTable:
     partition_keys: list[str]
     partitions: list[ScannedPartition]
     foreign: list[str]
+    damaged: dict[Values, str]  # partitions with a file that is not readable Parquet, and why
 
     @property
     def rows(self) -> int:
@@ -112,30 +113,35 @@ def scan_table(store: ObjectStore, table: str, prefix: str) -> ScannedTable:
     location = _folder_uri(store, prefix)
     folders = {stored.key: stored.key[len(prefix) :].split("/")[:-1] for stored in found}
     keys, values_of = _partition_layout(table, store, folders)
-    files = _read_footers(store, table, found, keys)
+    files, unreadable = _read_footers(store, table, found, keys)
+    # One unreadable file makes its whole partition damaged: registering the rest would undercount it.
+    damaged = {values_of[key]: why for key, why in unreadable.items()}
     partitions: dict[Values, ScannedPartition] = {}
     for data_file in files:
         values = values_of[data_file.key]
+        if values in damaged:
+            continue
         if values not in partitions:
             folder = "".join(f"{name}/" for name in folders[data_file.key])
             partitions[values] = ScannedPartition(values, location + folder, [])
         partitions[values].files.append(data_file)
-    return ScannedTable(table, location, keys, [partitions[v] for v in sorted(partitions)], foreign)
+    return ScannedTable(table, location, keys, [partitions[v] for v in sorted(partitions)], foreign, damaged)
 
 
 def _read_footers(
     store: ObjectStore, table: str, found: list[StoredObject], partition_keys: list[str]
-) -> list[DataFile]:
+) -> tuple[list[DataFile], dict[str, str]]:
+    """The footers of `found`, and the keys of the files that are not readable Parquet, with the reason."""
     filesystem, base = store.arrow_filesystem()
 
-    def read(stored: StoredObject) -> DataFile:
+    def read(stored: StoredObject) -> DataFile | str:
         uri = store.uri(stored.key)
         try:
             with filesystem.open_input_file(f"{base}/{stored.key}") as source:
                 parquet = pq.ParquetFile(source)
                 schema, rows = parquet.schema_arrow, parquet.metadata.num_rows
         except (OSError, pa.ArrowException) as error:
-            raise CrawlError(f"table {table}: {uri} is not a readable Parquet file: {error}") from error
+            return f"{uri} is not a readable Parquet file: {error}"
         columns = []
         for arrow_field in schema:
             if arrow_field.name in partition_keys:
@@ -150,9 +156,15 @@ def _read_footers(
         return DataFile(stored.key, stored.size, rows, tuple(columns))
 
     if not found:
-        return []
+        return [], {}
+    ordered = sorted(found, key=lambda stored: stored.key)
     with ThreadPoolExecutor(max_workers=min(_FOOTER_READERS, len(found))) as pool:
-        return list(pool.map(read, sorted(found, key=lambda stored: stored.key)))
+        results = list(pool.map(read, ordered))
+    files = [result for result in results if isinstance(result, DataFile)]
+    unreadable = {
+        stored.key: result for stored, result in zip(ordered, results, strict=True) if isinstance(result, str)
+    }
+    return files, unreadable
 
 
 def _folder_uri(store: ObjectStore, prefix: str) -> str:

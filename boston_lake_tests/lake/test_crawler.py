@@ -439,15 +439,25 @@ def test_objects_are_classified_like_a_glue_crawler_does(relative_key: str, kind
     assert classify_object(relative_key) == kind
 
 
-def test_a_broken_file_fails_the_crawl_before_anything_is_written(
-    bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog
+def test_a_damaged_partition_is_reported_and_left_as_it_was_while_the_others_register(
+    bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog, bronze_samples: BronzeSamples
 ) -> None:
+    Crawler(bronze_lake, bronze_catalog, DB).crawl([NEW_SYSTEM_TARGET])
+    registered = {p["Values"][0]: p for p in bronze_catalog.get_partitions(DB, NEW_SYSTEM)}
     broken = layout.bronze_partition_prefix(NEW_SYSTEM, 2026) + "part-00001.parquet"
     bronze_lake.put_bytes(broken, b"PAR1 this is no parquet footer")
 
-    with pytest.raises(CrawlError, match=f"{bronze_lake.uri(broken)} is not a readable Parquet file"):
-        Crawler(bronze_lake, bronze_catalog, DB).crawl([LEGACY_TARGET, NEW_SYSTEM_TARGET])
-    assert bronze_catalog.list_tables(DB) == []
+    result = Crawler(bronze_lake, bronze_catalog, DB).crawl([LEGACY_TARGET, NEW_SYSTEM_TARGET])
+
+    crawl = result.table(NEW_SYSTEM)
+    assert list(crawl.damaged) == [("2026",)]
+    assert f"{bronze_lake.uri(broken)} is not a readable Parquet file" in crawl.damaged[("2026",)]
+    assert "damaged, left as it was: 2026: " in crawl.summary()
+    assert crawl.record_count == sum(sample.rows for sample in bronze_samples.new_system)  # 2026 still counted
+    after = {p["Values"][0]: p for p in bronze_catalog.get_partitions(DB, NEW_SYSTEM)}
+    assert after["2026"] == registered["2026"]  # neither rewritten nor removed
+    assert crawl.partitions_removed == []
+    assert {p["Values"][0] for p in bronze_catalog.get_partitions(DB, LEGACY)} == {"2013", "2022", "2023"}
 
 
 def test_files_at_different_depths_are_refused(bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog) -> None:
