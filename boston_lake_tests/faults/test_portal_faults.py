@@ -121,7 +121,7 @@ def test_html_instead_of_csv_is_refused(lake: Lake) -> None:
     assert_year_whole(lake)
 
 
-@fault("portal", "403 Forbidden", "refused at once (not retried), naming the URL and the status")
+@fault("portal", "403 Forbidden", "refused at once (not retried), naming the URL and the status", rows_lost="n/a")
 def test_forbidden_is_not_retried(lake: Lake) -> None:
     lake.portal.faults.append(status(403))
     with pytest.raises(RawIngestError, match=r"/download/.* answered 403"):
