@@ -2,7 +2,8 @@
 
 Writers never expose a half-written object: `writing()` hands out a private staging file and publishes it
 in one step (a rename on a filesystem, a completed upload on S3). A run that dies mid-write leaves the
-previous object in place and only hidden staging debris, which the next writer sweeps.
+previous object in place and only hidden staging debris: a partition's writer stages in the partition's own
+claimed workspace, so the next run of that partition removes what a killed one left.
 """
 
 from __future__ import annotations
