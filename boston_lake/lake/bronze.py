@@ -207,7 +207,7 @@ class PublishedPartition:
     """The bronze manifest: what a build published, so that a later run can tell the object is still it."""
 
     key: str
-    bytes: int
+    size: int
     last_modified: str
     rows: int
 
@@ -238,10 +238,10 @@ def partition_damage(store: ObjectStore, table: str, year: int) -> str | None:
     published = read_published(store, table, year)
     if published is None:
         return f"{uri} has no readable bronze manifest ({layout.MANIFEST}): its build did not finish"
-    if stored.size != published.bytes or stored.last_modified.isoformat() != published.last_modified:
+    if stored.size != published.size or stored.last_modified.isoformat() != published.last_modified:
         return (
             f"{uri} is not the object its build published ({stored.size} bytes, modified "
-            f"{stored.last_modified.isoformat()}; published: {published.bytes} bytes at {published.last_modified})"
+            f"{stored.last_modified.isoformat()}; published: {published.size} bytes at {published.last_modified})"
         )
     try:
         rows = open_parquet(store, key).metadata.num_rows
