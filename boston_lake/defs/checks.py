@@ -7,7 +7,7 @@ run, not per partition, for range runs. Missing or repeated ids and rows that do
 errors: the run that built the year fails.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -19,6 +19,7 @@ from dagster import (
     TableColumn,
     TableRecord,
     TableSchema,
+    TextMetadataValue,
     multi_asset_check,
 )
 
@@ -36,6 +37,14 @@ MAX_OUTSIDE_SHARE = 0.01
 def failing_years_metadata(years: list[int]) -> MetadataValue:
     """The failing years as plain text: it shows on the check's result in the UI without opening JSON."""
     return MetadataValue.text(", ".join(map(str, years)) or "none")
+
+
+def failing_years_of(metadata: Mapping[str, MetadataValue]) -> list[int]:
+    """The years a check result's `failing_years_metadata` names (the sensors read them back)."""
+    text = metadata.get("failing_years")
+    if not isinstance(text, TextMetadataValue) or text.value == "none":
+        return []
+    return [int(year) for year in text.value.split(", ")]
 
 
 def by_year(facts: list[PartitionFacts], **columns: Callable[[PartitionFacts], int | float | str]) -> MetadataValue:

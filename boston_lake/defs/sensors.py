@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetRecordsFilter,
     BoolMetadataValue,
     DagsterEventType,
@@ -32,6 +33,7 @@ from dagster import (
 )
 
 from boston_lake.defs.catalog import catalog_key
+from boston_lake.defs.checks import failing_years_of
 from boston_lake.defs.ingest import bronze_key
 from boston_lake.defs.jobs import CRAWL_JOBS, crawl_job_name
 from boston_lake.lake.tables import TABLES, LakeTable
@@ -53,6 +55,7 @@ class Landed:
 
     changed: dict[int, int]  # year -> storage id of its newest materialization that rewrote the bronze object
     unchanged: list[int]  # years materialized only without a change (the same raw file: nothing rewritten)
+    blocked: dict[int, str]  # changed years whose run failed a blocking check on them -> which check, which run
     newest_storage_id: int | None  # of any record: the cursor moves past unchanged ones too
 
 
@@ -64,7 +67,9 @@ def rewrote_bronze(record: EventLogRecord) -> bool:
 
 
 def landed_years(instance: DagsterInstance, table: LakeTable, after_storage_id: int | None) -> Landed:
-    changed: dict[int, int] = {}
+    """The bronze years materialized after the cursor. A changed year that failed a blocking check in the run
+    that built it is `blocked`, not `changed`: its data is stored, but nothing downstream may take it up."""
+    changed: dict[int, EventLogRecord] = {}
     unchanged: set[int] = set()
     newest = after_storage_id
     cursor = None
@@ -79,13 +84,40 @@ def landed_years(instance: DagsterInstance, table: LakeTable, after_storage_id: 
             if record.partition_key is not None:
                 year = int(record.partition_key)
                 if rewrote_bronze(record):
-                    changed[year] = record.storage_id
+                    changed[year] = record
                 else:
                     unchanged.add(year)
             newest = max(newest or 0, record.storage_id)
         if not result.has_more:
-            return Landed(changed, sorted(unchanged - changed.keys()), newest)
+            break
         cursor = result.cursor
+    blocked = failed_blocking_checks(instance, table, changed)
+    return Landed(
+        {year: record.storage_id for year, record in changed.items() if year not in blocked},
+        sorted(unchanged - changed.keys()),
+        blocked,
+        newest,
+    )
+
+
+def failed_blocking_checks(
+    instance: DagsterInstance, table: LakeTable, changed: dict[int, EventLogRecord]
+) -> dict[int, str]:
+    """The years that a blocking bronze check failed in the run that built them, with the check and the run."""
+    failed: dict[int, str] = {}
+    for run_id in {record.run_id for record in changed.values()}:
+        evaluations = instance.get_records_for_run(run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION).records
+        for entry in evaluations:
+            event = entry.event_log_entry.dagster_event
+            evaluation = event.event_specific_data if event else None
+            if not isinstance(evaluation, AssetCheckEvaluation) or evaluation.asset_key != bronze_key(table):
+                continue
+            if evaluation.passed or not evaluation.blocking:
+                continue
+            for year in failing_years_of(evaluation.metadata):
+                if year in changed and changed[year].run_id == run_id:
+                    failed[year] = f"blocking check {evaluation.check_name} failed in run {run_id[:8]}"
+    return failed
 
 
 def not_yet_crawled(instance: DagsterInstance, table: LakeTable, changed: dict[int, int]) -> list[int]:
@@ -140,6 +172,7 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         anything_landed = anything_landed or newest != cursor.get(table.name)
         if landed.unchanged:
             notes.append(f"{table.name} years {landed.unchanged} were refreshed unchanged: nothing to crawl")
+        notes += [f"{table.name} {year} not crawled: {why}" for year, why in sorted(landed.blocked.items())]
         if newest is None:
             continue
         years = not_yet_crawled(context.instance, table, landed.changed)

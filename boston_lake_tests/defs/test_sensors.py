@@ -148,3 +148,28 @@ def test_of_a_refreshed_range_only_the_years_that_changed_are_crawled(local_defs
     ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
     later = tick(local_defs, dagster_instance, cursor=first.cursor)
     assert [covered_years(r) for r in later.run_requests] == [[2026]]
+
+
+def test_a_year_that_failed_a_blocking_check_is_not_crawled_and_the_tick_says_why(local_defs, dagster_instance, portal):
+    def ingest_failing(tags):
+        result = local_defs.resolve_job_def("ingest_legacy_requests").execute_in_process(
+            instance=dagster_instance, tags=tags, run_config=QUIET, raise_on_error=False
+        )
+        assert not result.success  # the blocking check fails the run that built the year
+
+    good = portal.file_for(LEGACY_2022_ID).read_bytes()
+    lines = good.splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines + lines[1:3]))  # two case ids twice
+    ingest_failing({"dagster/partition": "2022"})
+    alone = tick(local_defs, dagster_instance)
+    assert alone.run_requests == []
+    assert "legacy_requests 2022 not crawled: blocking check case_id_present_and_unique failed in run " in (
+        alone.skip_message
+    )
+    ingest_failing({RANGE_START: "2022", RANGE_END: "2023"})  # 2022 lands unchanged, 2023 passes
+    mixed = tick(local_defs, dagster_instance, cursor=alone.cursor)
+    assert [covered_years(request) for request in mixed.run_requests] == [[2023]]
+    portal.replace_file(LEGACY_2022_ID, good)  # the city fixes its file: 2022 lands changed and passes
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    (repaired,) = tick(local_defs, dagster_instance, cursor=mixed.cursor).run_requests
+    assert covered_years(repaired) == [2022]
