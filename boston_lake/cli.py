@@ -187,6 +187,12 @@ def _status(args: argparse.Namespace) -> int:
     problems = [status.problem for status in statuses if status.problem]
     for problem in problems:
         print(problem)
+    # Locally both zones are one folder: a leftover is listed once.
+    leftovers = list(dict.fromkeys(raw.leftovers() + lake.leftovers()))
+    if leftovers:
+        print("left behind by killed runs (readers never see it; it heals by itself):")
+        for leftover in leftovers:
+            print(f"  {leftover}")
     return 1 if problems else 0
 
 

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from boston_lake_tests.support.killed_run import workspace_holder
+
 
 def boston_lake(
     *args: str, env: dict[str, str] | None = None, cwd=None, timeout: float = 300
@@ -114,6 +116,21 @@ def test_every_command_names_the_environment_it_reads(command):
 def test_status_of_an_empty_lake(tmp_path):
     result = boston_lake("status", env={"BOSTON_LAKE_HOME": str(tmp_path)})
     assert result.returncode == 0 and "the lake is empty" in result.stdout
+
+
+def test_status_reports_what_a_killed_run_left_and_that_it_heals_itself(tmp_path):
+    with workspace_holder(tmp_path, "bronze.legacy_requests.2022") as holder:
+        holder.kill()
+        holder.wait(timeout=60)
+    result = boston_lake("status", env={"BOSTON_LAKE_HOME": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-2:] == [
+        "left behind by killed runs (readers never see it; it heals by itself):",
+        f"  {tmp_path / '.staging' / 'bronze.legacy_requests.2022'}: left by a killed run (pid {holder.pid} since "
+        + lines[-1].split(f"(pid {holder.pid} since ", 1)[-1],
+    ]
+    assert lines[-1].endswith("), 1 staged files; the next run of bronze.legacy_requests.2022 removes them")
 
 
 def test_configuration_errors_are_one_clear_line(tmp_path):

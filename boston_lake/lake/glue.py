@@ -16,6 +16,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from boston_lake.lake import layout
 from boston_lake.lake.aws import describe_error, error_code
 from boston_lake.lake.catalog import (
     AlreadyExists,
@@ -30,7 +31,7 @@ from boston_lake.lake.s3 import LockHeld, S3ObjectStore
 MAX_PARTITIONS_PER_CREATE = 100  # BatchCreatePartition
 MAX_PARTITIONS_PER_UPDATE = 100  # BatchUpdatePartition
 MAX_PARTITIONS_PER_DELETE = 25  # BatchDeletePartition
-LOCK_PREFIX = "_locks/crawler/"
+LOCK_PREFIX = f"{layout.LOCKS_PREFIX}crawler/"
 DEFAULT_LOCK_TTL_SECONDS = 6 * 3600
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ERRORS_SHOWN = 10

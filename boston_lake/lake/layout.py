@@ -15,6 +15,7 @@ MANIFEST = "_manifest.json"
 REJECTS = "_rejects.csv"
 HISTORY = "_history"
 BRONZE_FILE = "part-00000.parquet"
+LOCKS_PREFIX = "_locks/"  # leases for work two processes must never do at once (a crawl of one crawler)
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _YEAR_FOLDER = re.compile(r"(?:^|/)year=(\d{4})(?:/|$)")

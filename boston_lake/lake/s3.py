@@ -26,13 +26,16 @@ from boto3.s3.transfer import TransferConfig
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
 
+from boston_lake.lake import layout
 from boston_lake.lake.aws import describe_error, error_code
 from boston_lake.lake.settings import SSE_ALGORITHMS
 from boston_lake.lake.stores import (
+    Leftover,
     ObjectNotFound,
     StoredObject,
     StoreError,
     Workspace,
+    abandoned_workspaces,
     check_key,
     claimed_workspace,
 )
@@ -153,8 +156,32 @@ class S3ObjectStore:
 
     def workspace(self, name: str) -> AbstractContextManager[Workspace]:
         """One partition's local staging folder, claimed on this machine; S3 itself never sees partial objects."""
-        base = self.scratch_dir or Path(tempfile.gettempdir())
-        return claimed_workspace(base / "boston_lake_s3" / self.bucket, name)
+        return claimed_workspace(self._workspaces(), name)
+
+    def _workspaces(self) -> Path:
+        return (self.scratch_dir or Path(tempfile.gettempdir())) / "boston_lake_s3" / self.bucket
+
+    def leftovers(self, clock: Callable[[], datetime] = _utc_now) -> tuple[Leftover, ...]:
+        """This machine's abandoned staging folders of the bucket, and leases (see `lock`) whose holder died:
+        older than their own time to live. The next taker of such a lease takes it over."""
+        found = abandoned_workspaces(self._workspaces())
+        now = clock()
+        for stored in self.list(layout.LOCKS_PREFIX):
+            try:
+                lease = json.loads(self.get_bytes(stored.key))
+                holder, ttl_seconds = lease["holder"], float(lease["ttl_seconds"])
+            except (ObjectNotFound, ValueError, KeyError, TypeError):
+                continue  # released while we looked, or not a lease of ours
+            overdue = (now - stored.last_modified).total_seconds() - ttl_seconds
+            if overdue > 0:
+                found.append(
+                    Leftover(
+                        self.uri(stored.key),
+                        f"a lease of {holder} that expired {overdue:.0f} s ago, so its holder died; "
+                        "the next one to take the lock takes it over",
+                    )
+                )
+        return tuple(found)
 
     def publish(self, path: Path, key: str) -> None:
         """One upload: S3 shows the new object only once the PUT or multipart upload completes."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import shutil
 import time
 import uuid
@@ -36,6 +37,17 @@ class ObjectNotFound(StoreError):
 
 class WorkBusy(StoreError):
     """Another live process holds the same unit of work (one partition); the message names the holder."""
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """Something a killed run left behind: harmless to readers, removed by the next run of the same work."""
+
+    location: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.description}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,8 @@ class ObjectStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def arrow_filesystem(self) -> tuple[pafs.FileSystem, str]: ...
+
+    def leftovers(self) -> tuple[Leftover, ...]: ...
 
 
 class Workspace:
@@ -142,6 +156,39 @@ def claimed_workspace(base: Path, name: str) -> Iterator[Workspace]:
             yield Workspace(folder, swept)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def abandoned_workspaces(base: Path) -> list[Leftover]:
+    """The claimed workspaces under `base` whose holder died: its holder line stays in the lock file (a clean
+    release empties it) and names a process that no longer exists. Read only: status never takes a claim."""
+    found = []
+    for lock_path in sorted(base.glob("*.lock")) if base.is_dir() else []:
+        holder = lock_path.read_text(encoding="utf-8", errors="replace").strip()
+        if not holder or _holder_alive(holder):
+            continue
+        folder = lock_path.with_suffix("")
+        files = sum(1 for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+        found.append(
+            Leftover(
+                str(folder),
+                f"left by a killed run ({holder}), {files} staged files; the next run of {folder.name} removes them",
+            )
+        )
+    return found
+
+
+def _holder_alive(holder: str) -> bool:
+    """Whether the process a holder line names still runs; a line of another shape is taken as alive."""
+    match = re.match(r"pid (\d+) ", holder)
+    if match is None:
+        return True
+    try:
+        os.kill(int(match.group(1)), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def check_key(key: str) -> str:
@@ -248,6 +295,9 @@ class LocalObjectStore:
 
     def arrow_filesystem(self) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), str(self.root)
+
+    def leftovers(self) -> tuple[Leftover, ...]:
+        return tuple(abandoned_workspaces(self.root / STAGING_DIR))
 
 
 def _sweep_stale(staging: Path) -> None:

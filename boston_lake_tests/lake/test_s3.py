@@ -240,6 +240,17 @@ def test_a_lock_admits_one_holder_at_a_time(s3_store: S3ObjectStore):
         assert b"run-2" in s3_store.get_bytes("_locks/crawler/c.json")
 
 
+def test_a_lease_past_its_time_to_live_is_reported_as_left_by_a_dead_holder(s3_store: S3ObjectStore):
+    later = lambda: datetime.now(UTC) + timedelta(hours=2)  # noqa: E731 - the clock of a run two hours on
+    with s3_store.lock("_locks/crawler/c.json", ttl_seconds=3600, holder="run-1"):
+        (expired,) = s3_store.leftovers(clock=later)
+        assert s3_store.leftovers() == ()  # within its time to live: a live holder
+    assert expired.location == s3_store.uri("_locks/crawler/c.json")
+    assert expired.description.startswith("a lease of run-1 that expired 36")
+    assert expired.description.endswith("s ago, so its holder died; the next one to take the lock takes it over")
+    assert s3_store.leftovers(clock=later) == ()  # released
+
+
 def test_an_expired_lease_is_taken_over_and_its_old_holder_told_on_release(s3_store: S3ObjectStore):
     later = lambda: datetime.now(UTC) + timedelta(hours=2)  # noqa: E731 - the clock of a run two hours on
     with pytest.raises(StoreError, match="lost the lock .* outlasted the lease"):

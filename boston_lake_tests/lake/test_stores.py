@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake.stores import STAGING_DIR, LocalObjectStore, ObjectNotFound, StoreError
+from boston_lake_tests.support.killed_run import workspace_holder
 
 
 @pytest.fixture
@@ -70,3 +71,18 @@ def test_listing_matches_key_prefixes_as_s3_does(store):
     assert [o.key for o in store.list("raw/t/")] == ["raw/t/a.csv"]
     assert [o.key for o in store.list("raw/u")] == ["raw/u.csv"]
     assert [o.key for o in store.list("nothing/")] == []
+
+
+def test_a_workspace_whose_holder_was_killed_is_reported_until_the_next_claim(store):
+    name = "bronze.legacy_requests.2022"
+    with workspace_holder(store.root, name) as holder:
+        assert store.leftovers() == ()  # a live run's staging is not debris
+        holder.kill()
+        holder.wait(timeout=60)
+        (leftover,) = store.leftovers()
+    assert leftover.location == str(store.root / STAGING_DIR / name)
+    assert f"left by a killed run (pid {holder.pid} since " in leftover.description
+    assert "1 staged files; the next run of bronze.legacy_requests.2022 removes them" in leftover.description
+    with store.workspace(name) as work:
+        assert work.swept == [f"{name}/staged.parquet"]
+    assert store.leftovers() == ()
