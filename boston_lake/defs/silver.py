@@ -18,6 +18,8 @@ from dagster import (
     AssetKey,
     BackfillPolicy,
     Config,
+    DagsterEventType,
+    DagsterInstance,
     DataVersion,
     DefaultSensorStatus,
     MaterializeResult,
@@ -248,10 +250,24 @@ SILVER_BUILD_JOB = define_asset_job(
 # -- kept current --------------------------------------------------------------------------------------------
 
 
-def silver_years_reading(bronze_years: list[int]) -> list[int]:
-    """The silver years whose window contains any of `bronze_years`."""
+def silver_years_to_rebuild(instance: DagsterInstance, landed_at: dict[int, int]) -> list[int]:
+    """The silver years whose window holds a bronze year that landed changed (`landed_at`: year -> the newest
+    landing's storage id) and that no silver build has followed since.
+
+    A silver year materialized after every landing it reads is not rebuilt again, so a lost or fresh cursor
+    (the demo builds silver in-process, then `make demo-ui` starts the daemon on the same instance) costs nothing.
+    """
     partition_years = {int(key) for key in SILVER_PARTITIONS.get_partition_keys()}
-    return sorted({year - offset for year in bronze_years for offset in NEIGHBOURS} & partition_years)
+    newest_input: dict[int, int] = {}
+    for bronze_year, storage_id in landed_at.items():
+        for offset in NEIGHBOURS:
+            silver_year = bronze_year - offset
+            if silver_year in partition_years:
+                newest_input[silver_year] = max(newest_input.get(silver_year, 0), storage_id)
+    built = instance.get_latest_storage_id_by_partition(
+        SILVER_KEY, DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in newest_input}
+    )
+    return sorted(year for year, landed in newest_input.items() if built.get(str(year), 0) < landed)
 
 
 @sensor(
@@ -263,13 +279,14 @@ def silver_years_reading(bronze_years: list[int]) -> list[int]:
 )
 def rebuild_silver_on_bronze_change(context: SensorEvaluationContext) -> SensorResult:
     cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
-    changed: set[int] = set()
+    landed_at: dict[int, int] = {}
     for table in TABLES:
         landed = landed_years(context.instance, table, cursor.get(table.name))
-        changed.update(landed.changed)
+        for year, storage_id in landed.changed.items():
+            landed_at[year] = max(landed_at.get(year, 0), storage_id)
         if landed.newest_storage_id is not None:
             cursor[table.name] = landed.newest_storage_id
-    affected = silver_years_reading(sorted(changed))
+    affected = silver_years_to_rebuild(context.instance, landed_at)
     stamp = "-".join(str(cursor[name]) for name in sorted(cursor))
     requests = [
         RunRequest(
@@ -283,9 +300,14 @@ def rebuild_silver_on_bronze_change(context: SensorEvaluationContext) -> SensorR
     ]
     new_cursor = json.dumps(cursor, sort_keys=True)
     if requests:
-        context.log.info(f"bronze years {sorted(changed)} changed: rebuilding silver {affected}")
+        context.log.info(f"bronze years {sorted(landed_at)} changed: rebuilding silver {affected}")
         return SensorResult(run_requests=requests, cursor=new_cursor)
-    return SensorResult(cursor=new_cursor, skip_reason="no bronze year changed since the last tick")
+    return SensorResult(
+        cursor=new_cursor,
+        skip_reason="every silver year reading a bronze year that changed is built or requested"
+        if landed_at
+        else "no bronze year changed since the last tick",
+    )
 
 
 SILVER_ASSETS = [silver_service_requests]
