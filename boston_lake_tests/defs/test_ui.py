@@ -138,6 +138,7 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
         "case_id_present_and_unique": (True, "CAN_EXECUTE"),
         "rows_reconcile_with_raw": (True, "CAN_EXECUTE"),
         "no_rejected_rows": (False, "CAN_EXECUTE"),
+        "year_has_rows": (False, "CAN_EXECUTE"),
         "open_dates_within_year": (False, "CAN_EXECUTE"),
     }
     # What the Checks tab's "Execute" sends: the implicit asset job with the one check selected, no asset.
