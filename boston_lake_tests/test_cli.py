@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from boston_lake.lake.local_catalog import LocalCatalog
+from boston_lake.lake.tables import DATABASE
 from boston_lake_tests.support.killed_run import workspace_holder
 
 
@@ -142,6 +144,7 @@ def test_configuration_errors_are_one_clear_line(tmp_path):
 @pytest.mark.parametrize("command", [["status"], ["catalog"], ["query", "SELECT 1 AS one"]])
 def test_reading_commands_never_import_dagster(tmp_path, command):
     """The core builds the target without Dagster: status, catalog and query cost no Dagster start-up."""
+    LocalCatalog(tmp_path / "catalog" / "catalog.sqlite").create_database(DATABASE)  # a lake that has a catalog
     run_and_list_modules = (
         "import sys; from boston_lake.cli import main; code = main(sys.argv[1:]); "
         "print('dagster modules:', sorted(m for m in sys.modules if m.split('.')[0].startswith('dagster'))); "

@@ -123,7 +123,6 @@ GOLD_ASSETS = [build_gold_asset(table, CHARTS_BY_TABLE[table.name]) for table in
 GOLD_JOB = define_asset_job(
     "build_gold",
     selection=AssetSelection.assets(*GOLD_ASSETS),
-    partitions_def=GOLD_PARTITIONS,
     description="Both gold tables for the years chosen, from the silver years of the same number.",
 )
 
