@@ -25,7 +25,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# The Glue job tests reach moto's S3 from Spark through S3A: its jars come once from PyPI (support/spark_glue.py).
 test: lint
+	$(BIN)/python -m boston_lake_tests.support.spark_glue >/dev/null
 	$(BIN)/python -m pytest
 
 # Offline: serves the bundled sample portal on 127.0.0.1 and materializes every year it offers.

@@ -43,6 +43,7 @@ from boston_lake.defs.ingest import bronze_key
 from boston_lake.defs.partitions import partitions_for, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.defs.sensors import RANGE_END, RANGE_START, contiguous_blocks, landed_years
+from boston_lake.defs.silver_glue import build_on_glue
 from boston_lake.lake import layout
 from boston_lake.lake.registration import direct_crawl, register
 from boston_lake.lake.silver.duckdb_build import SilverPartition, SilverZone
@@ -50,6 +51,7 @@ from boston_lake.lake.silver.inputs import NEIGHBOURS
 from boston_lake.lake.silver.model import COLUMNS, SILVER_TABLE, SILVER_ZONE, TRANSFORM_VERSION
 from boston_lake.lake.silver.quality import NIGHT_HOURS, SilverFacts, silver_facts, silver_years
 from boston_lake.lake.tables import LEGACY_REQUESTS, TABLES
+from boston_lake.lake.targets import GLUE
 
 SILVER_KEY = AssetKey(["silver", SILVER_TABLE])
 SILVER_GROUP = "silver"
@@ -67,7 +69,8 @@ BAR_WIDTH = 30
 
 class SilverConfig(Config):
     force: bool = False
-    """Rebuild even when the year was already built from the same bronze files by the same transform."""
+    """Rebuild even when the year was already built from the same bronze files by the same transform (the
+    embedded target; the Glue job rebuilds every year it is asked for)."""
 
 
 def silver_column_schema() -> TableSchema:
@@ -120,7 +123,10 @@ def silver_service_requests(
     years = run_years(context)
     fingerprints = []
     for year in years:
-        partition = zone.build(year, force=config.force)
+        if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year, always rebuilt
+            partition = build_on_glue(context, storage.target.silver_glue_job(), lake, year)
+        else:
+            partition = zone.build(year, force=config.force)
         context.log.info(
             f"silver {year}: {partition.summary.rows} cases from {partition.inputs.rows} bronze rows, "
             f"{partition.ledger['duplicates_merged']} duplicates merged "

@@ -3,7 +3,8 @@ least-privilege policy and the managed crawler's definition. provision.py brings
 
 The crawler's role gets only what the lake needs: read the raw and code buckets, read/write bronze/ and
 silver/ of the lake bucket, the Glue catalog of our database, and the Glue log groups. The role Dagster
-runs take on ECS (`run_task_policy`) gets only what raw, bronze and the crawl do.
+runs take on ECS (`run_task_policy`) gets only what raw, bronze, the crawl and launching the silver job do; the
+silver Glue job has a role of its own (`silver_job_role_policy`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 from boston_lake.lake import layout, settings
 from boston_lake.lake.glue import LOCK_PREFIX
 from boston_lake.lake.s3 import ServerSideEncryption
-from boston_lake.lake.settings import DEFAULT_CRAWLER_NAME, DEFAULT_ROLE_NAME, AwsSettings
+from boston_lake.lake.settings import (
+    DEFAULT_CRAWLER_NAME,
+    DEFAULT_ROLE_NAME,
+    SILVER_JOB_NAME,
+    SILVER_JOB_ROLE_NAME,
+    AwsSettings,
+)
+from boston_lake.lake.silver.glue_build import PIPES_PREFIX, SCRIPT_PREFIX
 from boston_lake.lake.tables import DATABASE, TABLES
 
 INLINE_POLICY_NAME = "boston-lake-least-privilege"
@@ -54,6 +62,15 @@ CATALOG_ACTIONS = (
     "GetUserDefinedFunction",
     "GetUserDefinedFunctions",
 )
+# The silver Glue job: Glue 5.0 (Spark 3.5.4, Python 3.11), the smallest Spark job Glue runs (2 G.1X workers =
+# 2 DPU), one hour at most, and at most two years at once (a third StartJobRun is refused with Glue's message).
+SILVER_JOB_GLUE_VERSION = "5.0"
+SILVER_JOB_WORKER_TYPE = "G.1X"
+SILVER_JOB_WORKERS = 2
+SILVER_JOB_TIMEOUT_MINUTES = 60
+SILVER_JOB_MAX_CONCURRENT_RUNS = 2
+PIPES_LIFECYCLE_RULE_ID = "boston-lake-expire-pipes"
+PIPES_EXPIRATION_DAYS = 1
 PUBLIC_ACCESS_BLOCK = {
     "BlockPublicAcls": True,
     "IgnorePublicAcls": True,
@@ -70,6 +87,8 @@ _NAME_RULES = {
     "role_name": settings.role_name,
     "role_path": settings.role_path,
     "crawler_name": settings.crawler_name,
+    "silver_job_name": settings.crawler_name,  # Glue job names follow the same rule as crawler names
+    "silver_role_name": settings.role_name,
 }
 
 
@@ -83,6 +102,8 @@ class ProvisionConfig:
     role_name: str = DEFAULT_ROLE_NAME
     role_path: str = "/"
     crawler_name: str = DEFAULT_CRAWLER_NAME
+    silver_job_name: str = SILVER_JOB_NAME
+    silver_role_name: str = SILVER_JOB_ROLE_NAME
     sse: str = "AES256"
     kms_key_id: str | None = None
 
@@ -209,6 +230,68 @@ def crawler_role_policy(config: ProvisionConfig, account_id: str, partition: str
     return {"Version": "2012-10-17", "Statement": statements + _use_lake_key(config, arns)}
 
 
+def silver_job_role_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
+    """The silver Glue job's only permissions: read its script and bronze/, write silver/ (its staging prefix
+    is there), read the pipes context and write its messages under `_pipes/`, write its own log streams."""
+    arns = _Arns(partition, config.region, account_id)
+    lake, code = config.lake_bucket, config.code_bucket
+    bronze, silver = LAKE_PREFIXES
+    statements = [
+        _allow("LocateBuckets", ["s3:GetBucketLocation"], [arns.bucket(lake), arns.bucket(code)]),
+        _allow("ReadScripts", ["s3:GetObject"], [arns.bucket(code, f"/{SCRIPT_PREFIX}*")]),
+        _list_under("ListBronzeSilverPipes", arns.bucket(lake), [bronze, silver, PIPES_PREFIX]),
+        _allow("ReadBronze", ["s3:GetObject"], [arns.bucket(lake, f"/{bronze}*")]),
+        _allow(
+            "WriteSilver",
+            ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"],
+            [arns.bucket(lake, f"/{silver}*")],
+        ),
+        _allow("PipesContextAndMessages", ["s3:GetObject", "s3:PutObject"], [arns.bucket(lake, f"/{PIPES_PREFIX}*")]),
+        _allow(
+            "JobLogs",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [arns.regional("logs", f"log-group:/aws-glue/jobs/{name}") for name in ("*", "*:*")],
+        ),
+    ]
+    return {"Version": "2012-10-17", "Statement": statements + _use_lake_key(config, arns)}
+
+
+def silver_job_definition(
+    config: ProvisionConfig, role_arn: str, script_key: str, pipes_version: str
+) -> dict[str, Any]:
+    """CreateJob parameters of the silver job (UpdateJob takes the same, less the name, as JobUpdate)."""
+    return {
+        "Name": config.silver_job_name,
+        "Description": "boston_lake: silver/service_requests of one year from bronze (lake/silver/spark_job.py)",
+        "Role": role_arn,
+        "Command": {
+            "Name": "glueetl",
+            "ScriptLocation": f"s3://{config.code_bucket}/{script_key}",
+            "PythonVersion": "3",
+        },
+        "DefaultArguments": {
+            "--job-language": "python",
+            "--additional-python-modules": f"dagster-pipes=={pipes_version}",
+        },
+        "GlueVersion": SILVER_JOB_GLUE_VERSION,
+        "WorkerType": SILVER_JOB_WORKER_TYPE,
+        "NumberOfWorkers": SILVER_JOB_WORKERS,
+        "Timeout": SILVER_JOB_TIMEOUT_MINUTES,
+        "MaxRetries": 0,
+        "ExecutionProperty": {"MaxConcurrentRuns": SILVER_JOB_MAX_CONCURRENT_RUNS},
+    }
+
+
+def pipes_lifecycle_rule() -> dict[str, Any]:
+    """Pipes context and message objects are spent when the run ends: expire them after a day."""
+    return {
+        "ID": PIPES_LIFECYCLE_RULE_ID,
+        "Filter": {"Prefix": PIPES_PREFIX},
+        "Status": "Enabled",
+        "Expiration": {"Days": PIPES_EXPIRATION_DAYS},
+    }
+
+
 def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
     """The only permissions of a Dagster run's task role (ECS, deploy/ecs/dagster.yaml): what raw, bronze and
     the crawl do. Nothing else: no code bucket, no Athena (queries run from the CLI, as a person), no
@@ -216,7 +299,8 @@ def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "
     arns = _Arns(partition, config.region, account_id)
     raw, lake = config.raw_bucket, config.lake_bucket
     raw_prefixes = [layout.raw_table_prefix(table.name) for table in TABLES]
-    lake_prefixes = [*LAKE_PREFIXES, LOCK_PREFIX, RUN_LOG_PREFIX]
+    # `_pipes/`: the context of a silver Glue run goes in, its messages come out (and both are deleted).
+    lake_prefixes = [*LAKE_PREFIXES, LOCK_PREFIX, RUN_LOG_PREFIX, PIPES_PREFIX]
     # Delete: a replaced raw file is copied to _history/ and then removed; bronze replaces its rejects;
     # a crawl lease is released by deleting it. Multipart uploads carry large files.
     read_write = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
@@ -239,6 +323,11 @@ def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "
             "RunOurCrawler",
             ["glue:GetCrawler", "glue:ListCrawls", "glue:StartCrawler"],
             [arns.regional("glue", f"crawler/{config.crawler_name}")],
+        ),
+        _allow(
+            "RunOurSilverJob",
+            ["glue:BatchStopJobRun", "glue:GetJobRun", "glue:StartJobRun"],
+            [arns.regional("glue", f"job/{config.silver_job_name}")],
         ),
     ]
     return {"Version": "2012-10-17", "Statement": statements + _use_lake_key(config, arns)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -18,14 +19,20 @@ from boston_lake.lake.aws import AwsSession, describe_error, error_code
 from boston_lake.lake.aws_resources import (
     CRAWLER_CONFIGURATION,
     INLINE_POLICY_NAME,
+    PIPES_EXPIRATION_DAYS,
+    PIPES_LIFECYCLE_RULE_ID,
     PUBLIC_ACCESS_BLOCK,
     ProvisionConfig,
     crawler_definition,
     crawler_role_policy,
     glue_trust_policy,
+    pipes_lifecycle_rule,
     run_task_policy,
+    silver_job_definition,
+    silver_job_role_policy,
 )
 from boston_lake.lake.log import Log
+from boston_lake.lake.silver.glue_build import PIPES_PREFIX, script_bytes, script_key
 from boston_lake.lake.tables import TABLES
 
 CREATE = "create"
@@ -127,8 +134,25 @@ class _Planner:
     def actions(self) -> list[Action]:
         actions = [action for bucket in self.config.buckets for action in self._bucket(bucket)]
         actions.append(self._database())
-        role_actions, role_arn = self._role()
-        return [*actions, *role_actions, self._crawler(role_arn)]
+        role_actions, role_arn = self._role(
+            self.config.role_name,
+            crawler_role_policy(self.config, self.account_id, self.partition),
+            "boston_lake Glue crawler: only the lake's buckets, database and logs",
+        )
+        actions += [*role_actions, self._crawler(role_arn)]
+        job_role_actions, job_role_arn = self._role(
+            self.config.silver_role_name,
+            silver_job_role_policy(self.config, self.account_id, self.partition),
+            "boston_lake silver Glue job: read bronze and its script, write silver and _pipes, its logs",
+        )
+        script = script_bytes()
+        return [
+            *actions,
+            self._pipes_lifecycle(),
+            self._script(script),
+            *job_role_actions,
+            self._silver_job(job_role_arn, script_key(script)),
+        ]
 
     def _bucket(self, bucket: str) -> list[Action]:
         s3, config, where = self.clients.s3, self.config, f"s3://{bucket}"
@@ -194,17 +218,15 @@ class _Planner:
         database = {"Name": name, "Description": "Boston 311 service requests (boston_lake)"}
         return Action(CREATE, resource, "does not exist", lambda: glue.create_database(DatabaseInput=database))
 
-    def _role(self) -> tuple[list[Action], str]:
-        iam, name = self.clients.iam, self.config.role_name
+    def _role(self, name: str, policy: dict[str, Any], description: str) -> tuple[list[Action], str]:
+        iam = self.clients.iam
         role, trust = f"iam role {name}", glue_trust_policy()
         inline = f"{role} inline policy {INLINE_POLICY_NAME}"
-        policy = crawler_role_policy(self.config, self.account_id, self.partition)
 
         def put_policy() -> None:
             iam.put_role_policy(RoleName=name, PolicyName=INLINE_POLICY_NAME, PolicyDocument=json.dumps(policy))
 
         def create_role() -> None:
-            description = "boston_lake Glue crawler and jobs: only the lake's buckets, database and logs"
             iam.create_role(
                 RoleName=name,
                 Path=self.config.role_path,
@@ -226,7 +248,8 @@ class _Planner:
         if existing["Role"].get("Path", "/") != self.config.role_path:
             raise ProvisionError(
                 f"{role} exists with path {existing['Role'].get('Path')!r}, not {self.config.role_path!r} as "
-                "BOSTON_LAKE_GLUE_ROLE_ARN says; IAM cannot move a role: fix the ARN or delete the role"
+                "BOSTON_LAKE_GLUE_ROLE_ARN says (both Glue roles take its path); IAM cannot move a role: fix the "
+                "ARN or delete the role"
             )
         actions = [Action(UNCHANGED, role, "exists")]
         if _normalized(existing["Role"]["AssumeRolePolicyDocument"]) == _normalized(trust):
@@ -258,6 +281,86 @@ class _Planner:
             return Action(UNCHANGED, resource, "targets, policies and configuration as configured")
         # UpdateCrawler fails with CrawlerRunningException during a crawl; apply says so, and a rerun finishes.
         return Action(UPDATE, resource, "; ".join(drift), lambda: glue.update_crawler(**desired))
+
+    def _pipes_lifecycle(self) -> Action:
+        s3, bucket = self.clients.s3, self.config.lake_bucket
+        resource = f"s3://{bucket} lifecycle rule {PIPES_LIFECYCLE_RULE_ID}"
+        desired = pipes_lifecycle_rule()
+        current = _read(
+            s3.get_bucket_lifecycle_configuration,
+            f"reading the lifecycle rules of s3://{bucket}",
+            {"NoSuchLifecycleConfiguration", "NoSuchBucket", "404"},
+            Bucket=bucket,
+        )
+        rules = current["Rules"] if current else []
+        others = [rule for rule in rules if rule.get("ID") != PIPES_LIFECYCLE_RULE_ID]
+        ours = [rule for rule in rules if rule.get("ID") == PIPES_LIFECYCLE_RULE_ID]
+
+        def put_rules() -> None:  # the bucket's other rules are kept as they are
+            s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [*others, desired]})
+
+        want = f"expire {PIPES_PREFIX} after {PIPES_EXPIRATION_DAYS} day"
+        if not ours:
+            return Action(CREATE, resource, f"missing; {want}", put_rules)
+        if _lifecycle_view(ours[0]) != _lifecycle_view(desired):
+            return Action(UPDATE, resource, f"is {_lifecycle_view(ours[0])}; {want}", put_rules)
+        return Action(UNCHANGED, resource, want)
+
+    def _script(self, script: bytes) -> Action:
+        s3, bucket, key = self.clients.s3, self.config.code_bucket, script_key(script)
+        resource = f"s3://{bucket}/{key}"
+        found = _read(
+            s3.head_object, f"looking up {resource}", {"404", "NoSuchKey", "NoSuchBucket"}, Bucket=bucket, Key=key
+        )
+        if found is not None:  # named by its content: the same key is the same script
+            return Action(UNCHANGED, resource, "the silver job script of this version")
+
+        def upload() -> None:
+            s3.put_object(Bucket=bucket, Key=key, Body=script, **self.config.encryption.object_arguments())
+
+        return Action(CREATE, resource, "the silver job script of this version is not uploaded", upload)
+
+    def _silver_job(self, role_arn: str, key: str) -> Action:
+        glue, name = self.clients.glue, self.config.silver_job_name
+        resource = f"glue job {name}"
+        desired = silver_job_definition(self.config, role_arn, key, version("dagster-pipes"))
+        found = _read(glue.get_job, f"looking up {resource}", {"EntityNotFoundException"}, JobName=name)
+        if found is None:
+            reason = f"does not exist; Glue {desired['GlueVersion']} Spark job, {desired['NumberOfWorkers']} workers"
+            return Action(CREATE, resource, reason, lambda: glue.create_job(**desired))
+        drift = _job_drift(found["Job"], desired, self.config.silver_role_name)
+        if not drift:
+            return Action(UNCHANGED, resource, "script, role, Glue version, workers and limits as configured")
+        update = {key: value for key, value in desired.items() if key != "Name"}
+        return Action(UPDATE, resource, "; ".join(drift), lambda: glue.update_job(JobName=name, JobUpdate=update))
+
+
+def _lifecycle_view(rule: dict[str, Any]) -> tuple[Any, ...]:
+    prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix"))
+    return prefix, rule.get("Status"), rule.get("Expiration")
+
+
+def _job_drift(current: dict[str, Any], desired: dict[str, Any], role_name: str) -> list[str]:
+    drift = []
+    if current.get("Role") not in (desired["Role"], role_name):
+        drift.append(f"role is {current.get('Role')!r}, want {desired['Role']!r}")
+    command = current.get("Command", {})
+    for field_name in ("Name", "ScriptLocation"):
+        if command.get(field_name) != desired["Command"][field_name]:
+            drift.append(
+                f"command {field_name} is {command.get(field_name)!r}, want {desired['Command'][field_name]!r}"
+            )
+    arguments = current.get("DefaultArguments", {})
+    for argument, value in desired["DefaultArguments"].items():
+        if arguments.get(argument) != value:
+            drift.append(f"{argument} is {arguments.get(argument)!r}, want {value!r}")
+    for setting in ("GlueVersion", "WorkerType", "NumberOfWorkers", "Timeout", "MaxRetries"):
+        if current.get(setting) != desired[setting]:
+            drift.append(f"{setting} is {current.get(setting)!r}, want {desired[setting]!r}")
+    concurrent = current.get("ExecutionProperty", {}).get("MaxConcurrentRuns")
+    if concurrent != desired["ExecutionProperty"]["MaxConcurrentRuns"]:
+        drift.append(f"MaxConcurrentRuns is {concurrent!r}, want {desired['ExecutionProperty']['MaxConcurrentRuns']}")
+    return drift
 
 
 def _encryption_view(rule: dict[str, Any]) -> str:

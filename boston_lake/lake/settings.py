@@ -26,6 +26,9 @@ DEFAULT_PORTAL_URL = "https://data.boston.gov"
 DEFAULT_HOME = ".boston_lake"
 DEFAULT_ROLE_NAME = "boston-lake-glue-crawler"
 DEFAULT_CRAWLER_NAME = "boston311-bronze"
+# The silver Glue job and its own role (`provision` creates both; not settings of their own yet).
+SILVER_JOB_NAME = "boston-lake-silver"
+SILVER_JOB_ROLE_NAME = "boston-lake-glue-silver-job"
 # The AWS services the lake calls; each may have its own endpoint variable, as boto3 names them.
 AWS_SERVICES = ("s3", "glue", "athena", "iam", "sts")
 

@@ -8,9 +8,11 @@ object is built when first asked for, so a command that only reads the zones nev
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 
@@ -24,15 +26,34 @@ from boston_lake.lake.log import Log
 from boston_lake.lake.query import DuckDBQueryEngine
 from boston_lake.lake.registration import direct_crawl
 from boston_lake.lake.s3 import S3ObjectStore, ServerSideEncryption
-from boston_lake.lake.settings import AwsSettings, Settings
+from boston_lake.lake.settings import SILVER_JOB_NAME, AwsSettings, Settings
+from boston_lake.lake.silver.glue_build import GlueSilverJob
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
 from boston_lake.lake.tables import DATABASE
+
+DUCKDB = "duckdb"
+GLUE = "glue"
+
+
+@dataclass(frozen=True)
+class GlueJobLauncher:
+    """What launching the silver Glue job needs: the job, and the clients of the run (Glue, and S3 for the
+    pipes context and messages under the lake bucket's `_pipes/`)."""
+
+    job: GlueSilverJob
+    glue: Any
+    s3: Any
 
 
 class LakeTarget(ABC):
     """Where the lake lives and how it is catalogued and queried; the same calls on every target."""
 
     database: str
+    # The engine of silver: DuckDB in this process, or the Glue job (then `silver_glue_job` says which).
+    silver_engine: str = DUCKDB
+
+    def silver_glue_job(self) -> GlueJobLauncher:
+        raise NotImplementedError(f"{self!r} builds silver with {self.silver_engine}, not a Glue job")
 
     @abstractmethod
     def raw_zone(self) -> ObjectStore:
@@ -85,7 +106,9 @@ class LocalTarget(LakeTarget):
 
 class AwsTarget(LakeTarget):
     """S3 buckets, the Glue Data Catalog kept by our crawler (`direct`) or the managed one (`glue`), Athena;
-    every client comes from one AwsSession."""
+    every client comes from one AwsSession. Silver runs as the Glue job `provision` creates."""
+
+    silver_engine = GLUE
 
     def __init__(
         self,
@@ -94,12 +117,14 @@ class AwsTarget(LakeTarget):
         *,
         crawl_timeout_seconds: float = 3600,
         crawl_poll_seconds: float = 5.0,  # first wait between polls of a managed crawl; it doubles up to a minute
+        glue_job_client: Any = None,  # the client that starts and watches job runs; the session's Glue client
     ):
         self.aws = aws
         self.database = aws.database
         self.session = session or AwsSession.from_settings(aws)
         self.crawl_timeout_seconds = crawl_timeout_seconds
         self.crawl_poll_seconds = crawl_poll_seconds
+        self.glue_job_client = glue_job_client
 
     def __repr__(self) -> str:
         return f"AwsTarget(raw={self.aws.raw_bucket!r}, lake={self.aws.lake_bucket!r}, region={self.aws.region!r})"
@@ -140,6 +165,11 @@ class AwsTarget(LakeTarget):
             backoff=Backoff(initial_seconds=self.crawl_poll_seconds, factor=2, max_seconds=60),
         )
         return f"managed crawler {result.crawler}: crawl {result.crawl_id} {result.state}", []
+
+    def silver_glue_job(self) -> GlueJobLauncher:
+        job = GlueSilverJob(name=SILVER_JOB_NAME, code_bucket=self.aws.code_bucket, lake_bucket=self.aws.lake_bucket)
+        glue = self.glue_job_client or self.session.client("glue")
+        return GlueJobLauncher(job=job, glue=glue, s3=self.session.client("s3"))
 
     def query(self, sql: str) -> pa.Table:
         engine = AthenaQueryEngine(

@@ -33,6 +33,7 @@ def test_the_task_policy_names_only_our_prefixes_database_and_crawler():
         "arn:aws:s3:::acme-lake/silver/*",
         "arn:aws:s3:::acme-lake/_locks/crawler/*",
         "arn:aws:s3:::acme-lake/_dagster/compute_logs/*",
+        "arn:aws:s3:::acme-lake/_pipes/*",
     }
     resources: set[str] = set()
     for statement in policy["Statement"]:
@@ -52,6 +53,7 @@ def test_the_task_policy_names_only_our_prefixes_database_and_crawler():
         f"{glue}:table/boston311/*",
         f"{glue}:userDefinedFunction/boston311/*",
         f"{glue}:crawler/boston311-bronze",
+        f"{glue}:job/boston-lake-silver",
     }
     assert not any("acme-code" in resource for resource in resources), "runs never touch the code bucket"
 

@@ -10,6 +10,7 @@ import pytest
 from boston_lake.lake.aws import AwsSession
 from boston_lake.lake.aws_resources import CRAWLER_EXCLUSIONS, INLINE_POLICY_NAME, ProvisionConfig
 from boston_lake.lake.provision import CREATE, UNCHANGED, UPDATE, AwsClients, apply, format_plan, plan
+from boston_lake.lake.silver.glue_build import script_key
 from boston_lake_tests.support.moto_server import MotoServer
 
 ACCOUNT = "123456789012"  # moto's account
@@ -73,8 +74,13 @@ def test_a_first_plan_creates_everything_and_changes_nothing_itself(config, clie
         "iam role boston-lake-glue-crawler": CREATE,
         f"iam role boston-lake-glue-crawler inline policy {INLINE_POLICY_NAME}": CREATE,
         "glue crawler boston311-bronze": CREATE,
+        f"s3://{config.lake_bucket} lifecycle rule boston-lake-expire-pipes": CREATE,
+        f"s3://{config.code_bucket}/{script_key()}": CREATE,
+        "iam role boston-lake-glue-silver-job": CREATE,
+        f"iam role boston-lake-glue-silver-job inline policy {INLINE_POLICY_NAME}": CREATE,
+        "glue job boston-lake-silver": CREATE,
     }
-    assert format_plan(actions).endswith("13 to create, 0 to update, 0 unchanged.")
+    assert format_plan(actions).endswith("18 to create, 0 to update, 0 unchanged.")
     assert clients.s3.list_buckets()["Buckets"] == []  # a plan is a dry run
 
 

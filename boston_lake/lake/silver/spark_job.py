@@ -53,3 +53,42 @@ def transform(spark: Any, plan: dict[str, Any]) -> tuple[Any, dict[str, int]]:
 
 def write_one_file(rows: Any, directory: str) -> None:
     rows.coalesce(1).write.mode("overwrite").option("compression", "zstd").parquet(directory)
+
+
+def publish_count(spark: Any, directory: str) -> int:
+    """Rows in what was written (Parquet footers only)."""
+    return int(spark.read.parquet(directory).count())
+
+
+def main() -> None:
+    """The Glue job: read the plan Dagster sent, build the year into its staging prefix, report back.
+
+    Dagster (PipesGlueClient) passes `--dagster-pipes-context` and `--dagster-pipes-messages`; the context, under
+    the lake bucket's `_pipes/`, carries the plan as the extra `silver_plan`. The year is written as one Parquet
+    object under the plan's `staging_uri`; the Dagster side publishes it to the year's key in one copy.
+    """
+    import boto3
+    from dagster_pipes import (
+        PipesCliArgsParamsLoader,
+        PipesS3ContextLoader,
+        PipesS3MessageWriter,
+        open_dagster_pipes,
+    )
+
+    s3 = boto3.client("s3")
+    with open_dagster_pipes(
+        context_loader=PipesS3ContextLoader(client=s3),
+        message_writer=PipesS3MessageWriter(client=s3),
+        params_loader=PipesCliArgsParamsLoader(),
+    ) as pipes:
+        plan = pipes.get_extra("silver_plan")
+        spark = spark_session()
+        rows, ledger = transform(spark, plan)
+        write_one_file(rows, plan["staging_uri"])
+        written = publish_count(spark, plan["staging_uri"])
+        pipes.log.info(f"silver {plan['year']}: {written} rows staged at {plan['staging_uri']}")
+        pipes.report_custom_message({"year": plan["year"], "rows": written, "ledger": ledger})
+
+
+if __name__ == "__main__":
+    main()

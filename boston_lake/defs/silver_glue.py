@@ -1,0 +1,79 @@
+"""Dagster wiring of silver on the AWS target: one Glue job run per year, launched through dagster-aws's
+`PipesGlueClient`. The pipes context and the job's messages travel under the lake bucket's `_pipes/`
+(which `provision` expires); planning and publishing are the core's (lake/silver/glue_build.py).
+
+A run that fails, times out or is refused (the job's MaxConcurrentRuns) ends the Dagster run with Glue's own
+message.
+"""
+
+import random
+import string
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import ClientError
+from dagster import AssetExecutionContext
+from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
+from dagster_pipes import PipesParams
+
+from boston_lake.lake.aws import describe_error
+from boston_lake.lake.silver import glue_build
+from boston_lake.lake.silver.duckdb_build import SilverError, SilverPartition
+from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.targets import GlueJobLauncher
+
+
+class PipesS3MessageReaderUnder(PipesS3MessageReader):
+    """PipesS3MessageReader writes under a random prefix at the bucket root; this one under `prefix`."""
+
+    def __init__(self, *, prefix: str, **kwargs):
+        super().__init__(**kwargs)
+        self.prefix = prefix
+
+    @contextmanager
+    def get_params(self) -> Iterator[PipesParams]:
+        with super().get_params() as params:
+            yield {**params, "key_prefix": self.prefix + "".join(random.choices(string.ascii_letters, k=30))}
+
+
+def build_on_glue(
+    context: AssetExecutionContext,
+    launcher: GlueJobLauncher,
+    lake: ObjectStore,
+    year: int,
+    message_interval_seconds: float = 10,
+) -> SilverPartition:
+    """Build one silver year with the Glue job and publish it whole."""
+    run = glue_build.prepare(lake, year, context.run.run_id)
+    pipes = PipesGlueClient(
+        client=launcher.glue,
+        context_injector=PipesS3ContextInjector(
+            bucket=launcher.job.lake_bucket, client=launcher.s3, key_prefix=f"{glue_build.PIPES_PREFIX}context/"
+        ),
+        message_reader=PipesS3MessageReaderUnder(
+            prefix=f"{glue_build.PIPES_PREFIX}messages/",
+            bucket=launcher.job.lake_bucket,
+            client=launcher.s3,
+            interval=message_interval_seconds,
+        ),
+    )
+    context.log.info(
+        f"silver {year}: Glue job {launcher.job.name} with {launcher.job.script_location}, reading "
+        f"{len(run.inputs.files)} bronze objects, staging at {lake.uri(run.staging_prefix)}"
+    )
+    try:
+        invocation = pipes.run(
+            context=context,
+            start_job_run_params=launcher.job.start_params(),
+            extras={glue_build.PLAN_EXTRA: run.plan},
+        )
+    except ClientError as error:  # StartJobRun refused: ConcurrentRunsExceededException, no such job ...
+        glue_build.discard(lake, run)
+        raise SilverError(
+            f"silver {year}: Glue refused to start {launcher.job.name}: {describe_error(error)}"
+        ) from None
+    except RuntimeError as error:  # the run ended FAILED, TIMEOUT, STOPPED or ERROR: Glue's status and message
+        glue_build.discard(lake, run)
+        raise SilverError(f"silver {year}: {error}") from None
+    report = glue_build.job_report(list(invocation.get_custom_messages()), year)
+    return glue_build.publish(lake, run, report, context.log)

@@ -1,0 +1,136 @@
+"""Silver on the AWS target: the Glue 5 job runs `spark_job.py` (the same SQL text as DuckDB) over the bronze
+objects in S3, and this side prepares its plan and publishes what it wrote.
+
+The job writes the year as one Parquet object under a staging prefix (`_staging/` of the silver table, which
+neither crawler reads); `publish` then copies that one object to the year's key in one S3 copy, so readers see
+the old year or the new one, never a part (the same guarantee as the DuckDB path and bronze), and removes the
+staging prefix. Launching the job is Dagster wiring (defs/silver_glue.py); nothing here imports Dagster.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from boston_lake.lake import layout
+from boston_lake.lake.log import Log
+from boston_lake.lake.silver import spark_job
+from boston_lake.lake.silver.duckdb_build import LEDGER_FIELDS, PartitionSummary, SilverError, SilverPartition
+from boston_lake.lake.silver.inputs import SilverInputs, find_inputs, spark_plan
+from boston_lake.lake.silver.model import SILVER_TABLE, SILVER_ZONE
+from boston_lake.lake.stores import ObjectStore
+
+# The job's script, as shipped: this very file, uploaded by `boston-lake provision` under its content hash.
+SCRIPT_PATH = Path(spark_job.__file__)
+SCRIPT_PREFIX = "glue/silver/"
+# Under the silver table's prefix, so the job's role writes only silver/; `_` keeps it out of every crawl.
+STAGING_FOLDER = "_staging"
+# Pipes context and messages of every run, in the lake bucket; `provision` expires them with a lifecycle rule.
+PIPES_PREFIX = "_pipes/"
+PLAN_EXTRA = "silver_plan"
+
+
+def script_bytes() -> bytes:
+    return SCRIPT_PATH.read_bytes()
+
+
+def script_key(script: bytes | None = None) -> str:
+    """The code-bucket key of the job script: named by its content, so a run pins exactly the code it expects."""
+    digest = hashlib.sha256(script_bytes() if script is None else script).hexdigest()[:16]
+    return f"{SCRIPT_PREFIX}spark_job-{digest}.py"
+
+
+@dataclass(frozen=True)
+class GlueSilverJob:
+    """The provisioned Glue job a silver year runs on, and where its script lives."""
+
+    name: str
+    code_bucket: str
+    lake_bucket: str
+
+    @property
+    def script_location(self) -> str:
+        return f"s3://{self.code_bucket}/{script_key()}"
+
+    def start_params(self) -> dict[str, Any]:
+        """StartJobRun parameters, new on every call (PipesGlueClient adds its arguments to the dict it gets)."""
+        return {"JobName": self.name, "Arguments": {"--scriptLocation": self.script_location}}
+
+
+@dataclass(frozen=True)
+class GlueRun:
+    """One year prepared for the Glue job: what it reads, its plan, and the staging prefix it writes."""
+
+    inputs: SilverInputs
+    plan: dict[str, Any]
+    staging_prefix: str
+
+    @property
+    def year(self) -> int:
+        return self.inputs.year
+
+
+def prepare(store: ObjectStore, year: int, run_id: str | None = None) -> GlueRun:
+    """The plan of one year, with s3:// paths of the bronze objects and a staging prefix of its own."""
+    inputs = find_inputs(store, year)
+    staging = f"{layout.table_prefix(SILVER_ZONE, SILVER_TABLE)}{STAGING_FOLDER}/{year}-{run_id or uuid.uuid4().hex}/"
+    plan = {**spark_plan(inputs, store.uri), "staging_uri": store.uri(staging)}
+    return GlueRun(inputs=inputs, plan=plan, staging_prefix=staging)
+
+
+def job_report(messages: list[Any], year: int) -> dict[str, Any]:
+    """The job's report of `year` among the custom pipes messages of its run."""
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("year") == year:
+            ledger = message.get("ledger") or {}
+            missing = [name for name in LEDGER_FIELDS if name not in ledger]
+            if missing:
+                raise SilverError(f"silver {year}: the Glue job's report lacks the ledger fields {missing}")
+            return message
+    raise SilverError(f"silver {year}: the Glue job finished without reporting the year through dagster-pipes")
+
+
+def discard(store: ObjectStore, run: GlueRun) -> None:
+    """Remove what a run that did not finish left under its staging prefix."""
+    for leftover in list(store.list(run.staging_prefix)):
+        store.delete(leftover.key)
+
+
+def publish(store: ObjectStore, run: GlueRun, report: dict[str, Any], log: Log) -> SilverPartition:
+    """Publish the one object the job staged as the year's object, whole, and describe it."""
+    year, key = run.year, layout.data_key(SILVER_ZONE, SILVER_TABLE, run.year)
+    staged = [item for item in store.list(run.staging_prefix) if item.key.endswith(".parquet")]
+    if len(staged) != 1:
+        raise SilverError(
+            f"silver {year}: the Glue job staged {len(staged)} Parquet objects under "
+            f"{store.uri(run.staging_prefix)}, not one"
+        )
+    store.copy(staged[0].key, key)
+    discard(store, run)
+    for stray in store.list(layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year)):
+        if stray.key != key and not layout.is_bookkeeping(stray.key):
+            log.warning(f"silver {year}: removing stray data file {stray.key} from the partition")
+            store.delete(stray.key)
+    with store.reading(key) as path, duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        summary = PartitionSummary.of(connection, path)
+    if summary.rows != int(report["rows"]):
+        raise SilverError(f"silver {year}: the Glue job reported {report['rows']} rows, {key} holds {summary.rows}")
+    ledger = {name: int(value) for name, value in report["ledger"].items()}
+    return SilverPartition(
+        year=year,
+        key=key,
+        bytes=staged[0].size,
+        inputs=run.inputs,
+        ledger=ledger,
+        summary=summary,
+        changed=True,
+        reason="built by the Glue job",
+        notes=[json.dumps({"staged": store.uri(staged[0].key)})],
+    )
