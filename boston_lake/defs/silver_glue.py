@@ -6,6 +6,7 @@ A run that fails, times out or is refused (the job's MaxConcurrentRuns) ends the
 message.
 """
 
+import json
 import random
 import string
 from collections.abc import Iterator
@@ -14,13 +15,27 @@ from contextlib import contextmanager
 from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext
 from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
-from dagster_pipes import PipesParams
+from dagster_pipes import PipesContextData, PipesParams
 
 from boston_lake.lake.aws import describe_error
 from boston_lake.lake.silver import glue_build
 from boston_lake.lake.silver.duckdb_build import SilverError, SilverPartition
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.targets import GlueJobLauncher
+
+
+class PipesS3ContextInjectorUnder(PipesS3ContextInjector):
+    """PipesS3ContextInjector under `_pipes/context/`, removing the context also when the run never started
+    (the original leaves it behind when StartJobRun is refused)."""
+
+    @contextmanager
+    def inject_context(self, context: PipesContextData) -> Iterator[PipesParams]:
+        key = f"{self.key_prefix or ''}{''.join(random.choices(string.ascii_letters, k=30))}/context.json"
+        self.client.put_object(Body=json.dumps(context).encode("utf-8"), Bucket=self.bucket, Key=key)
+        try:
+            yield {"bucket": self.bucket, "key": key}
+        finally:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
 
 
 class PipesS3MessageReaderUnder(PipesS3MessageReader):
@@ -47,7 +62,7 @@ def build_on_glue(
     run = glue_build.prepare(lake, year, context.run.run_id)
     pipes = PipesGlueClient(
         client=launcher.glue,
-        context_injector=PipesS3ContextInjector(
+        context_injector=PipesS3ContextInjectorUnder(
             bucket=launcher.job.lake_bucket, client=launcher.s3, key_prefix=f"{glue_build.PIPES_PREFIX}context/"
         ),
         message_reader=PipesS3MessageReaderUnder(

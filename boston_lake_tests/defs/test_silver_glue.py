@@ -111,3 +111,17 @@ def test_a_failing_glue_job_ends_the_run_with_glues_message(aws_settings, glue_l
     lake_keys = [o["Key"] for o in glue_lake.list_objects_v2(Bucket=aws.lake_bucket).get("Contents", [])]
     assert layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022) not in lake_keys
     assert not [k for k in lake_keys if "/_staging/" in k]
+
+
+def test_the_concurrent_run_limit_ends_the_run_with_glues_refusal(aws_settings, aws_env, glue_lake, spark_glue):
+    aws_env.set_transition("glue::job_run", {"progression": "manual", "times": 1000})  # runs stay STARTING
+    for _ in range(2):  # the job's MaxConcurrentRuns, taken by runs started elsewhere
+        spark_glue.glue.start_job_run(JobName="boston-lake-silver")
+    result = build_on_glue(aws_settings, spark_glue, 2022)
+    assert not result.success
+    error = failure_of(result)
+    assert "silver 2022: Glue refused to start boston-lake-silver: ConcurrentRunsExceededException" in error
+    assert "Job with name boston-lake-silver already running" in error  # moto's wording of Glue's message
+    assert spark_glue.runs == {}, "nothing ran"
+    lake_keys = [o["Key"] for o in glue_lake.list_objects_v2(Bucket=aws_settings.aws.lake_bucket)["Contents"]]
+    assert not [k for k in lake_keys if "/_staging/" in k or k.startswith(f"{PIPES_PREFIX}context/")]

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from boston_lake.lake.aws import AwsSession
 from boston_lake.lake.aws_resources import CRAWLER_EXCLUSIONS, INLINE_POLICY_NAME, ProvisionConfig
 from boston_lake.lake.provision import CREATE, UNCHANGED, UPDATE, AwsClients, apply, format_plan, plan
-from boston_lake.lake.silver.glue_build import script_key
+from boston_lake.lake.silver.glue_build import script_bytes, script_key
 from boston_lake_tests.support.moto_server import MotoServer
 
 ACCOUNT = "123456789012"  # moto's account
@@ -305,3 +306,92 @@ def test_bad_settings_are_refused_naming_the_setting(settings, message):
     }
     with pytest.raises(ValueError, match=message):
         ProvisionConfig(**values)
+
+
+def test_the_silver_glue_job_runs_the_uploaded_script_with_its_own_role(config, clients):
+    apply(plan(config, clients), log)
+    job = clients.glue.get_job(JobName="boston-lake-silver")["Job"]
+    role = clients.iam.get_role(RoleName="boston-lake-glue-silver-job")["Role"]
+    assert job["Role"] == role["Arn"] == f"arn:aws:iam::{ACCOUNT}:role/boston-lake-glue-silver-job"
+    assert job["Command"] == {
+        "Name": "glueetl",
+        "ScriptLocation": f"s3://{config.code_bucket}/{script_key()}",
+        "PythonVersion": "3",
+    }
+    assert (job["GlueVersion"], job["WorkerType"], job["NumberOfWorkers"]) == ("5.0", "G.1X", 2)
+    assert (job["Timeout"], job["ExecutionProperty"], job["MaxRetries"]) == (60, {"MaxConcurrentRuns": 2}, 0)
+    assert job["DefaultArguments"]["--additional-python-modules"] == f"dagster-pipes=={version('dagster-pipes')}"
+    uploaded = clients.s3.get_object(Bucket=config.code_bucket, Key=script_key())
+    assert uploaded["Body"].read() == script_bytes()
+    assert uploaded["ServerSideEncryption"] == "AES256"
+    (rule,) = clients.s3.get_bucket_lifecycle_configuration(Bucket=config.lake_bucket)["Rules"]
+    assert (rule["ID"], rule["Filter"], rule["Status"], rule["Expiration"]) == (
+        "boston-lake-expire-pipes",
+        {"Prefix": "_pipes/"},
+        "Enabled",
+        {"Days": 1},
+    )
+
+
+def test_the_silver_job_role_reads_bronze_and_its_script_and_writes_only_silver_and_pipes(config, clients):
+    apply(plan(config, clients), log)
+    document = clients.iam.get_role_policy(RoleName="boston-lake-glue-silver-job", PolicyName=INLINE_POLICY_NAME)[
+        "PolicyDocument"
+    ]
+    lake, code = f"arn:aws:s3:::{config.lake_bucket}", f"arn:aws:s3:::{config.code_bucket}"
+    grants: dict[str, set[str]] = {}
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow" and "NotAction" not in statement and "NotResource" not in statement
+        for action in statement["Action"]:
+            assert "*" not in action and action.split(":")[0] in ("s3", "logs"), action
+            grants.setdefault(action, set()).update(statement["Resource"])
+        if statement["Action"] == ["s3:ListBucket"]:
+            assert statement["Condition"] == {"StringLike": {"s3:prefix": ["bronze/*", "silver/*", "_pipes/*"]}}
+    assert grants["s3:GetObject"] == {
+        f"{code}/glue/silver/*",
+        f"{lake}/bronze/*",
+        f"{lake}/silver/*",
+        f"{lake}/_pipes/*",
+    }
+    assert grants["s3:PutObject"] == {f"{lake}/silver/*", f"{lake}/_pipes/*"}
+    assert grants["s3:DeleteObject"] == {f"{lake}/silver/*"}
+    assert grants["s3:ListBucket"] == {lake}
+    assert not [action for action in grants if action.startswith("glue:")], "silver is registered by the Dagster run"
+    assert grants["logs:PutLogEvents"] == {
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/jobs/*",
+        f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws-glue/jobs/*:*",
+    }
+
+
+def test_a_new_script_or_sizing_is_planned_as_a_job_update_and_other_lifecycle_rules_are_kept(config, clients):
+    apply(plan(config, clients), log)
+    job = clients.glue.get_job(JobName="boston-lake-silver")["Job"]
+    clients.glue.delete_job(JobName="boston-lake-silver")
+    old_script = f"s3://{config.code_bucket}/glue/silver/spark_job-0000000000000000.py"
+    clients.glue.create_job(
+        Name="boston-lake-silver",
+        Role=job["Role"],
+        Command={**job["Command"], "ScriptLocation": old_script},
+        DefaultArguments=job["DefaultArguments"],
+        GlueVersion="4.0",
+        WorkerType="G.1X",
+        NumberOfWorkers=2,
+        Timeout=60,
+        MaxRetries=0,
+        ExecutionProperty={"MaxConcurrentRuns": 2},
+    )
+    theirs = {"ID": "theirs", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 7}}
+    clients.s3.put_bucket_lifecycle_configuration(Bucket=config.lake_bucket, LifecycleConfiguration={"Rules": [theirs]})
+
+    drifted = {action.resource: action for action in plan(config, clients) if action.change != UNCHANGED}
+    assert set(drifted) == {
+        "glue job boston-lake-silver",
+        f"s3://{config.lake_bucket} lifecycle rule boston-lake-expire-pipes",
+    }
+    job_update = drifted["glue job boston-lake-silver"]
+    assert job_update.change == UPDATE
+    assert f"command ScriptLocation is '{old_script}'" in job_update.reason
+    assert "GlueVersion is '4.0', want '5.0'" in job_update.reason
+    apply([drifted[f"s3://{config.lake_bucket} lifecycle rule boston-lake-expire-pipes"]], log)  # moto has no UpdateJob
+    rules = clients.s3.get_bucket_lifecycle_configuration(Bucket=config.lake_bucket)["Rules"]
+    assert sorted(rule["ID"] for rule in rules) == ["boston-lake-expire-pipes", "theirs"]

@@ -14,6 +14,7 @@ The job's `s3://` paths map to S3A, as EMRFS serves them on Glue.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -27,7 +28,11 @@ from typing import Any
 import pytest
 
 S3A_SOURCE = "sagemaker_pyspark==1.4.5"
-S3A_JARS = ("hadoop-aws-3.3.1.jar", "aws-java-sdk-bundle-1.11.901.jar")
+# The jars and the sha256 they have in that source package (checked after extraction).
+S3A_JARS = {
+    "hadoop-aws-3.3.1.jar": "6be50ad8a8b445d2802381b085b2a3ede5c29d353450a6a21f16b2fefa962b6e",
+    "aws-java-sdk-bundle-1.11.901.jar": "b87175b32a16544cc1b37cf40390eb375833e62bed67f8ce6cde4b7ad6429ead",
+}
 _TERMINAL = {"FAILED", "SUCCEEDED", "STOPPED", "TIMEOUT", "ERROR"}
 
 
@@ -55,8 +60,11 @@ def ensure_s3a_jars() -> list[Path]:
                 if name in S3A_JARS and "/deps/jars/" in member.name:
                     source = tar.extractfile(member)
                     assert source is not None
+                    data = source.read()
+                    if hashlib.sha256(data).hexdigest() != S3A_JARS[name]:
+                        raise RuntimeError(f"{name} in {archive.name} is not the published jar (sha256 differs)")
                     partial = folder / f".{name}.partial"
-                    partial.write_bytes(source.read())
+                    partial.write_bytes(data)
                     partial.replace(folder / name)
     missing = [jar.name for jar in jars if not jar.exists()]
     if missing:
