@@ -85,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--dir", type=Path, default=Path(".demo"), help="where the demo lake and Dagster home go")
 
     args = parser.parse_args(argv)
-    if args.home is not None:
-        os.environ["BOSTON_LAKE_HOME"] = str(args.home.resolve())
+    # The settings every command reads: the environment, with --home in place of BOSTON_LAKE_HOME.
+    args.environment = {**os.environ, **({"BOSTON_LAKE_HOME": str(args.home.resolve())} if args.home else {})}
     try:
         handler = {
             "query": _query,
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _query(args: argparse.Namespace) -> int:
 
-    target = build_target(Settings.from_env())
+    target = build_target(Settings.from_env(args.environment))
     try:
         result = target.query(args.sql)
     except (QueryError, CatalogError) as error:
@@ -122,7 +122,7 @@ def _query(args: argparse.Namespace) -> int:
 
 def _catalog(args: argparse.Namespace) -> int:
 
-    catalog = build_target(Settings.from_env()).catalog(read_only=True)
+    catalog = build_target(Settings.from_env(args.environment)).catalog(read_only=True)
     print(f"catalog {catalog.uri()}")
     names = []
     for database in catalog.list_databases():
@@ -176,7 +176,7 @@ def _describe_table(catalog, database: str, table: dict) -> str:
 
 def _status(args: argparse.Namespace) -> int:
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(args.environment)
     target = build_target(settings)
     raw, lake = target.raw_zone(), target.lake_zone()
     statuses = lake_status(raw, lake, TABLES)
@@ -201,7 +201,7 @@ def _report(args: argparse.Namespace) -> int:
     from boston_lake.lake.report import write_report
 
     try:
-        path = write_report(args.out, build_target(Settings.from_env()))
+        path = write_report(args.out, build_target(Settings.from_env(args.environment)))
     except (QueryError, CatalogError) as error:
         print(
             f"report failed: {error}\nthe report reads silver and gold: materialize silver/service_requests, "
@@ -215,7 +215,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _provision(args: argparse.Namespace) -> int:
 
-    settings = Settings.from_env()
+    settings = Settings.from_env(args.environment)
     if settings.aws is None:
         print("provision works on the aws target: set BOSTON_LAKE_TARGET=aws and the bucket variables", file=sys.stderr)
         return 2
@@ -258,12 +258,10 @@ def _demo(args: argparse.Namespace) -> int:
     if REPO_INSTANCE_CONFIG.is_file():
         shutil.copyfile(REPO_INSTANCE_CONFIG, dagster_home / "dagster.yaml")
     with SamplePortal() as portal:
-        os.environ.update(
-            BOSTON_LAKE_TARGET="local", BOSTON_LAKE_HOME=str(base / "lake"), BOSTON_LAKE_PORTAL_URL=portal.url
-        )
         use_dagster_home(dagster_home)
         print(f"sample portal on {portal.url}; lake in {base / 'lake'}; Dagster home {dagster_home}")
-        if run_demo(Settings.from_env(), base / "report.html"):
+        demo_lake = Settings(target="local", home=base / "lake", portal_url=portal.url)
+        if run_demo(demo_lake, base / "report.html"):
             return 1
     print(f'\nnext:\n  boston-lake --home {base / "lake"} status      (or catalog, query "SELECT …")')
     if base == Path(".demo").resolve():
