@@ -89,6 +89,9 @@ def _text(*names: str) -> tuple[tuple[str, str], ...]:
     return tuple((name, "VARCHAR") for name in names)
 
 
+# The text columns both legacy generations share, in their order (the on-time flag and photo columns differ in name).
+_LEGACY_CASE_TEXT = ("case_status", "closure_reason", "case_title", "subject", "reason", "type", "queue", "department")
+_COORDINATES = (("latitude", "DOUBLE"), ("longitude", "DOUBLE"))
 _LEGACY_LOCATION = _text(
     "location",
     "fire_district",
@@ -111,22 +114,9 @@ LEGACY_V1 = SchemaGeneration(
         ("open_dt", "TIMESTAMP"),
         ("target_dt", "TIMESTAMP"),
         ("closed_dt", "TIMESTAMP"),
-        *_text(
-            "ontime",
-            "case_status",
-            "closure_reason",
-            "case_title",
-            "subject",
-            "reason",
-            "type",
-            "queue",
-            "department",
-            "submittedphoto",
-            "closedphoto",
-        ),
+        *_text("ontime", *_LEGACY_CASE_TEXT, "submittedphoto", "closedphoto"),
         *_LEGACY_LOCATION,
-        ("latitude", "DOUBLE"),
-        ("longitude", "DOUBLE"),
+        *_COORDINATES,
         *_text("source"),
     ),
     optional=_DATASTORE_ROW_ID,
@@ -141,22 +131,9 @@ LEGACY_V2 = SchemaGeneration(
         ("open_dt", "TIMESTAMP"),
         ("sla_target_dt", "TIMESTAMP"),
         ("closed_dt", "TIMESTAMP"),
-        *_text(
-            "on_time",
-            "case_status",
-            "closure_reason",
-            "case_title",
-            "subject",
-            "reason",
-            "type",
-            "queue",
-            "department",
-            "submitted_photo",
-            "closed_photo",
-        ),
+        *_text("on_time", *_LEGACY_CASE_TEXT, "submitted_photo", "closed_photo"),
         *_LEGACY_LOCATION,
-        ("latitude", "DOUBLE"),
-        ("longitude", "DOUBLE"),
+        *_COORDINATES,
         *_text("geom_4326", "source"),
     ),
     optional=_DATASTORE_ROW_ID,
