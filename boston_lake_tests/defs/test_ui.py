@@ -7,6 +7,8 @@ import signal
 import threading
 from pathlib import Path
 
+import pytest
+
 from boston_lake_tests.support.dagster_server import DagsterServer
 
 LAUNCH_BACKFILL = """
@@ -168,6 +170,53 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
     assert execution["runId"] == run_id and execution["status"] == "SUCCEEDED"
     other = dagster_server.graphql(CHECK_EXECUTIONS, key=bronze, name="case_id_present_and_unique")
     assert all(e["runId"] != run_id for e in other["assetCheckExecutions"])  # the others did not run
+
+
+GOLD_CHARTS = """
+query ($key: AssetKeyInput!, $year: String!) {
+  assetOrError(assetKey: $key) {
+    ... on Asset {
+      assetMaterializations(partitions: [$year], limit: 1) {
+        metadataEntries { label ... on MarkdownMetadataEntry { mdStr } }
+      }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.timeout(1500)
+def test_landed_bronze_reaches_silver_and_gold_by_the_sensors_and_gold_shows_its_charts(
+    dagster_server: DagsterServer,
+) -> None:
+    """No one launches silver or gold: the daemon's sensors build them from legacy 2013 (landed by the backfill
+    test above, or launched here when this test runs alone), and the charts are in gold's metadata in the UI."""
+    if partition_status(dagster_server, "bronze", "legacy_requests").get("2013") != "MATERIALIZED":
+        launched = dagster_server.graphql(
+            LAUNCH_RUN,
+            params={
+                "selector": {
+                    "repositoryLocationName": "boston_lake",
+                    "repositoryName": "__repository__",
+                    "pipelineName": "ingest_legacy_requests",
+                },
+                "mode": "default",
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2013"}]},
+            },
+        )["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+
+    def charts() -> str | None:
+        asset = dagster_server.graphql(GOLD_CHARTS, key={"path": ["gold", "service_levels"]}, year="2013")
+        materializations = asset["assetOrError"].get("assetMaterializations") or []
+        entries = {entry["label"]: entry for m in materializations for entry in m["metadataEntries"]}
+        return entries["charts"]["mdStr"] if "charts" in entries else None
+
+    markdown = dagster_server.wait_for(charts, timeout=1200, what="gold/service_levels 2013 built by the sensors")
+    assert "Median hours to close by neighborhood, 2013" in markdown and "On-time share by department, 2013" in markdown
+    assert markdown.count("(data:image/png;base64,") == 3  # cases per month, hours by neighborhood, on time
+    assert partition_status(dagster_server, "silver", "service_requests").get("2013") == "MATERIALIZED"
+    assert partition_status(dagster_server, "catalog", "legacy_requests").get("2013") == "MATERIALIZED"
 
 
 def run_worker_pids(server: DagsterServer) -> list[int]:
