@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -49,6 +49,7 @@ ROW_GROUP_ROWS = 122_880  # bronze's row group size, so that pyarrow_csv writes 
 GENERATOR_VERSION = 1  # bump when generated files change, so that cached ones are rebuilt
 CHUNK_ROWS = 50_000
 SIZE_UNITS = {"KB": 1_000, "MB": MB, "GB": 1_000 * MB}
+T = TypeVar("T")
 
 
 class BenchError(RuntimeError):
@@ -173,12 +174,14 @@ class Generated:
     bytes: int
 
 
-def generate_csv(shape: Shape, target_bytes: int, work_dir: Path) -> Generated:
+def generate_csv(shape: Shape, target_bytes: int, work_dir: Path, seed: int | None = None) -> Generated:
     """A CSV of at least `target_bytes` (a few rows over at most), made once per shape and size, kept in work_dir.
 
-    The random generator is seeded with the size, so a size always gives the same file, on any machine.
+    The random generator is seeded with the size (or `seed`), so a size always gives the same file, on any machine.
     """
-    path = work_dir / f"{shape.name}-{target_bytes}.csv"
+    path = work_dir / (
+        f"{shape.name}-{target_bytes}.csv" if seed is None else f"{shape.name}-{target_bytes}-{seed}.csv"
+    )
     sidecar = path.with_suffix(".json")
     if path.exists() and sidecar.exists():
         known = json.loads(sidecar.read_text())
@@ -186,7 +189,7 @@ def generate_csv(shape: Shape, target_bytes: int, work_dir: Path) -> Generated:
             return Generated(path, shape.name, known["rows"], known["bytes"])
     work_dir.mkdir(parents=True, exist_ok=True)
     templates = load_templates(shape)
-    rng = np.random.default_rng(target_bytes)
+    rng = np.random.default_rng(target_bytes if seed is None else seed)
     year_start = _epoch(f"{shape.year}-01-01 00:00:00")
     year_seconds = _epoch(f"{shape.year + 1}-01-01 00:00:00") - year_start
     partial = path.with_suffix(".partial")
@@ -417,7 +420,7 @@ def installed(spec: EngineSpec) -> bool:
     return all(importlib.util.find_spec(module.split(".")[0]) for module in spec.engine.modules)
 
 
-def _status_kib(field_name: str) -> int:
+def status_kib(field_name: str) -> int:
     """A /proc/self/status field: VmHWM is the peak RSS of this process's own memory, threads included."""
     match = re.search(rf"^{field_name}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
     if not match:
@@ -425,24 +428,39 @@ def _status_kib(field_name: str) -> int:
     return int(match.group(1))
 
 
+def timed(modules: tuple[str, ...], work: Callable[[], T]) -> tuple[T, dict[str, Any]]:
+    """In a child: import `modules`, then time `work` alone; its seconds, and the RSS before it and the peak."""
+    for module in modules:
+        importlib.import_module(module)
+    start_rss = status_kib("VmRSS")
+    started = time.perf_counter()
+    value = work()
+    seconds = time.perf_counter() - started
+    return value, {"seconds": seconds, "start_rss_kib": start_rss, "peak_rss_kib": status_kib("VmHWM")}
+
+
 def run_child(job: dict[str, Any]) -> None:
     """The engine's process: import, then time the conversion alone, then report the peak RSS of it all."""
     spec = next(iter(parse_engines(job["engine"])))
-    for module in spec.engine.modules:
-        importlib.import_module(module)
-    start_rss = _status_kib("VmRSS")
-    started = time.perf_counter()
-    report = spec.engine.convert(Path(job["csv"]), Path(job["out"]), SHAPES[job["shape"]].table, dict(spec.options))
-    seconds = time.perf_counter() - started
-    result = {
-        "seconds": seconds,
-        "start_rss_kib": start_rss,
-        "peak_rss_kib": _status_kib("VmHWM"),
-        "reported_rows": report.reported_rows,
-        "rejects": report.rejects,
-        "first_reject": report.first_reject,
-    }
+    report, result = timed(
+        spec.engine.modules,
+        lambda: spec.engine.convert(Path(job["csv"]), Path(job["out"]), SHAPES[job["shape"]].table, dict(spec.options)),
+    )
+    result.update(reported_rows=report.reported_rows, rejects=report.rejects, first_reject=report.first_reject)
     Path(job["result"]).write_text(json.dumps(result))
+
+
+def child_result(script: Path, flag: str, job: dict[str, Any], result_path: Path, what: str) -> dict[str, Any]:
+    """Runs `script flag <job as JSON>` in a fresh interpreter and returns the JSON it left at `result_path`."""
+    result_path.unlink(missing_ok=True)
+    child = subprocess.run(
+        [sys.executable, str(script), flag, json.dumps(job)], capture_output=True, text=True, check=False
+    )
+    if child.returncode != 0 or not result_path.exists():
+        raise BenchError(f"{what} failed (exit {child.returncode}):\n{child.stderr.strip()[-3000:]}")
+    result: dict[str, Any] = json.loads(result_path.read_text())
+    result_path.unlink()
+    return result
 
 
 # --- Measuring ---------------------------------------------------------------------------------------------
@@ -467,7 +485,6 @@ def run_engine(spec: EngineSpec, generated: Generated, work_dir: Path) -> Run:
     destination = out_dir / f"{spec.slug}.parquet"
     result_path = out_dir / f"{spec.slug}.result.json"
     _remove(destination)
-    result_path.unlink(missing_ok=True)
     job = {
         "engine": spec.label,
         "csv": str(generated.path),
@@ -475,18 +492,9 @@ def run_engine(spec: EngineSpec, generated: Generated, work_dir: Path) -> Run:
         "shape": generated.shape,
         "result": str(result_path),
     }
-    child = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--run-engine", json.dumps(job)],
-        capture_output=True,
-        text=True,
-        check=False,
+    result = child_result(
+        Path(__file__).resolve(), "--run-engine", job, result_path, f"{spec.label} on {generated.path}"
     )
-    if child.returncode != 0 or not result_path.exists():
-        raise BenchError(
-            f"{spec.label} on {generated.path} failed (exit {child.returncode}):\n{child.stderr.strip()[-3000:]}"
-        )
-    result = json.loads(result_path.read_text())
-    result_path.unlink()
     rows, output_bytes = _parquet_rows_and_bytes(destination)
     _check_rows(spec, generated, rows, result)
     _remove(destination)

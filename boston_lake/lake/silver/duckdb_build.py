@@ -35,6 +35,13 @@ from boston_lake.lake.silver.model import (
 from boston_lake.lake.stores import ObjectStore
 
 META_PREFIX = "boston_lake.silver."
+# Bronze's row group: the Parquet writer encodes a row group whole, and 30,720 rows keep it well inside the
+# memory limit (larger groups spill and take several times longer; benchmarks/README.md).
+ROW_GROUP_ROWS = 30_720
+# Views that later steps read more than once (the rows in two branches, the ledger), computed once and kept
+# as Arrow tables outside DuckDB's memory limit, as the Spark runner caches silver_ranked. Both are small:
+# a case id and two counts per case of the year, and the copies of the few cases read more than once.
+MATERIALIZED_VIEWS = ("silver_decided", "silver_repeated_ranked")
 LEDGER_FIELDS = ("candidate_rows", "duplicates_merged", "moved_to_neighbour_year", "kept_in_file_year")
 
 
@@ -206,6 +213,10 @@ class SilverZone:
         )
         for statement in statements(TRANSFORM_SQL):
             connection.execute(statement)
+        for view in MATERIALIZED_VIEWS:
+            computed = connection.sql(f"SELECT * FROM {view}").to_arrow_table()
+            connection.register(f"{view}_once", computed)
+            connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {view} AS SELECT * FROM {view}_once")
         row = one_row(connection, "SELECT * FROM silver_ledger")
         names = [column[0] for column in connection.description]
         ledger = {name: int(value) for name, value in zip(names, row, strict=True)}
@@ -218,7 +229,7 @@ class SilverZone:
         output_columns = ", ".join(sql_identifier(column.name) for column in FILE_COLUMNS)
         connection.execute(
             f"COPY (SELECT {output_columns} FROM silver_service_requests) TO {sql_literal(str(destination))} "
-            f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{metadata}}})"
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, KV_METADATA {{{metadata}}})"
         )
         return ledger
 

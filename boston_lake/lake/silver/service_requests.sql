@@ -9,10 +9,13 @@
 --   silver_partition                   one row, partition_year: the year being built
 -- Statements are separated by semicolons at the end of a line; the runner executes them in order.
 
--- Time bases (README "Time rules", with the evidence):
---   legacy v1   local wall time in America/New_York            -> to_utc_timestamp(value, NY)
---   legacy v2   local wall time converted as if it were UTC    -> to_utc_timestamp twice: back to the wall, then UTC
---   new system  local wall time labelled +00                   -> its UTC reading is the wall time: to_utc_timestamp once
+-- Time bases (README "Time rules", with the evidence). Each generation's value is first made the Boston wall
+-- clock, and the wall clock then the UTC instant with to_utc_timestamp(wall, NY):
+--   legacy v1   local wall time in America/New_York            -> the value is the wall clock
+--   legacy v2   local wall time converted as if it were UTC    -> to_utc_timestamp(value, NY) gives the wall clock back
+--   new system  local wall time labelled +00                   -> its UTC reading is the wall clock
+-- Every copy read needs its opening wall clock (it decides the year); the other times are made wall clocks and
+-- instants in silver_candidates, for the copies of the partition's cases only, about a third of the rows read.
 CREATE OR REPLACE TEMPORARY VIEW silver_conformed AS
 SELECT
     CAST(case_enquiry_id AS STRING) AS case_id,
@@ -21,9 +24,8 @@ SELECT
     1 AS generation_rank,
     source_year,
     open_dt AS opened_wall,
-    to_utc_timestamp(open_dt, 'America/New_York') AS opened_at,
-    to_utc_timestamp(closed_dt, 'America/New_York') AS closed_at,
-    to_utc_timestamp(target_dt, 'America/New_York') AS sla_due_at,
+    closed_dt AS closed_as_written,
+    target_dt AS sla_due_as_written,
     case_status,
     ontime AS on_time_text,
     case_title,
@@ -56,9 +58,8 @@ SELECT
     2,
     source_year,
     to_utc_timestamp(open_dt, 'America/New_York'),
-    to_utc_timestamp(to_utc_timestamp(open_dt, 'America/New_York'), 'America/New_York'),
-    to_utc_timestamp(to_utc_timestamp(closed_dt, 'America/New_York'), 'America/New_York'),
-    to_utc_timestamp(to_utc_timestamp(sla_target_dt, 'America/New_York'), 'America/New_York'),
+    closed_dt,
+    sla_target_dt,
     case_status,
     on_time,
     case_title,
@@ -91,9 +92,8 @@ SELECT
     3,
     source_year,
     open_date,
-    to_utc_timestamp(open_date, 'America/New_York'),
-    to_utc_timestamp(close_date, 'America/New_York'),
-    to_utc_timestamp(target_close_date, 'America/New_York'),
+    close_date,
+    target_close_date,
     case_status,
     on_time,
     CAST(NULL AS STRING),
@@ -135,16 +135,43 @@ SELECT
     END AS year
 FROM silver_conformed;
 
--- Every copy of every case that has at least one copy in the partition's year: the cases this partition decides.
-CREATE OR REPLACE TEMPORARY VIEW silver_candidates AS
-SELECT *
+-- The cases this partition decides, those with at least one copy in the partition's year, and how many copies
+-- of each were read. Only the id and the opening wall clock of each copy are needed here.
+-- kept_copies counts the copies that stay in their file's year (no open time, or one more than a year away).
+CREATE OR REPLACE TEMPORARY VIEW silver_decided AS
+SELECT
+    case_id,
+    count(*) AS copies,
+    sum(CASE WHEN coalesce(year(opened_wall) <> year, true) THEN 1 ELSE 0 END) AS kept_copies
 FROM silver_years
-WHERE case_id IN (SELECT y.case_id FROM silver_years y JOIN silver_partition p ON y.year = p.partition_year);
+WHERE case_id IN (SELECT y.case_id FROM silver_years y JOIN silver_partition p ON y.year = p.partition_year)
+GROUP BY case_id;
+
+-- Every copy of the cases this partition decides, with its times as true UTC instants (each generation's wall
+-- clock read as Boston time).
+CREATE OR REPLACE TEMPORARY VIEW silver_candidates AS
+SELECT
+    y.*,
+    d.copies,
+    to_utc_timestamp(y.opened_wall, 'America/New_York') AS opened_at,
+    to_utc_timestamp(
+        CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.closed_as_written, 'America/New_York')
+        ELSE y.closed_as_written END,
+        'America/New_York'
+    ) AS closed_at,
+    to_utc_timestamp(
+        CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.sla_due_as_written, 'America/New_York')
+        ELSE y.sla_due_as_written END,
+        'America/New_York'
+    ) AS sla_due_at
+FROM silver_years y
+JOIN silver_decided d ON y.case_id = d.case_id;
 
 -- Dedupe rule: of a case's copies, the latest known state wins: a closed copy over an open one, then the later
 -- close time, then the newer schema generation (a republished file over the original), then the later file;
 -- the remaining keys only make the choice the same on both engines when copies tie on all of those.
-CREATE OR REPLACE TEMPORARY VIEW silver_ranked AS
+-- Most cases have one copy, which wins unranked: only the copies of cases read more than once are sorted.
+CREATE OR REPLACE TEMPORARY VIEW silver_repeated_ranked AS
 SELECT
     *,
     row_number() OVER (
@@ -158,7 +185,16 @@ SELECT
             case_status DESC NULLS LAST,
             closure_reason DESC NULLS LAST
     ) AS copy_rank
-FROM silver_candidates;
+FROM silver_candidates
+WHERE copies > 1;
+
+CREATE OR REPLACE TEMPORARY VIEW silver_ranked AS
+SELECT *, 1 AS copy_rank
+FROM silver_candidates
+WHERE copies = 1
+UNION ALL
+SELECT *
+FROM silver_repeated_ranked;
 
 CREATE OR REPLACE TEMPORARY VIEW silver_service_requests AS
 SELECT
@@ -224,22 +260,31 @@ WHERE copy_rank = 1 AND year = partition_year;
 
 -- The ledger of the cases this partition decided: copies read, copies merged, cases whose winning copy belongs
 -- to a neighbouring year (that partition writes them), cases kept in their file's year, and rows without an id
--- (which no rule can place; the ledger check fails on them).
+-- (which no rule can place; the ledger check fails on them). A case read once is its own winner, in the
+-- partition's year: only the ranked repeated cases can move to a neighbour.
 CREATE OR REPLACE TEMPORARY VIEW silver_ledger AS
-SELECT decided.*, unplaceable.rows_without_case_id
+SELECT
+    CAST(decided.candidate_rows AS BIGINT) AS candidate_rows,
+    CAST(decided.duplicates_merged AS BIGINT) AS duplicates_merged,
+    CAST(repeated.moved_to_neighbour_year AS BIGINT) AS moved_to_neighbour_year,
+    CAST(decided.kept_once_read + repeated.kept_repeated AS BIGINT) AS kept_in_file_year,
+    unplaceable.rows_without_case_id
 FROM (
     SELECT
-        CAST(count(*) AS BIGINT) AS candidate_rows,
-        CAST(coalesce(sum(CASE WHEN copy_rank > 1 THEN 1 ELSE 0 END), 0) AS BIGINT) AS duplicates_merged,
-        CAST(coalesce(sum(CASE WHEN copy_rank = 1 AND year <> partition_year THEN 1 ELSE 0 END), 0) AS BIGINT)
-            AS moved_to_neighbour_year,
-        CAST(
-            coalesce(sum(CASE WHEN copy_rank = 1 AND year = partition_year AND coalesce(year(opened_wall) <> year, true)
-                              THEN 1 ELSE 0 END), 0) AS BIGINT
-        ) AS kept_in_file_year
-    FROM silver_ranked
-    CROSS JOIN silver_partition
+        coalesce(sum(copies), 0) AS candidate_rows,
+        coalesce(sum(copies - 1), 0) AS duplicates_merged,
+        coalesce(sum(CASE WHEN copies = 1 THEN kept_copies ELSE 0 END), 0) AS kept_once_read
+    FROM silver_decided
 ) decided
+CROSS JOIN (
+    SELECT
+        coalesce(sum(CASE WHEN copy_rank = 1 AND year <> partition_year THEN 1 ELSE 0 END), 0)
+            AS moved_to_neighbour_year,
+        coalesce(sum(CASE WHEN copy_rank = 1 AND year = partition_year AND coalesce(year(opened_wall) <> year, true)
+                          THEN 1 ELSE 0 END), 0) AS kept_repeated
+    FROM silver_repeated_ranked
+    CROSS JOIN silver_partition
+) repeated
 CROSS JOIN (
     SELECT CAST(count(*) AS BIGINT) AS rows_without_case_id
     FROM silver_years

@@ -2,6 +2,7 @@
 
 from datetime import UTC, datetime
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -9,7 +10,14 @@ import pytest
 
 from boston_lake.lake import layout
 from boston_lake.lake.silver.duckdb_build import SilverError, SilverZone
-from boston_lake.lake.silver.model import FILE_SCHEMA, SILVER_TABLE, SILVER_ZONE, TRANSFORM_SQL, statements
+from boston_lake.lake.silver.model import (
+    DUCKDB_MACROS_SQL,
+    FILE_SCHEMA,
+    SILVER_TABLE,
+    SILVER_ZONE,
+    TRANSFORM_SQL,
+    statements,
+)
 from boston_lake.lake.silver.quality import silver_facts
 from boston_lake_tests.support.bronze_samples import BronzeSample, bronze_publish
 
@@ -166,3 +174,40 @@ def test_the_sql_text_keeps_to_what_both_engines_run():
     sql = "\n".join(statements(TRANSFORM_SQL))
     assert "QUALIFY" not in sql.upper()
     assert "\\" not in sql  # Spark unescapes backslashes in literals, DuckDB does not
+
+
+def test_the_fast_to_utc_timestamp_equals_the_icu_one_at_every_hour_and_every_minute_of_the_changes():
+    """The rule-based New York offset (2007-2040) against ICU's timezone() with Spark's autumn choice, for every
+    hour of 2006-2041 (beyond the rule's years both sides are ICU) and every minute of every Sunday of March,
+    April, October and November, whole and with seconds and microseconds, from naive and UTC-aware values."""
+    with duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        for statement in statements(DUCKDB_MACROS_SQL):
+            connection.execute(statement)
+        connection.execute(
+            """CREATE TABLE walls AS
+            SELECT ts FROM range(TIMESTAMP '2006-01-01', TIMESTAMP '2042-01-01', INTERVAL 1 HOUR) hours(ts)
+            UNION ALL
+            SELECT ts + INTERVAL 59 MINUTE + INTERVAL 59 SECOND + INTERVAL 999999 MICROSECOND
+            FROM range(TIMESTAMP '2006-01-01', TIMESTAMP '2042-01-01', INTERVAL 1 HOUR) hours(ts)
+            UNION ALL
+            SELECT day + minute * INTERVAL 1 MINUTE
+            FROM range(TIMESTAMP '2006-01-01', TIMESTAMP '2042-01-01', INTERVAL 1 DAY) days(day),
+                range(0, 1440) minutes(minute)
+            WHERE month(day) IN (3, 4, 10, 11) AND dayofweek(day) = 0"""
+        )
+        (compared, differing) = connection.execute(
+            """SELECT count(*), count(*) FILTER (
+                WHERE to_utc_timestamp(ts, 'America/New_York')
+                        IS DISTINCT FROM to_utc_timestamp_icu(ts, 'America/New_York')
+                    OR to_utc_timestamp(CAST(ts AS TIMESTAMP WITH TIME ZONE), 'America/New_York')
+                        IS DISTINCT FROM to_utc_timestamp_icu(ts, 'America/New_York'))
+            FROM walls"""
+        ).fetchone()
+        assert compared > 1_000_000 and differing == 0
+        # Other zones and NULL take ICU's path.
+        (paris, missing) = connection.execute(
+            "SELECT strftime(to_utc_timestamp(TIMESTAMP '2023-07-01 12:00:00', 'Europe/Paris'), '%H:%M'), "
+            "to_utc_timestamp(CAST(NULL AS TIMESTAMP), 'America/New_York')"
+        ).fetchone()
+        assert (paris, missing) == ("10:00", None)
