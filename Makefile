@@ -47,6 +47,7 @@ dev: install
 bench: install
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_bronze.py --markdown
+	$(BIN)/python benchmarks/bench_silver.py --markdown
 	$(BIN)/python benchmarks/bench_catalog.py
 	$(BIN)/python benchmarks/bench_backfill.py
 
