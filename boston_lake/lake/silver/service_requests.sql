@@ -147,25 +147,27 @@ FROM silver_years
 WHERE case_id IN (SELECT y.case_id FROM silver_years y JOIN silver_partition p ON y.year = p.partition_year)
 GROUP BY case_id;
 
--- Every copy of the cases this partition decides, with its times as true UTC instants (each generation's wall
--- clock read as Boston time).
-CREATE OR REPLACE TEMPORARY VIEW silver_candidates AS
+-- Every copy of the cases this partition decides, with each generation's closing and SLA times as Boston wall
+-- clocks (the opening one is already), then all three as true UTC instants. Two steps, so that each
+-- to_utc_timestamp reads a column: nested, DuckDB's macro would be expanded inside itself.
+CREATE OR REPLACE TEMPORARY VIEW silver_candidate_walls AS
 SELECT
     y.*,
     d.copies,
-    to_utc_timestamp(y.opened_wall, 'America/New_York') AS opened_at,
-    to_utc_timestamp(
-        CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.closed_as_written, 'America/New_York')
-        ELSE y.closed_as_written END,
-        'America/New_York'
-    ) AS closed_at,
-    to_utc_timestamp(
-        CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.sla_due_as_written, 'America/New_York')
-        ELSE y.sla_due_as_written END,
-        'America/New_York'
-    ) AS sla_due_at
+    CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.closed_as_written, 'America/New_York')
+    ELSE y.closed_as_written END AS closed_wall,
+    CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.sla_due_as_written, 'America/New_York')
+    ELSE y.sla_due_as_written END AS sla_due_wall
 FROM silver_years y
 JOIN silver_decided d ON y.case_id = d.case_id;
+
+CREATE OR REPLACE TEMPORARY VIEW silver_candidates AS
+SELECT
+    *,
+    to_utc_timestamp(opened_wall, 'America/New_York') AS opened_at,
+    to_utc_timestamp(closed_wall, 'America/New_York') AS closed_at,
+    to_utc_timestamp(sla_due_wall, 'America/New_York') AS sla_due_at
+FROM silver_candidate_walls;
 
 -- Dedupe rule: of a case's copies, the latest known state wins: a closed copy over an open one, then the later
 -- close time, then the newer schema generation (a republished file over the original), then the later file;
