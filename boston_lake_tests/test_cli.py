@@ -135,6 +135,13 @@ def test_status_reports_what_a_killed_run_left_and_that_it_heals_itself(tmp_path
     assert lines[-1].endswith("), 1 staged files; the next run of bronze.legacy_requests.2022 removes them")
 
 
+def test_a_query_error_is_said_once(tmp_path):
+    LocalCatalog(tmp_path / "catalog" / "catalog.sqlite").create_database(DATABASE)
+    result = boston_lake("query", "SELEC 1", env={"BOSTON_LAKE_HOME": str(tmp_path)})
+    assert result.returncode == 1
+    assert result.stderr.startswith("query failed: Parser Error") and result.stderr.count("query failed") == 1
+
+
 def test_configuration_errors_are_one_clear_line(tmp_path):
     result = boston_lake("status", env={"BOSTON_LAKE_TARGET": "nope"})
     assert result.returncode == 2

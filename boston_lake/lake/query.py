@@ -115,13 +115,13 @@ class DuckDBQueryEngine:
             except duckdb.PermissionException as error:
                 raise QueryError(f"boston-lake query reads the lake and nothing else: {error}\nSQL: {sql}") from error
             except duckdb.Error as error:
-                raise QueryError(f"query failed: {error}\nSQL: {sql}") from error
+                raise QueryError(f"{error}\nSQL: {sql}") from error
 
     def _refuse_writes(self, sql: str) -> None:
         try:
             statements = self._connection.extract_statements(sql)
         except duckdb.Error as error:
-            raise QueryError(f"query failed: {error}\nSQL: {sql}") from error
+            raise QueryError(f"{error}\nSQL: {sql}") from error
         refused = [statement.type.name for statement in statements if statement.type != duckdb.StatementType.SELECT]
         if refused:
             raise QueryError(
