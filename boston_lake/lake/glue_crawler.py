@@ -87,7 +87,23 @@ def run_managed_crawler(
 
 
 def _start_crawl(api: GlueApi, name: str, landed_at: datetime, poller: Poller, log: Log) -> bool:
-    """Start a crawl that begins after `landed_at`; False when a running crawl that did is adopted instead."""
+    """Start a crawl that begins after `landed_at`; False when a crawl that did is adopted instead: a running
+    one, or one that already completed. The crawler crawls every table, so when several tables land in one
+    sensor tick, the first table's crawl covers the others and they start none (one billed crawl per tick)."""
+    try:
+        done = _crawls(api, name, [{"FieldName": "STATE", "FilterOperator": "EQ", "FieldValue": "COMPLETED"}])
+    except EntityNotFound as error:
+        raise ManagedCrawlerError(f"could not start crawler {name!r}: {error}") from error
+    latest = max(done, key=lambda crawl: crawl["StartTime"], default=None)
+    if latest is not None and latest["StartTime"] >= landed_at + CLOCK_SKEW_ALLOWANCE:
+        log.info(
+            "crawler %s: crawl %s began %s, after our partitions landed at %s, so it covers them: no new crawl",
+            name,
+            latest.get("CrawlId"),
+            latest["StartTime"],
+            landed_at,
+        )
+        return False
     while True:
         try:
             api.client.start_crawler(Name=name)
