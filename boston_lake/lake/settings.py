@@ -68,8 +68,16 @@ def _matching(pattern: re.Pattern[str], rule: str) -> Callable[[str], str]:
 
 def http_url(text: str) -> str:
     parsed = urlparse(text)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ValueError("is not an http(s) URL such as https://data.boston.gov")
+    try:
+        port = parsed.port  # urllib raises for a port out of 0..65535 or not a number
+    except ValueError as error:
+        raise ValueError(
+            f"has a bad port ({error}); a URL such as https://data.boston.gov or http://host:8080"
+        ) from error
+    if parsed.netloc.endswith(":") or port == 0:
+        raise ValueError("has an empty or zero port; give one in 1..65535 or leave the port out")
     return text.rstrip("/")
 
 
@@ -79,8 +87,18 @@ def s3_location(text: str) -> str:
     return text
 
 
-def _path(text: str) -> Path:
-    return Path(text).expanduser().resolve()
+def lake_home(text: str) -> Path:
+    """A folder that exists (it may be read-only: reading a copy of a lake needs no write), or one that can be
+    created: its nearest existing parent is a folder this process may write."""
+    path = Path(text).expanduser().resolve()
+    if path.exists():
+        if not path.is_dir():
+            raise ValueError("is not a folder")
+        return path
+    parent = next(folder for folder in path.parents if folder.exists())
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"does not exist and cannot be created: {parent} is not a folder this process may write")
+    return path
 
 
 def _text(text: str) -> str:
@@ -154,7 +172,7 @@ VARIABLES = (
         "`local` (embedded: folders, SQLite catalog, DuckDB) or `aws`",
         default="local",
     ),
-    Variable("BOSTON_LAKE_HOME", _path, "root of the embedded lake (zones and catalog)", default=DEFAULT_HOME),
+    Variable("BOSTON_LAKE_HOME", lake_home, "root of the embedded lake (zones and catalog)", default=DEFAULT_HOME),
     Variable("BOSTON_LAKE_PORTAL_URL", http_url, "CKAN base URL", default=DEFAULT_PORTAL_URL),
     Variable(
         "BOSTON_LAKE_NEW_SYSTEM_SOURCE",

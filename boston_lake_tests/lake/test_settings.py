@@ -32,10 +32,35 @@ def test_unknown_target_names_the_variable():
         Settings.from_env({"BOSTON_LAKE_TARGET": "gcp"})
 
 
-@pytest.mark.parametrize("url", ["data.boston.gov", "ftp://data.boston.gov", "http://"])
-def test_malformed_portal_url_names_the_variable(url):
-    with pytest.raises(SettingsError, match="BOSTON_LAKE_PORTAL_URL"):
+@pytest.mark.parametrize(
+    "url, why",
+    [
+        ("data.boston.gov", "is not an http"),
+        ("ftp://data.boston.gov", "is not an http"),
+        ("http://", "is not an http"),
+        ("http://:8080", "is not an http"),
+        ("http://host:99999", "has a bad port"),
+        ("http://host:http", "has a bad port"),
+        ("http://host:", "has an empty or zero port"),
+        ("http://host:0/", "has an empty or zero port"),
+    ],
+)
+def test_malformed_portal_url_names_the_variable_the_value_and_what_is_wrong(url, why):
+    with pytest.raises(SettingsError, match=f"BOSTON_LAKE_PORTAL_URL='{url}' {why}"):
         Settings.from_env({"BOSTON_LAKE_PORTAL_URL": url})
+
+
+def test_a_portal_url_with_a_port_is_kept():
+    assert Settings.from_env({"BOSTON_LAKE_PORTAL_URL": "http://127.0.0.1:8311/"}).portal_url == "http://127.0.0.1:8311"
+
+
+def test_the_lake_home_is_a_folder_that_exists_or_can_be_created(tmp_path):
+    assert Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path / "new" / "lake")}).home == tmp_path / "new" / "lake"
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(SettingsError, match=f"BOSTON_LAKE_HOME='{tmp_path / 'file'}' is not a folder"):
+        Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path / "file")})
+    with pytest.raises(SettingsError, match="does not exist and cannot be created: .*file is not a folder"):
+        Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path / "file" / "lake")})
 
 
 AWS = {
