@@ -86,9 +86,9 @@ def build_on_glue(
         glue_build.discard(lake, run)
         raise SilverError(
             f"silver {year}: Glue refused to start {launcher.job.name}: {describe_error(error)}"
-        ) from None
+        ) from error
     except RuntimeError as error:  # the run ended FAILED, TIMEOUT, STOPPED or ERROR: Glue's status and message
         glue_build.discard(lake, run)
-        raise SilverError(f"silver {year}: {error}") from None
+        raise SilverError(f"silver {year}: {error}") from error
     report = glue_build.job_report(list(invocation.get_custom_messages()), year)
     return glue_build.publish(lake, run, report, context.log)

@@ -104,7 +104,7 @@ def _run(table: GoldTable, year: int, silver_paths: list[Path], result: Path, si
         except duckdb.Error as error:
             raise GoldError(
                 f"gold/{table.name} {year}: {table.sql_file} failed on silver {', '.join(silver_uris)}: {error}"
-            ) from None
+            ) from error
         return int(silver_rows)
     finally:
         connection.close()

@@ -149,10 +149,10 @@ class SilverZone:
             except duckdb.OutOfMemoryException as error:
                 raise SilverError(
                     f"silver {year}: DuckDB ran out of its {self.settings.memory_limit} memory limit ({error})"
-                ) from None
+                ) from error
             except duckdb.Error as error:
                 read = ", ".join(self.store.uri(file.key) for file in inputs.files) or "no bronze files"
-                raise SilverError(f"silver {year}: the transform failed on {read}: {error}") from None
+                raise SilverError(f"silver {year}: the transform failed on {read}: {error}") from error
             size = staged.stat().st_size
             self.store.publish(staged, key)
         self._remove_strays(year, key)

@@ -104,7 +104,7 @@ def _describe(store: ObjectStore, table: LakeTable, year: int, key: str) -> Bron
     try:
         generation = table.match_generation(parquet.schema_arrow.names)
     except HeaderMismatch as error:
-        raise SilverInputError(f"{store.uri(key)}: {error}") from None
+        raise SilverInputError(f"{store.uri(key)}: {error}") from error
     meta = footer_metadata(parquet)
     raw_sha256 = meta.get(META_PREFIX + "raw_sha256")
     converter = meta.get(META_PREFIX + "converter_version")
