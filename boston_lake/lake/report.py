@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import plotly.graph_objects as go
+import pyarrow as pa
 from plotly.offline import get_plotlyjs
 
 from boston_lake.lake import answers
@@ -117,7 +118,7 @@ def _freshness_table(freshness: list[TableFreshness]) -> str:
     )
 
 
-def _cases_per_month(cases) -> Chart:
+def _cases_per_month(cases: pa.Table) -> Chart:
     figure = go.Figure()
     series: dict[str, list] = defaultdict(list)
     for row in cases.to_pylist():
@@ -140,8 +141,16 @@ def _cases_per_month(cases) -> Chart:
 
 
 def _per_year_bars(
-    element_id: str, rows: list[dict], label: str, value: str, title: str, hover: str, percent: bool = False
+    element_id: str,
+    rows: list[dict],
+    label: str,
+    value: str,
+    count: str,
+    title: str,
+    hover: str,
+    percent: bool = False,
 ) -> Chart:
+    """One horizontal bar trace per year; `count` (the cases behind each bar) is shown on hover."""
     figure = go.Figure()
     years = tuple(sorted({row["year"] for row in rows}))
     for year in years:
@@ -154,7 +163,7 @@ def _per_year_bars(
             orientation="h",
             name=year,
             hovertemplate=hover,
-            customdata=[[row.get("opened") or row.get("with_on_time")] for row in in_year],
+            customdata=[[row[count]] for row in in_year],
         )
     figure.update_layout(title=title, height=max(400, 22 * len({row[label] for row in rows}) + 120), showlegend=False)
     if percent:
@@ -168,6 +177,7 @@ def _median_hours_by_neighborhood(rows: list[dict]) -> Chart:
         rows,
         "neighborhood",
         "median_hours_to_close",
+        "opened",
         "Median hours to close, by neighborhood",
         "%{y}: %{x:.1f} h median (%{customdata[0]} cases opened)<extra></extra>",
     )
@@ -179,6 +189,7 @@ def _on_time_share_by_department(rows: list[dict]) -> Chart:
         rows,
         "department",
         "on_time_share",
+        "with_on_time",
         "On-time share, by department",
         "%{y}: %{x:.1%} on time (%{customdata[0]} cases with a target)<extra></extra>",
         percent=True,
