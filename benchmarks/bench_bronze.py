@@ -718,12 +718,17 @@ def main(argv: list[str] | None = None) -> int:
     text = report(measurements, notes, command)
     print(text)
     if args.markdown:
-        first = not RESULTS.exists()
-        with open(RESULTS, "a", encoding="utf-8") as results:
-            if first:
-                results.write(RESULTS_TITLE)
-            results.write("\n" + text)
+        append_results(text)
     return 0
+
+
+def append_results(text: str) -> None:
+    """Append a dated section to benchmarks/results.md (created with its title on first use)."""
+    first = not RESULTS.exists()
+    with open(RESULTS, "a", encoding="utf-8") as results:
+        if first:
+            results.write(RESULTS_TITLE)
+        results.write("\n" + text)
 
 
 if __name__ == "__main__":

@@ -38,11 +38,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.bench_bronze import (  # noqa: E402
     MIB_PER_KIB,
     RESULTS,
-    RESULTS_TITLE,
     RSS_TARGET_MIB,
     SHAPES,
     BenchError,
     Generated,
+    append_results,
     child_result,
     generate_csv,
     load_templates,
@@ -371,11 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(measurement, command)
     print(text)
     if args.markdown:
-        first = not RESULTS.exists()
-        with open(RESULTS, "a", encoding="utf-8") as results:
-            if first:
-                results.write(RESULTS_TITLE)
-            results.write("\n" + text)
+        append_results(text)
     return 0
 
 
