@@ -172,6 +172,24 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
     assert all(e["runId"] != run_id for e in other["assetCheckExecutions"])  # the others did not run
 
 
+def launch_ingest(server: DagsterServer, year: str) -> str:
+    """Launch `ingest_legacy_requests` for one year as the UI's Materialize does; the run's id."""
+    launched = server.graphql(
+        LAUNCH_RUN,
+        params={
+            "selector": {
+                "repositoryLocationName": "boston_lake",
+                "repositoryName": "__repository__",
+                "pipelineName": "ingest_legacy_requests",
+            },
+            "mode": "default",
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": year}]},
+        },
+    )["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    return launched["run"]["runId"]
+
+
 GOLD_CHARTS = """
 query ($key: AssetKeyInput!, $year: String!) {
   assetOrError(assetKey: $key) {
@@ -192,19 +210,7 @@ def test_landed_bronze_reaches_silver_and_gold_by_the_sensors_and_gold_shows_its
     """No one launches silver or gold: the daemon's sensors build them from legacy 2013 (landed by the backfill
     test above, or launched here when this test runs alone), and the charts are in gold's metadata in the UI."""
     if partition_status(dagster_server, "bronze", "legacy_requests").get("2013") != "MATERIALIZED":
-        launched = dagster_server.graphql(
-            LAUNCH_RUN,
-            params={
-                "selector": {
-                    "repositoryLocationName": "boston_lake",
-                    "repositoryName": "__repository__",
-                    "pipelineName": "ingest_legacy_requests",
-                },
-                "mode": "default",
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2013"}]},
-            },
-        )["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
+        launch_ingest(dagster_server, "2013")
 
     def charts() -> str | None:
         asset = dagster_server.graphql(GOLD_CHARTS, key={"path": ["gold", "service_levels"]}, year="2013")
@@ -250,20 +256,7 @@ def test_a_run_whose_worker_is_killed_ends_failed(dagster_server: DagsterServer)
     requests_before = len(dagster_server.portal.requests)  # the server is shared: earlier tests downloaded too
     dagster_server.portal.faults.append(hang)
     try:
-        launched = dagster_server.graphql(
-            LAUNCH_RUN,
-            params={
-                "selector": {
-                    "repositoryLocationName": "boston_lake",
-                    "repositoryName": "__repository__",
-                    "pipelineName": "ingest_legacy_requests",
-                },
-                "mode": "default",
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "2022"}]},
-            },
-        )["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["run"]["runId"]
+        run_id = launch_ingest(dagster_server, "2022")
         dagster_server.wait_for(
             lambda: any("/download/" in seen.path for seen in dagster_server.portal.requests[requests_before:]),
             timeout=180,
