@@ -14,7 +14,7 @@ from boston_lake.lake.raw import RawIngestError
 from boston_lake.sample_portal.server import PortalHandler
 from boston_lake_tests.faults.conftest import Lake
 from boston_lake_tests.faults.scenario import fault
-from boston_lake_tests.support.portal import html_page, status, truncated
+from boston_lake_tests.support.portal import html_page, send_part, status, truncated
 
 Fault = Callable[[PortalHandler, Path], bool]
 
@@ -23,13 +23,7 @@ def reset_mid_body(keep_bytes: int) -> Fault:
     """Send part of the body, then reset the connection (RST, as a dying proxy does)."""
 
     def answer(handler: PortalHandler, path: Path) -> bool:
-        data = path.read_bytes()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/csv")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data[:keep_bytes])
-        handler.wfile.flush()
+        send_part(handler, path, keep_bytes)
         handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         handler.close_connection = True
         return True
@@ -52,13 +46,7 @@ def stall(seconds: float) -> Fault:
     """Send the headers and half the body, then go silent for longer than the client's read timeout."""
 
     def answer(handler: PortalHandler, path: Path) -> bool:
-        data = path.read_bytes()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/csv")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data[: len(data) // 2])
-        handler.wfile.flush()
+        send_part(handler, path, path.stat().st_size // 2)
         time.sleep(seconds)
         handler.close_connection = True
         return True

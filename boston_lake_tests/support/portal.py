@@ -139,17 +139,22 @@ def status(code: int, retry_after: str | None = None) -> Callable[[PortalHandler
     return fault
 
 
+def send_part(handler: PortalHandler, path: Path, keep_bytes: int) -> None:
+    """Answer 200 with a Content-Length promising the whole file, and send only its first `keep_bytes`."""
+    data = path.read_bytes()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "text/csv")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data[:keep_bytes])
+    handler.wfile.flush()
+
+
 def truncated(keep_bytes: int) -> Callable[[PortalHandler, Path], bool]:
     """Promise the whole file in Content-Length, send `keep_bytes`, then drop the connection."""
 
     def fault(handler: PortalHandler, path: Path) -> bool:
-        data = path.read_bytes()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "text/csv")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data[:keep_bytes])
-        handler.wfile.flush()
+        send_part(handler, path, keep_bytes)
         handler.close_connection = True
         return True
 
