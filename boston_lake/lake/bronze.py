@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from boston_lake.lake import layout
 from boston_lake.lake.bronze_json import convert_json_lines
 from boston_lake.lake.csvscan import CsvFormatError, read_header, repair_encoding
+from boston_lake.lake.duck import sql_literal
 from boston_lake.lake.log import Log
 from boston_lake.lake.manifest import JSON_LINES, RawManifest, read_manifest
 from boston_lake.lake.stores import ObjectStore, StoredObject, StoreError, WorkBusy, Workspace
@@ -121,15 +122,15 @@ def _copy(
     settings: ConverterSettings,
 ) -> int:
     types = generation.types
-    columns = ", ".join(f"{_string(name)}: {_string(types[name])}" for name in header)
-    metadata = ", ".join(f"{_string(key)}: {_string(value)}" for key, value in kv_metadata.items())
+    columns = ", ".join(f"{sql_literal(name)}: {sql_literal(types[name])}" for name in header)
+    metadata = ", ".join(f"{sql_literal(key)}: {sql_literal(value)}" for key, value in kv_metadata.items())
     sql = f"""
         COPY (
-            SELECT * FROM read_csv({_string(str(source))},
+            SELECT * FROM read_csv({sql_literal(str(source))},
                 header = true, auto_detect = false, delim = ',', quote = '"', escape = '"',
                 columns = {{{columns}}}, nullstr = ['', ' '], store_rejects = true, strict_mode = true,
                 hive_partitioning = false)
-        ) TO {_string(str(destination))}
+        ) TO {sql_literal(str(destination))}
         (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {int(settings.row_group_size)}
          {f", KV_METADATA {{{metadata}}}" if metadata else ""})
     """
@@ -152,20 +153,16 @@ def _write_rejects(connection: duckdb.DuckDBPyConnection, label: str, destinatio
         connection.execute(
             f"""
             COPY (
-                SELECT {_string(label)} AS raw_key, line,
+                SELECT {sql_literal(label)} AS raw_key, line,
                        string_agg(error_type, '; ' ORDER BY column_idx) AS error_type,
                        string_agg(coalesce(column_name, ''), '; ' ORDER BY column_idx) AS "column",
                        string_agg(error_message, '; ' ORDER BY column_idx) AS reason,
                        coalesce(any_value(csv_line), '') AS raw_line
                 FROM reject_errors GROUP BY line ORDER BY line
-            ) TO {_string(str(destination))} (FORMAT csv, HEADER true)
+            ) TO {sql_literal(str(destination))} (FORMAT csv, HEADER true)
             """
         )
     return int(count)
-
-
-def _string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

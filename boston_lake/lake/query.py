@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from boston_lake.lake.bronze import repair_hint
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
+from boston_lake.lake.duck import sql_identifier, sql_literal
 from boston_lake.lake.scan import data_objects
 from boston_lake.lake.stores import ObjectStore, StoredObject
 from boston_lake.lake.tables import DATABASE
@@ -61,7 +62,7 @@ class _View:
     @property
     def sql(self) -> str:
         if not self.partitions:
-            empty = [f"CAST(NULL AS {duck_type}) AS {_identifier(column)}" for column, duck_type in self.columns]
+            empty = [f"CAST(NULL AS {duck_type}) AS {sql_identifier(column)}" for column, duck_type in self.columns]
             return f"SELECT {', '.join(empty)} WHERE false"
         return "\nUNION ALL\n".join(partition.sql for partition in self.partitions)
 
@@ -84,7 +85,7 @@ class DuckDBQueryEngine:
         # re-reads a footer whose file's modification time changed (or is under 10 s old): a rewritten year
         # is seen at once, and a query of an unchanged lake reads no footer twice.
         self._connection.execute("SET parquet_metadata_cache = true")
-        self._connection.execute(f"SET allowed_directories = [{_literal(store.uri('').rstrip('/') + '/')}]")
+        self._connection.execute(f"SET allowed_directories = [{sql_literal(store.uri('').rstrip('/') + '/')}]")
         self._connection.execute("SET enable_external_access = false")
         self._connection.execute("SET lock_configuration = true")
         self._lock = threading.Lock()
@@ -139,7 +140,7 @@ class DuckDBQueryEngine:
             tables = self.catalog.list_tables(self.database)
         except EntityNotFound:
             tables = []
-        schema = _identifier(self.database)
+        schema = sql_identifier(self.database)
         self._connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         views, broken = {}, {}
         for table in tables:
@@ -148,7 +149,7 @@ class DuckDBQueryEngine:
             except QueryError as error:
                 broken[table["Name"]] = str(error)
         for name in self._views.keys() - views.keys():
-            self._connection.execute(f"DROP VIEW {schema}.{_identifier(name)}")
+            self._connection.execute(f"DROP VIEW {schema}.{sql_identifier(name)}")
         for name, view in list(views.items()):
             if self._views.get(name) == view:
                 continue
@@ -161,13 +162,13 @@ class DuckDBQueryEngine:
                 except duckdb.Error as error:
                     broken[name] = f"its files do not match the catalog ({error}); recrawl it"
                     del views[name]
-                    self._connection.execute(f"DROP VIEW IF EXISTS {schema}.{_identifier(name)}")
+                    self._connection.execute(f"DROP VIEW IF EXISTS {schema}.{sql_identifier(name)}")
         self._views = views
         return list(views), broken
 
     def _create_view(self, name: str, view: _View) -> None:
         self._connection.execute(
-            f"CREATE OR REPLACE VIEW {_identifier(self.database)}.{_identifier(name)} AS {view.sql}"
+            f"CREATE OR REPLACE VIEW {sql_identifier(self.database)}.{sql_identifier(name)} AS {view.sql}"
         )
 
     def _fence_damaged(self, name: str, view: _View) -> _View:
@@ -210,8 +211,10 @@ class DuckDBQueryEngine:
                 continue
             own_types = {column["Name"]: column["Type"] for column in descriptor.get("Columns", [])}
             projected = [_projection(column, duck_type, own_types, glue_types) for column, duck_type in columns]
-            projected += [f"{_literal(value)} AS {_identifier(key)}" for key, value in zip(keys, values, strict=True)]
-            paths = ", ".join(_literal(self.store.uri(stored.key)) for stored in files)
+            projected += [
+                f"{sql_literal(value)} AS {sql_identifier(key)}" for key, value in zip(keys, values, strict=True)
+            ]
+            paths = ", ".join(sql_literal(self.store.uri(stored.key)) for stored in files)
             # Unifying files by name costs a read of every footer at bind time; one file has nothing to unify.
             by_name = "true" if len(files) > 1 else "false"
             selects.append(
@@ -237,9 +240,11 @@ def _failing_select(columns: tuple[tuple[str, str], ...], values: tuple[str, ...
     """A partition that raises `message` when a query reads it; its key values stay constants to prune on."""
     data = columns[: len(columns) - len(values)]
     keys = columns[len(columns) - len(values) :]
-    projected = [f"CAST(error({_literal(message)}) AS {data[0][1]}) AS {_identifier(data[0][0])}"]
-    projected += [f"CAST(NULL AS {duck_type}) AS {_identifier(column)}" for column, duck_type in data[1:]]
-    projected += [f"{_literal(value)} AS {_identifier(key)}" for (key, _), value in zip(keys, values, strict=True)]
+    projected = [f"CAST(error({sql_literal(message)}) AS {data[0][1]}) AS {sql_identifier(data[0][0])}"]
+    projected += [f"CAST(NULL AS {duck_type}) AS {sql_identifier(column)}" for column, duck_type in data[1:]]
+    projected += [
+        f"{sql_literal(value)} AS {sql_identifier(key)}" for (key, _), value in zip(keys, values, strict=True)
+    ]
     return f"SELECT {', '.join(projected)}"
 
 
@@ -252,10 +257,10 @@ def _repair(table: str, values: tuple[str, ...]) -> str:
 def _projection(column: str, duck_type: str, own_types: dict[str, str], glue_types: dict[str, str]) -> str:
     """The table's column from one partition: NULL if the partition lacks it, cast if its type differs."""
     if column not in own_types:
-        return f"CAST(NULL AS {duck_type}) AS {_identifier(column)}"
+        return f"CAST(NULL AS {duck_type}) AS {sql_identifier(column)}"
     if own_types[column] != glue_types[column]:
-        return f"CAST({_identifier(column)} AS {duck_type}) AS {_identifier(column)}"
-    return _identifier(column)
+        return f"CAST({sql_identifier(column)} AS {duck_type}) AS {sql_identifier(column)}"
+    return sql_identifier(column)
 
 
 def _duckdb_type(table: str, column: GlueDict) -> str:
@@ -268,11 +273,3 @@ def _duckdb_type(table: str, column: GlueDict) -> str:
             f"table {table}: column {column['Name']} has Glue type {column['Type']!r}, which has no DuckDB type here"
         )
     return _DUCKDB_TYPES[glue_type]
-
-
-def _identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
