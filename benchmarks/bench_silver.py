@@ -8,7 +8,9 @@ years (not timed). Then, in each repeat and each in a fresh process (imports exc
 from the child's own VmHWM):
 
 - bronze: `convert_csv` of year Y's CSV, the baseline (bench_bronze's `bronze` engine);
-- silver: `SilverZone.build(Y, force=True)` over the three bronze years: transform, read-back summary, publish.
+- silver: `SilverZone.build(Y, force=True)` over the three bronze years: transform, read-back summary, publish;
+- rewrite: DuckDB copying year Y's bronze file to a new Parquet file, with silver's DuckDB settings and writer
+  options and no transform: the least any silver that reads and writes the year can cost (not a target).
 
 Every silver run is checked against an independent count of the bronze files: rows = distinct case ids whose
 Boston open date falls in Y, no id twice, and the ledger adds up (candidates = rows + merged + moved away).
@@ -192,6 +194,29 @@ def run_silver_child(job: dict[str, Any]) -> None:
     Path(job["result"]).write_text(json.dumps(result))
 
 
+def run_rewrite_child(job: dict[str, Any]) -> None:
+    """The floor's process: year Y's bronze file copied to Parquet as silver writes it, nothing else."""
+
+    def rewrite() -> int:
+        import duckdb
+
+        from boston_lake.lake.duck import sql_literal
+        from boston_lake.lake.silver.duckdb_build import ROW_GROUP_ROWS, SilverSettings
+
+        settings = SilverSettings()
+        with duckdb.connect(config={"memory_limit": settings.memory_limit, "threads": settings.threads}) as con:
+            con.execute("SET preserve_insertion_order = false")
+            (rows,) = con.execute(
+                f"COPY (SELECT * FROM read_parquet({sql_literal(job['source'])})) TO {sql_literal(job['out'])} "
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+            ).fetchone()
+        return int(rows)
+
+    rows, result = timed(("duckdb", "boston_lake.lake.silver.duckdb_build"), rewrite)
+    result.update(rows=rows)
+    Path(job["result"]).write_text(json.dumps(result))
+
+
 @dataclass(frozen=True)
 class Run:
     seconds: float
@@ -204,6 +229,19 @@ def run_silver(lake: Path, center: int, expected: Expected, work_dir: Path) -> R
     job = {"lake": str(lake), "year": center, "result": str(result_path)}
     result = child_result(Path(__file__).resolve(), "--run-silver", job, result_path, f"silver {center} in {lake}")
     check_silver(lake, center, expected, result)
+    return Run(result["seconds"], result["peak_rss_kib"], result["start_rss_kib"])
+
+
+def run_rewrite(lake: Path, center: int, rows: int, work_dir: Path) -> Run:
+    source = lake / layout.bronze_data_key(LEGACY_REQUESTS.name, center)
+    out = work_dir / "out" / "rewrite.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result_path = work_dir / "rewrite.result.json"
+    job = {"source": str(source), "out": str(out), "result": str(result_path)}
+    result = child_result(Path(__file__).resolve(), "--run-rewrite", job, result_path, f"rewrite of {source}")
+    out.unlink()
+    if result["rows"] != rows:
+        raise BenchError(f"rewrite of {source}: {result['rows']} rows written, the file holds {rows}")
     return Run(result["seconds"], result["peak_rss_kib"], result["start_rss_kib"])
 
 
@@ -250,6 +288,7 @@ class Measurement:
     duplicates: int
     bronze: list[Run]
     silver: list[Run]
+    rewrite: list[Run]
 
     @staticmethod
     def median(runs: list[Run]) -> float:
@@ -287,16 +326,26 @@ def measure(
         warm_page_cache(year.csv.path)
     bronze: list[Run] = []
     silver: list[Run] = []
-    for attempt in range(repeat):  # interleaved, so that drift in the machine hits both
+    rewrite: list[Run] = []
+    for attempt in range(repeat):  # interleaved, so that drift in the machine hits all three
         bronze_run = run_engine(baseline, years[center].csv, work_dir)
         bronze.append(Run(bronze_run.seconds, bronze_run.peak_rss_kib, bronze_run.start_rss_kib))
         silver.append(run_silver(lake, center, expected, work_dir))
+        rewrite.append(run_rewrite(lake, center, years[center].csv.rows, work_dir))
         log(
             f"run {attempt + 1}/{repeat}: bronze {bronze[-1].seconds:.2f} s, {bronze[-1].peak_rss_kib / 1024:.0f} MiB; "
-            f"silver {silver[-1].seconds:.2f} s, {silver[-1].peak_rss_kib / 1024:.0f} MiB"
+            f"silver {silver[-1].seconds:.2f} s, {silver[-1].peak_rss_kib / 1024:.0f} MiB; "
+            f"rewrite {rewrite[-1].seconds:.2f} s"
         )
     return Measurement(
-        center, years[center].csv.rows, expected.bronze_rows, expected.rows, expected.duplicates, bronze, silver
+        center,
+        years[center].csv.rows,
+        expected.bronze_rows,
+        expected.rows,
+        expected.duplicates,
+        bronze,
+        silver,
+        rewrite,
     )
 
 
@@ -308,6 +357,7 @@ def markdown_table(m: Measurement) -> str:
     for name, rows_in, rows_out, runs in (
         (f"bronze {m.year} (baseline)", m.bronze_rows, m.bronze_rows, m.bronze),
         (f"silver {m.year}", m.bronze_read, m.silver_rows, m.silver),
+        (f"rewrite of bronze {m.year} (floor)", m.bronze_rows, m.bronze_rows, m.rewrite),
     ):
         each = ", ".join(f"{run.seconds:.2f}" for run in runs)
         lines.append(
@@ -325,6 +375,9 @@ def verdicts(m: Measurement) -> list[str]:
         f"{m.median(m.silver):.2f} s vs {m.median(m.bronze):.2f} s, {m.ratio:.2f}x.",
         f"Memory (silver peak RSS <= {RSS_TARGET_MIB} MiB): {'MET' if memory_met else 'MISSED'} - "
         f"{m.peak_mib(m.silver):.0f} MiB.",
+        f"Floor: copying year {m.year}'s bronze file to Parquet, with no transform, takes "
+        f"{m.median(m.rewrite):.2f} s, {m.median(m.rewrite) / m.median(m.bronze):.2f}x bronze: the least a silver "
+        f"that reads and writes the year can cost.",
         f"Rows: silver read {m.bronze_read:,} bronze rows of three years and wrote {m.silver_rows:,} cases, "
         f"{m.duplicates:,} copies merged, as counted from bronze without the transform.",
     ]
@@ -349,9 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / ".work" / "silver", help="generated files")
     parser.add_argument("--markdown", action="store_true", help=f"append a dated section to {RESULTS}")
     parser.add_argument("--run-silver", help=argparse.SUPPRESS)
+    parser.add_argument("--run-rewrite", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.run_silver:
         run_silver_child(json.loads(args.run_silver))
+        return 0
+    if args.run_rewrite:
+        run_rewrite_child(json.loads(args.run_rewrite))
         return 0
     if args.repeat < 1 or args.cases < 1 or args.overlap_days < 0:
         parser.error("--repeat and --cases must be at least 1, --overlap-days at least 0")

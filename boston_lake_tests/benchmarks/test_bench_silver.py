@@ -33,13 +33,14 @@ def test_each_year_lists_its_neighbours_new_year_cases_too(tmp_path: Path) -> No
 
 def test_silver_and_bronze_are_measured_and_silver_rows_are_accounted_for(tmp_path: Path) -> None:
     m = measure(YEAR, CASES, 2, tmp_path, repeat=1)
-    assert len(m.bronze) == len(m.silver) == 1
+    assert len(m.bronze) == len(m.silver) == len(m.rewrite) == 1
     # Copies of cases near New Year were merged, and silver holds one row per case opened in the year.
     assert m.duplicates > 0 and 0 < m.silver_rows < m.bronze_rows < m.bronze_read
-    assert all(run.peak_rss_kib >= run.start_rss_kib > 0 for run in m.bronze + m.silver)
+    assert all(run.peak_rss_kib >= run.start_rss_kib > 0 for run in m.bronze + m.silver + m.rewrite)
     assert [line.split(":")[0] for line in verdicts(m)] == [
         "Speed (silver <= 0.5x bronze of the same year)",
         "Memory (silver peak RSS <= 300 MiB)",
+        "Floor",
         "Rows",
     ]
     # A count that does not match what silver wrote stops the run, naming the year and the mismatch.

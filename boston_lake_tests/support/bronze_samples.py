@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
@@ -51,6 +52,18 @@ def bronze_publish(store: LocalObjectStore, sample: BronzeSample, file_name: str
     key = layout.bronze_partition_prefix(sample.table, sample.year) + file_name
     store.publish(sample.path, key)
     return key
+
+
+def listed_twice(sample: BronzeSample, folder: Path, cases: int = 5) -> BronzeSample:
+    """The sample with its first `cases` rows listed again at the end of the file, the same but for a new case
+    title: copies that tie on every dedupe rule but their row."""
+    table = pq.read_table(sample.path)
+    again = table.slice(0, cases)
+    titles = pa.array([f"listed again {n}" for n in range(cases)])
+    again = again.set_column(again.schema.get_field_index("case_title"), "case_title", titles)
+    path = folder / f"listed_twice_{sample.table}_{sample.year}.parquet"
+    pq.write_table(pa.concat_tables([table, again]), path)
+    return BronzeSample(sample.table, sample.year, path, sample.rows + cases, sample.generation)
 
 
 @pytest.fixture(scope="session")

@@ -21,16 +21,17 @@ from boston_lake.lake.duck import one_row, sql_identifier, sql_literal
 from boston_lake.lake.log import Log
 from boston_lake.lake.silver.inputs import SilverInputs, find_inputs
 from boston_lake.lake.silver.model import (
+    COMPUTED_ONCE,
     DUCKDB_MACROS_SQL,
     FILE_COLUMNS,
     INPUT_VIEWS,
     SILVER_TABLE,
     SILVER_ZONE,
     TIMEZONE,
-    TRANSFORM_SQL,
     TRANSFORM_VERSION,
     input_columns,
     statements,
+    transform_statements,
 )
 from boston_lake.lake.stores import ObjectStore
 
@@ -38,10 +39,6 @@ META_PREFIX = "boston_lake.silver."
 # Bronze's row group: the Parquet writer encodes a row group whole, and 30,720 rows keep it well inside the
 # memory limit (larger groups spill and take several times longer; benchmarks/README.md).
 ROW_GROUP_ROWS = 30_720
-# Views that later steps read more than once (the rows in two branches, the ledger), computed once and kept
-# as Arrow tables outside DuckDB's memory limit, as the Spark runner caches silver_ranked. Both are small:
-# a case id and two counts per case of the year, and the copies of the few cases read more than once.
-MATERIALIZED_VIEWS = ("silver_decided", "silver_repeated_ranked")
 LEDGER_FIELDS = ("candidate_rows", "duplicates_merged", "moved_to_neighbour_year", "kept_in_file_year")
 
 
@@ -181,6 +178,7 @@ class SilverZone:
             try:
                 # The Spark session of the Glue job runs in UTC; the transform assumes the same here.
                 connection.execute("SET TimeZone = 'UTC'")
+                connection.execute("SET parquet_metadata_cache = true")
                 for statement in statements(DUCKDB_MACROS_SQL):
                     connection.execute(statement)
                 yield connection
@@ -198,9 +196,9 @@ class SilverZone:
         for view, generation in INPUT_VIEWS.items():
             columns = input_columns(generation)
             selects = [
-                f"SELECT {', '.join(sql_identifier(name) for name, _ in columns[:-1])}, "
-                f"CAST({file.year} AS INTEGER) AS source_year "
-                f"FROM read_parquet({sql_literal(str(local_files[file.key]))})"
+                f"SELECT {', '.join(sql_identifier(name) for name, _ in columns[:-2])}, "
+                f"CAST({file.year} AS INTEGER) AS source_year, file_row_number AS source_row "
+                f"FROM read_parquet({sql_literal(str(local_files[file.key]))}, file_row_number = true)"
                 for file in inputs.files
                 if file.view == view
             ]
@@ -211,13 +209,10 @@ class SilverZone:
                 f"CREATE OR REPLACE TEMPORARY VIEW {view} AS "
                 + ("\nUNION ALL\n".join(selects) if selects else f"{empty} WHERE false")
             )
-        connection.execute(
-            f"CREATE OR REPLACE TEMPORARY VIEW silver_partition AS SELECT CAST({int(inputs.year)} AS INTEGER) "
-            "AS partition_year"
-        )
-        for statement in statements(TRANSFORM_SQL):
+        for statement in transform_statements(inputs.year):
             connection.execute(statement)
-        for view in MATERIALIZED_VIEWS:
+        # Kept as Arrow tables, outside DuckDB's memory limit, as the Spark runner caches them.
+        for view in COMPUTED_ONCE:
             computed = connection.sql(f"SELECT * FROM {view}").to_arrow_table()
             connection.register(f"{view}_once", computed)
             connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {view} AS SELECT * FROM {view}_once")

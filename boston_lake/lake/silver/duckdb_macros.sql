@@ -28,19 +28,33 @@ CREATE OR REPLACE MACRO ny_daylight_ends(y) AS (
 -- microseconds since 1970 (what CAST(ts AS TIMESTAMP) shows in a UTC session, without a trip through ICU).
 CREATE OR REPLACE MACRO wall_micros(ts) AS (epoch_us(ts));
 
+-- ny_daylight_micros(): New York's [start, end) of daylight time as wall clocks in microseconds, one pair per
+-- year of 2007-2040: a constant, which DuckDB computes once per statement.
+CREATE OR REPLACE MACRO ny_daylight_micros() AS (
+    list_transform(range(2007, 2041), lambda y: [epoch_us(ny_daylight_starts(y)), epoch_us(ny_daylight_ends(y))])
+);
+
+-- ny_daylight_of(us): the pair of the year of wall clock `us`. The year is `us` over the mean Gregorian year,
+-- which is off by at most a day or two around New Year, months away from the changes.
+CREATE OR REPLACE MACRO ny_daylight_of(us) AS (
+    ny_daylight_micros()[CAST(floor(us / 31556952000000) AS BIGINT) - 36]
+);
+
 -- to_utc_timestamp(ts, tz): Spark's function. ICU's timezone() costs about a microsecond a value and the macro
 -- above calls it up to four times, so for New York wall clocks of 2007-2040 the offset is computed from the rule
 -- instead, in microseconds: 4 hours from the end of the spring gap to the end of the repeated autumn hour (Spark
 -- takes daylight time there), 5 hours otherwise (the gap moves forward by an hour, as in both engines). Every
 -- hour of 2006-2041 and every minute of the days the clocks change is checked against to_utc_timestamp_icu in
--- the tests.
+-- the tests. A null stays null without reaching ICU.
 CREATE OR REPLACE MACRO to_utc_timestamp(ts, tz) AS (
     CASE
-        WHEN tz = 'America/New_York' AND year(make_timestamp(wall_micros(ts))) BETWEEN 2007 AND 2040
+        WHEN ts IS NULL THEN NULL
+        WHEN tz = 'America/New_York'
+            AND wall_micros(ts) BETWEEN epoch_us(TIMESTAMP '2007-01-03') AND epoch_us(TIMESTAMP '2040-12-29')
         THEN make_timestamptz(
             wall_micros(ts) + CASE
-                WHEN make_timestamp(wall_micros(ts)) >= ny_daylight_starts(year(make_timestamp(wall_micros(ts))))
-                    AND make_timestamp(wall_micros(ts)) < ny_daylight_ends(year(make_timestamp(wall_micros(ts))))
+                WHEN wall_micros(ts) >= ny_daylight_of(wall_micros(ts))[1]
+                    AND wall_micros(ts) < ny_daylight_of(wall_micros(ts))[2]
                 THEN 4
                 ELSE 5
             END * CAST(3600000000 AS BIGINT)

@@ -15,13 +15,13 @@ from typing import Any
 from boston_lake.lake import layout
 from boston_lake.lake.bronze import META_PREFIX, footer_metadata, open_parquet
 from boston_lake.lake.silver.model import (
+    COMPUTED_ONCE,
     FILE_COLUMNS,
     INPUT_VIEWS,
-    TRANSFORM_SQL,
     TRANSFORM_VERSION,
     VIEW_OF_GENERATION,
     spark_ddl,
-    statements,
+    transform_statements,
 )
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import TABLES, HeaderMismatch, LakeTable
@@ -64,7 +64,7 @@ class SilverInputs:
 
 def spark_plan(inputs: SilverInputs, path_of: Callable[[str], str]) -> dict[str, Any]:
     """What the Spark runner needs to build `inputs.year`, as JSON: the files of each input view (at
-    `path_of(key)`), the SQL statements and the file's columns."""
+    `path_of(key)`), the SQL statements, the views to compute once and the file's columns."""
     views = {}
     for view, generation in INPUT_VIEWS.items():
         views[view] = {
@@ -75,7 +75,8 @@ def spark_plan(inputs: SilverInputs, path_of: Callable[[str], str]) -> dict[str,
     return {
         "year": inputs.year,
         "views": views,
-        "statements": statements(TRANSFORM_SQL),
+        "statements": transform_statements(inputs.year),
+        "computed_once": list(COMPUTED_ONCE),
         "file_columns": [column.name for column in FILE_COLUMNS],
     }
 

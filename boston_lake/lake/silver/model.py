@@ -75,6 +75,11 @@ FILE_SCHEMA = pa.schema([(column.name, column.type) for column in FILE_COLUMNS])
 INPUT_VIEWS = {"legacy_v1": LEGACY_V1, "legacy_v2": LEGACY_V2, "new_system": NEW_SYSTEM}
 VIEW_OF_GENERATION = {generation.name: view for view, generation in INPUT_VIEWS.items()}
 SOURCE_YEAR = "source_year"
+SOURCE_ROW = "source_row"  # a row's position in its file: with the generation and year it identifies a copy
+PARTITION_YEAR = "${partition_year}"
+# Views that later statements read more than once (the rows written and the ledger): each runner computes them
+# once. Both are small: a case id and two counts per case of the year, and the copies of cases read twice.
+COMPUTED_ONCE = ("silver_decided", "silver_repeated_ranked")
 
 
 def _package_text(name: str) -> str:
@@ -101,12 +106,18 @@ def statements(sql: str) -> list[str]:
     return found
 
 
+def transform_statements(year: int) -> list[str]:
+    """The transform's statements for one partition year, the year put in as a literal both engines fold."""
+    return statements(TRANSFORM_SQL.replace(PARTITION_YEAR, str(int(year))))
+
+
 def input_columns(generation: SchemaGeneration) -> list[tuple[str, str]]:
-    """(name, DuckDB type) of an input view: the generation's required columns, then the year of the file.
+    """(name, DuckDB type) of an input view: the generation's required columns, then the file's year and the
+    row's position in the file.
 
     Optional columns (CKAN's `_id`, photo links) vary between files of one generation and the model uses none.
     """
-    return [*generation.columns, (SOURCE_YEAR, "INTEGER")]
+    return [*generation.columns, (SOURCE_YEAR, "INTEGER"), (SOURCE_ROW, "BIGINT")]
 
 
 # Spark's names for the bronze types: naive timestamps are Spark's TIMESTAMP_NTZ, instants its TIMESTAMP.

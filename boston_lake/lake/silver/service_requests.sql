@@ -5,17 +5,25 @@
 -- output column. DuckDB lacks Spark's to_utc_timestamp; boston_lake/lake/silver/duckdb_macros.sql defines it.
 --
 -- Inputs, registered by the runner before this text runs:
---   legacy_v1, legacy_v2, new_system   the bronze files read (years Y-1..Y+1), each with its source_year
---   silver_partition                   one row, partition_year: the year being built
+--   legacy_v1, legacy_v2, new_system   the bronze files read (years Y-1..Y+1), each row with its file's
+--                                      source_year and its source_row (its position in that file)
+--   ${partition_year}                  the year being built, a literal put in by the runner (model.py), so that
+--                                      both engines fold it and push the window below into the Parquet scan
 -- Statements are separated by semicolons at the end of a line; the runner executes them in order.
+--
+-- The plan: choose each case's winning copy on thin columns (id, file, row, opening and closing times), then
+-- read the wide columns once, for the rows written: those of the neighbouring files are only the few opened
+-- within a day of the year, which both engines find from the Parquet statistics.
 
 -- Time bases (README "Time rules", with the evidence). Each generation's value is first made the Boston wall
 -- clock, and the wall clock then the UTC instant with to_utc_timestamp(wall, NY):
 --   legacy v1   local wall time in America/New_York            -> the value is the wall clock
 --   legacy v2   local wall time converted as if it were UTC    -> to_utc_timestamp(value, NY) gives the wall clock back
 --   new system  local wall time labelled +00                   -> its UTC reading is the wall clock
--- Every copy read needs its opening wall clock (it decides the year); the other times are made wall clocks and
--- instants in silver_candidates, for the copies of the partition's cases only, about a third of the rows read.
+-- Every copy read needs its opening wall clock (it decides the year); the other times are converted only for
+-- the copies that are ranked or written.
+-- in_window: the file is the partition's year, or the copy opened within a day of it as written (every time
+-- base is less than a day from the wall clock). Only such a copy can be written into this partition.
 CREATE OR REPLACE TEMPORARY VIEW silver_conformed AS
 SELECT
     CAST(case_enquiry_id AS STRING) AS case_id,
@@ -23,6 +31,10 @@ SELECT
     'v1' AS source_generation,
     1 AS generation_rank,
     source_year,
+    source_row,
+    source_year = ${partition_year}
+        OR (open_dt >= make_date(${partition_year} - 1, 12, 31) AND open_dt < make_date(${partition_year} + 1, 1, 2))
+        AS in_window,
     open_dt AS opened_wall,
     closed_dt AS closed_as_written,
     target_dt AS sla_due_as_written,
@@ -57,6 +69,9 @@ SELECT
     'v2',
     2,
     source_year,
+    source_row,
+    source_year = ${partition_year}
+        OR (open_dt >= make_date(${partition_year} - 1, 12, 31) AND open_dt < make_date(${partition_year} + 1, 1, 2)),
     to_utc_timestamp(open_dt, 'America/New_York'),
     closed_dt,
     sla_target_dt,
@@ -91,6 +106,9 @@ SELECT
     'new_system',
     3,
     source_year,
+    source_row,
+    source_year = ${partition_year}
+        OR (open_date >= make_date(${partition_year} - 1, 12, 31) AND open_date < make_date(${partition_year} + 1, 1, 2)),
     open_date,
     close_date,
     target_close_date,
@@ -144,59 +162,71 @@ SELECT
     count(*) AS copies,
     sum(CASE WHEN coalesce(year(opened_wall) <> year, true) THEN 1 ELSE 0 END) AS kept_copies
 FROM silver_years
-WHERE case_id IN (SELECT y.case_id FROM silver_years y JOIN silver_partition p ON y.year = p.partition_year)
-GROUP BY case_id;
-
--- Every copy of the cases this partition decides, with each generation's closing and SLA times as Boston wall
--- clocks (the opening one is already), then all three as true UTC instants. Two steps, so that each
--- to_utc_timestamp reads a column: nested, DuckDB's macro would be expanded inside itself.
-CREATE OR REPLACE TEMPORARY VIEW silver_candidate_walls AS
-SELECT
-    y.*,
-    d.copies,
-    CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.closed_as_written, 'America/New_York')
-    ELSE y.closed_as_written END AS closed_wall,
-    CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.sla_due_as_written, 'America/New_York')
-    ELSE y.sla_due_as_written END AS sla_due_wall
-FROM silver_years y
-JOIN silver_decided d ON y.case_id = d.case_id;
-
-CREATE OR REPLACE TEMPORARY VIEW silver_candidates AS
-SELECT
-    *,
-    to_utc_timestamp(opened_wall, 'America/New_York') AS opened_at,
-    to_utc_timestamp(closed_wall, 'America/New_York') AS closed_at,
-    to_utc_timestamp(sla_due_wall, 'America/New_York') AS sla_due_at
-FROM silver_candidate_walls;
+WHERE case_id IS NOT NULL
+GROUP BY case_id
+HAVING max(CASE WHEN year = ${partition_year} THEN 1 ELSE 0 END) = 1;
 
 -- Dedupe rule: of a case's copies, the latest known state wins: a closed copy over an open one, then the later
--- close time, then the newer schema generation (a republished file over the original), then the later file;
--- the remaining keys only make the choice the same on both engines when copies tie on all of those.
--- Most cases have one copy, which wins unranked: only the copies of cases read more than once are sorted.
+-- close time, then the newer schema generation (a republished file over the original), then the later file,
+-- then the later row of that file (generation, file and row identify a copy, so the choice is the same on both
+-- engines). Most cases have one copy, which wins unranked: only the copies of cases read more than once are
+-- ranked, on thin columns. Two steps, so that each to_utc_timestamp reads a column: nested, DuckDB's macro
+-- would be expanded inside itself.
+CREATE OR REPLACE TEMPORARY VIEW silver_repeated_walls AS
+SELECT
+    y.case_id,
+    y.source_generation,
+    y.generation_rank,
+    y.source_year,
+    y.source_row,
+    y.opened_wall,
+    y.year,
+    CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.closed_as_written, 'America/New_York')
+    ELSE y.closed_as_written END AS closed_wall
+FROM silver_years y
+JOIN silver_decided d ON y.case_id = d.case_id
+WHERE d.copies > 1;
+
 CREATE OR REPLACE TEMPORARY VIEW silver_repeated_ranked AS
 SELECT
     *,
     row_number() OVER (
         PARTITION BY case_id
         ORDER BY
-            closed_at DESC NULLS LAST,
+            to_utc_timestamp(closed_wall, 'America/New_York') DESC NULLS LAST,
             generation_rank DESC,
             source_year DESC,
-            opened_at DESC NULLS LAST,
-            sla_due_at DESC NULLS LAST,
-            case_status DESC NULLS LAST,
-            closure_reason DESC NULLS LAST
+            source_row DESC
     ) AS copy_rank
-FROM silver_candidates
-WHERE copies > 1;
+FROM silver_repeated_walls;
 
-CREATE OR REPLACE TEMPORARY VIEW silver_ranked AS
-SELECT *, 1 AS copy_rank
-FROM silver_candidates
-WHERE copies = 1
-UNION ALL
-SELECT *
-FROM silver_repeated_ranked;
+-- The rows written: every copy opened in the partition's year, but the copies that lost to another copy of
+-- their case. Only these rows' wide columns are read, and their closing and SLA times made wall clocks.
+CREATE OR REPLACE TEMPORARY VIEW silver_written_walls AS
+SELECT
+    y.*,
+    CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.closed_as_written, 'America/New_York')
+    ELSE y.closed_as_written END AS closed_wall,
+    CASE WHEN y.source_generation = 'v2' THEN to_utc_timestamp(y.sla_due_as_written, 'America/New_York')
+    ELSE y.sla_due_as_written END AS sla_due_wall
+FROM silver_years y
+LEFT JOIN (
+    SELECT source_generation, source_year, source_row
+    FROM silver_repeated_ranked
+    WHERE copy_rank > 1
+) lost
+    ON y.source_generation = lost.source_generation
+    AND y.source_year = lost.source_year
+    AND y.source_row = lost.source_row
+WHERE y.in_window AND y.year = ${partition_year} AND y.case_id IS NOT NULL AND lost.source_row IS NULL;
+
+CREATE OR REPLACE TEMPORARY VIEW silver_written AS
+SELECT
+    *,
+    to_utc_timestamp(opened_wall, 'America/New_York') AS opened_at,
+    to_utc_timestamp(closed_wall, 'America/New_York') AS closed_at,
+    to_utc_timestamp(sla_due_wall, 'America/New_York') AS sla_due_at
+FROM silver_written_walls;
 
 CREATE OR REPLACE TEMPORARY VIEW silver_service_requests AS
 SELECT
@@ -223,19 +253,11 @@ SELECT
     CAST(nullif(trim(neighborhood), '') AS STRING) AS neighborhood,
     -- 02115 as published, 2115.0 after a pass through pandas, 02115-1234 with ZIP+4: all become 02115.
     CAST(
-        CASE
-            WHEN regexp_extract(zipcode_text, '^ *([0-9]{3,5})([.]0*)?(-[0-9]{4})? *$', 1) <> ''
-            THEN lpad(regexp_extract(zipcode_text, '^ *([0-9]{3,5})([.]0*)?(-[0-9]{4})? *$', 1), 5, '0')
-        END AS STRING
+        lpad(nullif(regexp_extract(zipcode_text, '^ *([0-9]{3,5})([.]0*)?(-[0-9]{4})? *$', 1), ''), 5, '0') AS STRING
     ) AS zipcode,
     -- Ward 3, 3 and 03 are one ward.
     CAST(nullif(regexp_extract(ward_text, '^ *(Ward)? *0*([0-9]+) *$', 2), '') AS INT) AS ward,
-    CAST(
-        CASE
-            WHEN regexp_extract(precinct_text, '^ *([0-9]{3,4}) *$', 1) <> ''
-            THEN lpad(regexp_extract(precinct_text, '^ *([0-9]{3,4}) *$', 1), 4, '0')
-        END AS STRING
-    ) AS precinct,
+    CAST(lpad(nullif(regexp_extract(precinct_text, '^ *([0-9]{3,4}) *$', 1), ''), 4, '0') AS STRING) AS precinct,
     CAST(nullif(trim(police_district), '') AS STRING) AS police_district,
     CAST(nullif(trim(fire_district), '') AS STRING) AS fire_district,
     CAST(nullif(trim(public_works_district), '') AS STRING) AS public_works_district,
@@ -256,9 +278,7 @@ SELECT
         END AS DOUBLE
     ) AS longitude,
     CAST(year AS INT) AS year
-FROM silver_ranked
-CROSS JOIN silver_partition
-WHERE copy_rank = 1 AND year = partition_year;
+FROM silver_written;
 
 -- The ledger of the cases this partition decided: copies read, copies merged, cases whose winning copy belongs
 -- to a neighbouring year (that partition writes them), cases kept in their file's year, and rows without an id
@@ -280,16 +300,14 @@ FROM (
 ) decided
 CROSS JOIN (
     SELECT
-        coalesce(sum(CASE WHEN copy_rank = 1 AND year <> partition_year THEN 1 ELSE 0 END), 0)
+        coalesce(sum(CASE WHEN copy_rank = 1 AND year <> ${partition_year} THEN 1 ELSE 0 END), 0)
             AS moved_to_neighbour_year,
-        coalesce(sum(CASE WHEN copy_rank = 1 AND year = partition_year AND coalesce(year(opened_wall) <> year, true)
+        coalesce(sum(CASE WHEN copy_rank = 1 AND year = ${partition_year} AND coalesce(year(opened_wall) <> year, true)
                           THEN 1 ELSE 0 END), 0) AS kept_repeated
     FROM silver_repeated_ranked
-    CROSS JOIN silver_partition
 ) repeated
 CROSS JOIN (
     SELECT CAST(count(*) AS BIGINT) AS rows_without_case_id
     FROM silver_years
-    CROSS JOIN silver_partition
-    WHERE case_id IS NULL AND year = partition_year
+    WHERE case_id IS NULL AND year = ${partition_year}
 ) unplaceable;

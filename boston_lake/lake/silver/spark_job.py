@@ -24,19 +24,22 @@ def spark_session(app_name: str = "boston_lake_silver") -> Any:
 
 
 def register_inputs(spark: Any, plan: dict[str, Any]) -> None:
-    """Each input view: the union of its bronze files (the plan's columns and year), or empty with its DDL."""
+    """Each input view: the union of its bronze files (the plan's columns, the file's year, each row's position
+    in its file), or empty with its DDL."""
     from pyspark.sql import functions as F
 
     for view, spec in plan["views"].items():
         frame = None
         for source in spec["files"]:
-            part = spark.read.parquet(source["path"]).select(*spec["columns"])
-            part = part.withColumn("source_year", F.lit(int(source["year"])).cast("int"))
+            part = spark.read.parquet(source["path"]).select(
+                *spec["columns"],
+                F.lit(int(source["year"])).cast("int").alias("source_year"),
+                F.col("_metadata.row_index").alias("source_row"),
+            )
             frame = part if frame is None else frame.unionByName(part)
         if frame is None:
             frame = spark.createDataFrame([], spec["empty_ddl"])
         frame.createOrReplaceTempView(view)
-    spark.sql(f"SELECT CAST({int(plan['year'])} AS INT) AS partition_year").createOrReplaceTempView("silver_partition")
 
 
 def transform(spark: Any, plan: dict[str, Any]) -> tuple[Any, dict[str, int]]:
@@ -44,8 +47,8 @@ def transform(spark: Any, plan: dict[str, Any]) -> tuple[Any, dict[str, int]]:
     register_inputs(spark, plan)
     for statement in plan["statements"]:
         spark.sql(statement)
-    ranked = spark.table("silver_ranked").cache()  # both outputs read it: rank once
-    ranked.createOrReplaceTempView("silver_ranked")
+    for view in plan["computed_once"]:
+        spark.table(view).cache()  # Spark's cache manager serves every later plan that reads the view from it
     ledger = {name: int(value) for name, value in spark.table("silver_ledger").first().asDict().items()}
     rows = spark.table("silver_service_requests").select(*plan["file_columns"])
     return rows, ledger
