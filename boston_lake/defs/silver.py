@@ -69,8 +69,7 @@ BAR_WIDTH = 30
 
 class SilverConfig(Config):
     force: bool = False
-    """Rebuild even when the year was already built from the same bronze files by the same transform (the
-    embedded target; the Glue job rebuilds every year it is asked for)."""
+    """Rebuild even when the year was already built from the same bronze files by the same transform."""
 
 
 def silver_column_schema() -> TableSchema:
@@ -123,8 +122,8 @@ def silver_service_requests(
     years = run_years(context)
     fingerprints = []
     for year in years:
-        if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year, always rebuilt
-            partition = build_on_glue(context, storage.target.silver_glue_job(), lake, year)
+        if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year
+            partition = build_on_glue(context, storage.target.silver_glue_job(), lake, year, force=config.force)
         else:
             partition = zone.build(year, force=config.force)
         context.log.info(

@@ -56,10 +56,15 @@ def build_on_glue(
     launcher: GlueJobLauncher,
     lake: ObjectStore,
     year: int,
+    force: bool = False,
     message_interval_seconds: float = 10,
 ) -> SilverPartition:
-    """Build one silver year with the Glue job and publish it whole."""
+    """Build one silver year with the Glue job and publish it whole; unless `force`, a year already built from
+    the same bronze objects by the same transform is left as it is, and no job runs."""
     run = glue_build.prepare(lake, year, context.run.run_id)
+    built = None if force else glue_build.current(lake, run.inputs)
+    if built is not None:
+        return built
     pipes = PipesGlueClient(
         client=launcher.glue,
         context_injector=PipesS3ContextInjectorUnder(

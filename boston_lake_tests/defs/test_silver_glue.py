@@ -84,6 +84,13 @@ def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(aws_settings
         partitions = glue.get_partitions(DatabaseName=aws.database, TableName=SILVER_TABLE)["Partitions"]
         assert [str(year)] in [p["Values"] for p in partitions]
 
+    # Asked again with the same bronze and transform, the year is left as it is: no job run.
+    runs = len(spark_glue.runs)
+    again = build_on_glue(aws_settings, spark_glue, 2013)
+    assert again.success and len(spark_glue.runs) == runs
+    metadata = again.asset_materializations_for_node("silver__service_requests")[0].metadata
+    assert metadata["changed"].value is False and "already built by the Glue job" in metadata["reason"].value
+
     lake_keys = [o["Key"] for o in glue_lake.list_objects_v2(Bucket=aws.lake_bucket).get("Contents", [])]
     assert not [k for k in lake_keys if "/_staging/" in k], "every staged object was published and removed"
     assert not [k for k in lake_keys if k.startswith(f"{PIPES_PREFIX}context/")], "the pipes context is removed"

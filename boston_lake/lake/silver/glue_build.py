@@ -4,7 +4,9 @@ objects in S3, and this side prepares its plan and publishes what it wrote.
 The job writes the year as one Parquet object under a staging prefix (`_staging/` of the silver table, which
 neither crawler reads); `publish` then copies that one object to the year's key in one S3 copy, so readers see
 the old year or the new one, never a part (the same guarantee as the DuckDB path and bronze), and removes the
-staging prefix. Launching the job is Dagster wiring (defs/silver_glue.py); nothing here imports Dagster.
+staging prefix. Beside the year it leaves a build record (Spark cannot put the inputs' fingerprint in the
+footer, as the DuckDB path does), so a year asked for again with the same bronze and transform is not rebuilt.
+Launching the job is Dagster wiring (defs/silver_glue.py); nothing here imports Dagster.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ STAGING_FOLDER = "_staging"
 # Pipes context and messages of every run, in the lake bucket; `provision` expires them with a lifecycle rule.
 PIPES_PREFIX = "_pipes/"
 PLAN_EXTRA = "silver_plan"
+# Beside the year's object; the leading `_` keeps it out of crawls and out of Athena's reads.
+BUILD_RECORD = "_glue_build.json"
 
 
 def script_bytes() -> bytes:
@@ -102,8 +106,47 @@ def discard(store: ObjectStore, run: GlueRun) -> None:
         store.delete(leftover.key)
 
 
+def build_record_key(year: int) -> str:
+    return layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year) + BUILD_RECORD
+
+
+def _published(store: ObjectStore, key: str) -> dict[str, Any]:
+    """What identifies the object now at `key`: a copy over it changes its time, a different year its size."""
+    (item,) = [item for item in store.list(key) if item.key == key]
+    return {"key": key, "size": item.size, "last_modified": item.last_modified.isoformat()}
+
+
+def _summary(store: ObjectStore, key: str) -> PartitionSummary:
+    with store.reading(key) as path, duckdb.connect() as connection:
+        connection.execute("SET TimeZone = 'UTC'")
+        return PartitionSummary.of(connection, path)
+
+
+def current(store: ObjectStore, inputs: SilverInputs) -> SilverPartition | None:
+    """The published year, if the Glue job built it from these very bronze objects by this transform: its build
+    record names the inputs' fingerprint and the object it published, and that object is still there."""
+    key, record_key = layout.data_key(SILVER_ZONE, SILVER_TABLE, inputs.year), build_record_key(inputs.year)
+    if not store.exists(record_key) or not store.exists(key):
+        return None
+    record = json.loads(store.get_bytes(record_key))
+    if record.get("fingerprint") != inputs.fingerprint() or record.get("published") != _published(store, key):
+        return None
+    return SilverPartition(
+        year=inputs.year,
+        key=key,
+        bytes=int(record["published"]["size"]),
+        inputs=inputs,
+        ledger={name: int(value) for name, value in record["ledger"].items()},
+        summary=_summary(store, key),
+        changed=False,
+        reason="already built by the Glue job from these bronze files by this transform version",
+    )
+
+
 def publish(store: ObjectStore, run: GlueRun, report: dict[str, Any], log: Log) -> SilverPartition:
-    """Publish the one object the job staged as the year's object, whole, and describe it."""
+    """Publish the one object the job staged as the year's object, whole, describe it, and record the build.
+
+    The old build record goes first: a publish cut short leaves none, and the year is built again."""
     year, key = run.year, layout.data_key(SILVER_ZONE, SILVER_TABLE, run.year)
     staged = [item for item in store.list(run.staging_prefix) if item.key.endswith(".parquet")]
     if len(staged) != 1:
@@ -111,18 +154,19 @@ def publish(store: ObjectStore, run: GlueRun, report: dict[str, Any], log: Log) 
             f"silver {year}: the Glue job staged {len(staged)} Parquet objects under "
             f"{store.uri(run.staging_prefix)}, not one"
         )
+    store.delete(build_record_key(year))
     store.copy(staged[0].key, key)
     discard(store, run)
     for stray in store.list(layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year)):
         if stray.key != key and not layout.is_bookkeeping(stray.key):
             log.warning(f"silver {year}: removing stray data file {stray.key} from the partition")
             store.delete(stray.key)
-    with store.reading(key) as path, duckdb.connect() as connection:
-        connection.execute("SET TimeZone = 'UTC'")
-        summary = PartitionSummary.of(connection, path)
+    summary = _summary(store, key)
     if summary.rows != int(report["rows"]):
         raise SilverError(f"silver {year}: the Glue job reported {report['rows']} rows, {key} holds {summary.rows}")
     ledger = {name: int(value) for name, value in report["ledger"].items()}
+    record = {"fingerprint": run.inputs.fingerprint(), "published": _published(store, key), "ledger": ledger}
+    store.put_bytes(build_record_key(year), json.dumps(record, sort_keys=True).encode())
     return SilverPartition(
         year=year,
         key=key,
