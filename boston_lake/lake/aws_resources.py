@@ -87,7 +87,7 @@ _NAME_RULES = {
     "role_name": settings.role_name,
     "role_path": settings.role_path,
     "crawler_name": settings.crawler_name,
-    "silver_job_name": settings.crawler_name,  # Glue job names follow the same rule as crawler names
+    "silver_job_name": settings.glue_job_name,
     "silver_role_name": settings.role_name,
 }
 
@@ -140,6 +140,8 @@ class ProvisionConfig:
             role_name=aws.role.name if aws.role else DEFAULT_ROLE_NAME,
             role_path=aws.role.path if aws.role else "/",
             crawler_name=aws.crawler_name,
+            silver_job_name=aws.silver_job_name,
+            silver_role_name=aws.silver_role_name,
             sse=aws.sse,
             kms_key_id=aws.kms_key_id,
         )

@@ -26,7 +26,7 @@ DEFAULT_PORTAL_URL = "https://data.boston.gov"
 DEFAULT_HOME = ".boston_lake"
 DEFAULT_ROLE_NAME = "boston-lake-glue-crawler"
 DEFAULT_CRAWLER_NAME = "boston311-bronze"
-# The silver Glue job and its own role (`provision` creates both; not settings of their own yet).
+# The silver Glue job and its own role (`provision` creates both).
 SILVER_JOB_NAME = "boston-lake-silver"
 SILVER_JOB_ROLE_NAME = "boston-lake-glue-silver-job"
 # The AWS services the lake calls; each may have its own endpoint variable, as boto3 names them.
@@ -110,6 +110,7 @@ database_name = _matching(_DATABASE, "a Glue database name: a-z 0-9 _")
 role_name = _matching(_ROLE_NAME, "an IAM role name: 1-64 of letters, digits, + = , . @ _ -")
 role_path = _matching(_ROLE_PATH, "an IAM role path: / or /<segments>/")
 crawler_name = _matching(_CRAWLER_NAME, "a crawler name: letters, digits, . _ -")
+glue_job_name = _matching(_CRAWLER_NAME, "a Glue job name: letters, digits, . _ -")
 sse_algorithm = _one_of(SSE_ALGORITHMS, "a server-side encryption S3 supports")
 
 
@@ -227,6 +228,20 @@ VARIABLES = (
         default_help=f"role `{DEFAULT_ROLE_NAME}` of the account",
         aws=True,
     ),
+    Variable(
+        "BOSTON_LAKE_SILVER_JOB_NAME",
+        glue_job_name,
+        "the silver Glue job `provision` creates and silver runs start",
+        default=SILVER_JOB_NAME,
+        aws=True,
+    ),
+    Variable(
+        "BOSTON_LAKE_SILVER_JOB_ROLE_NAME",
+        role_name,
+        "the silver Glue job's own IAM role, which `provision` creates or updates",
+        default=SILVER_JOB_ROLE_NAME,
+        aws=True,
+    ),
     Variable("BOSTON_LAKE_ATHENA_WORKGROUP", _text, "Athena workgroup", default="primary", aws=True),
     Variable(
         "BOSTON_LAKE_ATHENA_OUTPUT",
@@ -297,6 +312,8 @@ class AwsSettings:
     sse: str
     kms_key_id: str | None
     endpoints: tuple[tuple[str, str], ...] = ()  # (service, URL); service "" is every service
+    silver_job_name: str = SILVER_JOB_NAME
+    silver_role_name: str = SILVER_JOB_ROLE_NAME
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> AwsSettings:
@@ -336,6 +353,8 @@ class AwsSettings:
             sse=sse,
             kms_key_id=kms_key,
             endpoints=tuple((service, url) for service, url in endpoints if url),
+            silver_job_name=_read(env, "BOSTON_LAKE_SILVER_JOB_NAME"),
+            silver_role_name=_read(env, "BOSTON_LAKE_SILVER_JOB_ROLE_NAME"),
         )
 
     def endpoint(self, service: str) -> str | None:

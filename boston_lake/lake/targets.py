@@ -26,7 +26,7 @@ from boston_lake.lake.log import Log
 from boston_lake.lake.query import DuckDBQueryEngine
 from boston_lake.lake.registration import direct_crawl
 from boston_lake.lake.s3 import S3ObjectStore, ServerSideEncryption
-from boston_lake.lake.settings import SILVER_JOB_NAME, AwsSettings, Settings
+from boston_lake.lake.settings import AwsSettings, Settings
 from boston_lake.lake.silver.glue_build import GlueSilverJob
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
 from boston_lake.lake.tables import DATABASE
@@ -167,7 +167,9 @@ class AwsTarget(LakeTarget):
         return f"managed crawler {result.crawler}: crawl {result.crawl_id} {result.state}", []
 
     def silver_glue_job(self) -> GlueJobLauncher:
-        job = GlueSilverJob(name=SILVER_JOB_NAME, code_bucket=self.aws.code_bucket, lake_bucket=self.aws.lake_bucket)
+        job = GlueSilverJob(
+            name=self.aws.silver_job_name, code_bucket=self.aws.code_bucket, lake_bucket=self.aws.lake_bucket
+        )
         glue = self.glue_job_client or self.session.client("glue")
         return GlueJobLauncher(job=job, glue=glue, s3=self.session.client("s3"))
 

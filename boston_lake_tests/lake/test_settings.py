@@ -4,6 +4,7 @@ import pytest
 
 from boston_lake.lake.aws_resources import ProvisionConfig
 from boston_lake.lake.settings import DEFAULT_PORTAL_URL, RoleArn, Settings, SettingsError, readme_table
+from boston_lake.lake.targets import AwsTarget
 
 
 def test_defaults_are_the_embedded_target_and_the_real_portal(tmp_path, monkeypatch):
@@ -80,9 +81,21 @@ def test_a_role_arn_is_kept_whole_with_its_path():
     assert (config.role_name, config.role_path) == ("x", "/service-role/")
 
 
+def test_the_silver_job_and_its_role_are_named_by_settings():
+    named = {"BOSTON_LAKE_SILVER_JOB_NAME": "lake-silver-prod", "BOSTON_LAKE_SILVER_JOB_ROLE_NAME": "lake-silver-role"}
+    aws = Settings.from_env({**AWS, **named}).aws
+    config = ProvisionConfig.from_settings(aws)
+    assert (config.silver_job_name, config.silver_role_name) == ("lake-silver-prod", "lake-silver-role")
+    assert AwsTarget(aws).silver_glue_job().job.name == "lake-silver-prod"
+    default = Settings.from_env(AWS).aws
+    assert (default.silver_job_name, default.silver_role_name) == ("boston-lake-silver", "boston-lake-glue-silver-job")
+
+
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
+        ({"BOSTON_LAKE_SILVER_JOB_NAME": "silver job"}, r"BOSTON_LAKE_SILVER_JOB_NAME='silver job' is not a Glue job"),
+        ({"BOSTON_LAKE_SILVER_JOB_ROLE_NAME": "a/b"}, r"BOSTON_LAKE_SILVER_JOB_ROLE_NAME='a/b' is not an IAM role"),
         ({"BOSTON_LAKE_GLUE_ROLE_ARN": "role/x"}, r"BOSTON_LAKE_GLUE_ROLE_ARN='role/x' is not an IAM role ARN"),
         ({"BOSTON_LAKE_RAW_BUCKET": "Raw_A"}, r"BOSTON_LAKE_RAW_BUCKET='Raw_A' is not an S3 bucket name"),
         ({"BOSTON_LAKE_CODE_BUCKET": "lake-a"}, "must name three different buckets"),
