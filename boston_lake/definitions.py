@@ -20,6 +20,8 @@ OWNERS = ["team:data-platform"]
 # Where each target keeps the zones and the catalog, as Dagster kinds the UI knows (it has no icon for Glue).
 ZONE_KINDS = {"local": set(), "aws": {"s3"}}
 CATALOG_KINDS = {"local": {"sqlite", "duckdb"}, "aws": {"aws", "athena"}}
+# What builds silver: DuckDB in the run's process, or the Glue job's Spark.
+SILVER_ENGINE_KINDS = {"local": {"duckdb"}, "aws": {"spark"}}
 
 
 def _placed(assets: list[AssetsDefinition], kinds: set[str]) -> Sequence[AssetsDefinition]:
@@ -32,7 +34,7 @@ def build_definitions(settings: Settings) -> Definitions:
         assets=[
             *_placed(INGEST_ASSETS, ZONE_KINDS[settings.target]),
             *_placed(CATALOG_ASSETS, CATALOG_KINDS[settings.target]),
-            *_placed(SILVER_ASSETS, ZONE_KINDS[settings.target]),
+            *_placed(SILVER_ASSETS, ZONE_KINDS[settings.target] | SILVER_ENGINE_KINDS[settings.target]),
             *_placed(GOLD_ASSETS, ZONE_KINDS[settings.target]),
         ],
         asset_checks=BRONZE_CHECKS + CATALOG_CHECKS + SILVER_CHECKS,

@@ -104,4 +104,8 @@ def test_assets_carry_their_owner_and_the_kinds_of_their_target(tmp_path, target
     }
     assert specs["catalog/legacy_requests"].kinds == catalog_kinds
     assert specs["raw/legacy_requests"].kinds == ({"csv", "s3"} if target == "aws" else {"csv"})
+    # Silver names the engine that builds it on the target: the Glue job's Spark on aws, DuckDB locally.
+    assert specs["silver/service_requests"].kinds == (
+        {"parquet", "s3", "spark"} if target == "aws" else {"parquet", "duckdb"}
+    )
     assert {owner for spec in specs.values() for owner in spec.owners} == {"team:data-platform"}

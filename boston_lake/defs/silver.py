@@ -107,7 +107,7 @@ def silver_metadata(partition: SilverPartition, storage_uri: str) -> dict[str, A
     backfill_policy=BackfillPolicy.single_run(),
     pool=CRAWLER_POOL,
     group_name=SILVER_GROUP,
-    kinds={"parquet", "duckdb"},
+    kinds={"parquet"},  # and the engine of the target (definitions.py)
     code_version=TRANSFORM_VERSION,
     description=(
         "Every 311 case once, legacy and NEW SYSTEM in one model, times as true UTC instants; a case belongs to the "
