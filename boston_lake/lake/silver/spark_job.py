@@ -1,7 +1,8 @@
 """Silver on Spark (Glue 5 runs Spark 3.5): the same SQL text as DuckDB, on a plain SparkSession.
 
 Self-contained on purpose: it imports only pyspark, never the rest of the boston_lake package, so that it can be
-shipped alone as a Glue job's script. What to read and run comes as a plan (`inputs.spark_plan`): the files of
+shipped alone as a Glue job's script. It needs Spark 3.5 or later: each row's position in its file comes from
+the Parquet reader's `_metadata.row_index`. What to read and run comes as a plan (`inputs.spark_plan`): the files of
 each input view, the SQL statements, the columns of the file.
 """
 
