@@ -95,7 +95,7 @@ class LocalCatalog:
                     f"catalog {self.path} has schema version {found}, newer than this boston_lake "
                     f"understands ({SCHEMA_VERSION}); upgrade boston_lake or point it at another catalog"
                 )
-            if read_only:
+            if read_only or found == SCHEMA_VERSION:  # already set up: opening the catalog writes nothing
                 return
             connection.execute("PRAGMA journal_mode=WAL")
             with _transaction(connection):

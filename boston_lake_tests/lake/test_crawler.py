@@ -173,6 +173,23 @@ def test_an_unchanged_recrawl_archives_no_version(bronze_lake: LocalObjectStore,
     assert bronze_catalog.get_partitions(DB, LEGACY) == partitions_before
 
 
+def test_a_crawl_that_changes_nothing_writes_nothing_to_the_catalog_file(
+    bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog
+) -> None:
+    """As each run does: a new catalog handle and crawler, over a lake that has not changed since the last crawl.
+    (The crawl lock beside the catalog does name its holder while a crawl runs: that write is the lock's job.)"""
+    Crawler(bronze_lake, bronze_catalog, DB).crawl([LEGACY_TARGET, NEW_SYSTEM_TARGET])
+
+    def catalog_files() -> list[tuple[str, int, bytes]]:
+        files = sorted(bronze_catalog.path.parent.glob(bronze_catalog.path.name + "*"))
+        return [(f.name, f.stat().st_mtime_ns, f.read_bytes()) for f in files if not f.name.endswith(".lock")]
+
+    before = catalog_files()
+    again = Crawler(bronze_lake, LocalCatalog(bronze_catalog.path), DB).crawl([LEGACY_TARGET, NEW_SYSTEM_TARGET])
+    assert {crawl.action for crawl in again.tables} == {UNCHANGED}
+    assert [name for name, _, _ in before] == [bronze_catalog.path.name] and catalog_files() == before
+
+
 def test_a_rebuilt_partition_updates_its_statistics(
     bronze_store: LocalObjectStore, bronze_catalog: LocalCatalog, bronze_samples: BronzeSamples
 ) -> None:
