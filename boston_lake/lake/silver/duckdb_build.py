@@ -27,6 +27,8 @@ from boston_lake.lake.silver.model import (
     INPUT_VIEWS,
     SILVER_TABLE,
     SILVER_ZONE,
+    SOURCE_ROW,
+    SOURCE_YEAR,
     TIMEZONE,
     TRANSFORM_VERSION,
     input_columns,
@@ -90,6 +92,13 @@ class PartitionSummary:
             cases_per_month={month: int(n) for month, n in months},
             local_open_hours=[int(hours.get(hour, 0)) for hour in range(24)],
         )
+
+    @classmethod
+    def read(cls, store: ObjectStore, key: str) -> PartitionSummary:
+        """The summary of the year published at `key`, read through its store."""
+        with store.reading(key) as path, duckdb.connect() as connection:
+            connection.execute("SET TimeZone = 'UTC'")
+            return cls.of(connection, path)
 
 
 @dataclass(frozen=True)
@@ -194,16 +203,15 @@ class SilverZone:
         fingerprint: str,
     ) -> dict[str, int]:
         for view, generation in INPUT_VIEWS.items():
-            columns = input_columns(generation)
             selects = [
-                f"SELECT {', '.join(sql_identifier(name) for name, _ in columns[:-2])}, "
-                f"CAST({file.year} AS INTEGER) AS source_year, file_row_number AS source_row "
+                f"SELECT {', '.join(sql_identifier(name) for name, _ in generation.columns)}, "
+                f"CAST({file.year} AS INTEGER) AS {SOURCE_YEAR}, file_row_number AS {SOURCE_ROW} "
                 f"FROM read_parquet({sql_literal(str(local_files[file.key]))}, file_row_number = true)"
                 for file in inputs.files
                 if file.view == view
             ]
             empty = "SELECT " + ", ".join(
-                f"CAST(NULL AS {duck_type}) AS {sql_identifier(n)}" for n, duck_type in columns
+                f"CAST(NULL AS {duck_type}) AS {sql_identifier(n)}" for n, duck_type in input_columns(generation)
             )
             connection.execute(
                 f"CREATE OR REPLACE TEMPORARY VIEW {view} AS "
@@ -239,15 +247,13 @@ class SilverZone:
         meta = footer_metadata(open_parquet(self.store, key))
         if meta.get(META_PREFIX + "fingerprint") != fingerprint:
             return None
-        with self.store.reading(key) as path, self._connection() as connection:
-            summary = PartitionSummary.of(connection, path)
         return SilverPartition(
             year=inputs.year,
             key=key,
             bytes=next(iter(self.store.list(key))).size,
             inputs=inputs,
             ledger=json.loads(meta[META_PREFIX + "ledger"]),
-            summary=summary,
+            summary=PartitionSummary.read(self.store, key),
             changed=False,
             reason="already built from these bronze files by this transform version",
         )

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from boston_lake.lake import layout
 from boston_lake.lake.log import Log
 from boston_lake.lake.silver import spark_job
@@ -110,26 +108,24 @@ def build_record_key(year: int) -> str:
     return layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year) + BUILD_RECORD
 
 
-def _published(store: ObjectStore, key: str) -> dict[str, Any]:
-    """What identifies the object now at `key`: a copy over it changes its time, a different year its size."""
-    (item,) = [item for item in store.list(key) if item.key == key]
-    return {"key": key, "size": item.size, "last_modified": item.last_modified.isoformat()}
-
-
-def _summary(store: ObjectStore, key: str) -> PartitionSummary:
-    with store.reading(key) as path, duckdb.connect() as connection:
-        connection.execute("SET TimeZone = 'UTC'")
-        return PartitionSummary.of(connection, path)
+def _published(store: ObjectStore, key: str) -> dict[str, Any] | None:
+    """What identifies the object now at `key` (None: there is none): a copy over it changes its time, a
+    different year its size."""
+    for item in store.list(key):
+        if item.key == key:
+            return {"key": key, "size": item.size, "last_modified": item.last_modified.isoformat()}
+    return None
 
 
 def current(store: ObjectStore, inputs: SilverInputs) -> SilverPartition | None:
     """The published year, if the Glue job built it from these very bronze objects by this transform: its build
     record names the inputs' fingerprint and the object it published, and that object is still there."""
     key, record_key = layout.data_key(SILVER_ZONE, SILVER_TABLE, inputs.year), build_record_key(inputs.year)
-    if not store.exists(record_key) or not store.exists(key):
+    if not store.exists(record_key):
         return None
     record = json.loads(store.get_bytes(record_key))
-    if record.get("fingerprint") != inputs.fingerprint() or record.get("published") != _published(store, key):
+    published = _published(store, key)
+    if published is None or record.get("fingerprint") != inputs.fingerprint() or record.get("published") != published:
         return None
     return SilverPartition(
         year=inputs.year,
@@ -137,7 +133,7 @@ def current(store: ObjectStore, inputs: SilverInputs) -> SilverPartition | None:
         bytes=int(record["published"]["size"]),
         inputs=inputs,
         ledger={name: int(value) for name, value in record["ledger"].items()},
-        summary=_summary(store, key),
+        summary=PartitionSummary.read(store, key),
         changed=False,
         reason="already built by the Glue job from these bronze files by this transform version",
     )
@@ -161,7 +157,7 @@ def publish(store: ObjectStore, run: GlueRun, report: dict[str, Any], log: Log) 
         if stray.key != key and not layout.is_bookkeeping(stray.key):
             log.warning(f"silver {year}: removing stray data file {stray.key} from the partition")
             store.delete(stray.key)
-    summary = _summary(store, key)
+    summary = PartitionSummary.read(store, key)
     if summary.rows != int(report["rows"]):
         raise SilverError(f"silver {year}: the Glue job reported {report['rows']} rows, {key} holds {summary.rows}")
     ledger = {name: int(value) for name, value in report["ledger"].items()}
