@@ -250,7 +250,7 @@ def check_backfill(home: Path, files: dict[int, Generated]) -> None:
     """Every year is in bronze with every generated row, and registered in the catalog."""
     import pyarrow.parquet as pq
 
-    from boston_lake.lake.local_catalog import LocalCatalog
+    from boston_lake.lake.catalog.local import LocalCatalog
 
     for year, generated in files.items():
         path = home / layout.bronze_data_key(LEGACY_REQUESTS.name, year)
@@ -345,7 +345,7 @@ def _read_through(path: Path) -> None:
 
 def convert_files(paths: list[Path]) -> float:
     """The files through the bronze converter, one after another, with its default settings."""
-    from boston_lake.lake.bronze import convert_csv
+    from boston_lake.lake.zones.bronze import convert_csv
 
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as out:
         started = time.perf_counter()
@@ -358,7 +358,7 @@ def download_files(urls: list[str], folder: Path) -> float:
     """The files over HTTP, streamed to disk in the raw zone's chunk size; no hashing, no checks."""
     import requests
 
-    from boston_lake.lake.portal import CHUNK_BYTES
+    from boston_lake.lake.source.portal import CHUNK_BYTES
 
     folder.mkdir(parents=True, exist_ok=True)
     with requests.Session() as session:

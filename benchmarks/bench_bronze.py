@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from boston_lake.lake.csvscan import iter_records, parse_header
+from boston_lake.lake.source.csvscan import iter_records, parse_header
 from boston_lake.lake.tables import LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS, LakeTable
 from boston_lake.sample_portal.server import DATA_DIR
 
@@ -259,7 +259,7 @@ class Engine:
 
 
 def _bronze(source: Path, destination: Path, table: LakeTable, options: Options) -> EngineReport:
-    from boston_lake.lake.bronze import ConverterSettings, convert_csv
+    from boston_lake.lake.zones.bronze import ConverterSettings, convert_csv
 
     known = {setting.name for setting in dataclasses.fields(ConverterSettings)}
     settings = {key: value for key, value in options.items() if key in known}
@@ -317,7 +317,7 @@ def _pyarrow_csv(source: Path, destination: Path, table: LakeTable, options: Opt
     import pyarrow.csv as pacsv
     import pyarrow.dataset as ds
 
-    from boston_lake.lake.csvscan import read_header
+    from boston_lake.lake.source.csvscan import read_header
 
     header, _ = read_header(source)
     schema = table.match_generation(header).arrow_schema(header)
@@ -342,7 +342,7 @@ def _polars(source: Path, destination: Path, table: LakeTable, options: Options)
     such as 0502A to be integers from the first rows and fails)."""
     import polars
 
-    from boston_lake.lake.csvscan import read_header
+    from boston_lake.lake.source.csvscan import read_header
 
     header, _ = read_header(source)
     schema = polars.from_arrow(table.match_generation(header).arrow_schema(header).empty_table()).schema
@@ -355,15 +355,15 @@ def _polars(source: Path, destination: Path, table: LakeTable, options: Options)
 ENGINES = {
     engine.name: engine
     for engine in (
-        Engine("bronze", ("boston_lake.lake.bronze",), _bronze, takes_duckdb_settings=True),
+        Engine("bronze", ("boston_lake.lake.zones.bronze",), _bronze, takes_duckdb_settings=True),
         Engine("pandas_seed", ("pandas", "pyarrow.parquet"), _pandas_seed),
         Engine("duckdb_plain", ("duckdb",), _duckdb_plain, takes_duckdb_settings=True),
         Engine(
             "pyarrow_csv",
-            ("pyarrow.csv", "pyarrow.dataset", "boston_lake.lake.csvscan", "boston_lake.lake.tables"),
+            ("pyarrow.csv", "pyarrow.dataset", "boston_lake.lake.source.csvscan", "boston_lake.lake.tables"),
             _pyarrow_csv,
         ),
-        Engine("polars", ("polars", "boston_lake.lake.csvscan", "boston_lake.lake.tables"), _polars),
+        Engine("polars", ("polars", "boston_lake.lake.source.csvscan", "boston_lake.lake.tables"), _polars),
     )
 }
 DEFAULT_ENGINES = "bronze,pandas_seed,duckdb_plain,pyarrow_csv,polars"

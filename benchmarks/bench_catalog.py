@@ -28,12 +28,12 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from boston_lake.lake import layout  # noqa: E402
-from boston_lake.lake.bronze import convert_csv  # noqa: E402
-from boston_lake.lake.crawler import Crawler  # noqa: E402
-from boston_lake.lake.local_catalog import LocalCatalog  # noqa: E402
-from boston_lake.lake.query import DuckDBQueryEngine  # noqa: E402
+from boston_lake.lake.catalog.crawler import Crawler  # noqa: E402
+from boston_lake.lake.catalog.local import LocalCatalog  # noqa: E402
+from boston_lake.lake.query.engine import DuckDBQueryEngine  # noqa: E402
 from boston_lake.lake.stores import LocalObjectStore  # noqa: E402
 from boston_lake.lake.tables import DATABASE, LEGACY_REQUESTS  # noqa: E402
+from boston_lake.lake.zones.bronze import convert_csv  # noqa: E402
 from boston_lake.sample_portal.server import DATA_DIR  # noqa: E402
 
 YEARS = range(2010, 2027)  # 17 partitions

@@ -55,13 +55,13 @@ from benchmarks.bench_bronze import (  # noqa: E402
     warm_page_cache,
 )
 from boston_lake.lake import layout  # noqa: E402
-from boston_lake.lake.csvscan import iter_records  # noqa: E402
+from boston_lake.lake.source.csvscan import iter_records  # noqa: E402
 from boston_lake.lake.tables import LEGACY_REQUESTS  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 SHAPE = SHAPES["legacy_v2"]
 SPEED_TARGET = 0.5  # silver wall <= 0.5x the bronze conversion of the same year (issue 8, point 10)
-SILVER_MODULES = ("boston_lake.lake.silver.duckdb_build", "boston_lake.lake.stores")
+SILVER_MODULES = ("boston_lake.lake.zones.silver.duckdb_build", "boston_lake.lake.stores")
 IDS_PER_YEAR = 10_000_000  # each year's generated ids start this far from the previous year's
 LOG = logging.getLogger("bench_silver")
 
@@ -134,8 +134,8 @@ def listed_years(center: int, cases: int, overlap_days: int, work_dir: Path) -> 
 
 def build_bronze(years: dict[int, Year], lake: Path) -> None:
     """Bronze of every year in `lake` (a LocalObjectStore folder), by the real converter; not timed."""
-    from boston_lake.lake.bronze import convert_csv
     from boston_lake.lake.stores import LocalObjectStore
+    from boston_lake.lake.zones.bronze import convert_csv
 
     store = LocalObjectStore(lake)
     for year in years.values():
@@ -184,8 +184,8 @@ def run_silver_child(job: dict[str, Any]) -> None:
     """Silver's process: import, then time `SilverZone.build` alone, then report the peak RSS of it all."""
 
     def build() -> Any:
-        from boston_lake.lake.silver.duckdb_build import SilverZone
         from boston_lake.lake.stores import LocalObjectStore
+        from boston_lake.lake.zones.silver.duckdb_build import SilverZone
 
         return SilverZone(LocalObjectStore(job["lake"]), LOG).build(int(job["year"]), force=True)
 
@@ -201,7 +201,7 @@ def run_rewrite_child(job: dict[str, Any]) -> None:
         import duckdb
 
         from boston_lake.lake.duck import sql_literal
-        from boston_lake.lake.silver.duckdb_build import ROW_GROUP_ROWS, SilverSettings
+        from boston_lake.lake.zones.silver.duckdb_build import ROW_GROUP_ROWS, SilverSettings
 
         settings = SilverSettings()
         with duckdb.connect(config={"memory_limit": settings.memory_limit, "threads": settings.threads}) as con:
@@ -212,7 +212,7 @@ def run_rewrite_child(job: dict[str, Any]) -> None:
             ).fetchone()
         return int(rows)
 
-    rows, result = timed(("duckdb", "boston_lake.lake.silver.duckdb_build"), rewrite)
+    rows, result = timed(("duckdb", "boston_lake.lake.zones.silver.duckdb_build"), rewrite)
     result.update(rows=rows)
     Path(job["result"]).write_text(json.dumps(result))
 

@@ -15,16 +15,16 @@ from pathlib import Path
 from tabulate import tabulate
 
 from boston_lake.formatting import format_result
-from boston_lake.lake.aws import AwsSession
-from boston_lake.lake.aws_resources import ProvisionConfig
+from boston_lake.lake.aws.provision import AwsClients, ProvisionError, apply, format_plan, plan, task_policy
+from boston_lake.lake.aws.resources import ProvisionConfig
+from boston_lake.lake.aws.session import AwsSession
 from boston_lake.lake.catalog import CatalogError, EntityNotFound
-from boston_lake.lake.provision import AwsClients, ProvisionError, apply, format_plan, plan, task_policy
-from boston_lake.lake.query import QueryError
+from boston_lake.lake.query.engine import QueryError
 from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
-from boston_lake.lake.status import lake_status
 from boston_lake.lake.stores import StoreError
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import build_target
+from boston_lake.lake.zones.status import lake_status
 from boston_lake.sample_portal.server import SamplePortal
 
 REPO_INSTANCE_CONFIG = Path(".dagster_home") / "dagster.yaml"
@@ -198,7 +198,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     # Imported here: plotly and matplotlib load for the report alone.
-    from boston_lake.lake.report import write_report
+    from boston_lake.lake.answers.report import write_report
 
     try:
         path = write_report(args.out, build_target(Settings.from_env(args.environment)))

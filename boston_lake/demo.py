@@ -23,14 +23,14 @@ from boston_lake.defs.jobs import ingest_job_name
 from boston_lake.defs.partitions import partitions_for
 from boston_lake.defs.sensors import RANGE_END, RANGE_START, contiguous_blocks
 from boston_lake.formatting import format_result
-from boston_lake.lake.gold import GOLD_TABLES
-from boston_lake.lake.portal import CkanPortal
-from boston_lake.lake.raw import offered_years
-from boston_lake.lake.report import write_report
+from boston_lake.lake.answers.report import write_report
 from boston_lake.lake.settings import Settings
-from boston_lake.lake.status import lake_status
+from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.tables import TABLES, LakeTable
 from boston_lake.lake.targets import build_target
+from boston_lake.lake.zones.gold import GOLD_TABLES
+from boston_lake.lake.zones.raw import offered_years
+from boston_lake.lake.zones.status import lake_status
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 DEMO_QUERIES = (

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from boston_lake.lake.local_catalog import LocalCatalog
+from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.tables import DATABASE
 from boston_lake_tests.support.killed_run import workspace_holder
 

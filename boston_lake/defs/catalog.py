@@ -30,10 +30,10 @@ from boston_lake.defs.ingest import bronze_key, size_text
 from boston_lake.defs.partitions import partitions_for, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.lake import layout
-from boston_lake.lake.bronze import open_parquet
-from boston_lake.lake.quality import bronze_years
-from boston_lake.lake.registration import TableSnapshot, partition_record_count, register
+from boston_lake.lake.catalog.registration import TableSnapshot, partition_record_count, register
 from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
+from boston_lake.lake.zones.bronze import open_parquet
+from boston_lake.lake.zones.bronze_quality import bronze_years
 
 CATALOG_GROUP = "catalog"
 CRAWLER_POOL = "boston_lake_crawler"

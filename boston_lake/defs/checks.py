@@ -26,8 +26,8 @@ from dagster import (
 from boston_lake.defs.ingest import bronze_key
 from boston_lake.defs.resources import LakeStorageResource
 from boston_lake.lake import layout
-from boston_lake.lake.quality import PartitionFacts, bronze_years, partition_facts
 from boston_lake.lake.tables import TABLES, LakeTable
+from boston_lake.lake.zones.bronze_quality import PartitionFacts, bronze_years, partition_facts
 
 # Real yearly files carry a few cases across the boundary (a case opened late on Dec 31 in another
 # time zone's clock); more than this share means the file is in the wrong year's slot.

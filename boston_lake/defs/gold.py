@@ -27,26 +27,27 @@ from boston_lake.defs.catalog import CRAWLER_POOL, column_schema
 from boston_lake.defs.partitions import run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.defs.silver import SILVER_KEY, SILVER_PARTITIONS
-from boston_lake.lake import answers, charts, layout
-from boston_lake.lake.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldTable, build_gold_partition
-from boston_lake.lake.registration import direct_crawl, register
+from boston_lake.lake import layout
+from boston_lake.lake.answers import charts, questions
+from boston_lake.lake.catalog.registration import direct_crawl, register
+from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldTable, build_gold_partition
 
 GOLD_GROUP = "gold"
 GOLD_PARTITIONS = SILVER_PARTITIONS  # gold year Y reads silver year Y
 FOLLOW_SILVER = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
 
-ChartsOfYear = Callable[[answers.Query, list[int]], dict[int, dict[str, bytes]]]
+ChartsOfYear = Callable[[questions.Query, list[int]], dict[int, dict[str, bytes]]]
 
 
 def gold_key(table: GoldTable) -> AssetKey:
     return AssetKey([GOLD_ZONE, table.name])
 
 
-def service_level_charts(query: answers.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
+def service_level_charts(query: questions.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
     """Per year: the volume across the 2025 switch (all years), and that year's speed and punctuality."""
-    per_month = charts.cases_per_month_png(answers.cases_per_month(query))
-    neighborhoods = answers.median_hours_by_neighborhood(query)
-    departments = answers.on_time_share_by_department(query)
+    per_month = charts.cases_per_month_png(questions.cases_per_month(query))
+    neighborhoods = questions.median_hours_by_neighborhood(query)
+    departments = questions.on_time_share_by_department(query)
     return {
         year: {
             "Cases per month by source system": per_month,
@@ -59,8 +60,8 @@ def service_level_charts(query: answers.Query, years: list[int]) -> dict[int, di
     }
 
 
-def intake_charts(query: answers.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
-    intake = answers.intake_by_weekday_and_hour(query)
+def intake_charts(query: questions.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
+    intake = questions.intake_by_weekday_and_hour(query)
     return {
         year: {f"Cases opened by weekday and hour, {year}": charts.intake_heatmap_png(intake, year)} for year in years
     }

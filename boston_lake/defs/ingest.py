@@ -29,10 +29,10 @@ from dagster import (
 
 from boston_lake.defs.partitions import all_years, partitions_for, run_years
 from boston_lake.defs.resources import CkanPortalResource, LakeStorageResource
-from boston_lake.lake.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
-from boston_lake.lake.raw import PartialIngestError, RawPartition
-from boston_lake.lake.raw_datastore import LiveRawZone
 from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
+from boston_lake.lake.zones.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
+from boston_lake.lake.zones.raw import PartialIngestError, RawPartition
+from boston_lake.lake.zones.raw_datastore import LiveRawZone
 
 # One asset group per zone of the lake, so the graph reads raw -> bronze -> catalog by group.
 RAW_GROUP, BRONZE_GROUP = "raw", "bronze"

@@ -12,14 +12,14 @@ from typing import Any
 import pyarrow as pa
 from dagster import ConfigurableResource, ResourceDependency
 
-from boston_lake.lake.bronze import ConverterSettings
 from boston_lake.lake.catalog import Catalog
-from boston_lake.lake.datastore import DEFAULT_PAGE_LIMIT
 from boston_lake.lake.log import Log
-from boston_lake.lake.portal import CkanPortal
 from boston_lake.lake.settings import Settings
+from boston_lake.lake.source.datastore import DEFAULT_PAGE_LIMIT
+from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.targets import LakeTarget, build_target
+from boston_lake.lake.zones.bronze import ConverterSettings
 
 
 class CkanPortalResource(ConfigurableResource):

@@ -26,8 +26,8 @@ from boston_lake.defs.jobs import INGEST_JOBS
 from boston_lake.defs.partitions import TIMEZONE
 from boston_lake.defs.resources import CkanPortalResource
 from boston_lake.defs.sensors import RANGE_END, RANGE_START
-from boston_lake.lake.raw import offered_years
 from boston_lake.lake.tables import TABLES, LakeTable
+from boston_lake.lake.zones.raw import offered_years
 
 REFRESH_CRON = "0 6 * * *"
 LEGACY_YEARS_STILL_CHANGING = 2  # the running year and the previous one

@@ -45,13 +45,13 @@ from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.defs.sensors import RANGE_END, RANGE_START, contiguous_blocks, landed_years
 from boston_lake.defs.silver_glue import build_on_glue
 from boston_lake.lake import layout
-from boston_lake.lake.registration import direct_crawl, register
-from boston_lake.lake.silver.duckdb_build import SilverPartition, SilverZone
-from boston_lake.lake.silver.inputs import NEIGHBOURS
-from boston_lake.lake.silver.model import COLUMNS, SILVER_TABLE, SILVER_ZONE, TRANSFORM_VERSION
-from boston_lake.lake.silver.quality import NIGHT_HOURS, SilverFacts, silver_facts, silver_years
+from boston_lake.lake.catalog.registration import direct_crawl, register
 from boston_lake.lake.tables import LEGACY_REQUESTS, TABLES
 from boston_lake.lake.targets import GLUE
+from boston_lake.lake.zones.silver.duckdb_build import SilverPartition, SilverZone
+from boston_lake.lake.zones.silver.inputs import NEIGHBOURS
+from boston_lake.lake.zones.silver.model import COLUMNS, SILVER_TABLE, SILVER_ZONE, TRANSFORM_VERSION
+from boston_lake.lake.zones.silver.quality import NIGHT_HOURS, SilverFacts, silver_facts, silver_years
 
 SILVER_KEY = AssetKey(["silver", SILVER_TABLE])
 SILVER_GROUP = "silver"

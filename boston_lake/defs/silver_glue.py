@@ -1,6 +1,6 @@
 """Dagster wiring of silver on the AWS target: one Glue job run per year, launched through dagster-aws's
 `PipesGlueClient`. The pipes context and the job's messages travel under the lake bucket's `_pipes/`
-(which `provision` expires); planning and publishing are the core's (lake/silver/glue_build.py).
+(which `provision` expires); planning and publishing are the core's (lake/zones/silver/glue_build.py).
 
 A run that fails, times out or is refused (the job's MaxConcurrentRuns) ends the Dagster run with Glue's own
 message.
@@ -17,11 +17,11 @@ from dagster import AssetExecutionContext
 from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3MessageReader
 from dagster_pipes import PipesContextData, PipesParams
 
-from boston_lake.lake.aws import describe_error
-from boston_lake.lake.silver import glue_build
-from boston_lake.lake.silver.duckdb_build import SilverError, SilverPartition
+from boston_lake.lake.aws.session import describe_error
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.targets import GlueJobLauncher
+from boston_lake.lake.zones.silver import glue_build
+from boston_lake.lake.zones.silver.duckdb_build import SilverError, SilverPartition
 
 
 class PipesS3ContextInjectorUnder(PipesS3ContextInjector):

@@ -16,20 +16,20 @@ from typing import Any
 
 import pyarrow as pa
 
-from boston_lake.lake.athena import AthenaQueryEngine
-from boston_lake.lake.aws import AwsSession, Backoff
+from boston_lake.lake.aws.athena import AthenaQueryEngine
+from boston_lake.lake.aws.glue import GlueCatalog
+from boston_lake.lake.aws.glue_crawler import run_managed_crawler
+from boston_lake.lake.aws.s3 import S3ObjectStore, ServerSideEncryption
+from boston_lake.lake.aws.session import AwsSession, Backoff
 from boston_lake.lake.catalog import Catalog
-from boston_lake.lake.glue import GlueCatalog
-from boston_lake.lake.glue_crawler import run_managed_crawler
-from boston_lake.lake.local_catalog import LocalCatalog
+from boston_lake.lake.catalog.local import LocalCatalog
+from boston_lake.lake.catalog.registration import direct_crawl
 from boston_lake.lake.log import Log
-from boston_lake.lake.query import DuckDBQueryEngine
-from boston_lake.lake.registration import direct_crawl
-from boston_lake.lake.s3 import S3ObjectStore, ServerSideEncryption
+from boston_lake.lake.query.engine import DuckDBQueryEngine
 from boston_lake.lake.settings import AwsSettings, Settings
-from boston_lake.lake.silver.glue_build import GlueSilverJob
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
 from boston_lake.lake.tables import DATABASE
+from boston_lake.lake.zones.silver.glue_build import GlueSilverJob
 
 DUCKDB = "duckdb"
 GLUE = "glue"

@@ -20,9 +20,9 @@ from benchmarks.bench_backfill import (
     portal_data,
     report,
 )
-from boston_lake.lake.portal import CkanPortal
-from boston_lake.lake.raw import offered_years
+from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.tables import LEGACY_REQUESTS
+from boston_lake.lake.zones.raw import offered_years
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from benchmarks.bench_bronze import (
     run_engine,
     verdicts,
 )
-from boston_lake.lake.bronze import convert_csv
+from boston_lake.lake.zones.bronze import convert_csv
 
 SIZE = 1_000_000
 

@@ -11,8 +11,8 @@ from dagster import build_sensor_context, materialize
 
 from boston_lake.defs.catalog import CATALOG_ASSETS
 from boston_lake.defs.resources import build_resources
-from boston_lake.lake.aws_resources import ProvisionConfig
-from boston_lake.lake.provision import AwsClients, apply, plan
+from boston_lake.lake.aws.provision import AwsClients, apply, plan
+from boston_lake.lake.aws.resources import ProvisionConfig
 from boston_lake.lake.settings import Settings
 from boston_lake.lake.targets import AwsTarget
 

@@ -6,7 +6,7 @@ import re
 from dagster import AssetMaterialization, evaluate_automation_conditions, materialize
 
 from boston_lake.defs.gold import GOLD_ASSETS, SILVER_KEY, gold_key
-from boston_lake.lake.gold import INTAKE, SERVICE_LEVELS
+from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS
 from boston_lake_tests.support.silver_samples import write_silver_samples
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

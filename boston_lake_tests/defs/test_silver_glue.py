@@ -12,13 +12,13 @@ from dagster import materialize
 from boston_lake.defs.resources import build_resources
 from boston_lake.defs.silver import silver_service_requests
 from boston_lake.lake import layout
-from boston_lake.lake.aws import AwsSession
-from boston_lake.lake.aws_resources import ProvisionConfig
-from boston_lake.lake.provision import AwsClients, apply, plan
-from boston_lake.lake.silver.duckdb_build import SilverZone
-from boston_lake.lake.silver.glue_build import PIPES_PREFIX, script_key
-from boston_lake.lake.silver.model import SILVER_TABLE, SILVER_ZONE
+from boston_lake.lake.aws.provision import AwsClients, apply, plan
+from boston_lake.lake.aws.resources import ProvisionConfig
+from boston_lake.lake.aws.session import AwsSession
 from boston_lake.lake.targets import AwsTarget
+from boston_lake.lake.zones.silver.duckdb_build import SilverZone
+from boston_lake.lake.zones.silver.glue_build import PIPES_PREFIX, script_key
+from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 
 # Each year is a Spark job in a JVM of its own: about a minute each on a loaded 2-core machine.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]

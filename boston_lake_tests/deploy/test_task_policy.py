@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from boston_lake.lake.aws_resources import ProvisionConfig, run_task_policy
+from boston_lake.lake.aws.resources import ProvisionConfig, run_task_policy
 from boston_lake_tests.support.deploy_files import DEPLOY
 
 ACCOUNT = "123456789012"  # moto's account
@@ -30,7 +30,7 @@ def test_the_task_policy_names_only_our_prefixes_database_and_crawler():
         "arn:aws:s3:::acme-raw/raw/boston311/legacy_requests/*",
         "arn:aws:s3:::acme-raw/raw/boston311/new_system_requests/*",
         "arn:aws:s3:::acme-lake/bronze/*",
-        "arn:aws:s3:::acme-lake/silver/*",
+        "arn:aws:s3:::acme-lake/zones/silver/*",
         "arn:aws:s3:::acme-lake/_locks/crawler/*",
         "arn:aws:s3:::acme-lake/_dagster/compute_logs/*",
         "arn:aws:s3:::acme-lake/_pipes/*",

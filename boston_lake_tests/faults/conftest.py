@@ -13,12 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
-from boston_lake.lake.bronze import BronzePartition, BronzeZone, stored_rejects
-from boston_lake.lake.csvscan import profile_file
-from boston_lake.lake.portal import CkanPortal
-from boston_lake.lake.raw import RawZone
+from boston_lake.lake.source.csvscan import profile_file
+from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import LEGACY_REQUESTS
+from boston_lake.lake.zones.bronze import BronzePartition, BronzeZone, stored_rejects
+from boston_lake.lake.zones.raw import RawZone
 from boston_lake_tests.support.portal import LEGACY_2022_ID, TestPortal
 
 REPO = Path(__file__).resolve().parents[2]

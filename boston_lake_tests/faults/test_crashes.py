@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
-from boston_lake.lake.bronze import BronzeError
+from boston_lake.lake.zones.bronze import BronzeError
 from boston_lake_tests.faults.conftest import REPO, Lake
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.faults.test_portal_faults import stall
@@ -23,10 +23,11 @@ from boston_lake_tests.support.portal import LEGACY_2022_ID
 # A run of raw + bronze for 2022 in its own process; `moment` picks where it is killed (or held).
 CHILD = """
 import logging, os, signal, sys
-from boston_lake.lake import bronze, stores
-from boston_lake.lake.bronze import BronzeZone
-from boston_lake.lake.portal import CkanPortal
-from boston_lake.lake.raw import RawZone
+from boston_lake.lake import stores
+from boston_lake.lake.zones import bronze
+from boston_lake.lake.zones.bronze import BronzeZone
+from boston_lake.lake.source.portal import CkanPortal
+from boston_lake.lake.zones.raw import RawZone
 from boston_lake.lake.tables import LEGACY_REQUESTS
 
 home, portal_url, moment = sys.argv[1:4]

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from boston_lake.lake import layout
-from boston_lake.lake.crawler import Crawler
-from boston_lake.lake.local_catalog import LocalCatalog
+from boston_lake.lake.catalog.crawler import Crawler
+from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.tables import DATABASE
 from boston_lake_tests.faults.conftest import Lake, boston_lake, one_line
 from boston_lake_tests.faults.scenario import fault

@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
-from boston_lake.lake.bronze import BronzeError
+from boston_lake.lake.zones.bronze import BronzeError
 from boston_lake_tests.faults.conftest import Lake
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.support.portal import LEGACY_2022_ID

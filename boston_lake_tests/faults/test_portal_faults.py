@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from boston_lake.lake.raw import RawIngestError
+from boston_lake.lake.zones.raw import RawIngestError
 from boston_lake.sample_portal.server import PortalHandler
 from boston_lake_tests.faults.conftest import Lake
 from boston_lake_tests.faults.scenario import fault

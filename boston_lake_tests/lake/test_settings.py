@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from boston_lake.lake.aws_resources import ProvisionConfig
+from boston_lake.lake.aws.resources import ProvisionConfig
 from boston_lake.lake.settings import DEFAULT_PORTAL_URL, RoleArn, Settings, SettingsError, readme_table
 from boston_lake.lake.targets import AwsTarget
 

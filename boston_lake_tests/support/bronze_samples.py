@@ -14,10 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
-from boston_lake.lake.bronze import convert_csv
-from boston_lake.lake.local_catalog import LocalCatalog
+from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS
+from boston_lake.lake.zones.bronze import convert_csv
 from boston_lake.sample_portal.server import DATA_DIR
 
 

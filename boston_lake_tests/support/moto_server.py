@@ -23,7 +23,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.glue.models import glue_backends
 from moto.server import ThreadedMotoServer
 
-from boston_lake.lake.aws import AwsSession
+from boston_lake.lake.aws.session import AwsSession
 
 REGION = "us-east-1"
 

@@ -15,12 +15,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
-from boston_lake.lake.crawler import Crawler
-from boston_lake.lake.gold import GOLD_TABLES, GOLD_ZONE, build_gold_partition
-from boston_lake.lake.silver.model import SILVER_TABLE, SILVER_ZONE
+from boston_lake.lake.catalog.crawler import Crawler
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import DATABASE
 from boston_lake.lake.targets import LocalTarget
+from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, build_gold_partition
+from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 from boston_lake.sample_portal.server import DATA_DIR
 
 _LEGACY = """

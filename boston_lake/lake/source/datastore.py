@@ -1,0 +1,237 @@
+"""Reading a resource's live records through CKAN's DataStore API (`datastore_search`), page by page.
+
+A `datastore_active` resource is also served as JSON records, and on data.boston.gov the DataStore is
+fresher than the resource's CSV file. Pages are asked for sorted by `_id`, with the largest `limit` the
+portal allows (CKAN cuts a larger one down to its `ckan.datastore.search.rows_max` and says so in
+`result.limit`), and each page is kept exactly as received, on disk, so memory holds one page at a time.
+
+Every page is checked before anything is kept, and every failure names the page:
+- the answer must be CKAN's JSON with `success: true` (not an error, an HTML page or cut-short JSON);
+- `total` must not change while paging: a changed total means the DataStore is being reloaded, so the
+  fetch starts over, and fails if it changes again;
+- `_id`s must continue the previous page without a repeat or a gap. `_id` is the DataStore's serial
+  number, and the records of a resource loaded from its source file (as NEW SYSTEM is:
+  `datastore_contains_all_records_of_source_file`) are numbered without gaps, so a page that repeats or
+  skips `_id`s has repeated or skipped records;
+- the records received must add up to `total`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from boston_lake.lake.source.portal import ActionResponse, CkanPortal, Log, PortalError
+from boston_lake.lake.stores import ObjectNotFound, ObjectStore, StoreError
+
+SEARCH_ACTION = "datastore_search"
+ROW_ID = "_id"
+# CKAN's default `ckan.datastore.search.rows_max`; a portal with a lower maximum answers with its own.
+DEFAULT_PAGE_LIMIT = 32_000
+MANIFEST_VERSION = 1
+
+
+class DataStoreError(PortalError):
+    """A DataStore page was not what CKAN promises; the message names the resource and the page."""
+
+
+class _TotalChanged(DataStoreError):
+    """The DataStore's record count changed between pages: it is being reloaded."""
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    number: int
+    offset: int
+    path: Path  # the page's bytes exactly as the portal sent them
+    bytes: int
+    sha256: str
+    records: int
+
+
+@dataclass(frozen=True)
+class DataStoreFetch:
+    """Every record of a resource, as the pages that carried them."""
+
+    resource_id: str
+    url: str  # the first page's URL
+    total: int
+    fields: list[str]  # field ids in the portal's order, `_id` first
+    pages: list[FetchedPage]
+    seconds: float
+
+    @property
+    def sha256(self) -> str:
+        """One digest for the whole fetch: the pages' digests in order."""
+        return hashlib.sha256("\n".join(page.sha256 for page in self.pages).encode()).hexdigest()
+
+    @property
+    def bytes(self) -> int:
+        return sum(page.bytes for page in self.pages)
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """The records in `_id` order, one page in memory at a time."""
+        for page in self.pages:
+            yield from json.loads(page.path.read_bytes())["result"]["records"]
+
+
+def fetch_records(
+    portal: CkanPortal,
+    resource_id: str,
+    page_path: Callable[[int], Path],
+    log: Log,
+    *,
+    limit: int = DEFAULT_PAGE_LIMIT,
+    restarts: int = 1,
+) -> DataStoreFetch:
+    """Page through every record of `resource_id`, writing page N to `page_path(N)`.
+
+    A `total` that changes while paging starts the fetch over, up to `restarts` times; then it fails."""
+    for attempt in range(restarts + 1):
+        try:
+            return _fetch_once(portal, resource_id, page_path, log, limit)
+        except _TotalChanged as change:
+            if attempt == restarts:
+                raise DataStoreError(
+                    f"{change}; it changed again after {restarts} fresh start(s): the DataStore is being "
+                    "reloaded, nothing was kept; try again later"
+                ) from change
+            log.warning(f"{change}; starting the fetch over")
+    raise AssertionError("unreachable")
+
+
+def _fetch_once(
+    portal: CkanPortal, resource_id: str, page_path: Callable[[int], Path], log: Log, limit: int
+) -> DataStoreFetch:
+    started = time.monotonic()
+    pages: list[FetchedPage] = []
+    total: int | None = None
+    fields: list[str] = []
+    first_url = ""
+    last_id: int | None = None
+    offset = 0
+    while total is None or offset < total:
+        number = len(pages) + 1
+        response = portal.action(
+            SEARCH_ACTION, {"resource_id": resource_id, "limit": limit, "offset": offset, "sort": ROW_ID}
+        )
+        where = f"DataStore resource {resource_id}, page {number} (offset {offset}, {response.url})"
+        result = _result(response, where)
+        if total is None:
+            total, fields, first_url = result["total"], [f["id"] for f in result["fields"]], response.url
+            if ROW_ID not in fields:
+                raise DataStoreError(f"{where}: the fields {fields} have no {ROW_ID!r}; cannot page in order")
+        elif result["total"] != total:
+            raise _TotalChanged(f"{where}: total changed from {total} to {result['total']} while paging")
+        records = result["records"]
+        expected = min(int(result.get("limit") or limit), total - offset)
+        last_id = _check_ids(records, last_id, where)
+        if len(records) != expected:
+            raise DataStoreError(
+                f"{where}: {len(records)} records where {expected} were due (limit {result.get('limit')}, "
+                f"total {total}); the DataStore is skipping records"
+            )
+        path = page_path(number)
+        path.write_bytes(response.body)
+        pages.append(
+            FetchedPage(
+                number=number,
+                offset=offset,
+                path=path,
+                bytes=len(response.body),
+                sha256=hashlib.sha256(response.body).hexdigest(),
+                records=len(records),
+            )
+        )
+        offset += len(records)
+        log.info(
+            f"DataStore {resource_id}: page {number}, {offset:,} of {total:,} records "
+            f"({100 * offset / total if total else 100:.0f}%) in {time.monotonic() - started:.1f}s"
+        )
+    return DataStoreFetch(resource_id, first_url, total, fields, pages, time.monotonic() - started)
+
+
+def _result(response: ActionResponse, where: str) -> dict[str, Any]:
+    """The `result` of a page, after checking that it is CKAN's JSON and a success."""
+    body = response.body
+    head = body.lstrip(b"\xef\xbb\xbf \t\r\n")[:120]
+    if "html" in response.content_type.lower() or head.lower().startswith((b"<!doctype", b"<html", b"<?xml")):
+        raise DataStoreError(
+            f"{where}: answered {response.status} with an HTML page ({response.content_type or 'no content type'}) "
+            f"instead of CKAN's JSON; it begins {head!r}"
+        )
+    try:
+        payload = json.loads(body)
+    except ValueError as error:
+        raise DataStoreError(
+            f"{where}: answered {response.status} with malformed or cut-short JSON ({error}; "
+            f"{len(body)} bytes received, ending {body[-60:]!r})"
+        ) from error
+    if not isinstance(payload, dict) or payload.get("success") is not True:
+        reported = payload.get("error") if isinstance(payload, dict) else payload
+        raise DataStoreError(f"{where}: answered {response.status} with success: false: {reported!r:.300}")
+    result = payload.get("result")
+    if not (
+        isinstance(result, dict)
+        and isinstance(result.get("records"), list)
+        and isinstance(result.get("fields"), list)
+        and isinstance(result.get("total"), int)
+    ):
+        raise DataStoreError(f"{where}: the result lacks records, fields or an integer total: {str(result):.300}")
+    return result
+
+
+def _check_ids(records: list[Any], last_id: int | None, where: str) -> int | None:
+    """The last `_id` of the page, after checking that the page continues `last_id` without repeat or gap."""
+    for position, record in enumerate(records):
+        row_id = record.get(ROW_ID) if isinstance(record, dict) else None
+        if not isinstance(row_id, int):
+            raise DataStoreError(f"{where}: record {position} has no integer {ROW_ID}: {str(record):.200}")
+        if last_id is not None and row_id <= last_id:
+            raise DataStoreError(f"{where}: record {position} repeats {ROW_ID} {row_id} (already at {last_id})")
+        if last_id is not None and row_id > last_id + 1:
+            raise DataStoreError(
+                f"{where}: record {position} has {ROW_ID} {row_id} after {last_id}: "
+                f"{row_id - last_id - 1} records skipped"
+            )
+        last_id = row_id
+    return last_id
+
+
+@dataclass(frozen=True)
+class DataStoreManifest:
+    """What a fetch kept under the table's `_source/datastore/`: the pages, and what they add up to."""
+
+    resource_id: str
+    resource_name: str
+    source_url: str
+    total: int
+    fields: list[str]
+    sha256: str  # the fetch's digest (see DataStoreFetch.sha256)
+    size: int  # bytes of all pages
+    fetched_at: str
+    seconds: float
+    pages: list[dict[str, Any]] = field(default_factory=list)  # key, offset, records, bytes, sha256 per page
+    version: int = MANIFEST_VERSION
+
+    def page_keys(self) -> list[str]:
+        return [page["key"] for page in self.pages]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+
+def read_datastore_manifest(store: ObjectStore, key: str) -> DataStoreManifest | None:
+    try:
+        data = store.get_bytes(key)
+    except ObjectNotFound:
+        return None
+    try:
+        return DataStoreManifest(**json.loads(data))
+    except (ValueError, TypeError) as error:
+        raise StoreError(f"DataStore manifest {store.uri(key)} is unreadable: {error}") from error

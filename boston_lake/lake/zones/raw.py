@@ -1,0 +1,424 @@
+"""The raw zone: every source file exactly as the portal served it, with a manifest beside it.
+
+Legacy years are one resource each. The NEW SYSTEM resource is one growing file: it is downloaded once per
+run, kept whole under `_source/`, and cut into years by each case's open date, byte for byte, so that
+every case lands in exactly one year, or, if its date names no partition, in `_unassigned/`, counted.
+A changed source never overwrites the old one: the previous object is copied to `_history/` first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from boston_lake.lake import layout
+from boston_lake.lake.log import Log
+from boston_lake.lake.source.csvscan import (
+    CsvFormatError,
+    CsvProfile,
+    Record,
+    iter_records,
+    parse_fields,
+    parse_header,
+    profile_file,
+)
+from boston_lake.lake.source.datastore import DataStoreManifest
+from boston_lake.lake.source.manifest import RawManifest, read_manifest
+from boston_lake.lake.source.portal import CkanPortal, PortalError, PortalResource
+from boston_lake.lake.stores import ObjectStore, WorkBusy, Workspace
+from boston_lake.lake.tables import LakeTable
+
+_DATE_PREFIX = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
+
+
+class RawIngestError(RuntimeError):
+    """A raw partition could not be ingested; the message names the table, year and file."""
+
+
+class PartialIngestError(RawIngestError):
+    """Some years of a run failed (`failures`: year -> reason); `stored` holds the years that succeeded."""
+
+    def __init__(self, table: str, stored: list[RawPartition], failures: dict[int, str]):
+        super().__init__(
+            f"{table}: {len(failures)} of {len(failures) + len(stored)} years failed "
+            f"({len(stored)} succeeded and are stored):\n"
+            + "\n".join(f"  {year}: {reason}" for year, reason in failures.items())
+        )
+        self.stored = stored
+        self.failures = failures
+
+
+@dataclass(frozen=True)
+class RawPartition:
+    table: str
+    year: int
+    manifest: RawManifest
+    changed: bool
+    reason: str
+
+    def metadata(self) -> dict[str, Any]:
+        manifest = self.manifest
+        return {
+            "changed": self.changed,
+            "reason": self.reason,
+            "key": manifest.key,
+            "bytes": manifest.bytes,
+            "sha256": manifest.sha256,
+            "data_rows": manifest.data_rows,
+            "source_url": manifest.source_url,
+            "resource_id": manifest.resource_id,
+            "downloaded_at": manifest.downloaded_at,
+            "etag": manifest.etag or "",
+            "last_modified": manifest.http_last_modified or "",
+            "invalid_utf8_rows": manifest.invalid_utf8_rows,
+        }
+
+
+@dataclass(frozen=True)
+class SplitReport:
+    """How one download of a split source was distributed over years; None fields when it was not re-split."""
+
+    source: RawManifest | DataStoreManifest
+    rows_by_year: dict[int, int] | None = None
+    unassigned_rows: int | None = None
+
+
+def offered_years(resources: Iterable[PortalResource], table: LakeTable) -> list[int]:
+    """The years for which the portal publishes a resource of `table` (none for a split table)."""
+    years = set()
+    for resource in resources:
+        match = table.resource_pattern.match(resource.name)
+        if match and "year" in match.groupdict():
+            years.add(int(match["year"]))
+    return sorted(years)
+
+
+def pick_resource(
+    resources: Sequence[PortalResource], table: LakeTable, year: int | None, pinned_id: str | None, log: Log
+) -> PortalResource:
+    """The resource for a table (and year): by its pinned id while that exists, else by its name."""
+    if pinned_id:
+        for resource in resources:
+            if resource.id == pinned_id:
+                return resource
+        log.warning(f"{table.name}: pinned resource {pinned_id} is no longer in the package; resolving by name")
+    candidates = [
+        resource
+        for resource in resources
+        if (match := table.resource_pattern.match(resource.name)) and (year is None or int(match["year"]) == year)
+    ]
+    if len(candidates) == 1:
+        return candidates[0]
+    if candidates:
+        raise PortalError(
+            f"{table.name}: several resources match {year or 'the source'}: "
+            + ", ".join(f"{r.name!r} ({r.id})" for r in candidates)
+        )
+    if year is None:
+        raise PortalError(f"{table.name}: the portal offers no resource named like {table.resource_pattern.pattern!r}")
+    raise PortalError(
+        f"{table.name}: the portal offers no resource for {year}; it offers "
+        f"{', '.join(map(str, offered_years(resources, table))) or 'no years at all'}"
+    )
+
+
+def check_years(table: LakeTable, years: Sequence[int], valid_years: Sequence[int]) -> None:
+    unknown = sorted(set(years) - set(valid_years))
+    if unknown:
+        raise RawIngestError(f"{table.name}: no partitions exist for {unknown}; valid years are {list(valid_years)}")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _stamp(iso: str) -> str:
+    return re.sub(r"[^0-9T]", "", iso)[:15] + "Z"
+
+
+class RawZone:
+    def __init__(self, store: ObjectStore, portal: CkanPortal, log: Log):
+        self.store = store
+        self.portal = portal
+        self.log = log
+
+    def ingest(self, table: LakeTable, years: Sequence[int], valid_years: Sequence[int]) -> list[RawPartition]:
+        """Bring the requested years of `table` up to date; `valid_years` are all the years partitions exist for.
+
+        Every year is attempted; failures are reported together at the end, naming each year.
+        """
+        resources = self.portal.resources()
+        if table.split_by_year:
+            partitions, report = self.ingest_split(table, resources, years, valid_years)
+            if report.unassigned_rows:
+                self.log.warning(
+                    f"{table.name}: {report.unassigned_rows} rows have an open date outside "
+                    f"{min(valid_years)}-{max(valid_years)} or none at all; "
+                    f"kept in {layout.raw_unassigned_prefix(table.name)}"
+                )
+            return partitions
+        failures: dict[int, str] = {}
+        partitions = []
+        for year in years:
+            try:
+                partitions.append(self.ingest_year(table, resources, year))
+            except (PortalError, RawIngestError, WorkBusy) as error:
+                self.log.warning(f"{table.name} {year}: {error}")
+                failures[year] = str(error)
+        if failures:
+            raise PartialIngestError(table.name, partitions, failures)
+        return partitions
+
+    # -- one resource per year --------------------------------------------------------------------------
+
+    def ingest_year(self, table: LakeTable, resources: Sequence[PortalResource], year: int) -> RawPartition:
+        prefix = layout.raw_partition_prefix(table.name, year)
+        previous = read_manifest(self.store, prefix + layout.MANIFEST)
+        resource = pick_resource(resources, table, year, previous.resource_id if previous else None, self.log)
+        with self._workspace(f"raw.{table.name}.{year}") as work, work.file(".csv") as scratch:
+            manifest, reason = self._fetch(table, year, prefix, resource, previous, scratch)
+            if manifest is None:
+                assert previous is not None
+                return RawPartition(table.name, year, previous, changed=False, reason=reason)
+            self._replace(prefix, previous, scratch, manifest)
+        return RawPartition(table.name, year, manifest, changed=True, reason=reason)
+
+    # -- one growing resource, split into years ---------------------------------------------------------
+
+    def ingest_split(
+        self, table: LakeTable, resources: Sequence[PortalResource], years: Sequence[int], valid_years: Sequence[int]
+    ) -> tuple[list[RawPartition], SplitReport]:
+        check_years(table, years, valid_years)
+        source_prefix = layout.raw_source_prefix(table.name)
+        previous = read_manifest(self.store, source_prefix + layout.MANIFEST)
+        resource = pick_resource(resources, table, None, previous.resource_id if previous else None, self.log)
+        with self._workspace(f"raw.{table.name}.source") as work, work.file(".csv") as scratch:
+            source, reason = self._fetch(table, None, source_prefix, resource, previous, scratch)
+            if source is None:
+                assert previous is not None
+                return self._split_stored(table, previous, years, valid_years, reason, work)
+            # Split before publishing the source: a failed split leaves the previous source in force.
+            result = self._split(table, source, scratch, years, valid_years, reason, work)
+            self._replace(source_prefix, previous, scratch, source)
+        return result
+
+    def _split_stored(
+        self,
+        table: LakeTable,
+        source: RawManifest,
+        years: Sequence[int],
+        valid_years: Sequence[int],
+        reason: str,
+        work: Workspace,
+    ) -> tuple[list[RawPartition], SplitReport]:
+        current = {}
+        for year in years:
+            manifest = read_manifest(self.store, layout.raw_partition_prefix(table.name, year) + layout.MANIFEST)
+            if manifest and manifest.source_sha256 == source.sha256 and self.store.exists(manifest.key):
+                current[year] = RawPartition(table.name, year, manifest, changed=False, reason=reason)
+        if len(current) == len(years):
+            return [current[year] for year in years], SplitReport(source)
+        with self.store.reading(source.key) as local:
+            return self._split(table, source, local, years, valid_years, reason, work)
+
+    def _split(
+        self,
+        table: LakeTable,
+        source: RawManifest,
+        path: Path,
+        years: Sequence[int],
+        valid_years: Sequence[int],
+        reason: str,
+        work: Workspace,
+    ) -> tuple[list[RawPartition], SplitReport]:
+        opened_column = table.generations[0].opened_column
+        if opened_column not in source.header:
+            raise RawIngestError(
+                f"{table.name}: {source.source_url} has no {opened_column!r} column to split by; "
+                f"header is {source.header}"
+            )
+        position = source.header.index(opened_column)
+        counts: Counter[int] = Counter()
+        unassigned_reasons: Counter[str] = Counter()
+        with ExitStack() as stack, open(path, "rb") as reader:
+            records = iter_records(reader)
+            header = next(records)
+            parts = {year: _Part(stack.enter_context(work.file(".csv")), header) for year in years}
+            for part in parts.values():
+                stack.callback(part.close)
+            unassigned = _Part(stack.enter_context(work.file(".csv")), header)
+            for record in records:
+                year, problem = _open_year(record, position)
+                if year is not None and year not in valid_years:
+                    problem = f"open year {year} is outside {min(valid_years)}-{max(valid_years)}"
+                if problem or year is None:
+                    unassigned.write(record)
+                    unassigned_reasons[problem if year is not None and problem else "no parseable open date"] += 1
+                    continue
+                counts[year] += 1
+                if year in parts:
+                    parts[year].write(record)
+            for part in [*parts.values(), unassigned]:
+                part.close()
+            partitions = [self._publish_part(table, year, parts[year], source, reason) for year in years]
+            self._publish_unassigned(
+                table, Path(source.key).name, source, unassigned.path, unassigned.profile.data_rows, unassigned_reasons
+            )
+        report = SplitReport(source, {year: counts[year] for year in sorted(counts)}, unassigned.profile.data_rows)
+        return partitions, report
+
+    def _publish_part(self, table: LakeTable, year: int, part: _Part, source: RawManifest, reason: str) -> RawPartition:
+        prefix = layout.raw_partition_prefix(table.name, year)
+        previous = read_manifest(self.store, prefix + layout.MANIFEST)
+        manifest = replace(
+            source,
+            year=year,
+            key=prefix + Path(source.key).name,
+            bytes=part.size,
+            sha256=part.digest.hexdigest(),
+            data_rows=part.profile.data_rows,
+            invalid_utf8_rows=part.profile.invalid_utf8_rows,
+            invalid_utf8_locations=[vars(loc) for loc in part.profile.invalid_utf8_locations],
+            source_key=source.key,
+            source_sha256=source.sha256,
+        )
+        if previous and previous.sha256 == manifest.sha256 and self.store.exists(previous.key):
+            # Same cases as before: keep the object, only note which download confirmed it.
+            confirmed = replace(previous, source_key=source.key, source_sha256=source.sha256)
+            self.store.put_bytes(prefix + layout.MANIFEST, confirmed.to_json())
+            return RawPartition(
+                table.name,
+                year,
+                confirmed,
+                changed=False,
+                reason=f"the year's cases are identical to the stored file ({reason})",
+            )
+        self._replace(prefix, previous, part.path, manifest)
+        return RawPartition(table.name, year, manifest, changed=True, reason=_change_reason(previous))
+
+    def _publish_unassigned(
+        self,
+        table: LakeTable,
+        name: str,
+        source: RawManifest | DataStoreManifest,
+        path: Path,
+        rows: int,
+        reasons: Counter[str],
+    ) -> None:
+        """Keep the rows of a split source that belong to no partition, with why, beside the partitions."""
+        if not rows:
+            return
+        prefix = layout.raw_unassigned_prefix(table.name)
+        self.store.publish(path, prefix + name)
+        summary = {
+            "source_url": source.source_url,
+            "source_sha256": source.sha256,
+            "rows": rows,
+            "reasons": dict(reasons),
+        }
+        self.store.put_bytes(prefix + layout.MANIFEST, json.dumps(summary, indent=2).encode())
+
+    # -- shared steps -----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _workspace(self, name: str) -> Iterator[Workspace]:
+        """The partition's staging folder, claimed: a second run of it fails at once, a killed one's debris goes."""
+        with self.store.workspace(name) as work:
+            if work.swept:
+                self.log.warning(f"{name}: removed what a killed run left: {', '.join(work.swept)}")
+            yield work
+
+    def _fetch(
+        self,
+        table: LakeTable,
+        year: int | None,
+        prefix: str,
+        resource: PortalResource,
+        previous: RawManifest | None,
+        scratch: Path,
+    ) -> tuple[RawManifest | None, str]:
+        """Download into `scratch`: (None, why) when nothing changed since `previous`, else the manifest of the
+        new file, to publish, and why it is new."""
+        # Conditional only while the portal's own metadata agrees nothing changed: then a 304 is trustworthy.
+        conditional = previous is not None and previous.describes(resource) and self.store.exists(previous.key)
+        validators = previous.validators if previous is not None and conditional else None
+        download = self.portal.download(resource.url, scratch, validators)
+        if download.not_modified:
+            return None, "the portal answered 304 Not Modified"
+        if previous and download.sha256 == previous.sha256 and self.store.exists(previous.key):
+            return None, "the download is identical to the stored file (same sha256)"
+        manifest = RawManifest.build(
+            table=table.name,
+            year=year,
+            key=prefix + layout.safe_file_name(resource.file_name, f"{table.name}_{year or 'source'}.csv"),
+            size=download.bytes,
+            sha256=download.sha256,
+            profile=self._profile(scratch, download.url),
+            resource=resource,
+            download=download,
+            downloaded_at=_now(),
+        )
+        return manifest, _change_reason(previous)
+
+    def _profile(self, path: Path, url: str) -> CsvProfile:
+        try:
+            return profile_file(path)
+        except CsvFormatError as error:
+            raise RawIngestError(f"{url}: {error}") from error
+
+    def _replace(self, prefix: str, previous: RawManifest | None, path: Path, manifest: RawManifest) -> None:
+        """Publish a new raw object and its manifest; the previous object is copied to history first."""
+        if previous and self.store.exists(previous.key):
+            history = layout.history_prefix(prefix, _stamp(previous.downloaded_at))
+            self.store.copy(previous.key, history + Path(previous.key).name)
+            self.store.put_bytes(history + layout.MANIFEST, previous.to_json())
+        self.store.publish(path, manifest.key)
+        self.store.put_bytes(prefix + layout.MANIFEST, manifest.to_json())
+        if previous and previous.key != manifest.key:
+            self.store.delete(previous.key)  # already in history: a rename, not a deletion
+
+
+class _Part:
+    """A year's share of a split source, hashed and profiled as it is written."""
+
+    def __init__(self, path: Path, header: Record):
+        self.path = path
+        self.stream: BinaryIO = open(path, "wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.profile = CsvProfile(header=parse_header(header))
+        self._write(header.data)
+
+    def write(self, record: Record) -> None:
+        self.profile.note(record)
+        self._write(record.data)
+
+    def _write(self, data: bytes) -> None:
+        self.stream.write(data)
+        self.digest.update(data)
+        self.size += len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _open_year(record: Record, position: int) -> tuple[int | None, str | None]:
+    fields = parse_fields(record)
+    if position >= len(fields):
+        return None, "no parseable open date"
+    match = _DATE_PREFIX.match(fields[position])
+    if not match:
+        return None, "no parseable open date"
+    return int(match.group(1)), None
+
+
+def _change_reason(previous: RawManifest | None) -> str:
+    return "first download" if previous is None else f"the source changed since {previous.downloaded_at}"

@@ -1,0 +1,254 @@
+"""The raw zone of a split table read from the CKAN DataStore (JSON) instead of the resource's CSV file.
+
+One fetch pages through every record (see `datastore.py`). Its pages are kept as received under
+`_source/datastore/` with a manifest (resource id, total, pages, sha256, fetched_at); each year's records
+are cut from them by open date into one JSON-lines file per year (`year=YYYY/<table>_YYYY.jsonl`, one
+record per line, values exactly as sent). Records whose open date names no partition go to `_unassigned/`,
+counted. Every record lands exactly once, or nothing is published: the years add up to `total`.
+
+Nothing is written before the whole fetch has been checked, and a year whose records did not change is
+not rewritten, so a refresh that finds nothing new writes nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from boston_lake.lake import layout
+from boston_lake.lake.source.datastore import (
+    DEFAULT_PAGE_LIMIT,
+    DataStoreFetch,
+    DataStoreManifest,
+    fetch_records,
+    read_datastore_manifest,
+)
+from boston_lake.lake.source.manifest import JSON_LINES, RawManifest, read_manifest
+from boston_lake.lake.source.portal import CkanPortal, Log, PortalResource
+from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.tables import LakeTable
+from boston_lake.lake.zones.raw import (
+    RawIngestError,
+    RawPartition,
+    RawZone,
+    SplitReport,
+    _now,
+    _stamp,
+    check_years,
+    pick_resource,
+)
+
+SOURCES = ("datastore", "csv")
+_OPEN_YEAR = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
+
+
+class LiveRawZone(RawZone):
+    """The raw zone, reading a split table from the DataStore when `source` says so (`datastore`), or by
+    default (`source=None`) whenever the portal marks the resource `datastore_active`; else from its CSV."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        portal: CkanPortal,
+        log: Log,
+        source: str | None = None,
+        page_limit: int = DEFAULT_PAGE_LIMIT,
+    ):
+        super().__init__(store, portal, log)
+        if source not in (None, *SOURCES):
+            raise ValueError(f"source {source!r} is not one of {SOURCES}")
+        self.source = source
+        self.page_limit = page_limit
+
+    def ingest_split(
+        self, table: LakeTable, resources: Sequence[PortalResource], years: Sequence[int], valid_years: Sequence[int]
+    ) -> tuple[list[RawPartition], SplitReport]:
+        check_years(table, years, valid_years)
+        prefix = layout.raw_datastore_prefix(table.name)
+        previous = read_datastore_manifest(self.store, prefix + layout.MANIFEST)
+        resource = pick_resource(resources, table, None, previous.resource_id if previous else None, self.log)
+        if not self._reads_datastore(table, resource):
+            return super().ingest_split(table, resources, years, valid_years)
+        with ExitStack() as stack:
+            scratch: dict[int, Path] = {}
+
+            def page_path(number: int) -> Path:
+                if number not in scratch:
+                    scratch[number] = stack.enter_context(self.store.scratch_file(f".page{number}.json"))
+                return scratch[number]
+
+            fetch = fetch_records(self.portal, resource.id, page_path, self.log, limit=self.page_limit)
+            cut = _YearCut(stack, self.store, years, valid_years)
+            cut.run(table, fetch)
+            manifest = self._source_manifest(prefix, resource, fetch)
+            if previous and previous.sha256 == manifest.sha256:
+                reason = "the DataStore sent the same pages as the stored fetch (same sha256)"
+            else:
+                reason = "first fetch" if previous is None else f"the records changed since {previous.fetched_at}"
+                self._publish_fetch(prefix, previous, fetch, manifest)
+            partitions = [self._publish_year(table, year, cut, manifest, resource, reason) for year in years]
+            self._publish_unassigned(
+                table, f"{table.name}.jsonl", manifest, cut.unassigned.path, cut.unassigned.rows, cut.unassigned_reasons
+            )
+        return partitions, SplitReport(manifest, dict(sorted(cut.counts.items())), cut.unassigned.rows)
+
+    def _reads_datastore(self, table: LakeTable, resource: PortalResource) -> bool:
+        if self.source == "datastore" and not resource.datastore_active:
+            raise RawIngestError(
+                f"{table.name}: BOSTON_LAKE_NEW_SYSTEM_SOURCE=datastore, but the portal does not serve resource "
+                f"{resource.id} ({resource.name!r}) through the DataStore (datastore_active is not true); use csv"
+            )
+        return self.source == "datastore" or (self.source is None and resource.datastore_active)
+
+    def _source_manifest(self, prefix: str, resource: PortalResource, fetch: DataStoreFetch) -> DataStoreManifest:
+        return DataStoreManifest(
+            resource_id=resource.id,
+            resource_name=resource.name,
+            source_url=fetch.url,
+            total=fetch.total,
+            fields=fetch.fields,
+            sha256=fetch.sha256,
+            size=fetch.bytes,
+            fetched_at=_now(),
+            seconds=round(fetch.seconds, 3),
+            pages=[
+                {
+                    "key": f"{prefix}page-{page.number:05d}.json",
+                    "offset": page.offset,
+                    "records": page.records,
+                    "bytes": page.bytes,
+                    "sha256": page.sha256,
+                }
+                for page in fetch.pages
+            ],
+        )
+
+    def _publish_fetch(
+        self, prefix: str, previous: DataStoreManifest | None, fetch: DataStoreFetch, manifest: DataStoreManifest
+    ) -> None:
+        """Publish the new pages and their manifest; the previous fetch is copied to history first."""
+        if previous:
+            history = layout.history_prefix(prefix, _stamp(previous.fetched_at))
+            for key in previous.page_keys():
+                if self.store.exists(key):
+                    self.store.copy(key, history + Path(key).name)
+            self.store.put_bytes(history + layout.MANIFEST, previous.to_json())
+        for page, key in zip(fetch.pages, manifest.page_keys(), strict=True):
+            self.store.publish(page.path, key)
+        self.store.put_bytes(prefix + layout.MANIFEST, manifest.to_json())
+        for stale in set(previous.page_keys() if previous else []) - set(manifest.page_keys()):
+            self.store.delete(stale)  # already in history: the new fetch has fewer pages
+
+    def _publish_year(
+        self,
+        table: LakeTable,
+        year: int,
+        cut: _YearCut,
+        source: DataStoreManifest,
+        resource: PortalResource,
+        reason: str,
+    ) -> RawPartition:
+        prefix = layout.raw_partition_prefix(table.name, year)
+        previous = read_manifest(self.store, prefix + layout.MANIFEST)
+        part = cut.parts[year]
+        manifest = RawManifest(
+            table=table.name,
+            year=year,
+            key=f"{prefix}{table.name}_{year}.jsonl",
+            bytes=part.size,
+            sha256=part.digest.hexdigest(),
+            data_rows=part.rows,
+            header=source.fields,
+            resource_id=resource.id,
+            resource_name=resource.name,
+            source_url=source.source_url,
+            ckan_last_modified=resource.last_modified,
+            ckan_hash=resource.hash,
+            etag=None,
+            http_last_modified=None,
+            downloaded_at=source.fetched_at,
+            source_key=layout.raw_datastore_prefix(table.name) + layout.MANIFEST,
+            source_sha256=source.sha256,
+            format=JSON_LINES,
+        )
+        if previous and previous.sha256 == manifest.sha256 and self.store.exists(previous.key):
+            if previous.source_sha256 != source.sha256:  # note which fetch confirmed the year
+                self.store.put_bytes(prefix + layout.MANIFEST, replace(previous, source_sha256=source.sha256).to_json())
+            return RawPartition(
+                table.name, year, previous, changed=False, reason=f"the year's records are unchanged ({reason})"
+            )
+        self._replace(prefix, previous, part.path, manifest)
+        why = "first fetch" if previous is None else f"the year's records changed since {previous.downloaded_at}"
+        return RawPartition(table.name, year, manifest, changed=True, reason=why)
+
+
+class _JsonLinesPart:
+    """A year's records as JSON lines, hashed and counted as they are written."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.stream: BinaryIO = open(path, "wb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.rows = 0
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        self.stream.write(line)
+        self.digest.update(line)
+        self.size += len(line)
+        self.rows += 1
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+class _YearCut:
+    """The records of one fetch distributed over the requested years (and the unassigned)."""
+
+    def __init__(self, stack: ExitStack, store: ObjectStore, years: Sequence[int], valid_years: Sequence[int]):
+        self.valid_years = valid_years
+        self.parts = {year: _JsonLinesPart(stack.enter_context(store.scratch_file(".jsonl"))) for year in years}
+        self.unassigned = _JsonLinesPart(stack.enter_context(store.scratch_file(".jsonl")))
+        stack.callback(self.close)
+        self.counts: Counter[int] = Counter()
+        self.unassigned_reasons: Counter[str] = Counter()
+
+    def close(self) -> None:
+        for part in [*self.parts.values(), self.unassigned]:
+            part.close()
+
+    def run(self, table: LakeTable, fetch: DataStoreFetch) -> None:
+        opened_column = table.generations[0].opened_column
+        if opened_column not in fetch.fields:
+            raise RawIngestError(
+                f"{table.name}: {fetch.url} has no {opened_column!r} field to split by; fields are {fetch.fields}"
+            )
+        for record in fetch.records():
+            match = _OPEN_YEAR.match(str(record.get(opened_column) or ""))
+            year = int(match.group(1)) if match else None
+            if year is None or year not in self.valid_years:
+                self.unassigned.write(record)
+                self.unassigned_reasons[
+                    "no parseable open date"
+                    if year is None
+                    else f"open year {year} is outside {min(self.valid_years)}-{max(self.valid_years)}"
+                ] += 1
+                continue
+            self.counts[year] += 1
+            if year in self.parts:
+                self.parts[year].write(record)
+        self.close()
+        placed = sum(self.counts.values()) + self.unassigned.rows
+        if placed != fetch.total:
+            raise RawIngestError(
+                f"{table.name}: the DataStore's total is {fetch.total} but its pages held {placed} records; "
+                "nothing was kept"
+            )

@@ -1,0 +1,266 @@
+"""Silver on the embedded target: DuckDB runs the transform over the bronze files, in bounded memory, and the
+year is published as one Parquet object, whole, the way bronze publishes (readers see the old year or the new).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from boston_lake.lake import layout
+from boston_lake.lake.duck import one_row, sql_identifier, sql_literal
+from boston_lake.lake.log import Log
+from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.zones.bronze import footer_metadata, open_parquet
+from boston_lake.lake.zones.silver.inputs import SilverInputs, find_inputs
+from boston_lake.lake.zones.silver.model import (
+    COMPUTED_ONCE,
+    DUCKDB_MACROS_SQL,
+    FILE_COLUMNS,
+    INPUT_VIEWS,
+    SILVER_TABLE,
+    SILVER_ZONE,
+    SOURCE_ROW,
+    SOURCE_YEAR,
+    TIMEZONE,
+    TRANSFORM_VERSION,
+    input_columns,
+    statements,
+    transform_statements,
+)
+
+META_PREFIX = "boston_lake.silver."
+# Bronze's row group: the Parquet writer encodes a row group whole, and 30,720 rows keep it well inside the
+# memory limit (larger groups spill and take several times longer; benchmarks/README.md).
+ROW_GROUP_ROWS = 30_720
+LEDGER_FIELDS = ("candidate_rows", "duplicates_merged", "moved_to_neighbour_year", "kept_in_file_year")
+
+
+class SilverError(RuntimeError):
+    """A silver year could not be built; the message names the year and the cause."""
+
+
+@dataclass(frozen=True)
+class SilverSettings:
+    """DuckDB's limits while building a year; hash tables and the window sort spill to disk beyond the memory limit.
+
+    192MB: a year of 300,000 cases peaks at about 280-290 MiB RSS, Python and imports (88 MiB) included
+    (benchmarks/bench_silver.py). 160MB is no faster, and one run in seven ran out of memory.
+    """
+
+    memory_limit: str = "192MB"
+    threads: int = max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class PartitionSummary:
+    """What a published silver year holds, read back from the file itself."""
+
+    rows: int
+    rows_by_generation: dict[str, int]
+    cases_per_month: dict[str, int]  # YYYY-MM of the local open time -> cases
+    local_open_hours: list[int]  # cases per hour of the day (0..23), Boston local time
+
+    @classmethod
+    def of(cls, connection: duckdb.DuckDBPyConnection, path: Path) -> PartitionSummary:
+        source = f"read_parquet({sql_literal(str(path))})"
+        local = f"timezone({sql_literal(TIMEZONE)}, opened_at)"
+        (rows,) = one_row(connection, f"SELECT count(*) FROM {source}")
+        by_generation = connection.execute(
+            f"SELECT source_generation, count(*) FROM {source} GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        months = connection.execute(
+            f"SELECT strftime({local}, '%Y-%m') AS month, count(*) FROM {source} "
+            "WHERE opened_at IS NOT NULL GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        hours = dict(
+            connection.execute(
+                f"SELECT hour({local}), count(*) FROM {source} WHERE opened_at IS NOT NULL GROUP BY ALL"
+            ).fetchall()
+        )
+        return cls(
+            rows=int(rows),
+            rows_by_generation={name: int(n) for name, n in by_generation},
+            cases_per_month={month: int(n) for month, n in months},
+            local_open_hours=[int(hours.get(hour, 0)) for hour in range(24)],
+        )
+
+    @classmethod
+    def read(cls, store: ObjectStore, key: str) -> PartitionSummary:
+        """The summary of the year published at `key`, read through its store."""
+        with store.reading(key) as path, duckdb.connect() as connection:
+            connection.execute("SET TimeZone = 'UTC'")
+            return cls.of(connection, path)
+
+
+@dataclass(frozen=True)
+class SilverPartition:
+    year: int
+    key: str
+    bytes: int
+    inputs: SilverInputs
+    ledger: dict[str, int]
+    summary: PartitionSummary
+    changed: bool
+    reason: str
+    notes: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "changed": self.changed,
+            "reason": self.reason,
+            "key": self.key,
+            "rows": self.summary.rows,
+            "bytes": self.bytes,
+            "transform_version": TRANSFORM_VERSION,
+            "bronze_read": [f"{file.table} {file.year} ({file.view}, {file.rows} rows)" for file in self.inputs.files],
+            "bronze_rows_read": self.inputs.rows,
+            "read_as_empty": list(self.inputs.missing),
+            **self.ledger,
+            "rows_by_generation": self.summary.rows_by_generation,
+        }
+
+
+class SilverZone:
+    """Builds silver years from the bronze in `lake_store` (any ObjectStore: files are read through it)."""
+
+    def __init__(self, lake_store: ObjectStore, log: Log, settings: SilverSettings = SilverSettings()):
+        self.store = lake_store
+        self.log = log
+        self.settings = settings
+
+    def build(self, year: int, force: bool = False) -> SilverPartition:
+        inputs = find_inputs(self.store, year)
+        key = layout.data_key(SILVER_ZONE, SILVER_TABLE, year)
+        fingerprint = inputs.fingerprint()
+        if not force:
+            current = self._current(inputs, key, fingerprint)
+            if current is not None:
+                return current
+        with ExitStack() as stack:
+            local_files = {file.key: stack.enter_context(self.store.reading(file.key)) for file in inputs.files}
+            staged = stack.enter_context(self.store.scratch_file(".parquet"))
+            connection = stack.enter_context(self._connection())
+            try:
+                ledger = self._transform(connection, inputs, local_files, staged, fingerprint)
+                summary = PartitionSummary.of(connection, staged)
+            except duckdb.OutOfMemoryException as error:
+                raise SilverError(
+                    f"silver {year}: DuckDB ran out of its {self.settings.memory_limit} memory limit ({error})"
+                ) from error
+            except duckdb.Error as error:
+                read = ", ".join(self.store.uri(file.key) for file in inputs.files) or "no bronze files"
+                raise SilverError(f"silver {year}: the transform failed on {read}: {error}") from error
+            size = staged.stat().st_size
+            self.store.publish(staged, key)
+        self._remove_strays(year, key)
+        return SilverPartition(
+            year=year,
+            key=key,
+            bytes=size,
+            inputs=inputs,
+            ledger=ledger,
+            summary=summary,
+            changed=True,
+            reason="forced rebuild" if force else "new bronze input or transform version",
+        )
+
+    @contextmanager
+    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with tempfile.TemporaryDirectory(prefix="boston_lake_silver_") as spill:
+            connection = duckdb.connect(
+                config={
+                    "memory_limit": self.settings.memory_limit,
+                    "threads": self.settings.threads,
+                    "preserve_insertion_order": False,
+                    "temp_directory": spill,
+                }
+            )
+            try:
+                # The Spark session of the Glue job runs in UTC; the transform assumes the same here.
+                connection.execute("SET TimeZone = 'UTC'")
+                connection.execute("SET parquet_metadata_cache = true")
+                for statement in statements(DUCKDB_MACROS_SQL):
+                    connection.execute(statement)
+                yield connection
+            finally:
+                connection.close()
+
+    def _transform(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        inputs: SilverInputs,
+        local_files: dict[str, Path],
+        destination: Path,
+        fingerprint: str,
+    ) -> dict[str, int]:
+        for view, generation in INPUT_VIEWS.items():
+            selects = [
+                f"SELECT {', '.join(sql_identifier(name) for name, _ in generation.columns)}, "
+                f"CAST({file.year} AS INTEGER) AS {SOURCE_YEAR}, file_row_number AS {SOURCE_ROW} "
+                f"FROM read_parquet({sql_literal(str(local_files[file.key]))}, file_row_number = true)"
+                for file in inputs.files
+                if file.view == view
+            ]
+            empty = "SELECT " + ", ".join(
+                f"CAST(NULL AS {duck_type}) AS {sql_identifier(n)}" for n, duck_type in input_columns(generation)
+            )
+            connection.execute(
+                f"CREATE OR REPLACE TEMPORARY VIEW {view} AS "
+                + ("\nUNION ALL\n".join(selects) if selects else f"{empty} WHERE false")
+            )
+        for statement in transform_statements(inputs.year):
+            connection.execute(statement)
+        # Kept as Arrow tables, outside DuckDB's memory limit, as the Spark runner caches them.
+        for view in COMPUTED_ONCE:
+            computed = connection.sql(f"SELECT * FROM {view}").to_arrow_table()
+            connection.register(f"{view}_once", computed)
+            connection.execute(f"CREATE OR REPLACE TEMPORARY VIEW {view} AS SELECT * FROM {view}_once")
+        row = one_row(connection, "SELECT * FROM silver_ledger")
+        names = [column[0] for column in connection.description]
+        ledger = {name: int(value) for name, value in zip(names, row, strict=True)}
+        metadata_pairs = {
+            META_PREFIX + "fingerprint": fingerprint,
+            META_PREFIX + "transform_version": TRANSFORM_VERSION,
+            META_PREFIX + "ledger": json.dumps(ledger, sort_keys=True),
+        }
+        metadata = ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in metadata_pairs.items())
+        output_columns = ", ".join(sql_identifier(column.name) for column in FILE_COLUMNS)
+        connection.execute(
+            f"COPY (SELECT {output_columns} FROM silver_service_requests) TO {sql_literal(str(destination))} "
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, KV_METADATA {{{metadata}}})"
+        )
+        return ledger
+
+    def _current(self, inputs: SilverInputs, key: str, fingerprint: str) -> SilverPartition | None:
+        """The published year, if it was built from these very bronze files by this transform."""
+        if not self.store.exists(key):
+            return None
+        meta = footer_metadata(open_parquet(self.store, key))
+        if meta.get(META_PREFIX + "fingerprint") != fingerprint:
+            return None
+        return SilverPartition(
+            year=inputs.year,
+            key=key,
+            bytes=next(iter(self.store.list(key))).size,
+            inputs=inputs,
+            ledger=json.loads(meta[META_PREFIX + "ledger"]),
+            summary=PartitionSummary.read(self.store, key),
+            changed=False,
+            reason="already built from these bronze files by this transform version",
+        )
+
+    def _remove_strays(self, year: int, key: str) -> None:
+        """Data files in the partition that this writer did not produce would double the year for readers."""
+        for stray in self.store.list(layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year)):
+            if stray.key != key and not layout.is_bookkeeping(stray.key):
+                self.log.warning(f"silver {year}: removing stray data file {stray.key} from the partition")
+                self.store.delete(stray.key)
