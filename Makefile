@@ -1,34 +1,53 @@
 # The two set-up commands are `make demo` and `make test`; both create the virtualenv on first use.
+# The demo's venv holds the runtime only; `make test` (and lint, test-fast) add the dev extra to the same venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip install --quiet -c constraints.txt
 # Ports on 127.0.0.1: the bundled sample portal of `make demo-ui`, the Dagster UI of `make demo-ui` and `make dev`.
 SAMPLE_PORT ?= 8311
 DAGSTER_PORT ?= 3000
+# `make test` runs the tiers side by side: most tests wait on servers, so workers outnumber the cores.
+TEST_WORKERS ?= 4
+# The tiers `make test-fast` leaves out (pytest markers, declared in pyproject.toml).
+SLOW_TIERS := slow or spark or postgres or browser or ui or e2e
 
-.PHONY: install lint test demo demo-ui dev bench clean
+.PHONY: install install-dev lint test test-fast prerequisites demo demo-ui dev bench clean
 
 # `dagster dev` warns on every start that `dg dev` supersedes it; dagster-dg is not part of this project.
 DAGSTER_DEV := PYTHONWARNINGS='ignore:Function `dev_command` is superseded' $(BIN)/dagster dev -w workspace.yaml
 
-$(VENV)/.installed: pyproject.toml setup.py constraints.txt
+$(VENV)/.runtime: pyproject.toml setup.py constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(PIP) -e .
 	touch $@
 
-install: $(VENV)/.installed
+$(VENV)/.dev: $(VENV)/.runtime
+	$(PIP) -e '.[dev]'
+	touch $@
 
-# Format, lint and type checks; every branch keeps them clean (`make test` runs them first).
-lint: install
+install: $(VENV)/.runtime
+
+install-dev: $(VENV)/.dev
+
+# Format, lint, types and the layers of the package (import-linter); `make test` runs them first.
+lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
-# The Glue job tests reach moto's S3 from Spark through S3A: its jars come once from PyPI (support/spark_glue.py).
-test: lint
+# Everything but the tiers that start servers, browsers or Spark: the loop to run while you work.
+test-fast: install-dev
+	$(BIN)/python -m pytest -n 2 -m "not ($(SLOW_TIERS))"
+
+prerequisites:
+	@$(PYTHON) -m boston_lake_tests.prerequisites
+
+# Every tier. The Glue job tests reach moto's S3 from Spark through S3A: its jars come once from PyPI.
+test: prerequisites lint
 	$(BIN)/python -m boston_lake_tests.support.spark_glue >/dev/null
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 # Offline: serves the bundled sample portal on 127.0.0.1 and materializes every year it offers.
 demo: install
@@ -44,8 +63,8 @@ demo-ui: install
 dev: install
 	DAGSTER_HOME=$(CURDIR)/.dagster_home $(DAGSTER_DEV) -p $(DAGSTER_PORT)
 
-bench: install
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+bench: install-dev
+	$(PIP) -e '.[dev,bench]'
 	$(BIN)/python benchmarks/bench_bronze.py --markdown
 	$(BIN)/python benchmarks/bench_silver.py --markdown
 	$(BIN)/python benchmarks/bench_catalog.py
