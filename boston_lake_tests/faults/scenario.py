@@ -1,7 +1,7 @@
 """The fault suite's register: every test here is one scenario with its declared outcome.
 
-README's fault table is rendered from this register (`python -m boston_lake_tests.faults.scenario`) and a
-test compares the two, so the table can only claim what a test of this package proves.
+The fault table of docs/faults.md is rendered from this register (`python -m boston_lake_tests.faults.scenario`)
+and a test compares the two, so the table can only claim what a test of this package proves.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""README's fault table is the register of this suite, and every test here declares its scenario."""
+"""The fault table of docs/faults.md is the register of this suite, and every test here declares its scenario."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from pathlib import Path
 import boston_lake_tests.faults as package
 from boston_lake_tests.faults.scenario import TABLE_END, TABLE_START, markdown_table, registered
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+FAULTS_PAGE = Path(__file__).resolve().parents[2] / "docs" / "faults.md"
 
 
-def test_readme_fault_table_is_the_suites_register() -> None:
-    readme = README.read_text()
-    assert TABLE_START in readme and TABLE_END in readme, "README lacks the fault table markers"
-    shown = readme[readme.index(TABLE_START) : readme.index(TABLE_END) + len(TABLE_END)]
+def test_docs_fault_table_is_the_suites_register() -> None:
+    page = FAULTS_PAGE.read_text()
+    assert TABLE_START in page and TABLE_END in page, "docs/faults.md lacks the fault table markers"
+    shown = page[page.index(TABLE_START) : page.index(TABLE_END) + len(TABLE_END)]
     assert shown == markdown_table(registered()), (
-        "README's fault table differs from the suite: regenerate it with python -m boston_lake_tests.faults.scenario"
+        "the fault table of docs/faults.md differs from the suite: "
+        "regenerate it with python -m boston_lake_tests.faults.scenario"
     )
 
 

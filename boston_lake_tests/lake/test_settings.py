@@ -120,6 +120,6 @@ def test_region_variables_in_their_order_of_precedence():
 
 
 @pytest.mark.parametrize("aws", [False, True], ids=["general", "aws"])
-def test_readme_configuration_tables_are_the_declarations(aws):
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    assert readme_table(aws) in readme
+def test_docs_configuration_tables_are_the_declarations(aws):
+    page = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    assert readme_table(aws) in page
