@@ -166,7 +166,7 @@ def expected_silver(lake: Path, center: int) -> Expected:
         str(lake / layout.bronze_data_key(LEGACY_REQUESTS.name, year)) for year in (center - 1, center, center + 1)
     ]
     # v2 times are Boston wall clocks converted as if they were UTC: read as Boston time, shown in UTC, they are
-    # the wall clock again (README "Time rules").
+    # the wall clock again (docs/silver.md, "Time rules").
     local_year = "year(timezone('UTC', timezone('America/New_York', open_dt)))"
     with duckdb.connect() as connection:
         copies, cases, total = connection.execute(

@@ -32,7 +32,7 @@ REPO_INSTANCE_CONFIG = Path(".dagster_home") / "dagster.yaml"
 
 ENVIRONMENT = (
     "reads BOSTON_LAKE_TARGET (local or aws); local: BOSTON_LAKE_HOME (or --home), default .boston_lake; "
-    "aws: BOSTON_LAKE_*_BUCKET, AWS_REGION and boto3's credential chain (README, Configuration)"
+    "aws: BOSTON_LAKE_*_BUCKET, AWS_REGION and boto3's credential chain (docs/configuration.md)"
 )
 
 

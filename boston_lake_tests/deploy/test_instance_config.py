@@ -1,6 +1,6 @@
 """deploy/dagster.yaml and deploy/ecs/dagster.yaml loaded by Dagster itself (its config schema, its classes),
 against a real PostgreSQL and, for ECS, boto3 aimed at the moto server. What needs a real ECS cluster (the
-launcher reading its own task, RunTask, Fargate) is listed in README's Deploy section instead."""
+launcher reading its own task, RunTask, Fargate) is listed in docs/deploy.md instead."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_the_compose_instance_is_postgres_with_a_queue_and_a_crawler_pool_of_one
 
 
 def test_a_bare_postgresql_url_does_not_load_so_the_driver_is_named(postgres, monkeypatch, tmp_path):
-    # README and deploy/dagster.yaml say to write postgresql+psycopg2://: SQLAlchemy 2.1 maps a bare
+    # docs/deploy.md and deploy/dagster.yaml say to write postgresql+psycopg2://: SQLAlchemy 2.1 maps a bare
     # postgresql:// to psycopg 3, which the image does not install.
     monkeypatch.setenv("DAGSTER_POSTGRES_URL", postgres.url().replace("postgresql+psycopg2://", "postgresql://"))
     with pytest.raises(ModuleNotFoundError, match="psycopg"):

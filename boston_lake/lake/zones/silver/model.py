@@ -1,7 +1,7 @@
 """The silver model: its columns, the SQL text that builds it, and the inputs that text reads.
 
-The column list is the contract that readers (gold assets, the README's mapping table, the column schema in
-Dagster) rely on; a test holds both engines' output to it.
+The column list is the contract that readers (gold assets, the mapping table in docs/silver.md, the column schema
+in Dagster) rely on; a test holds both engines' output to it.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The evidence behind silver's time rules (README, "Time rules"), checked on the real sample rows as published."""
+"""The evidence behind silver's time rules (docs/silver.md), checked on the real sample rows as published."""
 
 import duckdb
 import pytest
