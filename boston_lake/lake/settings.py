@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.tables import DATABASE
 
 TARGETS = ("local", "aws")
@@ -41,7 +42,7 @@ _ROLE_ARN = re.compile(r"arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role
 _KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
-class SettingsError(ValueError):
+class SettingsError(LakeError, ValueError):
     """A configuration variable is missing or malformed; the message names it."""
 
 

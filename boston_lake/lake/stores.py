@@ -23,11 +23,13 @@ from typing import Protocol
 
 import pyarrow.fs as pafs
 
+from boston_lake.lake.errors import LakeError
+
 STAGING_DIR = ".staging"
 STALE_STAGING_SECONDS = 24 * 3600
 
 
-class StoreError(RuntimeError):
+class StoreError(LakeError, RuntimeError):
     """A store operation failed; the message names the key and the store."""
 
 

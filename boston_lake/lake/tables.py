@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from boston_lake.lake.errors import LakeError
+
 # DuckDB type names, the language of the converter; Arrow types are derived for schemas and checks.
 ARROW_TYPES = {
     "BIGINT": pa.int64(),
@@ -23,7 +25,7 @@ ARROW_TYPES = {
 DATABASE = "boston311"
 
 
-class HeaderMismatch(ValueError):
+class HeaderMismatch(LakeError, ValueError):
     """A CSV header matches no known schema generation."""
 
 

@@ -31,6 +31,7 @@ from boston_lake.lake.aws.resources import (
     silver_job_role_policy,
 )
 from boston_lake.lake.aws.session import AwsSession, describe_error, error_code
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.zones.silver.glue_build import PIPES_PREFIX, script_bytes, script_key
@@ -42,7 +43,7 @@ UNCHANGED = "unchanged"
 _LIST_ELEMENTS = ("Action", "Resource", "NotAction", "NotResource")
 
 
-class ProvisionError(RuntimeError):
+class ProvisionError(LakeError, RuntimeError):
     """Provisioning cannot go on; the message names the resource and AWS's reason."""
 
 

@@ -15,6 +15,7 @@ import botocore.session
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.settings import AwsSettings
 
 
@@ -91,7 +92,7 @@ class Backoff:
             delay = min(delay * self.factor, self.max_seconds)
 
 
-class WaitTimedOut(TimeoutError):
+class WaitTimedOut(LakeError, TimeoutError):
     """The deadline of a wait passed; the message says what was awaited and for how long."""
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from boston_lake.lake.errors import LakeError
+
 GlueDict = dict[str, Any]
 
 # The fields of Glue's TableInput and PartitionInput: what a Table or Partition dict keeps when written back.
@@ -32,7 +34,7 @@ TABLE_INPUT_KEYS = (
 PARTITION_INPUT_KEYS = ("Values", "LastAccessTime", "StorageDescriptor", "Parameters", "LastAnalyzedTime")
 
 
-class CatalogError(RuntimeError):
+class CatalogError(LakeError, RuntimeError):
     """A catalog operation failed; the message names the database, table or partition."""
 
 

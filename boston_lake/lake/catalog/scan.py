@@ -14,12 +14,13 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.schema_merge import Column, Values
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore, StoredObject
 
 _FOOTER_READERS = 16
 
 
-class CrawlError(RuntimeError):
+class CrawlError(LakeError, RuntimeError):
     """The crawl cannot describe the data; the message names the table, file or setting at fault."""
 
 

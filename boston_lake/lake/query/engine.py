@@ -21,6 +21,7 @@ import pyarrow as pa
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
 from boston_lake.lake.catalog.scan import data_objects
 from boston_lake.lake.duck import sql_identifier, sql_literal
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore, StoredObject
 from boston_lake.lake.tables import DATABASE
 from boston_lake.lake.zones.bronze import repair_hint
@@ -41,7 +42,7 @@ _DUCKDB_TYPES = {
 _DECIMAL = re.compile(r"^decimal\((\d+),\s*(\d+)\)$")
 
 
-class QueryError(RuntimeError):
+class QueryError(LakeError, RuntimeError):
     """A query could not run; the message names the table or carries the SQL."""
 
 

@@ -17,6 +17,8 @@ from typing import BinaryIO
 
 import numpy as np
 
+from boston_lake.lake.errors import LakeError
+
 UTF8_BOM = codecs.BOM_UTF8
 MAX_LOCATIONS = 100  # invalid records listed by location; the count is always exact
 PROFILE_BLOCK_BYTES = 1 << 20  # what profile_file scans at a time; 1 MiB measured fastest (4 MiB: 1.6x slower)
@@ -24,7 +26,7 @@ _NEWLINE, _QUOTE, _CR = ord("\n"), ord('"'), ord("\r")
 REPAIR_ERRORS = "boston_lake.cp1252_fallback"
 
 
-class CsvFormatError(ValueError):
+class CsvFormatError(LakeError, ValueError):
     """The file is not a CSV with a header; the caller adds the file's name."""
 
 

@@ -18,6 +18,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 
 DATASET = "311-service-requests"
@@ -26,7 +27,7 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 Answer = TypeVar("Answer")  # what one attempt of a request returns
 
 
-class PortalError(RuntimeError):
+class PortalError(LakeError, RuntimeError):
     """The portal answered with something other than what was asked for; the message says what and where."""
 
 
@@ -96,7 +97,7 @@ class ActionResponse:
     body: bytes
 
 
-class BodyCutShort(Exception):
+class _BodyCutShort(Exception):
     """The connection broke, or the body came shorter than Content-Length, after the headers had arrived:
     the one failure urllib3's Retry cannot see, so the request is started again by `_retried`."""
 
@@ -162,7 +163,7 @@ class CkanPortal:
         try:
             response = self.session.get(url, params=params, timeout=self.timeout_seconds, allow_redirects=True)
         except requests.exceptions.ChunkedEncodingError as error:
-            raise BodyCutShort(f"the answer was cut short: {error}") from error
+            raise _BodyCutShort(f"the answer was cut short: {error}") from error
         except requests.exceptions.RequestException as error:
             raise PortalError(f"{url} failed {self.max_attempts} times; last error: {error}") from error
         if response.status_code in RETRY_STATUSES:
@@ -226,12 +227,12 @@ class CkanPortal:
                             last_report = now
                 except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError) as error:
                     # What arrived, not what was written: the last chunk may have been cut short mid-read.
-                    raise BodyCutShort(
+                    raise _BodyCutShort(
                         f"connection broke after {_received(response.raw.tell(), expected)}: {error}"
                     ) from error
             wire_bytes = response.raw.tell()
             if expected is not None and wire_bytes != expected:
-                raise BodyCutShort(f"body ended after {_received(wire_bytes, expected)} (Content-Length)")
+                raise _BodyCutShort(f"body ended after {_received(wire_bytes, expected)} (Content-Length)")
             if written == 0:
                 raise PortalError(f"{url} answered 200 with an empty body; expected a CSV file")
             elapsed = time.monotonic() - started
@@ -264,7 +265,7 @@ class CkanPortal:
         for number in range(1, self.max_attempts + 1):
             try:
                 return attempt()
-            except BodyCutShort as error:
+            except _BodyCutShort as error:
                 if number == self.max_attempts:
                     raise PortalError(f"{url} failed {number} times; last error: {error}") from error
                 delay = min(self.backoff_seconds * 2 ** (number - 1), self.max_backoff_seconds)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.duck import sql_literal
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.source.csvscan import CsvFormatError, read_header, repair_encoding
 from boston_lake.lake.source.manifest import JSON_LINES, RawManifest, read_manifest
@@ -37,7 +38,7 @@ META_PREFIX = "boston_lake."
 PREVIEW_ROWS = 5
 
 
-class BronzeError(RuntimeError):
+class BronzeError(LakeError, RuntimeError):
     """A bronze partition could not be built; the message names the table, year and raw file."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from boston_lake.lake import layout
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.source.csvscan import (
     CsvFormatError,
@@ -39,7 +40,7 @@ from boston_lake.lake.tables import LakeTable
 _DATE_PREFIX = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
 
 
-class RawIngestError(RuntimeError):
+class RawIngestError(LakeError, RuntimeError):
     """A raw partition could not be ingested; the message names the table, year and file."""
 
 

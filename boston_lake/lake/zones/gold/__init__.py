@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.scan import data_objects
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 
@@ -27,7 +28,7 @@ GOLD_ZONE = "gold"
 MEMORY_LIMIT = "256MB"
 
 
-class GoldError(RuntimeError):
+class GoldError(LakeError, RuntimeError):
     """A gold year could not be built; the message names the silver files or the SQL at fault."""
 
 

@@ -17,6 +17,7 @@ import duckdb
 
 from boston_lake.lake import layout
 from boston_lake.lake.duck import one_row, sql_identifier, sql_literal
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.zones.bronze import footer_metadata, open_parquet
@@ -44,7 +45,7 @@ ROW_GROUP_ROWS = 30_720
 LEDGER_FIELDS = ("candidate_rows", "duplicates_merged", "moved_to_neighbour_year", "kept_in_file_year")
 
 
-class SilverError(RuntimeError):
+class SilverError(LakeError, RuntimeError):
     """A silver year could not be built; the message names the year and the cause."""
 
 

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from boston_lake.lake import layout
+from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import TABLES, HeaderMismatch, LakeTable
 from boston_lake.lake.zones.bronze import META_PREFIX, footer_metadata, open_parquet
@@ -29,7 +30,7 @@ from boston_lake.lake.zones.silver.model import (
 NEIGHBOURS = (-1, 0, 1)
 
 
-class SilverInputError(RuntimeError):
+class SilverInputError(LakeError, RuntimeError):
     """A bronze file that silver must read cannot be used; the message names it."""
 
 
