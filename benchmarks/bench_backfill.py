@@ -49,7 +49,7 @@ from benchmarks.bench_bronze import (  # noqa: E402
     machine_info,
     parse_size,
 )
-from boston_lake.defs.sensors import RANGE_END, RANGE_START  # noqa: E402
+from boston_lake.defs.keys import RANGE_END, RANGE_START  # noqa: E402
 from boston_lake.lake import layout  # noqa: E402
 from boston_lake.lake.stores import STAGING_DIR  # noqa: E402
 from boston_lake.lake.tables import DATABASE, LEGACY_REQUESTS  # noqa: E402

@@ -4,15 +4,11 @@ from collections.abc import Sequence
 
 from dagster import AssetsDefinition, Definitions, map_asset_specs
 
-from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS
-from boston_lake.defs.checks import BRONZE_CHECKS
+from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS, CATALOG_SENSORS, CRAWL_JOBS
 from boston_lake.defs.executor import EXECUTOR
 from boston_lake.defs.gold import GOLD_ASSETS, GOLD_AUTOMATION, GOLD_JOB
-from boston_lake.defs.ingest import INGEST_ASSETS
-from boston_lake.defs.jobs import CRAWL_JOBS, INGEST_JOBS
+from boston_lake.defs.ingest import BRONZE_CHECKS, INGEST_ASSETS, INGEST_JOBS, SCHEDULES
 from boston_lake.defs.resources import build_resources
-from boston_lake.defs.schedules import SCHEDULES
-from boston_lake.defs.sensors import SENSORS
 from boston_lake.defs.silver import SILVER_ASSETS, SILVER_CHECKS, SILVER_JOBS, SILVER_SENSORS
 from boston_lake.lake.settings import Settings
 
@@ -40,7 +36,7 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=BRONZE_CHECKS + CATALOG_CHECKS + SILVER_CHECKS,
         jobs=[*INGEST_JOBS.values(), *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB],
         schedules=SCHEDULES,
-        sensors=[*SENSORS, *SILVER_SENSORS, GOLD_AUTOMATION],
+        sensors=[*CATALOG_SENSORS, *SILVER_SENSORS, GOLD_AUTOMATION],
         resources=build_resources(settings),
         executor=EXECUTOR,
     )

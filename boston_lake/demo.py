@@ -18,10 +18,10 @@ from dagster import (
 from tabulate import tabulate
 
 from boston_lake.definitions import build_definitions
+from boston_lake.defs.automation import contiguous_blocks
 from boston_lake.defs.gold import GOLD_JOB, gold_key
-from boston_lake.defs.jobs import ingest_job_name
+from boston_lake.defs.keys import RANGE_END, RANGE_START, ingest_job_name
 from boston_lake.defs.partitions import partitions_for
-from boston_lake.defs.sensors import RANGE_END, RANGE_START, contiguous_blocks
 from boston_lake.formatting import format_result
 from boston_lake.lake.answers.report import write_report
 from boston_lake.lake.settings import Settings

@@ -27,7 +27,7 @@ def missing() -> list[tuple[str, str, str]]:
 
 def main() -> int:
     absent = missing()
-    for name, package, tier in absent:
+    for name, _, tier in absent:
         print(f"missing: {name} (the '{tier}' tests need it)", file=sys.stderr)
     if absent:
         packages = " ".join(package for _, package, _ in absent)

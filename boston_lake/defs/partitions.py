@@ -32,3 +32,7 @@ def all_years(table: LakeTable) -> list[int]:
 def run_years(context: AssetExecutionContext) -> list[int]:
     """The years of this run, whether it targets one partition or a single-run backfill's range."""
     return [int(key) for key in context.partition_keys]
+
+
+# Silver and gold years are the legacy table's years (2011 to the running year); gold year Y reads silver year Y.
+SILVER_PARTITIONS = partitions_for(LEGACY_REQUESTS)

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from boston_lake.defs.catalog import CRAWLER_POOL
+from boston_lake.defs.keys import CRAWLER_POOL
 from boston_lake_tests.support.deploy_files import (
     DEPLOY,
     REPO,

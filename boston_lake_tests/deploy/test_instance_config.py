@@ -19,7 +19,7 @@ from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_postgres.run_storage import PostgresRunStorage
 
 from boston_lake.definitions import defs
-from boston_lake.defs.jobs import INGEST_JOBS, INGEST_RUN_SIZE
+from boston_lake.defs.ingest.jobs import INGEST_JOBS, INGEST_RUN_SIZE
 from boston_lake_tests.support.deploy_files import DEPLOY
 
 # Fargate's task sizes: memory (MiB) allowed for each CPU value (ECS developer guide, "Task size").

@@ -24,8 +24,8 @@ from dagster import AssetKey, DagsterEventType, DagsterInstance, DagsterRun, Dag
 from dagster._core.scheduler.instigation import InstigatorState
 from dagster_shared.serdes import deserialize_value
 
-from boston_lake.defs.catalog import CRAWLER_POOL
-from boston_lake.defs.sensors import CRAWL_TABLE_TAG, RANGE_END, RANGE_START
+from boston_lake.defs.catalog.sensors import CRAWL_TABLE_TAG
+from boston_lake.defs.keys import CRAWLER_POOL, RANGE_END, RANGE_START
 from boston_lake_tests.support.deploy_files import DEPLOY, REPO, compose_service, image_entrypoint, image_environment
 
 SENSOR = "crawl_landed_bronze"

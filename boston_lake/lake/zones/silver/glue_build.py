@@ -6,7 +6,7 @@ neither crawler reads); `publish` then copies that one object to the year's key 
 the old year or the new one, never a part (the same guarantee as the DuckDB path and bronze), and removes the
 staging prefix. Beside the year it leaves a build record (Spark cannot put the inputs' fingerprint in the
 footer, as the DuckDB path does), so a year asked for again with the same bronze and transform is not rebuilt.
-Launching the job is Dagster wiring (defs/silver_glue.py); nothing here imports Dagster.
+Launching the job is Dagster wiring (defs/silver/glue.py); nothing here imports Dagster.
 """
 
 from __future__ import annotations

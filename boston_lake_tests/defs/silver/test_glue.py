@@ -10,7 +10,7 @@ import pytest
 from dagster import materialize
 
 from boston_lake.defs.resources import build_resources
-from boston_lake.defs.silver import silver_service_requests
+from boston_lake.defs.silver.assets import silver_service_requests
 from boston_lake.lake import layout
 from boston_lake.lake.aws.provision import AwsClients, apply, plan
 from boston_lake.lake.aws.resources import ProvisionConfig

@@ -22,10 +22,10 @@ from dagster import (
     schedule,
 )
 
-from boston_lake.defs.jobs import INGEST_JOBS
+from boston_lake.defs.ingest.jobs import INGEST_JOBS
+from boston_lake.defs.keys import RANGE_END, RANGE_START
 from boston_lake.defs.partitions import TIMEZONE
 from boston_lake.defs.resources import CkanPortalResource
-from boston_lake.defs.sensors import RANGE_END, RANGE_START
 from boston_lake.lake.tables import TABLES, LakeTable
 from boston_lake.lake.zones.raw import offered_years
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import DagsterInstance, build_schedule_context
 
-from boston_lake.defs.sensors import RANGE_END, RANGE_START
+from boston_lake.defs.keys import RANGE_END, RANGE_START
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 BOSTON = ZoneInfo("America/New_York")

@@ -6,7 +6,9 @@ import uuid
 import pytest
 from dagster import DagsterRun, DagsterRunStatus, build_sensor_context
 
-from boston_lake.defs.sensors import CRAWL_TABLE_TAG, RANGE_END, RANGE_START, contiguous_blocks
+from boston_lake.defs.automation import contiguous_blocks
+from boston_lake.defs.catalog.sensors import CRAWL_TABLE_TAG
+from boston_lake.defs.keys import RANGE_END, RANGE_START
 from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

@@ -5,7 +5,8 @@ import re
 
 from dagster import AssetMaterialization, evaluate_automation_conditions, materialize
 
-from boston_lake.defs.gold import GOLD_ASSETS, SILVER_KEY, gold_key
+from boston_lake.defs.gold import GOLD_ASSETS, gold_key
+from boston_lake.defs.keys import SILVER_KEY
 from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS
 from boston_lake_tests.support.silver_samples import write_silver_samples
 

@@ -13,7 +13,6 @@ from typing import Any
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
@@ -27,6 +26,8 @@ from dagster import (
     asset,
 )
 
+from boston_lake.defs.keys import bronze_key, raw_key
+from boston_lake.defs.metadata import size_text
 from boston_lake.defs.partitions import all_years, partitions_for, run_years
 from boston_lake.defs.resources import CkanPortalResource, LakeStorageResource
 from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
@@ -53,14 +54,6 @@ PREVIEW_COLUMNS = (
 )
 
 
-def raw_key(table: LakeTable) -> AssetKey:
-    return AssetKey(["raw", table.name])
-
-
-def bronze_key(table: LakeTable) -> AssetKey:
-    return AssetKey(["bronze", table.name])
-
-
 class BronzeConfig(Config):
     force: bool = False
     """Rebuild even when the partition was already built from the same raw file by the same converter."""
@@ -68,16 +61,6 @@ class BronzeConfig(Config):
 
 def _single_version(versions: Sequence[str]) -> DataVersion | None:
     return DataVersion(versions[0]) if len(versions) == 1 else None
-
-
-def size_text(size: int) -> str:
-    """Bytes as a person reads them (decimal units, as S3 and the OS file browsers show them)."""
-    value = float(size)
-    for unit in ("B", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def raw_metadata(partition: RawPartition, storage_uri: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ run, not per partition, for range runs. Missing or repeated ids and rows that do
 errors: the run that built the year fails.
 """
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -19,11 +19,11 @@ from dagster import (
     TableColumn,
     TableRecord,
     TableSchema,
-    TextMetadataValue,
     multi_asset_check,
 )
 
-from boston_lake.defs.ingest import bronze_key
+from boston_lake.defs.keys import bronze_key
+from boston_lake.defs.metadata import failing_years_metadata
 from boston_lake.defs.resources import LakeStorageResource
 from boston_lake.lake import layout
 from boston_lake.lake.tables import TABLES, LakeTable
@@ -32,19 +32,6 @@ from boston_lake.lake.zones.bronze_quality import PartitionFacts, bronze_years, 
 # Real yearly files carry a few cases across the boundary (a case opened late on Dec 31 in another
 # time zone's clock); more than this share means the file is in the wrong year's slot.
 MAX_OUTSIDE_SHARE = 0.01
-
-
-def failing_years_metadata(years: list[int]) -> MetadataValue:
-    """The failing years as plain text: it shows on the check's result in the UI without opening JSON."""
-    return MetadataValue.text(", ".join(map(str, years)) or "none")
-
-
-def failing_years_of(metadata: Mapping[str, MetadataValue]) -> list[int]:
-    """The years a check result's `failing_years_metadata` names (the sensors read them back)."""
-    text = metadata.get("failing_years")
-    if not isinstance(text, TextMetadataValue) or text.value == "none":
-        return []
-    return [int(year) for year in text.value.split(", ")]
 
 
 def by_year(facts: list[PartitionFacts], **columns: Callable[[PartitionFacts], int | float | str]) -> MetadataValue:

@@ -23,10 +23,10 @@ from dagster import (
     define_asset_job,
 )
 
-from boston_lake.defs.catalog import CRAWLER_POOL, column_schema
-from boston_lake.defs.partitions import run_years
+from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY
+from boston_lake.defs.metadata import column_schema
+from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
-from boston_lake.defs.silver import SILVER_KEY, SILVER_PARTITIONS
 from boston_lake.lake import layout
 from boston_lake.lake.answers import charts, questions
 from boston_lake.lake.catalog.registration import direct_crawl, register

@@ -20,40 +20,21 @@ from dagster import (
     BackfillPolicy,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     asset,
     multi_asset_check,
 )
 
-from boston_lake.defs.ingest import bronze_key, size_text
+from boston_lake.defs.keys import CRAWLER_POOL, bronze_key, catalog_key
+from boston_lake.defs.metadata import column_schema, size_text
 from boston_lake.defs.partitions import partitions_for, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.registration import TableSnapshot, partition_record_count, register
-from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
+from boston_lake.lake.tables import TABLES, LakeTable
 from boston_lake.lake.zones.bronze import open_parquet
 from boston_lake.lake.zones.bronze_quality import bronze_years
 
 CATALOG_GROUP = "catalog"
-CRAWLER_POOL = "boston_lake_crawler"
-
-
-def catalog_key(table: LakeTable) -> AssetKey:
-    return AssetKey(["catalog", table.name])
-
-
-def column_schema(snapshot: TableSnapshot) -> TableSchema:
-    return TableSchema(
-        columns=[
-            TableColumn(name=name, type=glue_type, description=COLUMN_DESCRIPTIONS.get(name))
-            for name, glue_type in snapshot.columns
-        ]
-        + [
-            TableColumn(name=name, type=glue_type, description=COLUMN_DESCRIPTIONS.get(name, "partition key"))
-            for name, glue_type in snapshot.partition_keys
-        ]
-    )
 
 
 def build_catalog_asset(table: LakeTable) -> AssetsDefinition:

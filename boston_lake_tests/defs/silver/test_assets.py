@@ -4,7 +4,7 @@ by its sensor."""
 import pytest
 from dagster import build_sensor_context
 
-from boston_lake.defs.sensors import RANGE_END, RANGE_START
+from boston_lake.defs.keys import RANGE_END, RANGE_START
 from boston_lake_tests.support.portal import LEGACY_2022_ID
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}

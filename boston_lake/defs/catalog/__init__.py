@@ -1,0 +1,7 @@
+"""The catalog: a table per bronze table kept current by the crawler, its checks, crawl jobs and the crawl sensor."""
+
+from boston_lake.defs.catalog.assets import CATALOG_ASSETS, CATALOG_CHECKS
+from boston_lake.defs.catalog.jobs import CRAWL_JOBS
+from boston_lake.defs.catalog.sensors import CATALOG_SENSORS
+
+__all__ = ["CATALOG_ASSETS", "CATALOG_CHECKS", "CATALOG_SENSORS", "CRAWL_JOBS"]

@@ -1,0 +1,110 @@
+"""The crawler sensor: every bronze partition that lands changed gets crawled into the catalog.
+
+A bronze materialization that changed nothing (its `changed` metadata is false: the raw file and converter
+were the same, so the Parquet object was not rewritten) requests no crawl: a daily refresh that finds
+nothing new costs no crawl, which in `glue` mode is a billed crawler run.
+
+Years that land together, or from one single-run backfill, are all crawled (automation.py reads every
+record since the cursor). The years of a table that landed since the last tick become one crawl run (one per unbroken
+run of years, since a run covers a contiguous range). While a crawl of a table is queued or running, its
+newly landed years wait (the cursor does not move past them) and the skip message says which run they
+wait for. The cursor lives in the Dagster instance, so it survives restarts.
+"""
+
+import json
+
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SensorResult,
+    sensor,
+)
+
+from boston_lake.defs.automation import IN_FLIGHT, contiguous_blocks, landed_years
+from boston_lake.defs.catalog.jobs import CRAWL_JOBS
+from boston_lake.defs.keys import catalog_key, crawl_job_name, partition_tags
+from boston_lake.lake.tables import TABLES, LakeTable
+
+CRAWL_TABLE_TAG = "boston_lake/crawl_table"
+
+
+def not_yet_crawled(instance: DagsterInstance, table: LakeTable, changed: dict[int, int]) -> list[int]:
+    """The changed years no crawl has registered since they landed.
+
+    A year the catalog materialized after its bronze landed is not crawled again, so a lost or fresh cursor
+    (the demo crawls in-process, then `make demo-ui` starts the daemon on the same instance) costs no crawl.
+    """
+    crawled = instance.get_latest_storage_id_by_partition(
+        catalog_key(table), DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in changed}
+    )
+    return sorted(year for year, landed_at in changed.items() if crawled.get(str(year), 0) < landed_at)
+
+
+def crawl_request(table: LakeTable, first: int, last: int, newest_storage_id: int) -> RunRequest:
+    return RunRequest(
+        run_key=f"{table.name}:{newest_storage_id}:{first}-{last}",
+        job_name=crawl_job_name(table),
+        tags={**partition_tags(first, last), CRAWL_TABLE_TAG: table.name},
+    )
+
+
+@sensor(
+    name="crawl_landed_bronze",
+    jobs=list(CRAWL_JOBS.values()),
+    minimum_interval_seconds=30,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Crawls every bronze year that lands changed into the catalog; years landing together share one crawl, "
+        "and a refresh that changed nothing requests none."
+    ),
+)
+def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
+    cursor: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    requests: list[RunRequest] = []
+    notes: list[str] = []
+    anything_landed = False
+    for table in TABLES:
+        landed = landed_years(context.instance, table, cursor.get(table.name))
+        newest = landed.newest_storage_id
+        anything_landed = anything_landed or newest != cursor.get(table.name)
+        if landed.unchanged:
+            notes.append(f"{table.name} years {landed.unchanged} were refreshed unchanged: nothing to crawl")
+        notes += [f"{table.name} {year} not crawled: {why}" for year, why in sorted(landed.blocked.items())]
+        if newest is None:
+            continue
+        years = not_yet_crawled(context.instance, table, landed.changed)
+        if not years:
+            cursor[table.name] = newest  # everything up to here is crawled already
+            continue
+        in_flight = context.instance.get_runs(
+            RunsFilter(statuses=IN_FLIGHT, tags={CRAWL_TABLE_TAG: table.name}), limit=1
+        )
+        if in_flight:
+            run = in_flight[0]
+            notes.append(
+                f"{table.name} years {years} wait for crawl run {run.run_id[:8]} ({run.status.value}) to finish"
+            )
+            continue
+        requests += [crawl_request(table, first, last, newest) for first, last in contiguous_blocks(years)]
+        cursor[table.name] = newest
+    new_cursor = json.dumps(cursor, sort_keys=True)
+    if requests:
+        for message in notes:
+            context.log.info(message)
+        return SensorResult(run_requests=requests, cursor=new_cursor)
+    return SensorResult(
+        cursor=new_cursor,
+        skip_reason="; ".join(notes)
+        or (
+            "every bronze year that landed is crawled or has a crawl requested"
+            if anything_landed
+            else "no bronze partition landed since the last tick"
+        ),
+    )
+
+
+CATALOG_SENSORS = [crawl_landed_bronze]

@@ -1,0 +1,136 @@
+"""The silver table `silver/service_requests`: the asset that builds and registers its years.
+
+A silver year reads bronze Y-1..Y+1 of both tables (a case opened on New Year's Day sits in two files), writes
+one object, and registers the year in `boston311.service_requests` with the project's crawler in the same run,
+so a finished run is always queryable. Registration shares the crawler pool with the bronze crawls.
+"""
+
+import warnings
+from typing import Any
+
+from dagster import (
+    AssetDep,
+    AssetExecutionContext,
+    BackfillPolicy,
+    BetaWarning,
+    Config,
+    DataVersion,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    TimeWindowPartitionMapping,
+    asset,
+)
+
+from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY, bronze_key
+from boston_lake.defs.metadata import column_schema
+from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
+from boston_lake.defs.resources import CatalogResource, LakeStorageResource
+from boston_lake.defs.silver.glue import build_on_glue
+from boston_lake.lake import layout
+from boston_lake.lake.catalog.registration import direct_crawl, register
+from boston_lake.lake.tables import TABLES
+from boston_lake.lake.targets import GLUE
+from boston_lake.lake.zones.silver.duckdb_build import SilverPartition, SilverZone
+from boston_lake.lake.zones.silver.inputs import NEIGHBOURS
+from boston_lake.lake.zones.silver.model import COLUMNS, SILVER_TABLE, SILVER_ZONE, TRANSFORM_VERSION
+
+SILVER_GROUP = "silver"
+# Year Y reads bronze Y-1..Y+1; years a source lacks (NEW SYSTEM before 2025, next year) are simply not read.
+with warnings.catch_warnings():  # the flag is beta in Dagster 1.13; the CLI and demo print no warnings
+    warnings.simplefilter("ignore", BetaWarning)
+    NEIGHBOUR_YEARS = TimeWindowPartitionMapping(
+        start_offset=NEIGHBOURS[0], end_offset=NEIGHBOURS[-1], allow_nonexistent_upstream_partitions=True
+    )
+BAR_WIDTH = 30
+
+
+class SilverConfig(Config):
+    force: bool = False
+    """Rebuild even when the year was already built from the same bronze files by the same transform."""
+
+
+def silver_column_schema() -> TableSchema:
+    return TableSchema(columns=[TableColumn(name=c.name, type=str(c.type), description=c.description) for c in COLUMNS])
+
+
+def cases_per_month_chart(cases_per_month: dict[str, int]) -> str:
+    """A bar per month in Markdown, which the Dagster UI renders in the materialization's metadata."""
+    if not cases_per_month:
+        return "(no cases)"
+    widest = max(cases_per_month.values())
+    lines = ["| month (Boston) | cases | |", "|---|---:|---|"]
+    for month, cases in cases_per_month.items():
+        lines.append(f"| {month} | {cases:,} | {'█' * max(1, round(BAR_WIDTH * cases / widest))} |")
+    return "\n".join(lines)
+
+
+def silver_metadata(partition: SilverPartition, storage_uri: str) -> dict[str, Any]:
+    return {
+        **partition.metadata(),
+        "key": MetadataValue.path(storage_uri),
+        "bytes": MetadataValue.int(partition.bytes),
+        "dagster/row_count": MetadataValue.int(partition.summary.rows),
+        "dagster/column_schema": silver_column_schema(),
+        "rows_by_generation": MetadataValue.json(partition.summary.rows_by_generation),
+        "local_open_hours": MetadataValue.json(partition.summary.local_open_hours),
+        "cases_per_month": MetadataValue.md(cases_per_month_chart(partition.summary.cases_per_month)),
+    }
+
+
+@asset(
+    key=SILVER_KEY,
+    deps=[AssetDep(bronze_key(table), partition_mapping=NEIGHBOUR_YEARS) for table in TABLES],
+    partitions_def=SILVER_PARTITIONS,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=CRAWLER_POOL,
+    group_name=SILVER_GROUP,
+    kinds={"parquet"},  # and the engine of the target (definitions.py)
+    code_version=TRANSFORM_VERSION,
+    description=(
+        "Every 311 case once, legacy and NEW SYSTEM in one model, times as true UTC instants; a case belongs to the "
+        "year of its open time in Boston. Registered as boston311.service_requests."
+    ),
+)
+def silver_service_requests(
+    context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource, catalog: CatalogResource
+) -> MaterializeResult:
+    lake = storage.lake_zone()
+    zone = SilverZone(lake, context.log)
+    years = run_years(context)
+    fingerprints = []
+    for year in years:
+        if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year
+            partition = build_on_glue(context, storage.target.silver_glue_job(), lake, year, force=config.force)
+        else:
+            partition = zone.build(year, force=config.force)
+        context.log.info(
+            f"silver {year}: {partition.summary.rows} cases from {partition.inputs.rows} bronze rows, "
+            f"{partition.ledger['duplicates_merged']} duplicates merged "
+            f"({'rebuilt' if partition.changed else 'unchanged'}: {partition.reason}); "
+            f"read as empty: {', '.join(partition.inputs.missing) or 'none'}"
+        )
+        context.add_asset_metadata(silver_metadata(partition, lake.uri(partition.key)), partition_key=str(year))
+        fingerprints.append(partition.inputs.fingerprint())
+    glue = catalog.catalog()
+    prefix = layout.table_prefix(SILVER_ZONE, SILVER_TABLE)
+    update = register(
+        lambda: direct_crawl(lake, glue, catalog.database, SILVER_TABLE, context.log, prefix=prefix),
+        glue,
+        catalog.database,
+        SILVER_TABLE,
+        years,
+    )
+    context.log.info(update.crawl_summary)
+    context.add_asset_metadata(
+        {
+            **update.metadata(),
+            "dagster/table_name": f"{catalog.database}.{SILVER_TABLE}",
+            "catalog_column_schema": column_schema(update.after),
+        }
+    )
+    return MaterializeResult(data_version=DataVersion(fingerprints[0]) if len(fingerprints) == 1 else None)
+
+
+SILVER_ASSETS = [silver_service_requests]

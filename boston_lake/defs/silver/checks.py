@@ -1,0 +1,111 @@
+"""Silver's checks, judged per year from one read of the year and its neighbours: ids unique, every case in its
+year, and the night trough where Boston's night is (the evidence that times were converted right)."""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSpec,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from boston_lake.defs.keys import SILVER_KEY
+from boston_lake.defs.resources import LakeStorageResource
+from boston_lake.lake.zones.silver.quality import NIGHT_HOURS, SilverFacts, silver_facts, silver_years
+
+
+def _unique_result(facts: list[SilverFacts]) -> AssetCheckResult:
+    failing = [f for f in facts if f.null_ids or f.duplicate_ids or f.ids_in_neighbours]
+    return AssetCheckResult(
+        check_name="case_id_unique",
+        passed=not failing,
+        description="; ".join(
+            f"{f.year}: {f.null_ids} rows without case_id, {f.duplicate_ids} ids repeated, {f.ids_in_neighbours} "
+            f"ids also in a neighbouring year (e.g. {f.neighbour_examples})"
+            for f in failing
+        )
+        or None,
+        metadata={
+            "duplicate_ids": sum(f.duplicate_ids for f in facts),
+            "ids_in_neighbours": sum(f.ids_in_neighbours for f in facts),
+            "failing_years": [f.year for f in failing],
+        },
+    )
+
+
+def _placed_result(facts: list[SilverFacts]) -> AssetCheckResult:
+    failing = [f for f in facts if f.bronze_ids_unplaced or f.bronze_ids_placed_twice]
+    details = []
+    for f in failing:
+        unbuilt = f" (silver {f.silver_years_missing} not built yet)" if f.silver_years_missing else ""
+        details.append(
+            f"{f.year}: of {f.bronze_ids} bronze case ids, {f.bronze_ids_unplaced} are in no silver year{unbuilt} "
+            f"(e.g. {f.unplaced_examples}) and {f.bronze_ids_placed_twice} in more than one"
+        )
+    return AssetCheckResult(
+        check_name="bronze_cases_placed_once",
+        passed=not failing,
+        description="; ".join(details) or None,
+        metadata={
+            "bronze_case_ids": sum(f.bronze_ids for f in facts),
+            "unplaced": sum(f.bronze_ids_unplaced for f in facts),
+            "placed_twice": sum(f.bronze_ids_placed_twice for f in facts),
+            "failing_years": [f.year for f in failing],
+        },
+    )
+
+
+def _trough_result(facts: list[SilverFacts]) -> AssetCheckResult:
+    judged = [f for f in facts if f.night_trough_hour is not None]
+    failing = [f for f in judged if f.night_trough_hour not in NIGHT_HOURS]
+    return AssetCheckResult(
+        check_name="local_hour_trough_at_night",
+        passed=not failing,
+        description="; ".join(
+            f"{f.year}: the quietest local hours are around {f.night_trough_hour:02d}:00, not in the small hours; "
+            "a time base is wrong"
+            for f in failing
+        )
+        or None,
+        metadata={
+            "trough_hour_by_year": MetadataValue.json({str(f.year): f.night_trough_hour for f in judged}),
+            "night_hours": f"{NIGHT_HOURS.start:02d}-{NIGHT_HOURS.stop - 1:02d}",
+            "failing_years": [f.year for f in failing],
+        },
+    )
+
+
+@multi_asset_check(
+    specs=[
+        AssetCheckSpec(
+            "case_id_unique",
+            asset=SILVER_KEY,
+            description="Every case id appears once in the year and in neither neighbouring year.",
+        ),
+        AssetCheckSpec(
+            "bronze_cases_placed_once",
+            asset=SILVER_KEY,
+            description="Every case id of the year's bronze files is in exactly one silver year (Y-1, Y or Y+1).",
+        ),
+        AssetCheckSpec(
+            "local_hour_trough_at_night",
+            asset=SILVER_KEY,
+            description="The quietest three local hours of opened_at are centred in 01:00-05:00 Boston time.",
+        ),
+    ],
+    name="silver_service_requests_checks",
+)
+def silver_checks(context: AssetCheckExecutionContext, storage: LakeStorageResource) -> Iterator[AssetCheckResult]:
+    lake = storage.lake_zone()
+    partitioned = context.has_partition_key or context.has_partition_key_range
+    years = [int(key) for key in context.partition_keys] if partitioned else silver_years(lake)
+    context.log.info(f"checking silver for {years}")
+    facts = [silver_facts(lake, year) for year in years]
+    yield _unique_result(facts)
+    yield _placed_result(facts)
+    yield _trough_result(facts)
+
+
+SILVER_CHECKS = [silver_checks]
