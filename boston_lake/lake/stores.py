@@ -23,6 +23,7 @@ from typing import Protocol
 
 import pyarrow.fs as pafs
 
+from boston_lake.lake.clock import utc_now_iso
 from boston_lake.lake.errors import LakeError
 
 STAGING_DIR = ".staging"
@@ -145,7 +146,7 @@ def claimed_workspace(base: Path, name: str) -> Iterator[Workspace]:
         raise StoreError(f"malformed workspace name {name!r}")
     folder = base / name
     lock_path = base / f"{name}.lock"
-    holder = f"pid {os.getpid()} since {datetime.now(UTC).isoformat(timespec='seconds')}"
+    holder = f"pid {os.getpid()} since {utc_now_iso()}"
 
     def busy(current: str) -> WorkBusy:
         return WorkBusy(f"{name} is being written by another run ({current}; lock file {lock_path})")

@@ -11,7 +11,7 @@ import html
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -21,6 +21,7 @@ from plotly.offline import get_plotlyjs
 from boston_lake.lake.answers import questions
 from boston_lake.lake.answers.charts import NOT_GIVEN, SOURCE_COLORS, WEEKDAYS, consecutive_months
 from boston_lake.lake.answers.questions import Query, TableFreshness
+from boston_lake.lake.clock import utc_now
 from boston_lake.lake.targets import LakeTarget
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
@@ -55,7 +56,7 @@ def render_report(charts: list[Chart], freshness: list[TableFreshness], newest_c
     )
     options = "".join(f'<option value="{html.escape(year)}">{html.escape(year)}</option>' for year in years)
     newest = f"{newest_case:%Y-%m-%d %H:%M} UTC" if newest_case else "no cases"
-    generated = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    generated = f"{utc_now():%Y-%m-%d %H:%M} UTC"
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

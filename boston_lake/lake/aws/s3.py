@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +28,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from boston_lake.lake import layout
 from boston_lake.lake.aws.session import describe_error, error_code
+from boston_lake.lake.clock import utc_now
 from boston_lake.lake.settings import SSE_ALGORITHMS
 from boston_lake.lake.stores import (
     Leftover,
@@ -49,10 +50,6 @@ _MIB = 1024 * 1024
 DEFAULT_TRANSFER = TransferConfig(
     multipart_threshold=64 * _MIB, multipart_chunksize=16 * _MIB, max_concurrency=4, use_threads=True
 )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class LockHeld(StoreError):
@@ -161,7 +158,7 @@ class S3ObjectStore:
     def _workspaces(self) -> Path:
         return (self.scratch_dir or Path(tempfile.gettempdir())) / "boston_lake_s3" / self.bucket
 
-    def leftovers(self, clock: Callable[[], datetime] = _utc_now) -> tuple[Leftover, ...]:
+    def leftovers(self, clock: Callable[[], datetime] = utc_now) -> tuple[Leftover, ...]:
         """This machine's abandoned staging folders of the bucket, and leases (see `lock`) whose holder died:
         older than their own time to live. The next taker of such a lease takes it over."""
         found = abandoned_workspaces(self._workspaces())
@@ -250,7 +247,7 @@ class S3ObjectStore:
 
     @contextmanager
     def lock(
-        self, key: str, *, ttl_seconds: float, holder: str, clock: Callable[[], datetime] = _utc_now
+        self, key: str, *, ttl_seconds: float, holder: str, clock: Callable[[], datetime] = utc_now
     ) -> Iterator[None]:
         """An exclusive lease on `key`, for work that two processes must never do at once.
 

@@ -14,7 +14,6 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -36,6 +35,7 @@ from boston_lake.lake.catalog.local_records import (
     raise_missing,
     table_of,
 )
+from boston_lake.lake.clock import utc_now
 from boston_lake.lake.stores import exclusive_flock
 
 SCHEMA_VERSION = 1
@@ -113,7 +113,7 @@ class LocalCatalog:
 
     def create_database(self, name: str, description: str = "") -> None:
         name = glue_name("database", name)
-        database = {"Name": name, "Description": description, "Parameters": {}, "CreateTime": _now()}
+        database = {"Name": name, "Description": description, "Parameters": {}, "CreateTime": utc_now()}
         with self._write() as connection:
             connection.execute(
                 "INSERT INTO databases (name, body) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
@@ -147,7 +147,7 @@ class LocalCatalog:
         database = glue_name("database", database)
         table_input = checked_table_input(table_input)
         name = table_input["Name"]
-        now = _now()
+        now = utc_now()
         with self._write() as connection:
             self._require_database(connection, database)
             if self._current_version(connection, database, name) is not None:
@@ -164,7 +164,9 @@ class LocalCatalog:
             self._require_database(connection, database)
             version = self._require_table(connection, database, name)
             current = self._version_body(connection, database, name, version)
-            table = table_of(database, table_input, version=version + 1, created=current["CreateTime"], updated=_now())
+            table = table_of(
+                database, table_input, version=version + 1, created=current["CreateTime"], updated=utc_now()
+            )
             self._insert_version(connection, database, name, version + 1, table)
             connection.execute(
                 "UPDATE tables SET version = ? WHERE database = ? AND name = ?", (version + 1, database, name)
@@ -208,7 +210,7 @@ class LocalCatalog:
 
     def batch_create_partitions(self, database: str, table: str, partition_inputs: list[GlueDict]) -> None:
         database, table = glue_name("database", database), glue_name("table", table)
-        now = _now()
+        now = utc_now()
         with self._write() as connection:
             inputs = self._checked_inputs(connection, database, table, partition_inputs)
             existing = self._existing_partitions(connection, database, table, [given["Values"] for given in inputs])
@@ -374,7 +376,3 @@ def _transaction(connection: sqlite3.Connection) -> Iterator[None]:
         connection.execute("ROLLBACK")
         raise
     connection.execute("COMMIT")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

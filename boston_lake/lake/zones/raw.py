@@ -15,11 +15,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from boston_lake.lake import layout
+from boston_lake.lake.clock import utc_now_iso
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.source.csvscan import (
@@ -135,10 +135,6 @@ def check_years(table: LakeTable, years: Sequence[int], valid_years: Sequence[in
     unknown = sorted(set(years) - set(valid_years))
     if unknown:
         raise RawIngestError(f"{table.name}: no partitions exist for {unknown}; valid years are {list(valid_years)}")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _stamp(iso: str) -> str:
@@ -365,7 +361,7 @@ class RawZone:
             profile=self._profile(scratch, download.url),
             resource=resource,
             download=download,
-            downloaded_at=_now(),
+            downloaded_at=utc_now_iso(),
         )
         return manifest, _change_reason(previous)
 

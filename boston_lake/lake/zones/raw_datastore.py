@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from boston_lake.lake import layout
+from boston_lake.lake.clock import utc_now_iso
 from boston_lake.lake.source.datastore import (
     DEFAULT_PAGE_LIMIT,
     DataStoreFetch,
@@ -39,7 +40,6 @@ from boston_lake.lake.zones.raw import (
     RawPartition,
     RawZone,
     SplitReport,
-    _now,
     _stamp,
     check_years,
     pick_resource,
@@ -116,7 +116,7 @@ class LiveRawZone(RawZone):
             fields=fetch.fields,
             sha256=fetch.sha256,
             size=fetch.bytes,
-            fetched_at=_now(),
+            fetched_at=utc_now_iso(),
             seconds=round(fetch.seconds, 3),
             pages=[
                 {
