@@ -24,7 +24,7 @@ def boston_lake(
     )
 
 
-@pytest.mark.slow
+@pytest.mark.e2e
 @pytest.mark.timeout(900)  # every layer from raw to the report, in Dagster runs, on a shared machine
 def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(tmp_path):
     result = boston_lake("demo", "--dir", str(tmp_path / "demo"), timeout=840)

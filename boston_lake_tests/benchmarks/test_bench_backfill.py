@@ -24,7 +24,7 @@ from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.tables import LEGACY_REQUESTS
 from boston_lake.lake.zones.raw import offered_years
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

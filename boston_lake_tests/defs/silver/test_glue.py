@@ -21,7 +21,7 @@ from boston_lake.lake.zones.silver.glue_build import PIPES_PREFIX, script_key
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 
 # Each year is a Spark job in a JVM of its own: about a minute each on a loaded 2-core machine.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 log = logging.getLogger("test_silver_glue")
 

@@ -63,7 +63,7 @@ def hand_cases_per_month(rows: pa.Table) -> dict[str, dict[str, int]]:
     return {source: dict(months) for source, months in counts.items()}
 
 
-@pytest.mark.slow
+@pytest.mark.browser
 def test_the_report_opens_offline_in_chromium_with_every_chart_drawn_from_the_hand_counted_numbers(
     gold_lake_home: Path, silver_rows: pa.Table, tmp_path: Path
 ) -> None:

@@ -14,7 +14,7 @@ from boston_lake.lake.zones.silver.spark_job import spark_session, transform, wr
 from boston_lake_tests.support.bronze_samples import bronze_publish, listed_twice
 
 # Starting a JVM and running Spark jobs takes minutes on a loaded 2-core machine, far beyond the default timeout.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
+pytestmark = [pytest.mark.spark, pytest.mark.timeout(1800)]
 
 
 class QuietLog:
