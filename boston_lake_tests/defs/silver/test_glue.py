@@ -56,7 +56,11 @@ def failure_of(result) -> str:
     return str(next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error)
 
 
-def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(aws_settings, glue_lake, spark_glue, bronze_lake):
+# One year a test, so that `make test` runs the three Spark jobs side by side.
+@pytest.mark.parametrize("year", [2013, 2022, 2025], ids=["legacy_v2", "legacy_v1_beside_v2", "new_system"])
+def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(
+    aws_settings, glue_lake, spark_glue, bronze_lake, year
+):
     aws = aws_settings.aws
     job = glue_lake  # noqa: F841 (provisioned and uploaded)
     glue, iam = spark_glue.glue, AwsSession("us-east-1", {"": spark_glue.endpoint_url}).client("iam")
@@ -66,18 +70,17 @@ def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(aws_settings
     assert iam.get_role(RoleName="boston-lake-glue-silver-job")["Role"]["Arn"] == provisioned["Role"]
 
     zone = SilverZone(bronze_lake, QuietLog())
-    for year in (2013, 2022, 2025):  # legacy v2; legacy v1 (reading v2 2023 beside it); NEW SYSTEM
-        result = build_on_glue(aws_settings, spark_glue, year)
-        assert result.success, (year, failure_of(result), [spark_glue.stderr_of(r)[-3000:] for r in spark_glue.runs])
-        key = layout.data_key(SILVER_ZONE, SILVER_TABLE, year)
-        body = glue_lake.get_object(Bucket=aws.lake_bucket, Key=key)["Body"].read()
-        from_glue = pq.read_table(io.BytesIO(body)).sort_by("case_id")
-        built = zone.build(year)
-        from_duckdb = pq.read_table(bronze_lake.path(built.key)).sort_by("case_id")
-        assert [(f.name, f.type) for f in from_glue.schema] == [(f.name, f.type) for f in from_duckdb.schema]
-        assert from_glue.num_rows == from_duckdb.num_rows > 0
-        for column in from_duckdb.column_names:
-            assert from_glue[column].to_pylist() == from_duckdb[column].to_pylist(), (year, column)
+    result = build_on_glue(aws_settings, spark_glue, year)
+    assert result.success, (year, failure_of(result), [spark_glue.stderr_of(r)[-3000:] for r in spark_glue.runs])
+    key = layout.data_key(SILVER_ZONE, SILVER_TABLE, year)
+    body = glue_lake.get_object(Bucket=aws.lake_bucket, Key=key)["Body"].read()
+    from_glue = pq.read_table(io.BytesIO(body)).sort_by("case_id")
+    built = zone.build(year)
+    from_duckdb = pq.read_table(bronze_lake.path(built.key)).sort_by("case_id")
+    assert [(f.name, f.type) for f in from_glue.schema] == [(f.name, f.type) for f in from_duckdb.schema]
+    assert from_glue.num_rows == from_duckdb.num_rows > 0
+    for column in from_duckdb.column_names:
+        assert from_glue[column].to_pylist() == from_duckdb[column].to_pylist(), (year, column)
         metadata = result.asset_materializations_for_node("silver__service_requests")[0].metadata
         assert metadata["dagster/row_count"].value == from_duckdb.num_rows
         assert metadata["duplicates_merged"].value == built.ledger["duplicates_merged"]

@@ -58,9 +58,9 @@ def assert_same_year(spark, lake, year, tmp_path):
         assert from_spark[column].to_pylist() == from_duckdb[column].to_pylist(), (year, column)
 
 
-def test_duckdb_and_spark_give_the_same_rows_and_types_for_every_generation(spark, bronze_lake, tmp_path):
-    for year in (2013, 2022, 2025):  # legacy v2, legacy v1 (reading v2 2023 beside it), NEW SYSTEM
-        assert_same_year(spark, bronze_lake, year, tmp_path)
+@pytest.mark.parametrize("year", [2013, 2022, 2025], ids=["legacy_v2", "legacy_v1_beside_v2", "new_system"])
+def test_duckdb_and_spark_give_the_same_rows_and_types_for_every_generation(spark, bronze_lake, tmp_path, year):
+    assert_same_year(spark, bronze_lake, year, tmp_path)
 
 
 def test_both_engines_pick_the_later_row_of_copies_that_tie(spark, bronze_store, bronze_samples, tmp_path):
