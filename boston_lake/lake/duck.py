@@ -1,10 +1,52 @@
-"""Small DuckDB helpers every SQL-building module shares: quoting, and the one row a statement must answer."""
+"""The DuckDB helpers every SQL-building module shares: the one way a connection is opened, quoting, and the one
+row a statement must answer."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import duckdb
+
+ConfigValue = str | bool | int | float | list[str]
+
+
+def connect(
+    *,
+    memory_limit: str | None,
+    threads: int | None = None,
+    temp_directory: str | Path | None = None,
+    preserve_insertion_order: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection, as every part of the lake opens one.
+
+    - TimeZone is UTC, as Spark's session on Glue and Athena have it: a timestamp without an offset is UTC, and
+      no result depends on the machine's time zone (local time only where the SQL asks for it).
+    - No extension is installed or loaded behind the lake's back (`autoinstall_known_extensions` and
+      `autoload_known_extensions` off): nothing is downloaded at run time, and what the lake uses (Parquet,
+      JSON, ICU's time zones) is built into the duckdb package.
+    - `memory_limit` (e.g. "192MB"; settings.DUCKDB_MEMORY_LIMIT is the builds' default) caps DuckDB's memory,
+      beyond which it spills to `temp_directory`; None keeps DuckDB's own cap (80% of RAM), for readers that
+      are not a build. `threads` None: DuckDB's own default (every core).
+    - `preserve_insertion_order` False lets parallel writers emit rows out of order, in less memory.
+    """
+    config: dict[str, ConfigValue] = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if threads is not None:
+        config["threads"] = threads
+    if temp_directory is not None:
+        config["temp_directory"] = str(temp_directory)
+    if not preserve_insertion_order:
+        config["preserve_insertion_order"] = False
+    connection = duckdb.connect(config=config)
+    try:
+        # A SET, not a config entry: DuckDB takes TimeZone only once its ICU extension is loaded.
+        connection.execute("SET TimeZone = 'UTC'")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 def sql_identifier(name: str) -> str:

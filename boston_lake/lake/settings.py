@@ -30,6 +30,9 @@ DEFAULT_CRAWLER_NAME = "boston311-bronze"
 # The silver Glue job and its own role (`provision` creates both).
 SILVER_JOB_NAME = "boston-lake-silver"
 SILVER_JOB_ROLE_NAME = "boston-lake-glue-silver-job"
+# DuckDB's memory limit for each bronze, silver and gold build, measured in benchmarks/ (a 2 GB CSV converts
+# and a year of 300,000 cases builds silver in under 300 MiB of RSS; gold needs under 64MB of it).
+DUCKDB_MEMORY_LIMIT = "192MB"
 # The AWS services the lake calls; each may have its own endpoint variable, as boto3 names them.
 AWS_SERVICES = ("s3", "glue", "athena", "iam", "sts")
 
@@ -39,6 +42,8 @@ _ROLE_NAME = re.compile(r"[\w+=,.@-]{1,64}")
 _ROLE_PATH = re.compile(r"/([\x21-\x7e]{0,510}/)?")
 _CRAWLER_NAME = re.compile(r"[\w.-]{1,255}")
 _ROLE_ARN = re.compile(r"arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role(?P<path>/(?:.*/)?)(?P<name>[^/]+)")
+_MEMORY_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B)", re.IGNORECASE)
+_MEMORY_UNITS = {prefix: (1000**power, 1024**power) for power, prefix in enumerate("KMGT", start=1)}
 _KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
@@ -100,6 +105,18 @@ def lake_home(text: str) -> Path:
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"does not exist and cannot be created: {parent} is not a folder this process may write")
     return path
+
+
+def memory_size(text: str) -> str:
+    """A size DuckDB reads as a memory limit (`192MB`, `1.5GB`, `512MiB`), kept as written; at least 1MB, below
+    which DuckDB cannot even open a connection."""
+    found = _MEMORY_SIZE.fullmatch(text)
+    if not found:
+        raise ValueError("is not a memory size such as 192MB or 1GB (units KB, MB, GB, TB or KiB, MiB, GiB, TiB)")
+    decimal, binary = _MEMORY_UNITS[found["unit"][0].upper()]
+    if float(found["number"]) * (binary if found["unit"][1].lower() == "i" else decimal) < 1000**2:
+        raise ValueError("is less than 1MB, too little for DuckDB to run")
+    return text
 
 
 def _text(text: str) -> str:
@@ -182,6 +199,13 @@ VARIABLES = (
         "where NEW SYSTEM records come from: `datastore` (JSON through CKAN's DataStore API) or `csv` "
         "(the resource's CSV file)",
         default_help="`datastore` when the portal marks the resource `datastore_active`, else `csv`",
+    ),
+    Variable(
+        "BOSTON_LAKE_DUCKDB_MEMORY_LIMIT",
+        memory_size,
+        "DuckDB's memory limit for each bronze, silver and gold build in this process (beyond it DuckDB spills "
+        "to disk, or fails saying so), e.g. `1GB`",
+        default=DUCKDB_MEMORY_LIMIT,
     ),
     Variable(
         "BOSTON_LAKE_RAW_BUCKET",
@@ -371,6 +395,7 @@ class Settings:
     portal_url: str
     aws: AwsSettings | None = None
     new_system_source: str | None = None  # None: the DataStore whenever the portal marks the resource datastore_active
+    duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT  # each bronze, silver and gold build's DuckDB memory limit
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -381,6 +406,7 @@ class Settings:
             home=_read(env, "BOSTON_LAKE_HOME"),
             portal_url=_read(env, "BOSTON_LAKE_PORTAL_URL"),
             new_system_source=_read(env, "BOSTON_LAKE_NEW_SYSTEM_SOURCE"),
+            duckdb_memory_limit=_read(env, "BOSTON_LAKE_DUCKDB_MEMORY_LIMIT"),
             aws=AwsSettings.from_env(env) if target == "aws" else None,
         )
 

@@ -123,3 +123,32 @@ def test_region_variables_in_their_order_of_precedence():
 def test_docs_configuration_tables_are_the_declarations(aws):
     page = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
     assert readme_table(aws) in page
+
+
+def test_one_duckdb_memory_limit_by_default_for_every_build():
+    from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
+    from boston_lake.lake.zones.bronze import ConverterSettings
+    from boston_lake.lake.zones.silver.duckdb_build import SilverSettings
+
+    assert Settings.from_env({}).duckdb_memory_limit == DUCKDB_MEMORY_LIMIT == "192MB"
+    assert ConverterSettings().memory_limit == SilverSettings().memory_limit == DUCKDB_MEMORY_LIMIT
+
+
+@pytest.mark.parametrize("text", ["1GB", "256MB", "1.5GB", "512MiB", "2gb", "1MB"])
+def test_a_duckdb_memory_limit_is_read_as_written(text):
+    assert Settings.from_env({"BOSTON_LAKE_DUCKDB_MEMORY_LIMIT": text}).duckdb_memory_limit == text
+
+
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        ("1024", "is not a memory size"),
+        ("lots", "is not a memory size"),
+        ("1 PB", "is not a memory size"),
+        ("0MB", "is less than 1MB"),
+        ("500KB", "is less than 1MB"),
+    ],
+)
+def test_a_bad_duckdb_memory_limit_names_the_variable(text, why):
+    with pytest.raises(SettingsError, match=f"BOSTON_LAKE_DUCKDB_MEMORY_LIMIT='{text}' {why}"):
+        Settings.from_env({"BOSTON_LAKE_DUCKDB_MEMORY_LIMIT": text})

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
 from boston_lake.lake.catalog.scan import data_objects
-from boston_lake.lake.duck import sql_identifier, sql_literal
+from boston_lake.lake.duck import connect, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore, StoredObject
 from boston_lake.lake.tables import DATABASE
@@ -79,9 +79,9 @@ class DuckDBQueryEngine:
         self.catalog = catalog
         self.store = store
         self.database = database
-        self._connection = duckdb.connect()
-        # Athena works in UTC; results must not depend on the machine's time zone.
-        self._connection.execute("SET TimeZone = 'UTC'")
+        # In UTC, as Athena works: results must not depend on the machine's time zone. No memory limit of the
+        # builds: a query may read the whole lake, so DuckDB keeps its own (80% of RAM).
+        self._connection = connect(memory_limit=None)
         # Binding a table's view reads every file's footer; DuckDB may keep them between queries because it
         # re-reads a footer whose file's modification time changed (or is under 10 s old): a rewritten year
         # is seen at once, and a query of an unchanged lake reads no footer twice.

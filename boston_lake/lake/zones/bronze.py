@@ -23,9 +23,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
-from boston_lake.lake.duck import sql_literal
+from boston_lake.lake.duck import connect, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
+from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.source.csvscan import CsvFormatError, read_header, repair_encoding
 from boston_lake.lake.source.manifest import JSON_LINES, RawManifest, read_manifest
 from boston_lake.lake.stores import ObjectStore, StoredObject, StoreError, WorkBusy, Workspace
@@ -60,18 +61,19 @@ class ConverterSettings:
     the parallel writers within the memory limit; below ~160MB DuckDB runs out of memory on wide files.
     """
 
-    memory_limit: str = "192MB"
+    memory_limit: str = DUCKDB_MEMORY_LIMIT  # BOSTON_LAKE_DUCKDB_MEMORY_LIMIT
     threads: int = max(1, os.cpu_count() or 1)
     preserve_insertion_order: bool = False
     row_group_size: int = 30_720
 
-    def duckdb_config(self, temp_directory: str) -> dict[str, str | bool | int | float | list[str]]:
-        return {
-            "memory_limit": self.memory_limit,
-            "threads": self.threads,
-            "preserve_insertion_order": self.preserve_insertion_order,
-            "temp_directory": temp_directory,
-        }
+    def connection(self, temp_directory: str) -> duckdb.DuckDBPyConnection:
+        """A connection with these limits, spilling into `temp_directory`."""
+        return connect(
+            memory_limit=self.memory_limit,
+            threads=self.threads,
+            preserve_insertion_order=self.preserve_insertion_order,
+            temp_directory=temp_directory,
+        )
 
 
 def convert_csv(
@@ -99,7 +101,7 @@ def convert_csv(
             fixed = Path(work) / "repaired.csv"
             repaired = len(repair_encoding(source, fixed))
             source = fixed
-        connection = duckdb.connect(config=settings.duckdb_config(work))
+        connection = settings.connection(work)
         try:
             rows = _copy(connection, source, destination, generation, header, kv_metadata or {}, settings)
             rejects = _write_rejects(connection, label, rejects_destination)

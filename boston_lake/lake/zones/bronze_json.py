@@ -47,9 +47,8 @@ def convert_json_lines(
     )
     metadata = ", ".join(f"{sql_literal(key)}: {sql_literal(value)}" for key, value in kv_metadata.items())
     with tempfile.TemporaryDirectory(prefix="boston_lake_convert_") as work:
-        connection = duckdb.connect(config=settings.duckdb_config(work))
+        connection = settings.connection(work)  # in UTC: a value without an offset is UTC, as in the CSV path
         try:
-            connection.execute("SET TimeZone = 'UTC'")  # a value without an offset is UTC, as in the CSV path
             connection.execute(
                 f"CREATE TEMP VIEW source AS SELECT {', '.join(_blank_is_null(name) for name in fields)} "
                 f"FROM read_json({sql_literal(str(source))}, format = 'newline_delimited', columns = {{{as_read}}})"

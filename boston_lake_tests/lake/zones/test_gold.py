@@ -82,3 +82,10 @@ def test_on_s3_a_gold_year_reads_silver_and_publishes_one_object_through_the_sto
     assert [stored.key for stored in store.list("gold/")] == [layout.data_key("gold", "intake", 2025)]
     published = pq.read_table(pa.BufferReader(store.get_bytes(built.key)))
     assert published.equals(pq.read_table(tmp_path / local.key))
+
+
+def test_the_memory_limit_reaches_duckdb_and_running_out_publishes_nothing(lake) -> None:
+    store, _ = lake
+    with pytest.raises(GoldError, match=r"(?s)gold/intake 2025: intake.sql failed on silver .*Out of Memory"):
+        build_gold_partition(store, INTAKE, 2025, memory_limit="1MB")
+    assert not store.exists(layout.data_key("gold", "intake", 2025))

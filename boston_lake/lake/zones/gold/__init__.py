@@ -20,12 +20,13 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.scan import data_objects
+from boston_lake.lake.duck import connect
 from boston_lake.lake.errors import LakeError
+from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 
 GOLD_ZONE = "gold"
-MEMORY_LIMIT = "256MB"
 
 
 class GoldError(LakeError, RuntimeError):
@@ -73,8 +74,11 @@ def silver_partition_prefix(year: int) -> str:
     return layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year)
 
 
-def build_gold_partition(store: ObjectStore, table: GoldTable, year: int) -> GoldPartition:
-    """Run `table`'s SQL over silver `year` and publish the result as that year of the gold table."""
+def build_gold_partition(
+    store: ObjectStore, table: GoldTable, year: int, *, memory_limit: str = DUCKDB_MEMORY_LIMIT
+) -> GoldPartition:
+    """Run `table`'s SQL over silver `year` and publish the result as that year of the gold table; DuckDB may use
+    `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases needs under 64MB)."""
     silver_prefix = silver_partition_prefix(year)
     silver_files, _ = data_objects(store, silver_prefix)
     if not silver_files:
@@ -86,18 +90,19 @@ def build_gold_partition(store: ObjectStore, table: GoldTable, year: int) -> Gol
     with contextlib.ExitStack() as stack:
         paths = [stack.enter_context(store.reading(stored.key)) for stored in silver_files]
         result = stack.enter_context(store.scratch_file(".parquet"))
-        silver_rows = _run(table, year, paths, result, [store.uri(stored.key) for stored in silver_files])
+        silver_uris = [store.uri(stored.key) for stored in silver_files]
+        silver_rows = _run(table, year, paths, result, silver_uris, memory_limit)
         written = pq.ParquetFile(result)
         rows, schema = written.metadata.num_rows, written.schema_arrow
         store.publish(result, key)
     return GoldPartition(table.name, year, key, rows, silver_rows, tuple(stored.key for stored in silver_files), schema)
 
 
-def _run(table: GoldTable, year: int, silver_paths: list[Path], result: Path, silver_uris: list[str]) -> int:
+def _run(
+    table: GoldTable, year: int, silver_paths: list[Path], result: Path, silver_uris: list[str], memory_limit: str
+) -> int:
     """Write the query's rows to `result`; returns the silver rows read."""
-    connection = duckdb.connect(config={"memory_limit": MEMORY_LIMIT})
-    try:
-        connection.execute("SET TimeZone = 'UTC'")  # local time only where the SQL asks for it
+    with connect(memory_limit=memory_limit) as connection:  # in UTC: local time only where the SQL asks for it
         try:
             connection.read_parquet([str(path) for path in silver_paths], union_by_name=True).create_view("silver")
             [(silver_rows,)] = connection.sql("SELECT count(*) FROM silver").fetchall()
@@ -107,5 +112,3 @@ def _run(table: GoldTable, year: int, silver_paths: list[Path], result: Path, si
                 f"gold/{table.name} {year}: {table.sql_file} failed on silver {', '.join(silver_uris)}: {error}"
             ) from error
         return int(silver_rows)
-    finally:
-        connection.close()

@@ -16,9 +16,10 @@ from typing import Any
 import duckdb
 
 from boston_lake.lake import layout
-from boston_lake.lake.duck import one_row, sql_identifier, sql_literal
+from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
+from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.zones.bronze import footer_metadata, open_parquet
 from boston_lake.lake.zones.silver.inputs import SilverInputs, find_inputs
@@ -57,7 +58,7 @@ class SilverSettings:
     (benchmarks/bench_silver.py). 160MB is no faster, and one run in seven ran out of memory.
     """
 
-    memory_limit: str = "192MB"
+    memory_limit: str = DUCKDB_MEMORY_LIMIT  # BOSTON_LAKE_DUCKDB_MEMORY_LIMIT
     threads: int = max(1, os.cpu_count() or 1)
 
 
@@ -97,8 +98,7 @@ class PartitionSummary:
     @classmethod
     def read(cls, store: ObjectStore, key: str) -> PartitionSummary:
         """The summary of the year published at `key`, read through its store."""
-        with store.reading(key) as path, duckdb.connect() as connection:
-            connection.execute("SET TimeZone = 'UTC'")
+        with store.reading(key) as path, connect(memory_limit=None) as connection:
             return cls.of(connection, path)
 
 
@@ -177,17 +177,14 @@ class SilverZone:
     @contextmanager
     def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with tempfile.TemporaryDirectory(prefix="boston_lake_silver_") as spill:
-            connection = duckdb.connect(
-                config={
-                    "memory_limit": self.settings.memory_limit,
-                    "threads": self.settings.threads,
-                    "preserve_insertion_order": False,
-                    "temp_directory": spill,
-                }
+            # In UTC, as the Spark session of the Glue job runs; the transform assumes the same here.
+            connection = connect(
+                memory_limit=self.settings.memory_limit,
+                threads=self.settings.threads,
+                preserve_insertion_order=False,
+                temp_directory=spill,
             )
             try:
-                # The Spark session of the Glue job runs in UTC; the transform assumes the same here.
-                connection.execute("SET TimeZone = 'UTC'")
                 connection.execute("SET parquet_metadata_cache = true")
                 for statement in statements(DUCKDB_MACROS_SQL):
                     connection.execute(statement)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import duckdb
 
 from boston_lake.lake import layout
-from boston_lake.lake.duck import one_row, sql_identifier, sql_literal
+from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.zones.silver.inputs import window
@@ -73,8 +73,7 @@ def silver_facts(store: ObjectStore, year: int) -> SilverFacts:
         for table in TABLES
         if store.exists(layout.bronze_data_key(table.name, year))
     ]
-    with ExitStack() as stack, duckdb.connect() as connection:
-        connection.execute("SET TimeZone = 'UTC'")
+    with ExitStack() as stack, connect(memory_limit=None) as connection:
         paths = {y: stack.enter_context(store.reading(key)) for y, key in present.items()}
         connection.execute(
             "CREATE TEMP VIEW silver AS "
