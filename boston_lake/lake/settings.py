@@ -313,6 +313,13 @@ def readme_table(aws: bool) -> str:
     return "\n".join(rows)
 
 
+def given_variables(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The declared variables that `env` sets (a blank one is unset), with their text, in declaration order."""
+    return tuple(
+        (variable.name, env[variable.name].strip()) for variable in VARIABLES if env.get(variable.name, "").strip()
+    )
+
+
 def _read(env: Mapping[str, str], name: str) -> Any:
     return _BY_NAME[name].read(env)
 
@@ -396,12 +403,15 @@ class Settings:
     aws: AwsSettings | None = None
     new_system_source: str | None = None  # None: the DataStore whenever the portal marks the resource datastore_active
     duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT  # each bronze, silver and gold build's DuckDB memory limit
+    # The text of every declared variable that was set when these settings were read: what the UI shows.
+    given: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         target = _read(env, "BOSTON_LAKE_TARGET")
         return cls(
+            given=given_variables(env),
             target=target,
             home=_read(env, "BOSTON_LAKE_HOME"),
             portal_url=_read(env, "BOSTON_LAKE_PORTAL_URL"),

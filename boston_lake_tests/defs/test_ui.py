@@ -279,3 +279,48 @@ def test_a_run_whose_worker_is_killed_ends_failed(dagster_server: DagsterServer)
         assert dagster_server.wait_for(ended, timeout=180, what=f"killed run {run_id} to end") == "FAILURE"
     finally:
         release.set()
+
+
+RESOURCE = """
+query ($selector: ResourceSelector!) {
+  topLevelResourceDetailsOrError(resourceSelector: $selector) {
+    __typename
+    ... on ResourceDetails {
+      configFields { name description }
+      configuredValues { key value type }
+      nestedResources { name }
+    }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def resource_details(server: DagsterServer, name: str) -> dict:
+    selector = {"repositoryName": "__repository__", "repositoryLocationName": "boston_lake", "resourceName": name}
+    details = server.graphql(RESOURCE, selector=selector)["topLevelResourceDetailsOrError"]
+    assert details["__typename"] == "ResourceDetails", details
+    return details
+
+
+def test_the_settings_page_shows_every_variable_with_its_value_and_where_it_came_from(
+    dagster_server: DagsterServer,
+) -> None:
+    from boston_lake.lake.settings import VARIABLES
+
+    details = resource_details(dagster_server, "settings")
+    described = {field["name"]: field["description"] for field in details["configFields"]}
+    assert set(described) == {variable.name.lower() for variable in VARIABLES}
+    assert all(described[variable.name.lower()].startswith(variable.name) for variable in VARIABLES)
+    values = {value["key"]: (value["type"], value["value"]) for value in details["configuredValues"]}
+    # The server's environment sets these three: the page names the variables, not their values.
+    for name in ("BOSTON_LAKE_TARGET", "BOSTON_LAKE_HOME", "BOSTON_LAKE_PORTAL_URL"):
+        assert values[name.lower()] == ("ENV_VAR", name)
+    # Unset ones show the default in force.
+    assert values["boston_lake_duckdb_memory_limit"] == ("VALUE", '"192MB"')
+    assert values["boston_lake_raw_bucket"] == ("VALUE", "null")  # an AWS setting, unset on the local target
+    # The resources that read the settings say so.
+    for resource in ("portal", "storage"):
+        assert "settings" in {
+            nested["name"] for nested in resource_details(dagster_server, resource)["nestedResources"]
+        }

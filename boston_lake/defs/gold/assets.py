@@ -83,7 +83,7 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
     ) -> MaterializeResult:
         lake, years = storage.lake_zone(), run_years(context)
-        built = [build_gold_partition(lake, table, year) for year in years]
+        built = [build_gold_partition(lake, table, year, memory_limit=storage.duckdb_memory_limit()) for year in years]
         glue = catalog.catalog()
         prefix = layout.table_prefix(GOLD_ZONE, table.name)
         update = register(

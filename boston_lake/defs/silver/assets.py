@@ -97,7 +97,7 @@ def silver_service_requests(
     context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource, catalog: CatalogResource
 ) -> MaterializeResult:
     lake = storage.lake_zone()
-    zone = SilverZone(lake, context.log)
+    zone = SilverZone(lake, context.log, storage.silver_settings())
     years = run_years(context)
     fingerprints = []
     for year in years:
