@@ -8,7 +8,6 @@ A changed source never overwrites the old one: the previous object is copied to 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections import Counter
@@ -16,7 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from boston_lake.lake import layout
 from boston_lake.lake.clock import utc_now_iso
@@ -28,7 +27,6 @@ from boston_lake.lake.source.csvscan import (
     Record,
     iter_records,
     parse_fields,
-    parse_header,
     profile_file,
 )
 from boston_lake.lake.source.datastore import DataStoreManifest
@@ -36,8 +34,7 @@ from boston_lake.lake.source.manifest import RawManifest, read_manifest
 from boston_lake.lake.source.portal import CkanPortal, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore, WorkBusy, Workspace
 from boston_lake.lake.tables import LakeTable
-
-_DATE_PREFIX = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
+from boston_lake.lake.zones.year_split import CsvPart, YearSplit, open_year
 
 
 class RawIngestError(LakeError, RuntimeError):
@@ -243,36 +240,26 @@ class RawZone:
                 f"header is {source.header}"
             )
         position = source.header.index(opened_column)
-        counts: Counter[int] = Counter()
-        unassigned_reasons: Counter[str] = Counter()
         with ExitStack() as stack, open(path, "rb") as reader:
             records = iter_records(reader)
             header = next(records)
-            parts = {year: _Part(stack.enter_context(work.file(".csv")), header) for year in years}
-            for part in parts.values():
-                stack.callback(part.close)
-            unassigned = _Part(stack.enter_context(work.file(".csv")), header)
-            for record in records:
-                year, problem = _open_year(record, position)
-                if year is not None and year not in valid_years:
-                    problem = f"open year {year} is outside {min(valid_years)}-{max(valid_years)}"
-                if problem or year is None:
-                    unassigned.write(record)
-                    unassigned_reasons[problem if year is not None and problem else "no parseable open date"] += 1
-                    continue
-                counts[year] += 1
-                if year in parts:
-                    parts[year].write(record)
-            for part in [*parts.values(), unassigned]:
-                part.close()
-            partitions = [self._publish_part(table, year, parts[year], source, reason) for year in years]
-            self._publish_unassigned(
-                table, Path(source.key).name, source, unassigned.path, unassigned.profile.data_rows, unassigned_reasons
+            split = YearSplit(
+                {year: CsvPart(stack.enter_context(work.file(".csv")), header) for year in years},
+                CsvPart(stack.enter_context(work.file(".csv")), header),
+                valid_years,
             )
-        report = SplitReport(source, {year: counts[year] for year in sorted(counts)}, unassigned.profile.data_rows)
-        return partitions, report
+            stack.callback(split.close)
+            split.run(records, lambda record: _open_year(record, position))
+            partitions = [self._publish_part(table, year, split.parts[year], source, reason) for year in years]
+            unassigned = split.unassigned
+            self._publish_unassigned(
+                table, Path(source.key).name, source, unassigned.path, unassigned.rows, split.unassigned_reasons
+            )
+        return partitions, SplitReport(source, split.rows_by_year(), unassigned.rows)
 
-    def _publish_part(self, table: LakeTable, year: int, part: _Part, source: RawManifest, reason: str) -> RawPartition:
+    def _publish_part(
+        self, table: LakeTable, year: int, part: CsvPart, source: RawManifest, reason: str
+    ) -> RawPartition:
         prefix = layout.raw_partition_prefix(table.name, year)
         previous = read_manifest(self.store, prefix + layout.MANIFEST)
         manifest = replace(
@@ -281,7 +268,7 @@ class RawZone:
             key=prefix + Path(source.key).name,
             bytes=part.size,
             sha256=part.digest.hexdigest(),
-            data_rows=part.profile.data_rows,
+            data_rows=part.rows,
             invalid_utf8_rows=part.profile.invalid_utf8_rows,
             invalid_utf8_locations=[vars(loc) for loc in part.profile.invalid_utf8_locations],
             source_key=source.key,
@@ -383,38 +370,9 @@ class RawZone:
             self.store.delete(previous.key)  # already in history: a rename, not a deletion
 
 
-class _Part:
-    """A year's share of a split source, hashed and profiled as it is written."""
-
-    def __init__(self, path: Path, header: Record):
-        self.path = path
-        self.stream: BinaryIO = open(path, "wb")
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.profile = CsvProfile(header=parse_header(header))
-        self._write(header.data)
-
-    def write(self, record: Record) -> None:
-        self.profile.note(record)
-        self._write(record.data)
-
-    def _write(self, data: bytes) -> None:
-        self.stream.write(data)
-        self.digest.update(data)
-        self.size += len(data)
-
-    def close(self) -> None:
-        self.stream.close()
-
-
-def _open_year(record: Record, position: int) -> tuple[int | None, str | None]:
+def _open_year(record: Record, position: int) -> int | None:
     fields = parse_fields(record)
-    if position >= len(fields):
-        return None, "no parseable open date"
-    match = _DATE_PREFIX.match(fields[position])
-    if not match:
-        return None, "no parseable open date"
-    return int(match.group(1)), None
+    return open_year(fields[position]) if position < len(fields) else None
 
 
 def _change_reason(previous: RawManifest | None) -> str:

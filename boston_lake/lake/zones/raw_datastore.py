@@ -12,15 +12,10 @@ not rewritten, so a refresh that finds nothing new writes nothing.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
 
 from boston_lake.lake import layout
 from boston_lake.lake.clock import utc_now_iso
@@ -44,9 +39,9 @@ from boston_lake.lake.zones.raw import (
     check_years,
     pick_resource,
 )
+from boston_lake.lake.zones.year_split import JsonLinesPart, YearSplit, open_year
 
 SOURCES = ("datastore", "csv")
-_OPEN_YEAR = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
 
 
 class LiveRawZone(RawZone):
@@ -85,19 +80,50 @@ class LiveRawZone(RawZone):
                 return scratch[number]
 
             fetch = fetch_records(self.portal, resource.id, page_path, self.log, limit=self.page_limit)
-            cut = _YearCut(stack, self.store, years, valid_years)
-            cut.run(table, fetch)
+            split = self._split_fetch(stack, table, fetch, years, valid_years)
             manifest = self._source_manifest(prefix, resource, fetch)
             if previous and previous.sha256 == manifest.sha256:
                 reason = "the DataStore sent the same pages as the stored fetch (same sha256)"
             else:
                 reason = "first fetch" if previous is None else f"the records changed since {previous.fetched_at}"
                 self._publish_fetch(prefix, previous, fetch, manifest)
-            partitions = [self._publish_year(table, year, cut, manifest, resource, reason) for year in years]
+            partitions = [
+                self._publish_year(table, year, split.parts[year], manifest, resource, reason) for year in years
+            ]
+            unassigned = split.unassigned
             self._publish_unassigned(
-                table, f"{table.name}.jsonl", manifest, cut.unassigned.path, cut.unassigned.rows, cut.unassigned_reasons
+                table, f"{table.name}.jsonl", manifest, unassigned.path, unassigned.rows, split.unassigned_reasons
             )
-        return partitions, SplitReport(manifest, dict(sorted(cut.counts.items())), cut.unassigned.rows)
+        return partitions, SplitReport(manifest, split.rows_by_year(), unassigned.rows)
+
+    def _split_fetch(
+        self,
+        stack: ExitStack,
+        table: LakeTable,
+        fetch: DataStoreFetch,
+        years: Sequence[int],
+        valid_years: Sequence[int],
+    ) -> YearSplit[JsonLinesPart]:
+        """The fetch's records cut into years; every record placed, or nothing is kept."""
+        opened_column = table.generations[0].opened_column
+        if opened_column not in fetch.fields:
+            raise RawIngestError(
+                f"{table.name}: {fetch.url} has no {opened_column!r} field to split by; fields are {fetch.fields}"
+            )
+        split = YearSplit(
+            {year: JsonLinesPart(stack.enter_context(self.store.scratch_file(".jsonl"))) for year in years},
+            JsonLinesPart(stack.enter_context(self.store.scratch_file(".jsonl"))),
+            valid_years,
+        )
+        stack.callback(split.close)
+        split.run(fetch.records(), lambda record: open_year(str(record.get(opened_column) or "")))
+        placed = sum(split.counts.values()) + split.unassigned.rows
+        if placed != fetch.total:
+            raise RawIngestError(
+                f"{table.name}: the DataStore's total is {fetch.total} but its pages held {placed} records; "
+                "nothing was kept"
+            )
+        return split
 
     def _reads_datastore(self, table: LakeTable, resource: PortalResource) -> bool:
         if self.source == "datastore" and not resource.datastore_active:
@@ -150,14 +176,13 @@ class LiveRawZone(RawZone):
         self,
         table: LakeTable,
         year: int,
-        cut: _YearCut,
+        part: JsonLinesPart,
         source: DataStoreManifest,
         resource: PortalResource,
         reason: str,
     ) -> RawPartition:
         prefix = layout.raw_partition_prefix(table.name, year)
         previous = read_manifest(self.store, prefix + layout.MANIFEST)
-        part = cut.parts[year]
         manifest = RawManifest(
             table=table.name,
             year=year,
@@ -187,68 +212,3 @@ class LiveRawZone(RawZone):
         self._replace(prefix, previous, part.path, manifest)
         why = "first fetch" if previous is None else f"the year's records changed since {previous.downloaded_at}"
         return RawPartition(table.name, year, manifest, changed=True, reason=why)
-
-
-class _JsonLinesPart:
-    """A year's records as JSON lines, hashed and counted as they are written."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.stream: BinaryIO = open(path, "wb")
-        self.digest = hashlib.sha256()
-        self.size = 0
-        self.rows = 0
-
-    def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
-        self.stream.write(line)
-        self.digest.update(line)
-        self.size += len(line)
-        self.rows += 1
-
-    def close(self) -> None:
-        self.stream.close()
-
-
-class _YearCut:
-    """The records of one fetch distributed over the requested years (and the unassigned)."""
-
-    def __init__(self, stack: ExitStack, store: ObjectStore, years: Sequence[int], valid_years: Sequence[int]):
-        self.valid_years = valid_years
-        self.parts = {year: _JsonLinesPart(stack.enter_context(store.scratch_file(".jsonl"))) for year in years}
-        self.unassigned = _JsonLinesPart(stack.enter_context(store.scratch_file(".jsonl")))
-        stack.callback(self.close)
-        self.counts: Counter[int] = Counter()
-        self.unassigned_reasons: Counter[str] = Counter()
-
-    def close(self) -> None:
-        for part in [*self.parts.values(), self.unassigned]:
-            part.close()
-
-    def run(self, table: LakeTable, fetch: DataStoreFetch) -> None:
-        opened_column = table.generations[0].opened_column
-        if opened_column not in fetch.fields:
-            raise RawIngestError(
-                f"{table.name}: {fetch.url} has no {opened_column!r} field to split by; fields are {fetch.fields}"
-            )
-        for record in fetch.records():
-            match = _OPEN_YEAR.match(str(record.get(opened_column) or ""))
-            year = int(match.group(1)) if match else None
-            if year is None or year not in self.valid_years:
-                self.unassigned.write(record)
-                self.unassigned_reasons[
-                    "no parseable open date"
-                    if year is None
-                    else f"open year {year} is outside {min(self.valid_years)}-{max(self.valid_years)}"
-                ] += 1
-                continue
-            self.counts[year] += 1
-            if year in self.parts:
-                self.parts[year].write(record)
-        self.close()
-        placed = sum(self.counts.values()) + self.unassigned.rows
-        if placed != fetch.total:
-            raise RawIngestError(
-                f"{table.name}: the DataStore's total is {fetch.total} but its pages held {placed} records; "
-                "nothing was kept"
-            )
