@@ -84,10 +84,14 @@ def dagster_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster
         yield from _serve(portal, tmp_path)
 
 
-def _serve(portal: SamplePortal, tmp_path: Path) -> Iterator[DagsterServer]:
+def _serve(portal: SamplePortal, tmp_path: Path, instance_config: str | None = None) -> Iterator[DagsterServer]:
+    """`dagster dev` on the shipped instance config, or on `instance_config` (the text of a dagster.yaml)."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
-    shutil.copyfile(REPO / ".dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    if instance_config is None:
+        shutil.copyfile(REPO / ".dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    else:
+        (dagster_home / "dagster.yaml").write_text(instance_config)
     lake_home = tmp_path / "lake_home"
     port = free_port()
     env = {
