@@ -15,7 +15,8 @@ MANIFEST = "_manifest.json"
 REJECTS = "_rejects.csv"
 HISTORY = "_history"
 BRONZE_FILE = "part-00000.parquet"
-LOCKS_PREFIX = "_locks/"  # leases for work two processes must never do at once (a crawl of one crawler)
+LOCKS_PREFIX = "_locks/"  # leases for work two processes must never do at once (a crawl, one partition's build)
+WORK_LEASES_PREFIX = f"{LOCKS_PREFIX}work/"  # on S3, the claim of one partition of one zone (see work_lease_key)
 
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _YEAR_FOLDER = re.compile(r"(?:^|/)year=(\d{4})(?:/|$)")
@@ -80,6 +81,11 @@ def data_key(zone: str, table: str, year: int) -> str:
 
 def history_prefix(prefix: str, stamp: str) -> str:
     return f"{prefix}{HISTORY}/{stamp}/"
+
+
+def work_lease_key(name: str) -> str:
+    """The lease that claims the unit of work `name` (e.g. `bronze.legacy_requests.2023`) across machines."""
+    return f"{WORK_LEASES_PREFIX}{name}.json"
 
 
 def safe_file_name(name: str, fallback: str) -> str:

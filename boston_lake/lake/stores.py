@@ -142,8 +142,7 @@ def claimed_workspace(base: Path, name: str) -> Iterator[Workspace]:
     The claim is an flock, so whatever is in the folder when it is taken was left by a holder that died:
     no live writer can own it, and it is removed. The folder itself goes when the block ends, even on failure.
     """
-    if not name or "/" in name or name.startswith("."):
-        raise StoreError(f"malformed workspace name {name!r}")
+    check_workspace_name(name)
     folder = base / name
     lock_path = base / f"{name}.lock"
     holder = f"pid {os.getpid()} since {utc_now_iso()}"
@@ -159,6 +158,13 @@ def claimed_workspace(base: Path, name: str) -> Iterator[Workspace]:
             yield Workspace(folder, swept)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def check_workspace_name(name: str) -> str:
+    """A unit of work's name is one plain path segment (e.g. `bronze.legacy_requests.2023`)."""
+    if not name or "/" in name or name.startswith("."):
+        raise StoreError(f"malformed workspace name {name!r}")
+    return name
 
 
 def abandoned_workspaces(base: Path) -> list[Leftover]:

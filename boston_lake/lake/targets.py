@@ -56,12 +56,12 @@ class LakeTarget(ABC):
         raise NotImplementedError(f"{self!r} builds silver with {self.silver_engine}, not a Glue job")
 
     @abstractmethod
-    def raw_zone(self) -> ObjectStore:
-        """The downloads as they came."""
+    def raw_zone(self, run_id: str | None = None) -> ObjectStore:
+        """The downloads as they came; `run_id` (e.g. Dagster's) names the run in the claims it takes."""
 
     @abstractmethod
-    def lake_zone(self) -> ObjectStore:
-        """bronze/ and silver/."""
+    def lake_zone(self, run_id: str | None = None) -> ObjectStore:
+        """bronze/ and silver/; `run_id` as for `raw_zone`."""
 
     @abstractmethod
     def catalog(self, read_only: bool = False) -> Catalog:
@@ -87,10 +87,10 @@ class LocalTarget(LakeTarget):
     def __repr__(self) -> str:
         return f"LocalTarget({str(self.home)!r})"
 
-    def raw_zone(self) -> ObjectStore:
-        return LocalObjectStore(self.home)
+    def raw_zone(self, run_id: str | None = None) -> ObjectStore:
+        return LocalObjectStore(self.home)  # its claims are flocks on this machine, which name the pid
 
-    def lake_zone(self) -> ObjectStore:
+    def lake_zone(self, run_id: str | None = None) -> ObjectStore:
         return LocalObjectStore(self.home)
 
     def catalog(self, read_only: bool = False) -> Catalog:
@@ -129,19 +129,20 @@ class AwsTarget(LakeTarget):
     def __repr__(self) -> str:
         return f"AwsTarget(raw={self.aws.raw_bucket!r}, lake={self.aws.lake_bucket!r}, region={self.aws.region!r})"
 
-    def _zone(self, bucket: str) -> S3ObjectStore:
+    def _zone(self, bucket: str, run_id: str | None = None) -> S3ObjectStore:
         return S3ObjectStore(
             self.session.client("s3"),
             bucket,
+            run_id=run_id,
             encryption=ServerSideEncryption(self.aws.sse, self.aws.kms_key_id),
             credentials=self.session.credentials(),
         )
 
-    def raw_zone(self) -> ObjectStore:
-        return self._zone(self.aws.raw_bucket)
+    def raw_zone(self, run_id: str | None = None) -> ObjectStore:
+        return self._zone(self.aws.raw_bucket, run_id)
 
-    def lake_zone(self) -> ObjectStore:
-        return self._zone(self.aws.lake_bucket)
+    def lake_zone(self, run_id: str | None = None) -> ObjectStore:
+        return self._zone(self.aws.lake_bucket, run_id)
 
     @cached_property
     def _glue_catalog(self) -> GlueCatalog:

@@ -7,9 +7,7 @@ their per-entry errors, which Glue reports without raising, are never ignored.
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
@@ -268,11 +266,7 @@ class GlueCatalog:
         with ExitStack() as held:
             try:
                 held.enter_context(
-                    self.lock_store.lock(
-                        f"{LOCK_PREFIX}{crawler}.json",
-                        ttl_seconds=self.lock_ttl_seconds,
-                        holder=f"{socket.gethostname()} pid {os.getpid()}",
-                    )
+                    self.lock_store.lock(f"{LOCK_PREFIX}{crawler}.json", ttl_seconds=self.lock_ttl_seconds)
                 )
             except LockHeld as busy:
                 raise CrawlerRunning(f"crawler {crawler!r} is already crawling {self.uri()}: {busy}") from busy
