@@ -29,9 +29,11 @@ def test_the_task_policy_names_only_our_prefixes_database_and_crawler():
     writable = {
         "arn:aws:s3:::acme-raw/raw/boston311/legacy_requests/*",
         "arn:aws:s3:::acme-raw/raw/boston311/new_system_requests/*",
+        "arn:aws:s3:::acme-raw/_locks/work/*",
         "arn:aws:s3:::acme-lake/bronze/*",
         "arn:aws:s3:::acme-lake/silver/*",
         "arn:aws:s3:::acme-lake/_locks/crawler/*",
+        "arn:aws:s3:::acme-lake/_locks/work/*",
         "arn:aws:s3:::acme-lake/_dagster/compute_logs/*",
         "arn:aws:s3:::acme-lake/_pipes/*",
     }

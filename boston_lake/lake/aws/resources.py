@@ -300,11 +300,12 @@ def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "
     CreateDatabase or crawler changes (`provision` makes those), no IAM."""
     arns = _Arns(partition, config.region, account_id)
     raw, lake = config.raw_bucket, config.lake_bucket
-    raw_prefixes = [layout.raw_table_prefix(table.name) for table in TABLES]
+    # `_locks/work/`: each bucket holds the claims of its own zone's partitions (S3ObjectStore.workspace).
+    raw_prefixes = [*(layout.raw_table_prefix(table.name) for table in TABLES), layout.WORK_LEASES_PREFIX]
     # `_pipes/`: the context of a silver Glue run goes in, its messages come out (and both are deleted).
-    lake_prefixes = [*LAKE_PREFIXES, LOCK_PREFIX, RUN_LOG_PREFIX, PIPES_PREFIX]
+    lake_prefixes = [*LAKE_PREFIXES, LOCK_PREFIX, layout.WORK_LEASES_PREFIX, RUN_LOG_PREFIX, PIPES_PREFIX]
     # Delete: a replaced raw file is copied to _history/ and then removed; bronze replaces its rejects;
-    # a crawl lease is released by deleting it. Multipart uploads carry large files.
+    # crawl leases and partition claims are released by deleting them. Multipart uploads carry large files.
     read_write = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     statements = [
         _allow("LocateBuckets", ["s3:GetBucketLocation"], [arns.bucket(raw), arns.bucket(lake)]),
