@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from dagster import ConfigurableResource, EnvVar, ResourceDependency
-from pydantic import Field, create_model
+from dagster import ConfigurableResource, EnvVar, InitResourceContext, ResourceDependency
+from pydantic import Field, PrivateAttr, create_model
 
 from boston_lake.lake.catalog import Catalog
 from boston_lake.lake.log import Log
@@ -108,12 +108,16 @@ class LakeStorageResource(ConfigurableResource):
 
     target: ResourceDependency[LakeTarget]
     settings: LakeSettingsResource
+    _run_id: str | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self._run_id = context.run_id  # named in the partition claims the zones take (leases on S3)
 
     def raw_zone(self) -> ObjectStore:
-        return self.target.raw_zone()
+        return self.target.raw_zone(self._run_id)
 
     def lake_zone(self) -> ObjectStore:
-        return self.target.lake_zone()
+        return self.target.lake_zone(self._run_id)
 
     def duckdb_memory_limit(self) -> str:
         """BOSTON_LAKE_DUCKDB_MEMORY_LIMIT: each bronze, silver and gold build's DuckDB memory limit."""
