@@ -79,8 +79,10 @@ def data_key(zone: str, table: str, year: int) -> str:
     return partition_prefix(zone, table, year) + BRONZE_FILE
 
 
-def history_prefix(prefix: str, stamp: str) -> str:
-    return f"{prefix}{HISTORY}/{stamp}/"
+def history_prefix(prefix: str, stamp: str, sha256: str) -> str:
+    """Where a replaced version goes: named by when it was fetched and by its content, so two versions never
+    share a folder even when a clock repeats a time, and the same content always lands in the same one."""
+    return f"{prefix}{HISTORY}/{stamp}-{sha256[:12]}/"
 
 
 def work_lease_key(name: str) -> str:

@@ -214,6 +214,12 @@ class TestPortal(SamplePortal):
         )
         return resource_id
 
+    def rename_resource(self, resource_id: str, new_id: str) -> None:
+        """The portal re-creates a resource under a new id, with the same file (as CKAN does on a re-upload)."""
+        self.files_by_resource_id[new_id] = self.files_by_resource_id.pop(resource_id)
+        (resource,) = [r for r in self.package["resources"] if r["id"] == resource_id]
+        resource["id"] = new_id
+
     def replace_file(self, resource_id: str, data: bytes) -> Path:
         """Publish new content for a resource, as the city does when it republishes a year."""
         path = self.file_for(resource_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from boston_lake.lake.source.csvscan import CsvProfile, RecordLocation
@@ -91,6 +91,20 @@ class RawManifest:
             self.resource_id == resource.id
             and self.ckan_last_modified == resource.last_modified
             and self.ckan_hash == resource.hash
+        )
+
+    def repinned(self, resource: PortalResource, download: Download) -> RawManifest:
+        """This manifest for the same bytes served under `resource` and `download`'s validators: after a rename
+        of the resource or a change of its metadata alone, later runs ask conditionally again."""
+        return replace(
+            self,
+            resource_id=resource.id,
+            resource_name=resource.name,
+            source_url=download.url,
+            ckan_last_modified=resource.last_modified,
+            ckan_hash=resource.hash,
+            etag=download.etag,
+            http_last_modified=download.last_modified,
         )
 
     def invalid_locations(self) -> list[RecordLocation]:

@@ -31,7 +31,7 @@ from boston_lake.lake.source.csvscan import (
 )
 from boston_lake.lake.source.datastore import DataStoreManifest
 from boston_lake.lake.source.manifest import RawManifest, read_manifest
-from boston_lake.lake.source.portal import CkanPortal, PortalError, PortalResource
+from boston_lake.lake.source.portal import CkanPortal, Download, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore, WorkBusy, Workspace
 from boston_lake.lake.tables import LakeTable
 from boston_lake.lake.zones.year_split import CsvPart, YearSplit, open_year
@@ -178,10 +178,9 @@ class RawZone:
         previous = read_manifest(self.store, prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, year, previous.resource_id if previous else None, self.log)
         with self._workspace(f"raw.{table.name}.{year}") as work, work.file(".csv") as scratch:
-            manifest, reason = self._fetch(table, year, prefix, resource, previous, scratch)
-            if manifest is None:
-                assert previous is not None
-                return RawPartition(table.name, year, previous, changed=False, reason=reason)
+            manifest, changed, reason = self._fetch(table, year, prefix, resource, previous, scratch)
+            if not changed:
+                return RawPartition(table.name, year, manifest, changed=False, reason=reason)
             self._replace(prefix, previous, scratch, manifest)
         return RawPartition(table.name, year, manifest, changed=True, reason=reason)
 
@@ -195,10 +194,9 @@ class RawZone:
         previous = read_manifest(self.store, source_prefix + layout.MANIFEST)
         resource = pick_resource(resources, table, None, previous.resource_id if previous else None, self.log)
         with self._workspace(f"raw.{table.name}.source") as work, work.file(".csv") as scratch:
-            source, reason = self._fetch(table, None, source_prefix, resource, previous, scratch)
-            if source is None:
-                assert previous is not None
-                return self._split_stored(table, previous, years, valid_years, reason, work)
+            source, changed, reason = self._fetch(table, None, source_prefix, resource, previous, scratch)
+            if not changed:
+                return self._split_stored(table, source, years, valid_years, reason, work)
             # Split before publishing the source: a failed split leaves the previous source in force.
             result = self._split(table, source, scratch, years, valid_years, reason, work)
             self._replace(source_prefix, previous, scratch, source)
@@ -328,17 +326,18 @@ class RawZone:
         resource: PortalResource,
         previous: RawManifest | None,
         scratch: Path,
-    ) -> tuple[RawManifest | None, str]:
-        """Download into `scratch`: (None, why) when nothing changed since `previous`, else the manifest of the
-        new file, to publish, and why it is new."""
+    ) -> tuple[RawManifest, bool, str]:
+        """Download into `scratch`: (the stored manifest, False, why) when nothing changed since `previous`,
+        else (the manifest of the new file, to publish, True, why it is new)."""
         # Conditional only while the portal's own metadata agrees nothing changed: then a 304 is trustworthy.
         conditional = previous is not None and previous.describes(resource) and self.store.exists(previous.key)
         validators = previous.validators if previous is not None and conditional else None
         download = self.portal.download(resource.url, scratch, validators)
         if download.not_modified:
-            return None, "the portal answered 304 Not Modified"
+            assert previous is not None  # a 304 answers only a conditional request
+            return previous, False, "the portal answered 304 Not Modified"
         if previous and download.sha256 == previous.sha256 and self.store.exists(previous.key):
-            return None, "the download is identical to the stored file (same sha256)"
+            return self._repin(prefix, previous, resource, download)
         manifest = RawManifest.build(
             table=table.name,
             year=year,
@@ -350,7 +349,23 @@ class RawZone:
             download=download,
             downloaded_at=utc_now_iso(),
         )
-        return manifest, _change_reason(previous)
+        return manifest, True, _change_reason(previous)
+
+    def _repin(
+        self, prefix: str, previous: RawManifest, resource: PortalResource, download: Download
+    ) -> tuple[RawManifest, bool, str]:
+        """The same bytes as stored: when the portal now serves them under another resource id or other
+        validators, the manifest takes those once, so that the next run asks conditionally (and gets a 304)."""
+        repinned = previous.repinned(resource, download)
+        if repinned == previous:
+            return previous, False, "the download is identical to the stored file (same sha256)"
+        self.store.put_bytes(prefix + layout.MANIFEST, repinned.to_json())
+        moved = f"resource {previous.resource_id} -> {resource.id}, " if previous.resource_id != resource.id else ""
+        self.log.info(
+            f"{prefix}: the same bytes are now served with new metadata ({moved}validators refreshed); "
+            "the manifest follows them so later runs ask conditionally"
+        )
+        return repinned, False, "the download is identical to the stored file (same sha256); manifest re-pinned"
 
     def _profile(self, path: Path, url: str) -> CsvProfile:
         try:
@@ -361,7 +376,7 @@ class RawZone:
     def _replace(self, prefix: str, previous: RawManifest | None, path: Path, manifest: RawManifest) -> None:
         """Publish a new raw object and its manifest; the previous object is copied to history first."""
         if previous and self.store.exists(previous.key):
-            history = layout.history_prefix(prefix, _stamp(previous.downloaded_at))
+            history = layout.history_prefix(prefix, _stamp(previous.downloaded_at), previous.sha256)
             self.store.copy(previous.key, history + Path(previous.key).name)
             self.store.put_bytes(history + layout.MANIFEST, previous.to_json())
         self.store.publish(path, manifest.key)

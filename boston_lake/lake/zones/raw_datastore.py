@@ -161,7 +161,7 @@ class LiveRawZone(RawZone):
     ) -> None:
         """Publish the new pages and their manifest; the previous fetch is copied to history first."""
         if previous:
-            history = layout.history_prefix(prefix, _stamp(previous.fetched_at))
+            history = layout.history_prefix(prefix, _stamp(previous.fetched_at), previous.sha256)
             for key in previous.page_keys():
                 if self.store.exists(key):
                     self.store.copy(key, history + Path(key).name)

@@ -1,0 +1,93 @@
+"""The source keeps its identity by content: a resource renamed or re-stamped with the same bytes is re-pinned
+once, so conditional requests (304) resume; and the raw history of a year never loses a version to a clock."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+from boston_lake.lake.source.manifest import read_manifest
+from boston_lake.lake.source.portal import CkanPortal
+from boston_lake.lake.stores import LocalObjectStore
+from boston_lake.lake.tables import LEGACY_REQUESTS
+from boston_lake.lake.zones import raw
+from boston_lake.lake.zones.raw import RawZone
+from boston_lake_tests.faults.scenario import fault
+from boston_lake_tests.support.portal import LEGACY_2022_ID
+
+YEARS = range(2011, 2027)
+MANIFEST = "raw/boston311/legacy_requests/year=2022/_manifest.json"
+RENAMED_ID = "11111111-2222-4333-8444-555555555555"
+
+
+@pytest.fixture
+def store(tmp_path):
+    return LocalObjectStore(tmp_path / "lake")
+
+
+@pytest.fixture
+def zone(portal, store):
+    log = logging.getLogger("test_source_identity")
+    return RawZone(store, CkanPortal(portal.url, backoff_seconds=0.01, log=log), log)
+
+
+def ingest_2022(zone):
+    (partition,) = zone.ingest(LEGACY_REQUESTS, [2022], YEARS)
+    return partition
+
+
+@fault(
+    "source",
+    "the portal renames a resource id, same bytes",
+    "re-pinned once to the new id and URL; the next run asks conditionally and gets a 304",
+)
+def test_a_renamed_resource_with_the_same_bytes_is_repinned_once_and_304s_resume(zone, store, portal):
+    first = ingest_2022(zone)
+    portal.rename_resource(LEGACY_2022_ID, RENAMED_ID)
+    again = ingest_2022(zone)
+    assert not again.changed and "re-pinned" in again.reason
+    manifest = read_manifest(store, MANIFEST)
+    assert manifest.resource_id == RENAMED_ID and RENAMED_ID in manifest.source_url
+    assert manifest.sha256 == first.manifest.sha256 and manifest.downloaded_at == first.manifest.downloaded_at
+    third = ingest_2022(zone)
+    assert not third.changed and "304" in third.reason
+    assert "If-None-Match" in portal.downloads()[-1].headers
+
+
+@fault(
+    "source",
+    "the portal bumps last_modified, same bytes",
+    "the manifest's validators are refreshed once; the next run asks conditionally and gets a 304",
+)
+def test_a_metadata_only_change_refreshes_the_validators_so_304s_resume(zone, store, portal):
+    first = ingest_2022(zone)
+    path = portal.file_for(LEGACY_2022_ID)
+    later = path.stat().st_mtime + 86_400
+    os.utime(path, (later, later))  # the portal's last_modified and Last-Modified move; the bytes do not
+    again = ingest_2022(zone)
+    assert not again.changed and "re-pinned" in again.reason
+    manifest = read_manifest(store, MANIFEST)
+    assert manifest.ckan_last_modified != first.manifest.ckan_last_modified
+    assert manifest.http_last_modified != first.manifest.http_last_modified
+    third = ingest_2022(zone)
+    assert not third.changed and "304" in third.reason
+
+
+@fault(
+    "source",
+    "the clock repeats a time across three versions of a year",
+    "every replaced version keeps its own history folder (named by time and content); none is overwritten",
+)
+def test_history_keeps_every_version_when_the_clock_repeats(zone, store, portal, monkeypatch):
+    monkeypatch.setattr(raw, "utc_now_iso", lambda: "2026-01-01T00:00:00+00:00")  # a clock stepped back
+    original = portal.file_for(LEGACY_2022_ID).read_bytes()
+    lines = original.splitlines(keepends=True)
+    versions = [original, b"".join(lines[:61]), b"".join(lines[:41])]
+    for version in versions:
+        portal.replace_file(LEGACY_2022_ID, version)
+        assert ingest_2022(zone).changed
+    history = sorted(o.key for o in store.list("raw/boston311/legacy_requests/year=2022/_history/"))
+    kept = [store.get_bytes(key) for key in history if key.endswith(".csv")]
+    assert sorted(kept) == sorted(versions[:2]), history  # both replaced versions, each whole
