@@ -1,24 +1,35 @@
-"""What the sensors of every domain read from the instance: the bronze years that landed since a cursor.
+"""What the sensors of every domain read from the instance: the bronze years that landed since a cursor, and
+the runs they requested that ended without building their years.
 
 A sensor reads every bronze materialization record since its cursor (not just the newest event, which is all
 `@asset_sensor` sees: dagster#32853), so years that land together, or from one single-run backfill, are all
 seen. A materialization that changed nothing (its `changed` metadata is false) is told apart from one that did.
+
+A sensor's cursor moves on when it requests a run, so the cursor alone would forget a run that then fails or is
+canceled. Every run a sensor requests carries tags saying which sensor, which landing (the storage id of the
+newest bronze materialization it follows) and which attempt; from those runs, not from memory, `retries` finds
+the years whose latest requested run ended FAILURE or CANCELED, requests them again up to MAX_ATTEMPTS runs per
+year and landing, and then gives up, saying so on every tick until the year is built or lands again.
 """
 
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from dagster import (
     AssetCheckEvaluation,
+    AssetKey,
     AssetRecordsFilter,
     BoolMetadataValue,
     DagsterEventType,
     DagsterInstance,
+    DagsterRun,
     DagsterRunStatus,
     EventLogRecord,
+    RunsFilter,
 )
 
-from boston_lake.defs.keys import bronze_key
+from boston_lake.defs.keys import RANGE_END, RANGE_START, bronze_key, partition_tags
 from boston_lake.defs.metadata import failing_years_of
 from boston_lake.lake.tables import LakeTable
 
@@ -29,6 +40,13 @@ IN_FLIGHT = [
     DagsterRunStatus.STARTED,
 ]
 PAGE = 1000
+# Tags on every run a sensor requests: the sensor, the landing it follows, and which attempt at it the run is.
+REQUESTED_BY = "boston_lake/requested_by"
+LANDING = "boston_lake/landing"
+ATTEMPT = "boston_lake/attempt"
+MAX_ATTEMPTS = 3  # runs per year and landing: the first request and two retries
+UNDONE = (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+RECENT_RUNS = 500  # a sensor's newest runs read per tick; attempts are counted among them
 
 
 @dataclass(frozen=True)
@@ -110,3 +128,104 @@ def contiguous_blocks(years: Iterable[int]) -> list[tuple[int, int]]:
         else:
             blocks.append([year, year])
     return [(first, last) for first, last in blocks]
+
+
+# -- runs the sensors requested, and the years to request again ---------------------------------------------
+
+
+def request_tags(sensor: str, first: int, last: int, landing: int, attempt: int = 1) -> dict[str, str]:
+    """The tags of a run `sensor` requests for years `first`..`last`, following the landing `landing`."""
+    return {**partition_tags(first, last), REQUESTED_BY: sensor, LANDING: str(landing), ATTEMPT: str(attempt)}
+
+
+def tagged_years(tags: Mapping[str, str]) -> list[int]:
+    """The years a run targets, read back from its partition or range tags (keys.partition_tags)."""
+    if "dagster/partition" in tags:
+        return [int(tags["dagster/partition"])]
+    if RANGE_START in tags and RANGE_END in tags:
+        return list(range(int(tags[RANGE_START]), int(tags[RANGE_END]) + 1))
+    return []
+
+
+@dataclass(frozen=True)
+class Retry:
+    """One run to request again: years `first`..`last` of one landing, as attempt `attempt`."""
+
+    first: int
+    last: int
+    landing: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class Retries:
+    requests: list[Retry]
+    notes: list[str]  # which years are requested again and why, and which are given up
+
+
+def _landing(run: DagsterRun) -> int | None:
+    text = run.tags.get(LANDING, "")
+    return int(text) if text.isdigit() else None
+
+
+def retries(
+    instance: DagsterInstance,
+    sensor: str,
+    built: AssetKey,
+    *,
+    scope: Mapping[str, str] | None = None,
+    requested_now: Iterable[int] = (),
+    label: str = "",
+) -> Retries:
+    """The years whose latest run requested by `sensor` (among its runs carrying the `scope` tags) ended FAILURE
+    or CANCELED and whose asset `built` was not materialized since that run's landing.
+
+    Each is requested again while fewer than MAX_ATTEMPTS of the sensor's runs for that landing covered it;
+    after that it is given up, and a note says so on every tick until the year is built or lands again. Years in
+    `requested_now` are left out: the new request of a newer landing covers them. `label` starts every note.
+    """
+    latest: dict[int, tuple[DagsterRun, int]] = {}
+    attempts: Counter[tuple[int, int]] = Counter()
+    runs = instance.get_runs(RunsFilter(tags={REQUESTED_BY: sensor, **(scope or {})}), limit=RECENT_RUNS)
+    for run in runs:  # newest first
+        landing = _landing(run)
+        if landing is None:
+            continue
+        for year in tagged_years(run.tags):
+            latest.setdefault(year, (run, landing))
+            attempts[year, landing] += 1
+    skip = set(requested_now)
+    undone = {year: found for year, found in latest.items() if found[0].status in UNDONE and year not in skip}
+    if not undone:
+        return Retries([], [])
+    materialized = instance.get_latest_storage_id_by_partition(
+        built, DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in undone}
+    )
+    again: dict[tuple[int, int], list[int]] = defaultdict(list)  # (landing, attempt) -> years
+    retried: dict[tuple[str, int], list[int]] = defaultdict(list)  # (why, attempt) -> years
+    given_up: dict[str, list[int]] = defaultdict(list)  # why -> years
+    for year, (run, landing) in sorted(undone.items()):
+        if materialized.get(str(year), 0) > landing:
+            continue  # built since, by another run
+        why = f"run {run.run_id[:8]} ended {run.status.value}"
+        made = attempts[year, landing]
+        if made < MAX_ATTEMPTS:
+            again[landing, made + 1].append(year)
+            retried[why, made + 1].append(year)
+        else:
+            given_up[why].append(year)
+    requests = [
+        Retry(first, last, landing, attempt)
+        for (landing, attempt), years in sorted(again.items())
+        for first, last in contiguous_blocks(years)
+    ]
+    notes = [
+        f"{label}years {years} requested again (attempt {attempt} of {MAX_ATTEMPTS}): {why}"
+        for (why, attempt), years in retried.items()
+    ]
+    notes += [
+        f"{label}years {years} given up after {MAX_ATTEMPTS} attempts, the last {why}: not requested again until "
+        "they land changed again, or someone materializes them"
+        for why, years in given_up.items()
+    ]
+    return Retries(requests, notes)

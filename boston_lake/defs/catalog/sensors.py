@@ -9,6 +9,10 @@ record since the cursor). The years of a table that landed since the last tick b
 run of years, since a run covers a contiguous range). While a crawl of a table is queued or running, its
 newly landed years wait (the cursor does not move past them) and the skip message says which run they
 wait for. The cursor lives in the Dagster instance, so it survives restarts.
+
+A crawl run that ends FAILURE or CANCELED is not forgotten because the cursor moved past its years: its years
+are requested again, at most MAX_ATTEMPTS runs per landing (automation.retries), and the tick says which years,
+after which run, and when it gives up.
 """
 
 import json
@@ -24,12 +28,13 @@ from dagster import (
     sensor,
 )
 
-from boston_lake.defs.automation import IN_FLIGHT, contiguous_blocks, landed_years
+from boston_lake.defs.automation import IN_FLIGHT, contiguous_blocks, landed_years, request_tags, retries
 from boston_lake.defs.catalog.jobs import CRAWL_JOBS
-from boston_lake.defs.keys import catalog_key, crawl_job_name, partition_tags
+from boston_lake.defs.keys import catalog_key, crawl_job_name
 from boston_lake.lake.tables import TABLES, LakeTable
 
 CRAWL_TABLE_TAG = "boston_lake/crawl_table"
+SENSOR_NAME = "crawl_landed_bronze"
 
 
 def not_yet_crawled(instance: DagsterInstance, table: LakeTable, changed: dict[int, int]) -> list[int]:
@@ -44,16 +49,18 @@ def not_yet_crawled(instance: DagsterInstance, table: LakeTable, changed: dict[i
     return sorted(year for year, landed_at in changed.items() if crawled.get(str(year), 0) < landed_at)
 
 
-def crawl_request(table: LakeTable, first: int, last: int, newest_storage_id: int) -> RunRequest:
+def crawl_request(table: LakeTable, first: int, last: int, landing: int, attempt: int = 1) -> RunRequest:
+    """A crawl of `first`..`last` following the landing `landing` (the newest storage id it saw)."""
+    again = f":attempt{attempt}" if attempt > 1 else ""
     return RunRequest(
-        run_key=f"{table.name}:{newest_storage_id}:{first}-{last}",
+        run_key=f"{table.name}:{landing}:{first}-{last}{again}",
         job_name=crawl_job_name(table),
-        tags={**partition_tags(first, last), CRAWL_TABLE_TAG: table.name},
+        tags={**request_tags(SENSOR_NAME, first, last, landing, attempt), CRAWL_TABLE_TAG: table.name},
     )
 
 
 @sensor(
-    name="crawl_landed_bronze",
+    name=SENSOR_NAME,
     jobs=list(CRAWL_JOBS.values()),
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
@@ -74,23 +81,35 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         if landed.unchanged:
             notes.append(f"{table.name} years {landed.unchanged} were refreshed unchanged: nothing to crawl")
         notes += [f"{table.name} {year} not crawled: {why}" for year, why in sorted(landed.blocked.items())]
-        if newest is None:
-            continue
-        years = not_yet_crawled(context.instance, table, landed.changed)
-        if not years:
-            cursor[table.name] = newest  # everything up to here is crawled already
+        years = not_yet_crawled(context.instance, table, landed.changed) if newest is not None else []
+        again = retries(
+            context.instance,
+            SENSOR_NAME,
+            catalog_key(table),
+            scope={CRAWL_TABLE_TAG: table.name},
+            requested_now=years,
+            label=f"{table.name} ",
+        )
+        if not years and not again.requests:
+            notes += again.notes  # years given up, if any
+            if newest is not None:
+                cursor[table.name] = newest  # everything up to here is crawled already
             continue
         in_flight = context.instance.get_runs(
             RunsFilter(statuses=IN_FLIGHT, tags={CRAWL_TABLE_TAG: table.name}), limit=1
         )
         if in_flight:
             run = in_flight[0]
+            waiting = sorted({*years, *(year for r in again.requests for year in range(r.first, r.last + 1))})
             notes.append(
-                f"{table.name} years {years} wait for crawl run {run.run_id[:8]} ({run.status.value}) to finish"
+                f"{table.name} years {waiting} wait for crawl run {run.run_id[:8]} ({run.status.value}) to finish"
             )
             continue
-        requests += [crawl_request(table, first, last, newest) for first, last in contiguous_blocks(years)]
-        cursor[table.name] = newest
+        notes += again.notes
+        if newest is not None:
+            requests += [crawl_request(table, first, last, newest) for first, last in contiguous_blocks(years)]
+            cursor[table.name] = newest
+        requests += [crawl_request(table, r.first, r.last, r.landing, r.attempt) for r in again.requests]
     new_cursor = json.dumps(cursor, sort_keys=True)
     if requests:
         for message in notes:

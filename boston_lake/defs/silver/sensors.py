@@ -1,5 +1,7 @@
 """Silver kept current: the job that builds silver years, and the sensor that requests the years a bronze change
-reaches (year Y reads bronze Y-1..Y+1)."""
+reaches (year Y reads bronze Y-1..Y+1). A silver run it requested that ends FAILURE or CANCELED is requested
+again, at most MAX_ATTEMPTS runs per landing (automation.retries); the tick says which years, after which run,
+and when it gives up."""
 
 import json
 
@@ -14,8 +16,8 @@ from dagster import (
     sensor,
 )
 
-from boston_lake.defs.automation import contiguous_blocks, landed_years
-from boston_lake.defs.keys import SILVER_JOB, SILVER_KEY, partition_tags
+from boston_lake.defs.automation import contiguous_blocks, landed_years, request_tags, retries
+from boston_lake.defs.keys import SILVER_JOB, SILVER_KEY
 from boston_lake.defs.partitions import SILVER_PARTITIONS
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.zones.silver.inputs import NEIGHBOURS
@@ -29,10 +31,12 @@ SILVER_BUILD_JOB = define_asset_job(
 
 # -- kept current --------------------------------------------------------------------------------------------
 
+SENSOR_NAME = "rebuild_silver_on_bronze_change"
 
-def silver_years_to_rebuild(instance: DagsterInstance, landed_at: dict[int, int]) -> list[int]:
+
+def silver_years_to_rebuild(instance: DagsterInstance, landed_at: dict[int, int]) -> dict[int, int]:
     """The silver years whose window holds a bronze year that landed changed (`landed_at`: year -> the newest
-    landing's storage id) and that no silver build has followed since.
+    landing's storage id) and that no silver build has followed since, each with its newest landing.
 
     A silver year materialized after every landing it reads is not rebuilt again, so a lost or fresh cursor
     (the demo builds silver in-process, then `make demo-ui` starts the daemon on the same instance) costs nothing.
@@ -47,11 +51,17 @@ def silver_years_to_rebuild(instance: DagsterInstance, landed_at: dict[int, int]
     built = instance.get_latest_storage_id_by_partition(
         SILVER_KEY, DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in newest_input}
     )
-    return sorted(year for year, landed in newest_input.items() if built.get(str(year), 0) < landed)
+    return {year: landed for year, landed in sorted(newest_input.items()) if built.get(str(year), 0) < landed}
+
+
+def silver_request(first: int, last: int, landing: int, run_key: str, attempt: int = 1) -> RunRequest:
+    return RunRequest(
+        run_key=run_key, job_name=SILVER_JOB, tags=request_tags(SENSOR_NAME, first, last, landing, attempt)
+    )
 
 
 @sensor(
-    name="rebuild_silver_on_bronze_change",
+    name=SENSOR_NAME,
     jobs=[SILVER_BUILD_JOB],
     minimum_interval_seconds=30,
     default_status=DefaultSensorStatus.RUNNING,
@@ -67,24 +77,37 @@ def rebuild_silver_on_bronze_change(context: SensorEvaluationContext) -> SensorR
         if landed.newest_storage_id is not None:
             cursor[table.name] = landed.newest_storage_id
     affected = silver_years_to_rebuild(context.instance, landed_at)
+    again = retries(context.instance, SENSOR_NAME, SILVER_KEY, requested_now=affected, label="silver ")
     stamp = "-".join(str(cursor[name]) for name in sorted(cursor))
     requests = [
-        RunRequest(
-            run_key=f"silver:{stamp}:{first}-{last}",
-            job_name=SILVER_JOB,
-            tags=partition_tags(first, last),
+        silver_request(
+            first, last, max(affected[year] for year in range(first, last + 1)), f"silver:{stamp}:{first}-{last}"
         )
         for first, last in contiguous_blocks(affected)
     ]
+    requests += [
+        silver_request(
+            r.first, r.last, r.landing, f"silver:{r.landing}:{r.first}-{r.last}:attempt{r.attempt}", r.attempt
+        )
+        for r in again.requests
+    ]
     new_cursor = json.dumps(cursor, sort_keys=True)
     if requests:
-        context.log.info(f"bronze years {sorted(landed_at)} changed: rebuilding silver {affected}")
+        if affected:
+            context.log.info(f"bronze years {sorted(landed_at)} changed: rebuilding silver {sorted(affected)}")
+        for note in again.notes:
+            context.log.info(note)
         return SensorResult(run_requests=requests, cursor=new_cursor)
     return SensorResult(
         cursor=new_cursor,
-        skip_reason="every silver year reading a bronze year that changed is built or requested"
-        if landed_at
-        else "no bronze year changed since the last tick",
+        skip_reason="; ".join(
+            [
+                *again.notes,
+                "every silver year reading a bronze year that changed is built or requested"
+                if landed_at
+                else "no bronze year changed since the last tick",
+            ]
+        ),
     )
 
 

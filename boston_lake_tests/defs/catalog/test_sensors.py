@@ -6,7 +6,7 @@ import uuid
 import pytest
 from dagster import DagsterRun, DagsterRunStatus, build_sensor_context
 
-from boston_lake.defs.automation import contiguous_blocks
+from boston_lake.defs.automation import ATTEMPT, LANDING, contiguous_blocks
 from boston_lake.defs.catalog.sensors import CRAWL_TABLE_TAG
 from boston_lake.defs.keys import RANGE_END, RANGE_START
 from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
@@ -175,3 +175,87 @@ def test_a_year_that_failed_a_blocking_check_is_not_crawled_and_the_tick_says_wh
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
     (repaired,) = tick(local_defs, dagster_instance, cursor=mixed.cursor).run_requests
     assert covered_years(repaired) == [2022]
+
+
+def run(defs, instance, request):
+    return defs.resolve_job_def(request.job_name).execute_in_process(
+        instance=instance, tags=dict(request.tags), run_config=QUIET, raise_on_error=False
+    )
+
+
+@pytest.fixture
+def hidden_bronze(lake_home):
+    """Moves bronze legacy 2022 out of the crawler's sight (its crawl then fails: the year is not registered),
+    and back."""
+    year = lake_home / "bronze" / "boston311" / "legacy_requests" / "year=2022"
+    away = lake_home / "hidden-2022"
+
+    class Hidden:
+        def __enter__(self):
+            year.rename(away)
+
+        def __exit__(self, *_):
+            away.rename(year)
+
+    return Hidden()
+
+
+def test_a_crawl_that_fails_is_requested_again_on_the_next_tick(local_defs, dagster_instance, hidden_bronze, capfd):
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    first = tick(local_defs, dagster_instance)
+    (request,) = first.run_requests
+    assert request.tags[ATTEMPT] == "1"
+    with hidden_bronze:
+        failed = run(local_defs, dagster_instance, request)
+    assert not failed.success
+
+    capfd.readouterr()
+    retry = tick(local_defs, dagster_instance, cursor=first.cursor)
+    (again,) = retry.run_requests
+    assert covered_years(again) == [2022] and again.job_name == "crawl_legacy_requests"
+    assert again.tags[ATTEMPT] == "2" and again.tags[LANDING] == request.tags[LANDING]
+    assert again.run_key != request.run_key  # the daemon would skip a run key it has launched before
+    said = f"legacy_requests years [2022] requested again (attempt 2 of 3): run {failed.run_id[:8]} ended FAILURE"
+    assert said in capfd.readouterr().err  # the tick's log
+    assert run(local_defs, dagster_instance, again).success
+    settled = tick(local_defs, dagster_instance, cursor=retry.cursor)
+    assert settled.run_requests == []
+    assert settled.skip_message == "no bronze partition landed since the last tick"
+
+
+def test_after_three_undone_crawls_of_a_landing_the_sensor_gives_up_and_says_so(
+    local_defs, dagster_instance, hidden_bronze, portal
+):
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    result = tick(local_defs, dagster_instance)
+    attempts = []
+    with hidden_bronze:
+        for attempt in ("1", "2", "3"):
+            (request,) = result.run_requests
+            assert request.tags[ATTEMPT] == attempt and covered_years(request) == [2022]
+            if attempt == "2":  # someone cancels the retry while it waits in the queue: that counts too
+                canceled = DagsterRun(job_name=request.job_name, run_id=str(uuid.uuid4()), tags=dict(request.tags))
+                dagster_instance.add_run(canceled)
+                dagster_instance.report_run_canceled(canceled)
+                attempts.append(canceled.run_id)
+            else:
+                attempts.append(run(local_defs, dagster_instance, request).run_id)
+            result = tick(local_defs, dagster_instance, cursor=result.cursor)
+    assert [r.status for r in map(dagster_instance.get_run_by_id, attempts)] == [
+        DagsterRunStatus.FAILURE,
+        DagsterRunStatus.CANCELED,
+        DagsterRunStatus.FAILURE,
+    ]
+    assert result.run_requests == []
+    assert result.skip_message == (
+        f"legacy_requests years [2022] given up after 3 attempts, the last run {attempts[-1][:8]} ended FAILURE: "
+        "not requested again until they land changed again, or someone materializes them"
+    )
+    assert tick(local_defs, dagster_instance, cursor=result.cursor).run_requests == []  # it stays given up
+
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:51]))  # the city republishes the year: a new landing
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    (fresh,) = tick(local_defs, dagster_instance, cursor=result.cursor).run_requests
+    assert covered_years(fresh) == [2022] and fresh.tags[ATTEMPT] == "1"
+    assert run(local_defs, dagster_instance, fresh).success

@@ -4,6 +4,7 @@ by its sensor."""
 import pytest
 from dagster import build_sensor_context
 
+from boston_lake.defs.automation import ATTEMPT
 from boston_lake.defs.keys import RANGE_END, RANGE_START
 from boston_lake_tests.support.portal import LEGACY_2022_ID
 
@@ -106,3 +107,37 @@ def test_unchanged_bronze_rebuilds_nothing_and_a_republished_year_rebuilds_its_n
     fresh = tick(local_defs, dagster_instance)
     assert fresh.run_requests == []
     assert fresh.skip_message == "every silver year reading a bronze year that changed is built or requested"
+
+
+@pytest.mark.slow
+def test_a_silver_run_that_fails_is_requested_again_until_three_attempts_then_the_tick_says_it_gave_up(
+    local_defs, dagster_instance, lake_home, capfd
+):
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    bronze = lake_home / "bronze" / "boston311" / "legacy_requests" / "year=2022" / "part-00000.parquet"
+    good = bronze.read_bytes()
+    bronze.write_bytes(good[: len(good) // 2])  # cut short after it landed: silver cannot read it
+    result = tick(local_defs, dagster_instance)
+    runs = []
+    for attempt in ("1", "2", "3"):
+        (request,) = result.run_requests
+        assert covered(request) == [2021, 2022, 2023] and request.tags[ATTEMPT] == attempt
+        runs.append(execute(local_defs, dagster_instance, request))
+        assert not runs[-1].success
+        capfd.readouterr()
+        result = tick(local_defs, dagster_instance, cursor=result.cursor)
+        if attempt != "3":
+            said = f"silver years [2021, 2022, 2023] requested again (attempt {int(attempt) + 1} of 3): run "
+            assert f"{said}{runs[-1].run_id[:8]} ended FAILURE" in capfd.readouterr().err  # the tick's log
+    assert result.run_requests == []
+    assert result.skip_message == (
+        f"silver years [2021, 2022, 2023] given up after 3 attempts, the last run {runs[-1].run_id[:8]} ended "
+        "FAILURE: not requested again until they land changed again, or someone materializes them; "
+        "no bronze year changed since the last tick"
+    )
+
+    bronze.write_bytes(good)  # repaired: a normal run rebuilds it, and its landing is requested afresh
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    (fresh,) = tick(local_defs, dagster_instance, cursor=result.cursor).run_requests
+    assert covered(fresh) == [2021, 2022, 2023] and fresh.tags[ATTEMPT] == "1"
+    assert execute(local_defs, dagster_instance, fresh).success
