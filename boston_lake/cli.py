@@ -260,7 +260,8 @@ def _demo(args: argparse.Namespace) -> int:
     with SamplePortal() as portal:
         use_dagster_home(dagster_home)
         print(f"sample portal on {portal.url}; lake in {base / 'lake'}; Dagster home {dagster_home}")
-        demo_lake = Settings(target="local", home=base / "lake", portal_url=portal.url)
+        # Read like any environment (not built field by field), so the UI's settings page shows the demo's values.
+        demo_lake = Settings.from_env({"BOSTON_LAKE_HOME": str(base / "lake"), "BOSTON_LAKE_PORTAL_URL": portal.url})
         if run_demo(demo_lake, base / "report.html"):
             return 1
     print(f'\nnext:\n  boston-lake --home {base / "lake"} status      (or catalog, query "SELECT …")')
