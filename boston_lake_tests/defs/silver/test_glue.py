@@ -81,15 +81,15 @@ def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(
     assert from_glue.num_rows == from_duckdb.num_rows > 0
     for column in from_duckdb.column_names:
         assert from_glue[column].to_pylist() == from_duckdb[column].to_pylist(), (year, column)
-        metadata = result.asset_materializations_for_node("silver__service_requests")[0].metadata
-        assert metadata["dagster/row_count"].value == from_duckdb.num_rows
-        assert metadata["duplicates_merged"].value == built.ledger["duplicates_merged"]
-        partitions = glue.get_partitions(DatabaseName=aws.database, TableName=SILVER_TABLE)["Partitions"]
-        assert [str(year)] in [p["Values"] for p in partitions]
+    metadata = result.asset_materializations_for_node("silver__service_requests")[0].metadata
+    assert metadata["dagster/row_count"].value == from_duckdb.num_rows
+    assert metadata["duplicates_merged"].value == built.ledger["duplicates_merged"]
+    partitions = glue.get_partitions(DatabaseName=aws.database, TableName=SILVER_TABLE)["Partitions"]
+    assert [str(year)] in [p["Values"] for p in partitions]
 
     # Asked again with the same bronze and transform, the year is left as it is: no job run.
     runs = len(spark_glue.runs)
-    again = build_on_glue(aws_settings, spark_glue, 2013)
+    again = build_on_glue(aws_settings, spark_glue, year)
     assert again.success and len(spark_glue.runs) == runs
     metadata = again.asset_materializations_for_node("silver__service_requests")[0].metadata
     assert metadata["changed"].value is False and "already built by the Glue job" in metadata["reason"].value
