@@ -20,6 +20,19 @@ CSV = "csv"
 JSON_LINES = "jsonl"
 
 
+def served_as(resource: PortalResource, download: Download) -> dict[str, Any]:
+    """The manifest's fields that say under which resource and validators the portal served the bytes."""
+    return {
+        "resource_id": resource.id,
+        "resource_name": resource.name,
+        "source_url": download.url,
+        "ckan_last_modified": resource.last_modified,
+        "ckan_hash": resource.hash,
+        "etag": download.etag,
+        "http_last_modified": download.last_modified,
+    }
+
+
 @dataclass(frozen=True)
 class RawManifest:
     table: str
@@ -67,13 +80,7 @@ class RawManifest:
             sha256=sha256,
             data_rows=profile.data_rows,
             header=profile.header,
-            resource_id=resource.id,
-            resource_name=resource.name,
-            source_url=download.url,
-            ckan_last_modified=resource.last_modified,
-            ckan_hash=resource.hash,
-            etag=download.etag,
-            http_last_modified=download.last_modified,
+            **served_as(resource, download),
             downloaded_at=downloaded_at,
             invalid_utf8_rows=profile.invalid_utf8_rows,
             invalid_utf8_locations=[asdict(loc) for loc in profile.invalid_utf8_locations],
@@ -96,16 +103,7 @@ class RawManifest:
     def repinned(self, resource: PortalResource, download: Download) -> RawManifest:
         """This manifest for the same bytes served under `resource` and `download`'s validators: after a rename
         of the resource or a change of its metadata alone, later runs ask conditionally again."""
-        return replace(
-            self,
-            resource_id=resource.id,
-            resource_name=resource.name,
-            source_url=download.url,
-            ckan_last_modified=resource.last_modified,
-            ckan_hash=resource.hash,
-            etag=download.etag,
-            http_last_modified=download.last_modified,
-        )
+        return replace(self, **served_as(resource, download))
 
     def invalid_locations(self) -> list[RecordLocation]:
         return [RecordLocation(**loc) for loc in self.invalid_utf8_locations]
