@@ -6,10 +6,12 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import shutil
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tabulate import tabulate
@@ -55,7 +57,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog = command("catalog", "databases, tables, columns, partitions and table versions")
     catalog.add_argument("--table", help="only this table (an unknown name is an error)")
 
-    command("status", "per table and year: raw rows, bronze rows, rejects, freshness")
+    command(
+        "status",
+        "per table and year: raw rows, bronze rows, rejects, freshness; what killed runs left behind; with "
+        "DAGSTER_HOME, the pool slots its runs hold and who frees them",
+        ENVIRONMENT + "; DAGSTER_HOME, if set: the Dagster instance whose pool slots to list",
+    )
 
     report = command(
         "report", "write one self-contained HTML file (opens with no network) of the lake's charts and freshness"
@@ -193,7 +200,90 @@ def _status(args: argparse.Namespace) -> int:
         print("left behind by killed runs (readers never see it; it heals by itself):")
         for leftover in leftovers:
             print(f"  {leftover}")
-    return 1 if problems else 0
+    jammed = False
+    dagster_home = args.environment.get("DAGSTER_HOME", "").strip()
+    if dagster_home:  # Dagster is imported only then: a plain lake's status runs without it
+        jammed = _print_held_pool_slots(Path(dagster_home))
+    return 1 if problems or jammed else 0
+
+
+def _print_held_pool_slots(dagster_home: Path) -> bool:
+    """List the pool slots held in the Dagster instance at `dagster_home`, each with its run and who frees it.
+    True when a run that has ended holds one and nothing will free it by itself (the pool stays jammed)."""
+    if not ((dagster_home / "dagster.yaml").is_file() or (dagster_home / "storage").is_dir()):
+        print(f"DAGSTER_HOME {dagster_home} holds no Dagster instance: no pool slots to read")
+        return False
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    ended = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+    lines: list[str] = []
+    jammed = False
+    with DagsterInstance.from_config(str(dagster_home)) as instance:
+        storage = instance.event_log_storage
+        if not storage.supports_global_concurrency_limits:
+            return False
+        free_after = (instance.run_monitoring_settings or {}).get("free_slots_after_run_end_seconds")
+        looks = (
+            f"every {instance.run_monitoring_poll_interval_seconds} s, while `dagster dev` or `dagster-daemon run` "
+            "runs on this instance"
+        )
+        unfreed = "this instance's dagster.yaml sets no run_monitoring.free_slots_after_run_end_seconds"
+        for pool in sorted(storage.get_concurrency_keys()):
+            for slot in storage.get_concurrency_info(pool).claimed_slots:
+                record = instance.get_run_record_by_id(slot.run_id)
+                holder = f"{pool}: held by run {slot.run_id}, step {slot.step_key}"
+                free_now = _free_slots_command(dagster_home, slot.run_id)
+                if record is None:
+                    lines += [f"{holder} (a run this instance no longer has)", f"    to free it: {free_now}"]
+                    jammed = True
+                elif record.dagster_run.status in ended:
+                    end = _utc(record.end_time) if record.end_time else "at an unknown time"
+                    who = (
+                        f"the daemon frees it {free_after} s after the run ended (it looks {looks})"
+                        if free_after
+                        else f"nothing frees it by itself: {unfreed}"
+                    )
+                    lines += [
+                        f"{holder} ({record.dagster_run.status.value}, ended {end})",
+                        f"    {who}",
+                        f"    to free it now: {free_now}",
+                    ]
+                    jammed = jammed or not free_after
+                else:
+                    since = f" since {_utc(record.start_time)}" if record.start_time else ""
+                    then = (
+                        f"the daemon frees the slot {free_after} s later"
+                        if free_after
+                        else f"nothing frees the slot ({unfreed})"
+                    )
+                    lines += [
+                        f"{holder} ({record.dagster_run.status.value}{since})",
+                        "    its step gives it back when it ends; if the run's worker died, run monitoring fails the "
+                        f"run and {then} (they look {looks})",
+                        f"    to free it now, once you know the run is dead: {free_now}",
+                    ]
+    if lines:
+        print(f"pool slots held in the Dagster instance at {dagster_home}:")
+        for line in lines:
+            print(f"  {line}")
+        print(
+            "  (the Dagster UI frees them too: the pool's page, the run's menu, \"Free all concurrency slots for run\")"
+        )
+    return jammed
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _free_slots_command(dagster_home: Path, run_id: str) -> str:
+    """The command that frees a run's slots by hand (Dagster's CLI has none: `dagster instance concurrency` only
+    gets and sets limits; the UI's pool page has it in the run's menu, "Free all concurrency slots for run")."""
+    code = (
+        "from dagster import DagsterInstance; "
+        f"DagsterInstance.get().event_log_storage.free_concurrency_slots_for_run('{run_id}')"
+    )
+    return f"DAGSTER_HOME={shlex.quote(str(dagster_home))} {shlex.quote(sys.executable)} -c {shlex.quote(code)}"
 
 
 def _report(args: argparse.Namespace) -> int:

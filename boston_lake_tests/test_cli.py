@@ -150,7 +150,8 @@ def test_configuration_errors_are_one_clear_line(tmp_path):
 
 @pytest.mark.parametrize("command", [["status"], ["catalog"], ["query", "SELECT 1 AS one"]])
 def test_reading_commands_never_import_dagster(tmp_path, command):
-    """The core builds the target without Dagster: status, catalog and query cost no Dagster start-up."""
+    """The core builds the target without Dagster: status, catalog and query cost no Dagster start-up (status
+    reads a Dagster instance's pool slots only when DAGSTER_HOME names one)."""
     LocalCatalog(tmp_path / "catalog" / "catalog.sqlite").create_database(DATABASE)  # a lake that has a catalog
     run_and_list_modules = (
         "import sys; from boston_lake.cli import main; code = main(sys.argv[1:]); "
@@ -159,7 +160,7 @@ def test_reading_commands_never_import_dagster(tmp_path, command):
     )
     result = subprocess.run(
         [sys.executable, "-c", run_and_list_modules, *command],
-        env={**os.environ, "BOSTON_LAKE_HOME": str(tmp_path)},
+        env={**{k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}, "BOSTON_LAKE_HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=120,

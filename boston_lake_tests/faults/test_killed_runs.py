@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +22,7 @@ from boston_lake.defs.keys import CRAWLER_POOL
 from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.tables import DATABASE
 from boston_lake.sample_portal.server import copy_sample_data
-from boston_lake_tests.faults.conftest import REPO, Lake
+from boston_lake_tests.faults.conftest import REPO, Lake, boston_lake
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.support.dagster_server import DagsterServer, _serve
 
@@ -114,3 +118,99 @@ def test_a_run_killed_holding_the_crawler_slot_does_not_jam_the_pool(daemon: Dag
             DagsterRunStatus.SUCCESS
         )
         assert slot_holders(instance) == set()
+
+
+# A crawl of legacy 2022 run in this process on the instance at DAGSTER_HOME, as `make demo` runs its jobs.
+CRAWL_IN_PROCESS = """
+import sys
+from dagster import DagsterInstance
+from boston_lake.definitions import build_definitions
+from boston_lake.lake.settings import Settings
+
+definitions = build_definitions(Settings.from_env({"BOSTON_LAKE_HOME": sys.argv[1]}))
+with DagsterInstance.get() as instance:
+    definitions.resolve_job_def("crawl_legacy_requests").execute_in_process(instance=instance, partition_key="2022")
+"""
+
+
+def wait_until(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@fault(
+    "crash",
+    "SIGKILL of a crawl holding the crawler pool's slot, then `boston-lake status` with DAGSTER_HOME",
+    "`status` lists the slot with its run and step, while the run still looks alive and once it has ended, with "
+    "who frees it (run monitoring, the daemon after N s) and the command that frees it now; exit 1 only when "
+    "nothing would free it",
+    rows_lost="n/a",
+)
+def test_status_lists_a_slot_held_by_a_killed_run_and_who_frees_it(lake: Lake, tmp_path: Path) -> None:
+    lake.ingest(2022)
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    shutil.copyfile(REPO / ".dagster_home" / "dagster.yaml", dagster_home / "dagster.yaml")
+    catalog = lake.home / "catalog" / "catalog.sqlite"
+    LocalCatalog(catalog).create_database(DATABASE)
+    writer = sqlite3.connect(catalog, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")  # the crawl waits in its step, holding the slot, until it is killed
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DAGSTER_HOME": str(dagster_home)}
+    with DagsterInstance.from_config(str(dagster_home)) as instance, (tmp_path / "crawl.log").open("wb") as log:
+        crawl = subprocess.Popen(
+            [sys.executable, "-c", CRAWL_IN_PROCESS, str(lake.home)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            (run_id,) = wait_until(lambda: slot_holders(instance), 120, "the crawl to take the slot")
+        finally:
+            crawl.kill()
+            crawl.wait(timeout=60)
+        writer.execute("ROLLBACK")
+        writer.close()
+        (step,) = [s.step_key for s in instance.event_log_storage.get_concurrency_info(CRAWLER_POOL).claimed_slots]
+
+        alive = boston_lake("status", home=lake.home, DAGSTER_HOME=str(dagster_home))
+        assert alive.returncode == 0, alive.stdout + alive.stderr
+        lines = alive.stdout.splitlines()
+        held = lines.index(f"pool slots held in the Dagster instance at {dagster_home}:")
+        assert lines[held + 1].startswith(f"  boston_lake_crawler: held by run {run_id}, step {step} (STARTED since ")
+        assert lines[held + 2] == (
+            "      its step gives it back when it ends; if the run's worker died, run monitoring fails the run and the "
+            "daemon frees the slot 60 s later (they look every 30 s, while `dagster dev` or `dagster-daemon run` runs "
+            "on this instance)"
+        )
+
+        instance.report_run_failed(instance.get_run_by_id(run_id))  # what run monitoring does to a dead worker's run
+        ended = boston_lake("status", home=lake.home, DAGSTER_HOME=str(dagster_home))
+        assert ended.returncode == 0, ended.stdout + ended.stderr
+        lines = ended.stdout.splitlines()[held + 1 :]
+        assert re.fullmatch(
+            rf"  boston_lake_crawler: held by run {run_id}, step {step} \(FAILURE, ended \d{{4}}-.* UTC\)", lines[0]
+        )
+        assert lines[1] == (
+            "      the daemon frees it 60 s after the run ended (it looks every 30 s, while `dagster dev` or "
+            "`dagster-daemon run` runs on this instance)"
+        )
+        assert lines[2].startswith("      to free it now: DAGSTER_HOME=")
+
+        # An instance that frees no slot by itself: the pool stays jammed, so status fails until someone frees it.
+        config = dagster_home / "dagster.yaml"
+        config.write_text(re.sub(r"(?m)^\s+free_slots_after_run_end_seconds: \d+\n", "", config.read_text()))
+        jammed = boston_lake("status", home=lake.home, DAGSTER_HOME=str(dagster_home))
+        assert jammed.returncode == 1
+        lines = jammed.stdout.splitlines()[held + 1 :]
+        assert lines[1] == (
+            "      nothing frees it by itself: this instance's dagster.yaml sets no "
+            "run_monitoring.free_slots_after_run_end_seconds"
+        )
+        command = lines[2].removeprefix("      to free it now: ")
+        freed = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120)  # as pasted
+        assert freed.returncode == 0, freed.stderr
+        assert slot_holders(instance) == set()
+        clear = boston_lake("status", home=lake.home, DAGSTER_HOME=str(dagster_home))
+        assert clear.returncode == 0 and "pool slots held" not in clear.stdout
