@@ -1,26 +1,23 @@
 """The offline demo: every year the sample portal offers, materialized through Dagster's own jobs, then
 crawled and built into silver and gold as the sensors would have it, queried with SQL over the catalog, and
-written up as the offline report."""
+written up as the offline report.
+
+Every step after ingest is decided from what the demo's Dagster home holds, not from what this process did: a
+demo interrupted (Ctrl-C) and run again crawls, builds silver and builds gold for every year the first run left
+undone.
+"""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-from dagster import (
-    BetaWarning,
-    DagsterInstance,
-    Definitions,
-    EvaluateAutomationConditionsResult,
-    build_sensor_context,
-    evaluate_automation_conditions,
-)
+from dagster import DagsterEventType, DagsterInstance, Definitions, build_sensor_context
 from tabulate import tabulate
 
 from boston_lake.definitions import build_definitions
 from boston_lake.defs.automation import contiguous_blocks
 from boston_lake.defs.gold import GOLD_JOB, gold_key
-from boston_lake.defs.keys import RANGE_END, RANGE_START, ingest_job_name
+from boston_lake.defs.keys import RANGE_END, RANGE_START, SILVER_KEY, ingest_job_name
 from boston_lake.defs.partitions import partitions_for
 from boston_lake.formatting import format_result
 from boston_lake.lake.answers.report import write_report
@@ -78,46 +75,39 @@ def _run_sensor_tick(definitions: Definitions, instance: DagsterInstance, sensor
     return True
 
 
-def automation_tick(
-    definitions: Definitions, instance: DagsterInstance, previous: EvaluateAutomationConditionsResult | None = None
-) -> EvaluateAutomationConditionsResult:
-    """One tick of the automation sensor, evaluated here as the daemon would (Dagster's evaluator warns that one
-    of its own internal calls is beta; the demo prints no warnings)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", BetaWarning)
-        return evaluate_automation_conditions(definitions, instance, cursor=previous.cursor if previous else None)
+def gold_requests(instance: DagsterInstance) -> list[dict[str, str]]:
+    """The gold years behind their silver year, as run tags: a silver year materialized after the newest build of
+    either gold table's year, or with no gold build at all.
 
-
-def gold_requests(
-    definitions: Definitions, instance: DagsterInstance, previous_tick: EvaluateAutomationConditionsResult
-) -> list[dict[str, str]]:
-    """What the automation sensor does on its next tick: the gold years whose silver year landed, as run tags."""
-    evaluation = automation_tick(definitions, instance, previous_tick)
-    years = {
-        int(key)
-        for table in GOLD_TABLES
-        for key in evaluation.get_requested_partitions(gold_key(table))
-        if key is not None
-    }
-    return [{RANGE_START: str(first), RANGE_END: str(last)} for first, last in contiguous_blocks(years)]
+    That is what the automation sensor builds as silver lands; asking the instance rather than evaluating the
+    sensor's condition also finds the years an interrupted demo left without gold, which the condition, seeing
+    no new silver since its first tick, would never request again.
+    """
+    silver = instance.get_latest_storage_id_by_partition(SILVER_KEY, DagsterEventType.ASSET_MATERIALIZATION)
+    behind: set[int] = set()
+    for table in GOLD_TABLES:
+        gold = instance.get_latest_storage_id_by_partition(
+            gold_key(table), DagsterEventType.ASSET_MATERIALIZATION, partitions=set(silver)
+        )
+        behind |= {int(year) for year, built in silver.items() if gold.get(year, 0) < built}
+    return [{RANGE_START: str(first), RANGE_END: str(last)} for first, last in contiguous_blocks(behind)]
 
 
 def run_demo(settings: Settings, report_path: Path) -> int:
     definitions = build_definitions(settings)
     portal = CkanPortal(settings.portal_url)
     with DagsterInstance.get() as instance:
-        # The automation sensor's first tick, as when the daemon starts: what lands after it is followed.
-        first_automation_tick = automation_tick(definitions, instance)
         for table in TABLES:
             for tags in demo_runs(table, portal):
                 if not _execute(definitions, instance, ingest_job_name(table), tags):
                     return 1
-        # What the daemon does on its next ticks: the crawl sensor turns every landed year into crawl runs, then
-        # the silver sensor rebuilds every silver year that reads a bronze year that changed.
+        # What the daemon does on its next ticks: the crawl sensor turns every landed year not yet crawled into
+        # crawl runs, the silver sensor rebuilds every silver year older than a bronze year it reads, and gold
+        # follows silver.
         for sensor_name in ("crawl_landed_bronze", "rebuild_silver_on_bronze_change"):
             if not _run_sensor_tick(definitions, instance, sensor_name):
                 return 1
-        for tags in gold_requests(definitions, instance, first_automation_tick):
+        for tags in gold_requests(instance):
             if not _execute(definitions, instance, GOLD_JOB.name, tags):
                 return 1
     target = build_target(settings)

@@ -214,3 +214,48 @@ def test_status_lists_a_slot_held_by_a_killed_run_and_who_frees_it(lake: Lake, t
         assert slot_holders(instance) == set()
         clear = boston_lake("status", home=lake.home, DAGSTER_HOME=str(dagster_home))
         assert clear.returncode == 0 and "pool slots held" not in clear.stdout
+
+
+def demo(directory: Path, **options: object) -> subprocess.Popen[str]:
+    """`boston-lake demo` as `make demo` runs it, from the repository (so it copies the shipped instance config)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "boston_lake.cli", "demo", "--dir", str(directory)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+        **options,  # type: ignore[call-overload]
+    )
+
+
+def years_in(table_folder: Path) -> set[int]:
+    return {int(part.parent.name.removeprefix("year=")) for part in table_folder.glob("year=*/part-00000.parquet")}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(900)
+@fault(
+    "crash",
+    "Ctrl-C in `make demo` once silver is built, while gold builds",
+    "running it again builds every gold year the first run left missing, and exits 0",
+    rows_lost="n/a",
+)
+def test_a_demo_interrupted_before_gold_builds_every_missing_gold_year_when_run_again(tmp_path: Path) -> None:
+    directory = tmp_path / "demo"
+    first = demo(directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert first.stdout is not None
+    printed = []
+    for line in first.stdout:
+        printed.append(line)
+        if line.startswith("build_gold "):
+            first.send_signal(signal.SIGINT)  # Ctrl-C as gold starts: its first run at most, never the second
+            break
+    first.communicate(timeout=300)
+    silver = years_in(directory / "lake" / "silver" / "boston311" / "service_requests")
+    gold = directory / "lake" / "gold" / "boston311"
+    assert silver and years_in(gold / "service_levels") < silver, "".join(printed)[-4000:]
+
+    again = demo(directory, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output, _ = again.communicate(timeout=600)
+    assert again.returncode == 0, output[-4000:]
+    assert years_in(gold / "service_levels") == silver and years_in(gold / "intake") == silver
+    assert "the lake's answers at a glance" in output  # the report, which reads gold, was written
