@@ -1,11 +1,22 @@
-"""Metadata that more than one domain writes or reads: sizes, column schemas, and a check's failing years."""
+"""Metadata that more than one domain writes or reads: sizes, column schemas, a check's failing years, and the
+years of a run that were stored or refused."""
 
 from collections.abc import Mapping
+from typing import Any
 
-from dagster import MetadataValue, TableColumn, TableSchema, TextMetadataValue
+from dagster import (
+    AssetExecutionContext,
+    AssetMaterialization,
+    Failure,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    TextMetadataValue,
+)
 
 from boston_lake.lake.catalog.registration import TableSnapshot
 from boston_lake.lake.tables import COLUMN_DESCRIPTIONS
+from boston_lake.lake.zones.publish import PublishRefused
 
 
 def size_text(size: int) -> str:
@@ -42,3 +53,53 @@ def failing_years_of(metadata: Mapping[str, MetadataValue]) -> list[int]:
     if not isinstance(text, TextMetadataValue) or text.value == "none":
         return []
     return [int(year) for year in text.value.split(", ")]
+
+
+def refusal_metadata(refused: PublishRefused) -> dict[str, Any]:
+    """What a refused version's failure shows in the UI: the table, year, check, both versions' figures, where the
+    refused version is kept."""
+    fields = refused.metadata()
+    return {
+        "table": MetadataValue.text(fields["table"]),
+        "year": MetadataValue.int(fields["year"]),
+        "check": MetadataValue.text(fields["check"]),
+        "published": MetadataValue.json(fields["published"]),
+        "staged": MetadataValue.json(fields["staged"]),
+        "refused_uri": MetadataValue.path(fields["refused_uri"]),
+        "failed_checks": MetadataValue.text(", ".join(fields["failed_checks"])),
+    }
+
+
+def record_years(
+    context: AssetExecutionContext,
+    metadata_by_year: Mapping[int, Mapping[str, Any]],
+    failures: Mapping[int, str | PublishRefused],
+) -> None:
+    """Attach each stored year's metadata to its partition; if any year failed, fail the run naming them.
+
+    A range run that fails materializes nothing in Dagster's eyes, so the years that were stored are first
+    logged as materializations of their own: the UI then shows them Materialized and only the failed years
+    Failed, and a backfill carries the stored years downstream. A run of one year that failed fails with that
+    year's one line; a refused year's figures and the refused version's URI are in the failure's metadata.
+    """
+    if not failures:
+        for year, metadata in metadata_by_year.items():
+            context.add_asset_metadata(dict(metadata), partition_key=str(year))
+        return
+    for year, metadata in metadata_by_year.items():
+        context.log_event(AssetMaterialization(context.asset_key, partition=str(year), metadata=dict(metadata)))
+    if len(failures) == 1 and not metadata_by_year:
+        description = str(next(iter(failures.values())))
+    else:
+        description = (
+            f"{context.asset_key.to_user_string()}: {len(failures)} of {len(failures) + len(metadata_by_year)} "
+            "years failed, the others are stored:\n"
+            + "\n".join(f"  {year}: {reason}" for year, reason in sorted(failures.items()))
+        )
+    failed: dict[str, Any] = {"failed_years": sorted(failures), "stored_years": sorted(metadata_by_year)}
+    refusals = [failure for _, failure in sorted(failures.items()) if isinstance(failure, PublishRefused)]
+    if len(refusals) == 1:
+        failed.update(refusal_metadata(refusals[0]))
+    elif refusals:
+        failed["refusals"] = MetadataValue.json([refused.metadata() for refused in refusals])
+    raise Failure(description=description, metadata=failed)

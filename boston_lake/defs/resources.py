@@ -123,6 +123,11 @@ class LakeStorageResource(ConfigurableResource):
         """BOSTON_LAKE_DUCKDB_MEMORY_LIMIT: each bronze, silver and gold build's DuckDB memory limit."""
         return self.settings.settings().duckdb_memory_limit
 
+    def max_shrink(self, table: str) -> float:
+        """BOSTON_LAKE_MAX_SHRINK (or BOSTON_LAKE_MAX_SHRINK_<TABLE>): the share of its published rows or case ids a
+        year of `table` may lose in one build before the build is refused."""
+        return self.settings.settings().max_shrink_of(table)
+
     def converter_settings(self) -> ConverterSettings:
         return ConverterSettings(memory_limit=self.duckdb_memory_limit())
 

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from boston_lake.lake.errors import LakeError
-from boston_lake.lake.tables import DATABASE
+from boston_lake.lake.tables import DATABASE, SERVICE_REQUESTS, TABLES
 
 TARGETS = ("local", "aws")
 CRAWLER_MODES = ("direct", "glue")
@@ -33,6 +33,11 @@ SILVER_JOB_ROLE_NAME = "boston-lake-glue-silver-job"
 # DuckDB's memory limit for each bronze, silver and gold build, measured in benchmarks/ (a 2 GB CSV converts
 # and a year of 300,000 cases builds silver in under 300 MiB of RSS; gold needs under 64MB of it).
 DUCKDB_MEMORY_LIMIT = "192MB"
+# The largest share of its published rows or case ids a year may lose in one build; beyond it the build is
+# refused and the published year kept, unless a run accepts the shrink (lake/zones/publish.py).
+MAX_SHRINK = "2%"
+# The tables that hold cases, each with a shrink limit of its own (BOSTON_LAKE_MAX_SHRINK_<TABLE>).
+SHRINK_TABLES = (*(table.name for table in TABLES), SERVICE_REQUESTS)
 # The AWS services the lake calls; each may have its own endpoint variable, as boto3 names them.
 AWS_SERVICES = ("s3", "glue", "athena", "iam", "sts")
 
@@ -44,6 +49,7 @@ _CRAWLER_NAME = re.compile(r"[\w.-]{1,255}")
 _ROLE_ARN = re.compile(r"arn:(?P<partition>[\w-]+):iam::(?P<account>\d{12}):role(?P<path>/(?:.*/)?)(?P<name>[^/]+)")
 _MEMORY_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B)", re.IGNORECASE)
 _MEMORY_UNITS = {prefix: (1000**power, 1024**power) for power, prefix in enumerate("KMGT", start=1)}
+_SHARE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*%")
 _KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
 
 
@@ -117,6 +123,22 @@ def memory_size(text: str) -> str:
     if float(found["number"]) * (binary if found["unit"][1].lower() == "i" else decimal) < 1000**2:
         raise ValueError("is less than 1MB, too little for DuckDB to run")
     return text
+
+
+def share(text: str) -> float:
+    """A share written as a percentage (`2%`, `0.5%`, `0%` ... `100%`), as a fraction (0.02)."""
+    found = _SHARE.fullmatch(text)
+    if not found:
+        raise ValueError("is not a percentage such as 2% or 0.5%")
+    value = float(found["number"]) / 100
+    if value > 1:
+        raise ValueError("is more than 100%")
+    return value
+
+
+def max_shrink_variable(table: str) -> str:
+    """The variable that sets the shrink limit of `table` alone (e.g. BOSTON_LAKE_MAX_SHRINK_LEGACY_REQUESTS)."""
+    return f"BOSTON_LAKE_MAX_SHRINK_{table.upper()}"
 
 
 def _text(text: str) -> str:
@@ -206,6 +228,23 @@ VARIABLES = (
         "DuckDB's memory limit for each bronze, silver and gold build in this process (beyond it DuckDB spills "
         "to disk, or fails saying so), e.g. `1GB`",
         default=DUCKDB_MEMORY_LIMIT,
+    ),
+    Variable(
+        "BOSTON_LAKE_MAX_SHRINK",
+        share,
+        "the largest share of its published rows or of its case ids a bronze or silver year may lose in one "
+        "build; a build that loses more is refused and the published year stays, unless the run accepts the "
+        "shrink with a reason (`accept_shrink`, see docs/operations.md)",
+        default=MAX_SHRINK,
+    ),
+    *(
+        Variable(
+            max_shrink_variable(table),
+            share,
+            f"`BOSTON_LAKE_MAX_SHRINK` for the years of `{table}` alone",
+            default_help="`BOSTON_LAKE_MAX_SHRINK`",
+        )
+        for table in SHRINK_TABLES
     ),
     Variable(
         "BOSTON_LAKE_RAW_BUCKET",
@@ -397,14 +436,23 @@ class AwsSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """The settings of one process. Build them with `from_env` (from a mapping when not from the process's own
+    environment): the Dagster `settings` resource shows the variables they were read from (`given`)."""
+
     target: str
     home: Path
     portal_url: str
     aws: AwsSettings | None = None
     new_system_source: str | None = None  # None: the DataStore whenever the portal marks the resource datastore_active
     duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT  # each bronze, silver and gold build's DuckDB memory limit
+    default_max_shrink: float = share(MAX_SHRINK)  # BOSTON_LAKE_MAX_SHRINK
+    max_shrink: tuple[tuple[str, float], ...] = ()  # (table, limit) of each table in SHRINK_TABLES
     # The text of every declared variable that was set when these settings were read: what the UI shows.
     given: tuple[tuple[str, str], ...] = ()
+
+    def max_shrink_of(self, table: str) -> float:
+        """The share of its published rows or case ids a year of `table` may lose in one build."""
+        return dict(self.max_shrink).get(table, self.default_max_shrink)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -417,6 +465,11 @@ class Settings:
             portal_url=_read(env, "BOSTON_LAKE_PORTAL_URL"),
             new_system_source=_read(env, "BOSTON_LAKE_NEW_SYSTEM_SOURCE"),
             duckdb_memory_limit=_read(env, "BOSTON_LAKE_DUCKDB_MEMORY_LIMIT"),
+            default_max_shrink=(default_shrink := _read(env, "BOSTON_LAKE_MAX_SHRINK")),
+            max_shrink=tuple(
+                (table, default_shrink if (own := _read(env, max_shrink_variable(table))) is None else own)
+                for table in SHRINK_TABLES
+            ),
             aws=AwsSettings.from_env(env) if target == "aws" else None,
         )
 

@@ -201,6 +201,9 @@ NEW_SYSTEM_REQUESTS = LakeTable(
 
 TABLES = (LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS)
 TABLES_BY_NAME = {table.name: table for table in TABLES}
+# The one conformed table silver builds from TABLES (zones/silver/model.py), named here so that settings can name
+# every table that holds cases.
+SERVICE_REQUESTS = "service_requests"
 
 # The data dictionary: what each source column holds, shown beside the column schemas in the Dagster UI.
 # One entry per column name; a name shared by several generations means the same thing in each.

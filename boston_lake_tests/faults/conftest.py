@@ -18,6 +18,7 @@ from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import LEGACY_REQUESTS
 from boston_lake.lake.zones.bronze import BronzePartition, BronzeZone, stored_rejects
+from boston_lake.lake.zones.publish import ShrinkGuard
 from boston_lake.lake.zones.raw import RawZone
 from boston_lake_tests.support.portal import LEGACY_2022_ID, TestPortal
 
@@ -41,9 +42,10 @@ class Lake:
         settings = {"backoff_seconds": 0.01, "max_attempts": 3, **options}
         return CkanPortal(self.portal.url, log=LOG, **settings)  # type: ignore[arg-type]
 
-    def ingest(self, year: int = 2022, **portal_options: float) -> BronzePartition:
+    def ingest(self, year: int = 2022, accept_shrink: str = "", **portal_options: float) -> BronzePartition:
         RawZone(self.store, self.client(**portal_options), LOG).ingest(LEGACY_REQUESTS, [year], LEGACY_YEARS)
-        return BronzeZone(self.store, self.store, LOG).build(LEGACY_REQUESTS, year)
+        shrink = ShrinkGuard(accept=accept_shrink)
+        return BronzeZone(self.store, self.store, LOG).build(LEGACY_REQUESTS, year, shrink=shrink)
 
     def bronze_key(self, year: int = 2022) -> Path:
         return self.home / layout.bronze_data_key(LEGACY_REQUESTS.name, year)

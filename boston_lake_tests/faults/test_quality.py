@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pyarrow.parquet as pq
 from dagster import AssetCheckSeverity, DagsterInstance, Definitions
 
+from boston_lake.lake import layout
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.support.portal import LEGACY_2022_ID, TestPortal
 
@@ -27,15 +31,24 @@ def test_header_only_year_warns(local_defs: Definitions, dagster_instance: Dagst
 
 
 @fault(
-    "input", "duplicate case ids within a year", "every row kept; the `case_id_present_and_unique` check fails (ERROR)"
+    "input",
+    "duplicate case ids within a year",
+    "refused before readers see it: the run fails naming `case_id_present_and_unique` and the repeated ids; the "
+    "refused version, every row in it, is kept under `_refused/`",
 )
 def test_duplicate_ids_are_an_error(
-    local_defs: Definitions, dagster_instance: DagsterInstance, portal: TestPortal
+    local_defs: Definitions, dagster_instance: DagsterInstance, portal: TestPortal, lake_home: Path
 ) -> None:
     lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
     portal.replace_file(LEGACY_2022_ID, b"".join(lines + lines[1:3]))
-    checks = checks_after_ingest(local_defs, dagster_instance)
-    ids = checks["case_id_present_and_unique"]
-    assert not ids.passed and ids.severity == AssetCheckSeverity.ERROR
-    assert "2022: 0 rows without case_enquiry_id, 2 ids repeated" in ids.description
-    assert checks["rows_reconcile_with_raw"].passed  # the 102 rows are all in bronze
+    result = local_defs.resolve_job_def("ingest_legacy_requests").execute_in_process(
+        instance=dagster_instance, partition_key="2022", raise_on_error=False
+    )
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    error = str(failure.event_specific_data.error)
+    assert "case_id_present_and_unique refused the staged version" in error and "2 ids repeated" in error
+    refused = lake_home / layout.refused_prefix("bronze", "legacy_requests", 2022) / layout.BRONZE_FILE
+    assert str(refused) in error
+    assert pq.ParquetFile(refused).metadata.num_rows == 102  # every row kept, in the refused version
+    assert not (lake_home / layout.bronze_data_key("legacy_requests", 2022)).exists()

@@ -13,12 +13,10 @@ from typing import Any
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
-    AssetMaterialization,
     AssetsDefinition,
     BackfillPolicy,
     Config,
     DataVersion,
-    Failure,
     MaterializeResult,
     MetadataValue,
     TableColumn,
@@ -27,11 +25,12 @@ from dagster import (
 )
 
 from boston_lake.defs.keys import bronze_key, raw_key
-from boston_lake.defs.metadata import size_text
+from boston_lake.defs.metadata import record_years, size_text
 from boston_lake.defs.partitions import all_years, partitions_for, run_years
 from boston_lake.defs.resources import CkanPortalResource, LakeStorageResource
 from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
 from boston_lake.lake.zones.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
+from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.raw import PartialIngestError, RawPartition
 from boston_lake.lake.zones.raw_datastore import LiveRawZone
 
@@ -57,6 +56,10 @@ PREVIEW_COLUMNS = (
 class BronzeConfig(Config):
     force: bool = False
     """Rebuild even when the partition was already built from the same raw file by the same converter."""
+    accept_shrink: str = ""
+    """Why a year may lose more of its published rows or case ids than BOSTON_LAKE_MAX_SHRINK allows in this run
+    (e.g. "the city republished 2013 with 10 rows on purpose"); recorded with the year. Empty: such a year is
+    refused and the published one stays."""
 
 
 def _single_version(versions: Sequence[str]) -> DataVersion | None:
@@ -92,30 +95,8 @@ def bronze_metadata(partition: BronzePartition, storage_uri: str) -> dict[str, A
             ]
         ),
         "preview": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
+        **({"shrink_accepted": MetadataValue.json(meta["shrink_accepted"])} if "shrink_accepted" in meta else {}),
     }
-
-
-def record_years(
-    context: AssetExecutionContext, metadata_by_year: dict[int, dict[str, Any]], failures: dict[int, str]
-) -> None:
-    """Attach each stored year's metadata to its partition; if any year failed, fail the run naming them.
-
-    A range run that fails materializes nothing in Dagster's eyes, so the years that were stored are first
-    logged as materializations of their own: the UI then shows them Materialized and only the failed years
-    Failed, and a backfill carries the stored years downstream.
-    """
-    if not failures:
-        for year, metadata in metadata_by_year.items():
-            context.add_asset_metadata(metadata, partition_key=str(year))
-        return
-    for year, metadata in metadata_by_year.items():
-        context.log_event(AssetMaterialization(context.asset_key, partition=str(year), metadata=metadata))
-    raise Failure(
-        description=f"{context.asset_key.to_user_string()}: {len(failures)} of "
-        f"{len(failures) + len(metadata_by_year)} years failed, the others are stored:\n"
-        + "\n".join(f"  {year}: {reason}" for year, reason in sorted(failures.items())),
-        metadata={"failed_years": sorted(failures), "stored_years": sorted(metadata_by_year)},
-    )
 
 
 def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
@@ -172,11 +153,16 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         store = storage.lake_zone()
         zone = BronzeZone(storage.raw_zone(), store, context.log, storage.converter_settings())
         built: dict[int, dict[str, Any]] = {}
-        failures: dict[int, str] = {}
+        failures: dict[int, str | PublishRefused] = {}
         versions = []
+        shrink = ShrinkGuard(storage.max_shrink(table.name), config.accept_shrink)
         for year in run_years(context):
             try:
-                partition = zone.build(table, year, force=config.force)
+                partition = zone.build(table, year, force=config.force, shrink=shrink)
+            except PublishRefused as refused:  # the published year stays; the other years still convert
+                context.log.error(refused.line)
+                failures[year] = refused
+                continue
             except BronzeError as error:  # the other years still convert; the run fails naming this one
                 context.log.error(str(error))
                 failures[year] = str(error)

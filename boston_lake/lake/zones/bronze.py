@@ -3,17 +3,16 @@
 DuckDB streams the CSV into Parquet in bounded memory and hands back every row it could not parse, with
 the line and the reason, so nothing is dropped silently. A partition is a single object published in one
 step, so readers see the previous year or the new one, never a mix, and a crash leaves the old one whole.
+A year is published through the partition protocol (lake/zones/publish.py): its staged version must have every
+case id once and reconcile with the raw file's data rows, and may not shrink beyond the limit, or it is refused.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,27 @@ from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.source.csvscan import CsvFormatError, read_header, repair_encoding
 from boston_lake.lake.source.manifest import JSON_LINES, RawManifest, read_manifest
-from boston_lake.lake.stores import ObjectStore, StoredObject, StoreError, WorkBusy, Workspace
+from boston_lake.lake.stores import ObjectStore, StoreError, Workspace
 from boston_lake.lake.tables import HeaderMismatch, LakeTable, SchemaGeneration
 from boston_lake.lake.zones.bronze_json import convert_json_lines
+from boston_lake.lake.zones.bronze_quality import META_PREFIX, PartitionFacts, bronze_audits, facts_of, stored_rejects
+from boston_lake.lake.zones.publish import (
+    DEFAULT_GUARD,
+    AcceptedShrink,
+    AuditFailure,
+    Census,
+    PartitionBuild,
+    ShrinkGuard,
+    Staged,
+    footer_metadata,
+    open_parquet,
+    publish_partition,
+    stored_object,
+)
 
 # Bump when the same raw file would convert differently, so that existing partitions are rebuilt.
 CONVERTER_VERSION = "1"
-META_PREFIX = "boston_lake."
+BRONZE_ZONE = "bronze"
 PREVIEW_ROWS = 5
 
 
@@ -185,6 +198,7 @@ class BronzePartition:
     changed: bool
     reason: str
     preview: list[dict[str, Any]]
+    shrink_accepted: AcceptedShrink | None = None  # a shrink beyond the limit this build was told to accept
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -199,6 +213,7 @@ class BronzePartition:
             "raw_sha256": self.raw_sha256,
             "raw_data_rows": self.raw_data_rows,
             "encoding_repaired_rows": self.encoding_repaired_rows,
+            **({"shrink_accepted": self.shrink_accepted.metadata()} if self.shrink_accepted else {}),
         }
 
 
@@ -221,10 +236,6 @@ def read_published(store: ObjectStore, table: str, year: int) -> PublishedPartit
         return PublishedPartition(**json.loads(store.get_bytes(layout.bronze_manifest_key(table, year))))
     except (StoreError, ValueError, TypeError):
         return None
-
-
-def stored_object(store: ObjectStore, key: str) -> StoredObject | None:
-    return next((stored for stored in store.list(key) if stored.key == key), None)
 
 
 def partition_damage(store: ObjectStore, table: str, year: int) -> str | None:
@@ -257,11 +268,6 @@ def repair_hint(table: str, year: int) -> str:
     return f"dagster asset materialize -m boston_lake.definitions --select bronze/{table} --partition {year}"
 
 
-def open_parquet(store: ObjectStore, key: str) -> pq.ParquetFile:
-    filesystem, base = store.arrow_filesystem()
-    return pq.ParquetFile(filesystem.open_input_file(f"{base}/{key}"))
-
-
 class BronzeZone:
     def __init__(
         self,
@@ -275,7 +281,11 @@ class BronzeZone:
         self.log = log
         self.settings = settings
 
-    def build(self, table: LakeTable, year: int, force: bool = False) -> BronzePartition:
+    def build(
+        self, table: LakeTable, year: int, force: bool = False, shrink: ShrinkGuard = DEFAULT_GUARD
+    ) -> BronzePartition:
+        """Convert the year's raw file and publish it through the partition protocol (lake/zones/publish.py):
+        raises PublishRefused when the staged year fails an audit (the published year stays)."""
         raw_prefix = layout.raw_partition_prefix(table.name, year)
         manifest = read_manifest(self.raw_store, raw_prefix + layout.MANIFEST)
         if manifest is None:
@@ -283,47 +293,20 @@ class BronzeZone:
                 f"{table.name} {year}: the raw partition {self.raw_store.uri(raw_prefix)} has not been ingested; "
                 f"materialize raw/{table.name} for {year} first"
             )
-        key = layout.bronze_data_key(table.name, year)
-        with self._workspace(table, year) as work:
-            reason = "forced rebuild" if force else "new raw file or converter version"
-            if not force and self.lake_store.exists(key):
-                damage = partition_damage(self.lake_store, table.name, year)
-                if damage is None:
-                    current = self._current(table, year, key, manifest)
-                    if current:
-                        return current
-                else:
-                    self.log.warning(f"{table.name} {year}: rebuilding a damaged partition: {damage}")
-                    reason = f"repaired: {damage}"
-            conversion, preview, size = self._convert_and_publish(table, year, key, manifest, work)
-            self._remove_strays(table, year, key)
-        if conversion.encoding_repaired_rows:
+        partition = publish_partition(
+            _BronzeBuild(self, table, year, manifest, force), self.log, force=force, shrink=shrink
+        )
+        if partition.changed and partition.encoding_repaired_rows:
             self.log.warning(
-                f"{table.name} {year}: {conversion.encoding_repaired_rows} rows had bytes that are not UTF-8 "
+                f"{table.name} {year}: {partition.encoding_repaired_rows} rows had bytes that are not UTF-8 "
                 "and were decoded as Windows-1252"
             )
-        if conversion.rejects:
+        if partition.changed and partition.rejects:
             self.log.warning(
-                f"{table.name} {year}: {conversion.rejects} rows could not be parsed; "
+                f"{table.name} {year}: {partition.rejects} rows could not be parsed; "
                 f"kept with reasons in {self.lake_store.uri(layout.bronze_rejects_key(table.name, year))}"
             )
-        return BronzePartition(
-            table=table.name,
-            year=year,
-            key=key,
-            rows=conversion.rows,
-            rejects=conversion.rejects,
-            bytes=size,
-            schema=conversion.schema,
-            generation=conversion.generation.name,
-            raw_key=manifest.key,
-            raw_sha256=manifest.sha256,
-            raw_data_rows=manifest.data_rows,
-            encoding_repaired_rows=conversion.encoding_repaired_rows,
-            changed=True,
-            reason=reason,
-            preview=preview,
-        )
+        return partition
 
     def _convert_json_lines(
         self, table: LakeTable, manifest: RawManifest, source: Path, destination: Path, rejects: Path
@@ -336,121 +319,151 @@ class BronzeZone:
             manifest.header,
             rejects_destination=rejects,
             source_label=manifest.key,
-            kv_metadata=self._kv_metadata(manifest),
+            kv_metadata=kv_metadata(manifest),
             settings=self.settings,
         )
         return Conversion(rows, rejected, generation, pq.read_schema(destination))
 
-    @contextmanager
-    def _workspace(self, table: LakeTable, year: int) -> Iterator[Workspace]:
-        """The year's staging folder, claimed: a second build of it fails at once, a killed one's debris goes."""
-        try:
-            with self.lake_store.workspace(f"bronze.{table.name}.{year}") as work:
-                if work.swept:
-                    self.log.warning(f"{table.name} {year}: removed what a killed run left: {', '.join(work.swept)}")
-                yield work
-        except WorkBusy as busy:
-            raise BronzeError(f"{table.name} {year}: {busy}") from busy
-
-    def _convert_and_publish(
-        self, table: LakeTable, year: int, key: str, manifest: RawManifest, work: Workspace
-    ) -> tuple[Conversion, list[dict[str, Any]], int]:
-        rejects_key = layout.bronze_rejects_key(table.name, year)
-        with (
-            self.raw_store.reading(manifest.key) as raw_path,
-            work.file(".parquet") as staged,
-            work.file(".csv") as rejects,
-        ):
+    def convert(
+        self, table: LakeTable, year: int, manifest: RawManifest, staged: Path, rejects: Path, work: Path
+    ) -> Conversion:
+        """The raw file of `manifest` as Parquet at `staged`, its unparseable rows at `rejects`."""
+        with self.raw_store.reading(manifest.key) as raw_path:
             try:
                 if manifest.format == JSON_LINES:
-                    conversion = self._convert_json_lines(table, manifest, raw_path, staged, rejects)
-                else:
-                    conversion = convert_csv(
-                        raw_path,
-                        staged,
-                        table,
-                        rejects_destination=rejects,
-                        source_label=manifest.key,
-                        repair=manifest.invalid_utf8_rows > 0,
-                        kv_metadata=self._kv_metadata(manifest),
-                        settings=self.settings,
-                        work_dir=work.folder,
-                    )
+                    return self._convert_json_lines(table, manifest, raw_path, staged, rejects)
+                return convert_csv(
+                    raw_path,
+                    staged,
+                    table,
+                    rejects_destination=rejects,
+                    source_label=manifest.key,
+                    repair=manifest.invalid_utf8_rows > 0,
+                    kv_metadata=kv_metadata(manifest),
+                    settings=self.settings,
+                    work_dir=work,
+                )
             except (CsvFormatError, HeaderMismatch, BronzeError, duckdb.Error) as error:
                 raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from error
-            preview = _preview(staged)
-            size = staged.stat().st_size
-            # The rejects go first: a reader who sees the new data also finds its rejects beside it. The
-            # bronze manifest goes last: until it describes the new object, a re-run rebuilds the year.
-            if conversion.rejects:
-                self.lake_store.publish(rejects, rejects_key)
-            else:
-                self.lake_store.delete(rejects_key)
-            self.lake_store.publish(staged, key)
-        published = stored_object(self.lake_store, key)
-        if published is None:
-            raise BronzeError(f"{table.name} {year}: {self.lake_store.uri(key)} vanished right after publishing")
-        record = PublishedPartition(key, published.size, published.last_modified.isoformat(), conversion.rows)
-        self.lake_store.put_bytes(layout.bronze_manifest_key(table.name, year), record.to_json())
-        return conversion, preview, size
 
-    def _kv_metadata(self, manifest: RawManifest) -> dict[str, str]:
-        return {
-            META_PREFIX + "raw_key": manifest.key,
-            META_PREFIX + "raw_sha256": manifest.sha256,
-            META_PREFIX + "raw_data_rows": str(manifest.data_rows),
-            META_PREFIX + "converter_version": CONVERTER_VERSION,
-        }
 
-    def _current(self, table: LakeTable, year: int, key: str, manifest: RawManifest) -> BronzePartition | None:
-        """The existing partition, if it was built from this very raw file by this converter version."""
-        if not self.lake_store.exists(key):
+def kv_metadata(manifest: RawManifest) -> dict[str, str]:
+    """The footer entries of a bronze year: the raw file it was built from, and the converter's version."""
+    return {
+        META_PREFIX + "raw_key": manifest.key,
+        META_PREFIX + "raw_sha256": manifest.sha256,
+        META_PREFIX + "raw_data_rows": str(manifest.data_rows),
+        META_PREFIX + "converter_version": CONVERTER_VERSION,
+    }
+
+
+class _BronzeBuild(PartitionBuild[BronzePartition]):
+    """One bronze year as the partition protocol builds it: fingerprinted by its raw file and the converter."""
+
+    error = BronzeError
+
+    def __init__(self, zone: BronzeZone, table: LakeTable, year: int, manifest: RawManifest, force: bool):
+        super().__init__(zone.lake_store, BRONZE_ZONE, table.name, year, layout.bronze_data_key(table.name, year))
+        self.bronze = zone
+        self.lake_table = table
+        self.manifest = manifest
+        self.reason = "forced rebuild" if force else "new raw file or converter version"
+        self.conversion: Conversion | None = None
+        self.facts: PartitionFacts | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.table} {self.year}"
+
+    def fingerprint(self) -> str:
+        return f"raw:{self.manifest.sha256}:converter:{CONVERTER_VERSION}"
+
+    def current(self, fingerprint: str) -> BronzePartition | None:
+        """The existing partition, if it is whole and was built from this very raw file by this converter."""
+        if not self.store.exists(self.data_key):
             return None
-        parquet = open_parquet(self.lake_store, key)
+        damage = partition_damage(self.store, self.table, self.year)
+        if damage is not None:
+            self.bronze.log.warning(f"{self.label}: rebuilding a damaged partition: {damage}")
+            self.reason = f"repaired: {damage}"
+            return None
+        parquet = open_parquet(self.store, self.data_key)
         meta = footer_metadata(parquet)
-        if (
-            meta.get(META_PREFIX + "raw_sha256") != manifest.sha256
-            or meta.get(META_PREFIX + "converter_version") != CONVERTER_VERSION
-        ):
+        built_from = (
+            f"raw:{meta.get(META_PREFIX + 'raw_sha256')}:converter:{meta.get(META_PREFIX + 'converter_version')}"
+        )
+        if built_from != fingerprint:
             return None
         schema = parquet.schema_arrow
-        generation = table.match_generation(schema.names)
+        stored = stored_object(self.store, self.data_key)
         return BronzePartition(
-            table=table.name,
-            year=year,
-            key=key,
+            table=self.table,
+            year=self.year,
+            key=self.data_key,
             rows=parquet.metadata.num_rows,
-            rejects=stored_rejects(self.lake_store, table.name, year),
-            bytes=next(iter(self.lake_store.list(key))).size,
+            rejects=stored_rejects(self.store, self.table, self.year),
+            bytes=stored.size if stored else 0,
             schema=schema,
-            generation=generation.name,
-            raw_key=manifest.key,
-            raw_sha256=manifest.sha256,
-            raw_data_rows=manifest.data_rows,
+            generation=self.lake_table.match_generation(schema.names).name,
+            raw_key=self.manifest.key,
+            raw_sha256=self.manifest.sha256,
+            raw_data_rows=self.manifest.data_rows,
             encoding_repaired_rows=0,
             changed=False,
             reason="already built from this raw file (same sha256) by this converter version",
             preview=_preview_rows(parquet),
         )
 
-    def _remove_strays(self, table: LakeTable, year: int, key: str) -> None:
-        """Data files in the partition that this writer did not produce would double the year for readers."""
-        for stray in self.lake_store.list(layout.bronze_partition_prefix(table.name, year)):
-            if stray.key != key and not layout.is_bookkeeping(stray.key):
-                self.log.warning(f"{table.name} {year}: removing stray data file {stray.key} from the partition")
-                self.lake_store.delete(stray.key)
+    def stage(self, work: Workspace, fingerprint: str) -> Staged:
+        staged, rejects = work.folder / "staged.parquet", work.folder / layout.REJECTS
+        self.conversion = self.bronze.convert(self.lake_table, self.year, self.manifest, staged, rejects, work.folder)
+        self.facts = facts_of(
+            pq.ParquetFile(staged), self.lake_table, self.year, self.data_key, self.conversion.rejects, self.manifest
+        )
+        return Staged(path=staged, side_files={layout.REJECTS: rejects} if self.conversion.rejects else {})
 
+    def id_column(self, schema: pa.Schema) -> str | None:
+        return self.lake_table.match_generation(schema.names).id_column
 
-def footer_metadata(parquet: pq.ParquetFile) -> dict[str, str]:
-    return {key.decode(): value.decode() for key, value in (parquet.metadata.metadata or {}).items()}
+    def audits(self, staged: Staged, published: Census | None) -> list[AuditFailure]:
+        assert self.facts is not None, "staged first"
+        return bronze_audits(self.facts, published)
 
-
-def stored_rejects(store: ObjectStore, table: str, year: int) -> int:
-    """How many rows of the partition's raw file were rejected, from the rejects file beside it."""
-    key = layout.bronze_rejects_key(table, year)
-    if not store.exists(key):
-        return 0
-    return sum(1 for _ in csv.reader(io.StringIO(store.get_bytes(key).decode("utf-8")))) - 1
+    def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> BronzePartition:
+        assert staged.path is not None and self.conversion is not None, "staged first"
+        conversion, rejects_key = self.conversion, layout.bronze_rejects_key(self.table, self.year)
+        preview = _preview(staged.path)
+        size = staged.path.stat().st_size
+        # The rejects go first: a reader who sees the new data also finds its rejects beside it. The bronze
+        # manifest goes last: until it describes the new object, a re-run rebuilds the year.
+        if layout.REJECTS in staged.side_files:
+            self.store.publish(staged.side_files[layout.REJECTS], rejects_key)
+        else:
+            self.store.delete(rejects_key)
+        self.store.publish(staged.path, self.data_key)
+        published = stored_object(self.store, self.data_key)
+        if published is None:
+            raise BronzeError(f"{self.label}: {self.store.uri(self.data_key)} vanished right after publishing")
+        record = PublishedPartition(self.data_key, published.size, published.last_modified.isoformat(), conversion.rows)
+        self.store.put_bytes(layout.bronze_manifest_key(self.table, self.year), record.to_json())
+        return BronzePartition(
+            table=self.table,
+            year=self.year,
+            key=self.data_key,
+            rows=conversion.rows,
+            rejects=conversion.rejects,
+            bytes=size,
+            schema=conversion.schema,
+            generation=conversion.generation.name,
+            raw_key=self.manifest.key,
+            raw_sha256=self.manifest.sha256,
+            raw_data_rows=self.manifest.data_rows,
+            encoding_repaired_rows=conversion.encoding_repaired_rows,
+            changed=True,
+            reason=self.reason,
+            preview=preview,
+            shrink_accepted=accepted,
+        )
 
 
 def _preview(path: Path) -> list[dict[str, Any]]:

@@ -8,15 +8,9 @@ from boston_lake.lake import layout
 from boston_lake.lake.source.manifest import read_manifest
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import LakeTable
-from boston_lake.lake.zones.bronze import (
-    META_PREFIX,
-    footer_metadata,
-    open_parquet,
-    partition_damage,
-    repair_hint,
-    stored_rejects,
-)
-from boston_lake.lake.zones.bronze_quality import bronze_years
+from boston_lake.lake.zones.bronze import partition_damage, repair_hint
+from boston_lake.lake.zones.bronze_quality import META_PREFIX, bronze_years, stored_rejects
+from boston_lake.lake.zones.publish import footer_metadata, open_parquet
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,11 @@ from boston_lake_tests.support.portal import LEGACY_2022_ID
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def ingest(defs, instance, table, **partition):
+def ingest(defs, instance, table, accept_shrink="", **partition):
     tags = {RANGE_START: partition["years"][0], RANGE_END: partition["years"][1]} if "years" in partition else {}
+    config = {**QUIET, "ops": {f"bronze__{table}": {"config": {"accept_shrink": accept_shrink}}}}
     result = defs.resolve_job_def(f"ingest_{table}").execute_in_process(
-        instance=instance, partition_key=partition.get("year"), tags=tags, run_config=QUIET
+        instance=instance, partition_key=partition.get("year"), tags=tags, run_config=config
     )
     assert result.success
 
@@ -97,7 +98,7 @@ def test_unchanged_bronze_rebuilds_nothing_and_a_republished_year_rebuilds_its_n
 
     lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
     portal.replace_file(LEGACY_2022_ID, b"".join(lines[:61]))
-    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    ingest(local_defs, dagster_instance, "legacy_requests", "the city republished 2022 with 60 rows", year="2022")
     republished = tick(local_defs, dagster_instance, cursor=unchanged.cursor)
     (request,) = republished.run_requests
     assert covered(request) == [2021, 2022, 2023]

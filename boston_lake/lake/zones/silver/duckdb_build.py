@@ -21,7 +21,7 @@ from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.stores import ObjectStore
-from boston_lake.lake.zones.bronze import footer_metadata, open_parquet
+from boston_lake.lake.zones.publish import footer_metadata, open_parquet
 from boston_lake.lake.zones.silver.inputs import SilverInputs, find_inputs
 from boston_lake.lake.zones.silver.model import (
     COMPUTED_ONCE,

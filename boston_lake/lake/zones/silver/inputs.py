@@ -16,7 +16,8 @@ from boston_lake.lake import layout
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import TABLES, HeaderMismatch, LakeTable
-from boston_lake.lake.zones.bronze import META_PREFIX, footer_metadata, open_parquet
+from boston_lake.lake.zones.bronze_quality import META_PREFIX
+from boston_lake.lake.zones.publish import footer_metadata, open_parquet
 from boston_lake.lake.zones.silver.model import (
     COMPUTED_ONCE,
     FILE_COLUMNS,

@@ -12,10 +12,10 @@ from importlib import resources
 
 import pyarrow as pa
 
-from boston_lake.lake.tables import LEGACY_V1, LEGACY_V2, NEW_SYSTEM, SchemaGeneration
+from boston_lake.lake.tables import LEGACY_V1, LEGACY_V2, NEW_SYSTEM, SERVICE_REQUESTS, SchemaGeneration
 
 SILVER_ZONE = "silver"
-SILVER_TABLE = "service_requests"
+SILVER_TABLE = SERVICE_REQUESTS
 TIMEZONE = "America/New_York"
 UTC_INSTANT = pa.timestamp("us", tz="UTC")
 
