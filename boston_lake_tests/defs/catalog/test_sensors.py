@@ -253,8 +253,8 @@ def test_after_three_undone_crawls_of_a_landing_the_sensor_gives_up_and_says_so(
     )
     assert tick(local_defs, dagster_instance, cursor=result.cursor).run_requests == []  # it stays given up
 
-    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
-    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:51]))  # the city republishes the year: a new landing
+    served = portal.file_for(LEGACY_2022_ID).read_bytes()
+    portal.replace_file(LEGACY_2022_ID, served.replace(b"2022-01-2", b"2022-02-2"))  # republished: a new landing
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
     (fresh,) = tick(local_defs, dagster_instance, cursor=result.cursor).run_requests
     assert covered_years(fresh) == [2022] and fresh.tags[ATTEMPT] == "1"
