@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
-from dagster import ConfigurableResource, EnvVar, InitResourceContext, ResourceDependency
+from dagster import ConfigurableResource, DagsterInstance, EnvVar, InitResourceContext, ResourceDependency
 from pydantic import Field, PrivateAttr, create_model
 
 from boston_lake.lake.catalog import Catalog
@@ -24,7 +24,7 @@ from boston_lake.lake.settings import VARIABLES, Settings, Variable
 from boston_lake.lake.source.datastore import DEFAULT_PAGE_LIMIT
 from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.stores import ObjectStore
-from boston_lake.lake.targets import LakeTarget, build_target
+from boston_lake.lake.targets import HolderEnded, LakeTarget, build_target
 from boston_lake.lake.zones.bronze import ConverterSettings
 from boston_lake.lake.zones.silver.duckdb_build import SilverSettings
 
@@ -103,21 +103,31 @@ class CkanPortalResource(ConfigurableResource):
         )
 
 
+def run_has_ended(instance: DagsterInstance, run_id: Any) -> bool:
+    """True only when `instance` holds the run and it has ended (a run of another instance is not known ended)."""
+    run = instance.get_run_by_id(run_id) if isinstance(run_id, str) and run_id else None
+    return run is not None and run.is_finished
+
+
 class LakeStorageResource(ConfigurableResource):
     """The lake's zones: `raw` holds downloads as they came, `lake` holds bronze/ and silver/."""
 
     target: ResourceDependency[LakeTarget]
     settings: LakeSettingsResource
     _run_id: str | None = PrivateAttr(default=None)
+    _holder_ended: HolderEnded | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._run_id = context.run_id  # named in the partition claims the zones take (leases on S3)
+        instance = context.instance
+        if instance is not None:  # a claim whose run this instance knows has ended is taken over at once
+            self._holder_ended = lambda lease: run_has_ended(instance, lease.get("run_id"))
 
     def raw_zone(self) -> ObjectStore:
-        return self.target.raw_zone(self._run_id)
+        return self.target.raw_zone(self._run_id, self._holder_ended)
 
     def lake_zone(self) -> ObjectStore:
-        return self.target.lake_zone(self._run_id)
+        return self.target.lake_zone(self._run_id, self._holder_ended)
 
     def duckdb_memory_limit(self) -> str:
         """BOSTON_LAKE_DUCKDB_MEMORY_LIMIT: each bronze, silver and gold build's DuckDB memory limit."""

@@ -8,6 +8,7 @@ object is built when first asked for, so a command that only reads the zones nev
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -30,6 +31,9 @@ from boston_lake.lake.settings import AwsSettings, Settings
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
 from boston_lake.lake.tables import DATABASE
 from boston_lake.lake.zones.silver.glue_build import GlueSilverJob
+
+# Whether the run named in a claim (its lease record: run_id, host, pid…) has ended, as the orchestrator knows.
+HolderEnded = Callable[[Mapping[str, Any]], bool]
 
 DUCKDB = "duckdb"
 GLUE = "glue"
@@ -56,12 +60,13 @@ class LakeTarget(ABC):
         raise NotImplementedError(f"{self!r} builds silver with {self.silver_engine}, not a Glue job")
 
     @abstractmethod
-    def raw_zone(self, run_id: str | None = None) -> ObjectStore:
-        """The downloads as they came; `run_id` (e.g. Dagster's) names the run in the claims it takes."""
+    def raw_zone(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> ObjectStore:
+        """The downloads as they came; `run_id` (e.g. Dagster's) names the run in the claims it takes, and
+        `holder_ended` says whether the run named in another's claim has ended (its claim is then taken over)."""
 
     @abstractmethod
-    def lake_zone(self, run_id: str | None = None) -> ObjectStore:
-        """bronze/ and silver/; `run_id` as for `raw_zone`."""
+    def lake_zone(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> ObjectStore:
+        """bronze/ and silver/; `run_id` and `holder_ended` as for `raw_zone`."""
 
     @abstractmethod
     def catalog(self, read_only: bool = False) -> Catalog:
@@ -87,10 +92,10 @@ class LocalTarget(LakeTarget):
     def __repr__(self) -> str:
         return f"LocalTarget({str(self.home)!r})"
 
-    def raw_zone(self, run_id: str | None = None) -> ObjectStore:
-        return LocalObjectStore(self.home)  # its claims are flocks on this machine, which name the pid
+    def raw_zone(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> ObjectStore:
+        return LocalObjectStore(self.home)  # its claims are flocks, which the kernel frees when a holder dies
 
-    def lake_zone(self, run_id: str | None = None) -> ObjectStore:
+    def lake_zone(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> ObjectStore:
         return LocalObjectStore(self.home)
 
     def catalog(self, read_only: bool = False) -> Catalog:
@@ -129,25 +134,26 @@ class AwsTarget(LakeTarget):
     def __repr__(self) -> str:
         return f"AwsTarget(raw={self.aws.raw_bucket!r}, lake={self.aws.lake_bucket!r}, region={self.aws.region!r})"
 
-    def _zone(self, bucket: str, run_id: str | None = None) -> S3ObjectStore:
+    def _zone(self, bucket: str, run_id: str | None, holder_ended: HolderEnded | None) -> S3ObjectStore:
         return S3ObjectStore(
             self.session.client("s3"),
             bucket,
             run_id=run_id,
+            holder_ended=holder_ended,
             encryption=ServerSideEncryption(self.aws.sse, self.aws.kms_key_id),
             credentials=self.session.credentials(),
         )
 
-    def raw_zone(self, run_id: str | None = None) -> ObjectStore:
-        return self._zone(self.aws.raw_bucket, run_id)
+    def raw_zone(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> ObjectStore:
+        return self._zone(self.aws.raw_bucket, run_id, holder_ended)
 
-    def lake_zone(self, run_id: str | None = None) -> ObjectStore:
-        return self._zone(self.aws.lake_bucket, run_id)
+    def lake_zone(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> ObjectStore:
+        return self._zone(self.aws.lake_bucket, run_id, holder_ended)
 
     @cached_property
     def _glue_catalog(self) -> GlueCatalog:
         # Direct crawls take a lease object in the lake bucket, so two never overlap.
-        return GlueCatalog(self.session.client("glue"), self._zone(self.aws.lake_bucket))
+        return GlueCatalog(self.session.client("glue"), self._zone(self.aws.lake_bucket, None, None))
 
     def catalog(self, read_only: bool = False) -> Catalog:
         return self._glue_catalog  # Glue's reads never wait behind a writer

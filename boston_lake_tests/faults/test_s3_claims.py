@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dagster import DagsterRun, DagsterRunStatus, MaterializeResult, asset, instance_for_test, materialize
 
+from boston_lake.defs.resources import LakeStorageResource, build_resources
 from boston_lake.lake import layout
 from boston_lake.lake.aws.s3 import S3ObjectStore
 from boston_lake.lake.aws.session import AwsSession, Backoff
@@ -247,3 +249,32 @@ def test_throttled_release_is_retried(s3_proxy: S3Proxy, aws_client, aws_buckets
     assert lease_keys(aws_client, aws_buckets.lake) == []
     with store.workspace(YEAR) as work:  # the next run is not locked out
         assert work.swept == []
+
+
+@fault(
+    "crash",
+    "SIGKILL of a run holding a year on S3, on another machine, once Dagster has marked that run ended",
+    "the next Dagster run takes the claim over at once (the instance says its holder ended) and says so",
+    "n/a",
+)
+def test_a_claim_whose_dagster_run_ended_is_taken_over_at_once(runs, aws_settings, tmp_path: Path) -> None:
+    with instance_for_test() as instance:
+        ended = instance.add_run(DagsterRun(job_name="ingest_legacy_requests", status=DagsterRunStatus.FAILURE))
+        elsewhere = runs(ended.run_id, host="ip-10-0-7-12.ec2.internal")
+        assert elsewhere.said() == "ready"
+        elsewhere.tell()
+        assert elsewhere.said() == "claimed"
+        elsewhere.process.send_signal(signal.SIGKILL)  # its container is gone; run monitoring marked it failed
+        assert elsewhere.ended() == -signal.SIGKILL
+
+        swept: list[str] = []
+
+        @asset
+        def claims_the_year(storage: LakeStorageResource) -> MaterializeResult:
+            with storage.lake_zone().workspace(YEAR) as work:
+                swept.extend(work.swept)
+            return MaterializeResult()
+
+        resources = build_resources(aws_settings)
+        assert materialize([claims_the_year], resources=resources, instance=instance).success
+    assert len(swept) == 1 and ended.run_id in swept[0], swept
