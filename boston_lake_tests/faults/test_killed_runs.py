@@ -143,6 +143,7 @@ def wait_until(condition, timeout: float, what: str):  # type: ignore[no-untyped
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@pytest.mark.slow  # a crawl and four `status` runs, each a Python process of its own
 @fault(
     "crash",
     "SIGKILL of a crawl holding the crawler pool's slot, then `boston-lake status` with DAGSTER_HOME",
