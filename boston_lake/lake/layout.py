@@ -106,7 +106,10 @@ def year_of_key(key: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+REFUSED_PREFIX = "_refused/"
+
+
 def refused_prefix(zone: str, table: str, year: int) -> str:
     """Where a version of a partition that a blocking audit refused is kept for inspection: outside every table's
     prefix and bookkeeping (`_`), so no reader or crawler sees it; the partition's next attempt removes it."""
-    return f"_refused/{zone}/{table}/year={year}/"
+    return f"{REFUSED_PREFIX}{zone}/{table}/year={year}/"

@@ -24,6 +24,7 @@ from boston_lake.lake.settings import (
     AwsSettings,
 )
 from boston_lake.lake.tables import DATABASE, TABLES
+from boston_lake.lake.zones.gold import GOLD_ZONE
 from boston_lake.lake.zones.silver.glue_build import PIPES_PREFIX, SCRIPT_PREFIX
 
 INLINE_POLICY_NAME = "boston-lake-least-privilege"
@@ -295,15 +296,24 @@ def pipes_lifecycle_rule() -> dict[str, Any]:
 
 
 def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
-    """The only permissions of a Dagster run's task role (ECS, deploy/ecs/dagster.yaml): what raw, bronze and
-    the crawl do. Nothing else: no code bucket, no Athena (queries run from the CLI, as a person), no
+    """The only permissions of a Dagster run's task role (ECS, deploy/ecs/dagster.yaml): what raw, bronze, the
+    crawl, silver and gold do. Nothing else: no code bucket, no Athena (queries run from the CLI, as a person), no
     CreateDatabase or crawler changes (`provision` makes those), no IAM."""
     arns = _Arns(partition, config.region, account_id)
     raw, lake = config.raw_bucket, config.lake_bucket
     # `_locks/work/`: each bucket holds the claims of its own zone's partitions (S3ObjectStore.workspace).
     raw_prefixes = [*(layout.raw_table_prefix(table.name) for table in TABLES), layout.WORK_LEASES_PREFIX]
     # `_pipes/`: the context of a silver Glue run goes in, its messages come out (and both are deleted).
-    lake_prefixes = [*LAKE_PREFIXES, LOCK_PREFIX, layout.WORK_LEASES_PREFIX, RUN_LOG_PREFIX, PIPES_PREFIX]
+    # `gold/`: the gold years; `_refused/`: versions a blocking audit refused, kept until the next attempt.
+    lake_prefixes = [
+        *LAKE_PREFIXES,
+        f"{GOLD_ZONE}/",
+        layout.REFUSED_PREFIX,
+        LOCK_PREFIX,
+        layout.WORK_LEASES_PREFIX,
+        RUN_LOG_PREFIX,
+        PIPES_PREFIX,
+    ]
     # Delete: a replaced raw file is copied to _history/ and then removed; bronze replaces its rejects;
     # crawl leases and partition claims are released by deleting them. Multipart uploads carry large files.
     read_write = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
