@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY, bronze_key
-from boston_lake.defs.metadata import column_schema
+from boston_lake.defs.metadata import column_schema, record_years
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.defs.silver.glue import build_on_glue
@@ -32,6 +32,7 @@ from boston_lake.lake import layout
 from boston_lake.lake.catalog.registration import direct_crawl, register
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import GLUE
+from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.silver.duckdb_build import SilverPartition, SilverZone
 from boston_lake.lake.zones.silver.inputs import NEIGHBOURS
 from boston_lake.lake.zones.silver.model import COLUMNS, SILVER_TABLE, SILVER_ZONE, TRANSFORM_VERSION
@@ -49,6 +50,10 @@ BAR_WIDTH = 30
 class SilverConfig(Config):
     force: bool = False
     """Rebuild even when the year was already built from the same bronze files by the same transform."""
+    accept_shrink: str = ""
+    """Why a year may lose more of its published rows or case ids than BOSTON_LAKE_MAX_SHRINK allows in this run
+    (e.g. "bronze 2023 was republished with 10 rows on purpose"); recorded with the year. Empty: such a year is
+    refused and the published one stays."""
 
 
 def silver_column_schema() -> TableSchema:
@@ -76,6 +81,11 @@ def silver_metadata(partition: SilverPartition, storage_uri: str) -> dict[str, A
         "rows_by_generation": MetadataValue.json(partition.summary.rows_by_generation),
         "local_open_hours": MetadataValue.json(partition.summary.local_open_hours),
         "cases_per_month": MetadataValue.md(cases_per_month_chart(partition.summary.cases_per_month)),
+        **(
+            {"shrink_accepted": MetadataValue.json(partition.shrink_accepted.metadata())}
+            if partition.shrink_accepted
+            else {}
+        ),
     }
 
 
@@ -98,38 +108,47 @@ def silver_service_requests(
 ) -> MaterializeResult:
     lake = storage.lake_zone()
     zone = SilverZone(lake, context.log, storage.silver_settings())
-    years = run_years(context)
+    shrink = ShrinkGuard(storage.max_shrink(SILVER_TABLE), config.accept_shrink)
+    built: dict[int, dict[str, Any]] = {}
+    failures: dict[int, str | PublishRefused] = {}
     fingerprints = []
-    for year in years:
-        if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year
-            partition = build_on_glue(context, storage.target.silver_glue_job(), lake, year, force=config.force)
-        else:
-            partition = zone.build(year, force=config.force)
+    for year in run_years(context):
+        try:
+            if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year
+                glue_job = storage.target.silver_glue_job()
+                partition = build_on_glue(context, glue_job, lake, year, force=config.force, shrink=shrink)
+            else:
+                partition = zone.build(year, force=config.force, shrink=shrink)
+        except PublishRefused as refused:  # the published year stays; the other years still build
+            context.log.error(refused.line)
+            failures[year] = refused
+            continue
         context.log.info(
             f"silver {year}: {partition.summary.rows} cases from {partition.inputs.rows} bronze rows, "
             f"{partition.ledger['duplicates_merged']} duplicates merged "
             f"({'rebuilt' if partition.changed else 'unchanged'}: {partition.reason}); "
             f"read as empty: {', '.join(partition.inputs.missing) or 'none'}"
         )
-        context.add_asset_metadata(silver_metadata(partition, lake.uri(partition.key)), partition_key=str(year))
+        built[year] = silver_metadata(partition, lake.uri(partition.key))
         fingerprints.append(partition.inputs.fingerprint())
-    glue = catalog.catalog()
-    prefix = layout.table_prefix(SILVER_ZONE, SILVER_TABLE)
-    update = register(
-        lambda: direct_crawl(lake, glue, catalog.database, SILVER_TABLE, context.log, prefix=prefix),
-        glue,
-        catalog.database,
-        SILVER_TABLE,
-        years,
-    )
-    context.log.info(update.crawl_summary)
-    context.add_asset_metadata(
-        {
+    if built:  # the years built (or already current) are registered in the same run, refused ones or not
+        glue = catalog.catalog()
+        prefix = layout.table_prefix(SILVER_ZONE, SILVER_TABLE)
+        update = register(
+            lambda: direct_crawl(lake, glue, catalog.database, SILVER_TABLE, context.log, prefix=prefix),
+            glue,
+            catalog.database,
+            SILVER_TABLE,
+            sorted(built),
+        )
+        context.log.info(update.crawl_summary)
+        registered = {
             **update.metadata(),
             "dagster/table_name": f"{catalog.database}.{SILVER_TABLE}",
             "catalog_column_schema": column_schema(update.after),
         }
-    )
+        built = {year: {**metadata, **registered} for year, metadata in built.items()}
+    record_years(context, built, failures)
     return MaterializeResult(data_version=DataVersion(fingerprints[0]) if len(fingerprints) == 1 else None)
 
 

@@ -11,6 +11,7 @@ import random
 import string
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from botocore.exceptions import ClientError
 from dagster import AssetExecutionContext
@@ -20,6 +21,7 @@ from dagster_pipes import PipesContextData, PipesParams
 from boston_lake.lake.aws.session import describe_error
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.targets import GlueJobLauncher
+from boston_lake.lake.zones.publish import DEFAULT_GUARD, ShrinkGuard
 from boston_lake.lake.zones.silver import glue_build
 from boston_lake.lake.zones.silver.duckdb_build import SilverError, SilverPartition
 
@@ -57,14 +59,12 @@ def build_on_glue(
     lake: ObjectStore,
     year: int,
     force: bool = False,
+    shrink: ShrinkGuard = DEFAULT_GUARD,
     message_interval_seconds: float = 10,
 ) -> SilverPartition:
-    """Build one silver year with the Glue job and publish it whole; unless `force`, a year already built from
-    the same bronze objects by the same transform is left as it is, and no job runs."""
-    run = glue_build.prepare(lake, year, context.run.run_id)
-    built = None if force else glue_build.current(lake, run.inputs)
-    if built is not None:
-        return built
+    """Build one silver year with the Glue job and publish it whole, through the core's partition protocol; unless
+    `force`, a year already built from the same bronze objects by the same transform is left as it is, and no job
+    runs. Raises PublishRefused when the staged year shrinks beyond the limit."""
     pipes = PipesGlueClient(
         client=launcher.glue,
         context_injector=PipesS3ContextInjectorUnder(
@@ -77,23 +77,24 @@ def build_on_glue(
             interval=message_interval_seconds,
         ),
     )
-    context.log.info(
-        f"silver {year}: Glue job {launcher.job.name} with {launcher.job.script_location}, reading "
-        f"{len(run.inputs.files)} bronze objects, staging at {lake.uri(run.staging_prefix)}"
-    )
-    try:
-        invocation = pipes.run(
-            context=context,
-            start_job_run_params=launcher.job.start_params(),
-            extras={glue_build.PLAN_EXTRA: run.plan},
+
+    def run_job(run: glue_build.GlueRun) -> dict[str, Any]:
+        context.log.info(
+            f"silver {year}: Glue job {launcher.job.name} with {launcher.job.script_location}, reading "
+            f"{len(run.inputs.files)} bronze objects, staging at {lake.uri(run.staging_prefix)}"
         )
-    except ClientError as error:  # StartJobRun refused: ConcurrentRunsExceededException, no such job ...
-        glue_build.discard(lake, run)
-        raise SilverError(
-            f"silver {year}: Glue refused to start {launcher.job.name}: {describe_error(error)}"
-        ) from error
-    except RuntimeError as error:  # the run ended FAILED, TIMEOUT, STOPPED or ERROR: Glue's status and message
-        glue_build.discard(lake, run)
-        raise SilverError(f"silver {year}: {error}") from error
-    report = glue_build.job_report(list(invocation.get_custom_messages()), year)
-    return glue_build.publish(lake, run, report, context.log)
+        try:
+            invocation = pipes.run(
+                context=context,
+                start_job_run_params=launcher.job.start_params(),
+                extras={glue_build.PLAN_EXTRA: run.plan},
+            )
+        except ClientError as error:  # StartJobRun refused: ConcurrentRunsExceededException, no such job ...
+            raise SilverError(
+                f"silver {year}: Glue refused to start {launcher.job.name}: {describe_error(error)}"
+            ) from error
+        except RuntimeError as error:  # the run ended FAILED, TIMEOUT, STOPPED or ERROR: Glue's status and message
+            raise SilverError(f"silver {year}: {error}") from error
+        return glue_build.job_report(list(invocation.get_custom_messages()), year)
+
+    return glue_build.build(lake, year, context.log, run_job, context.run.run_id, force=force, shrink=shrink)

@@ -5,7 +5,8 @@ import pytest
 from dagster import build_sensor_context
 
 from boston_lake.defs.automation import ATTEMPT
-from boston_lake.defs.keys import RANGE_END, RANGE_START
+from boston_lake.defs.keys import RANGE_END, RANGE_START, SILVER_KEY
+from boston_lake.lake import layout
 from boston_lake_tests.support.portal import LEGACY_2022_ID
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -142,3 +143,49 @@ def test_a_silver_run_that_fails_is_requested_again_until_three_attempts_then_th
     (fresh,) = tick(local_defs, dagster_instance, cursor=result.cursor).run_requests
     assert covered(fresh) == [2021, 2022, 2023] and fresh.tags[ATTEMPT] == "1"
     assert execute(local_defs, dagster_instance, fresh).success
+
+
+def build_silver(defs, instance, first, last, **config):
+    run_config = {**QUIET, "ops": {"silver__service_requests": {"config": config}}} if config else QUIET
+    return defs.resolve_job_def("build_silver_service_requests").execute_in_process(
+        instance=instance, tags={RANGE_START: first, RANGE_END: last}, run_config=run_config, raise_on_error=False
+    )
+
+
+@pytest.mark.slow
+def test_a_silver_year_that_would_shrink_is_refused_while_its_neighbours_are_built(
+    local_defs, dagster_instance, portal, lake_home
+):
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    assert build_silver(local_defs, dagster_instance, "2021", "2023").success
+    lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:61]))
+    ingest(local_defs, dagster_instance, "legacy_requests", "the city republished 2022 with 60 rows", year="2022")
+
+    refused = build_silver(local_defs, dagster_instance, "2021", "2023")
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.event_type_value == "STEP_FAILURE")
+    data = failure.event_specific_data.user_failure_data
+    kept = lake_home / layout.refused_prefix("silver", "service_requests", 2022) / layout.BRONZE_FILE
+    assert (
+        "silver/service_requests 2022: not published, shrink_within_limit refused the staged version: published "
+        "100 rows, 100 case ids, staged 60 rows, 60 case ids; 40 rows lost (40%), 40 case ids vanished"
+    ) in data.description
+    assert {name: data.metadata[name].value for name in ("check", "year", "refused_uri", "stored_years")} == {
+        "check": "shrink_within_limit",
+        "year": 2022,
+        "refused_uri": str(kept),
+        "stored_years": [2021, 2023],
+    }
+    stored = dagster_instance.get_materialized_partitions(SILVER_KEY)
+    assert stored == {"2021", "2022", "2023"}  # 2022 from the first run, 2021 and 2023 from both
+    query = "SELECT count(*) AS n FROM boston311.service_requests WHERE year = '2022'"
+    assert local_defs.resources["catalog"].query(query).to_pylist() == [{"n": 100}]
+
+    accepted = build_silver(local_defs, dagster_instance, "2022", "2022", accept_shrink="bronze 2022 has 60 cases")
+    assert accepted.success
+    meta = partition_metadata(accepted, 2022)
+    assert meta["dagster/row_count"].value == 60
+    assert meta["shrink_accepted"].value["reason"] == "bronze 2022 has 60 cases"
+    assert local_defs.resources["catalog"].query(query).to_pylist() == [{"n": 60}]
+    assert not kept.exists()

@@ -1,5 +1,7 @@
 """Silver on the embedded target: DuckDB runs the transform over the bronze files, in bounded memory, and the
-year is published as one Parquet object, whole, the way bronze publishes (readers see the old year or the new).
+year is published as one Parquet object, whole, the way bronze publishes (readers see the old year or the new):
+through the partition protocol (lake/zones/publish.py), so a staged year that loses more of the published year's
+cases than BOSTON_LAKE_MAX_SHRINK allows is refused and the published year stays.
 """
 
 from __future__ import annotations
@@ -14,14 +16,25 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from boston_lake.lake import layout
 from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
-from boston_lake.lake.stores import ObjectStore
-from boston_lake.lake.zones.publish import footer_metadata, open_parquet
+from boston_lake.lake.stores import ObjectStore, Workspace
+from boston_lake.lake.zones.publish import (
+    DEFAULT_GUARD,
+    AcceptedShrink,
+    PartitionBuild,
+    ShrinkGuard,
+    Staged,
+    footer_metadata,
+    open_parquet,
+    publish_partition,
+    stored_object,
+)
 from boston_lake.lake.zones.silver.inputs import SilverInputs, find_inputs
 from boston_lake.lake.zones.silver.model import (
     COMPUTED_ONCE,
@@ -44,6 +57,7 @@ META_PREFIX = "boston_lake.silver."
 # memory limit (larger groups spill and take several times longer; benchmarks/README.md).
 ROW_GROUP_ROWS = 30_720
 LEDGER_FIELDS = ("candidate_rows", "duplicates_merged", "moved_to_neighbour_year", "kept_in_file_year")
+CASE_ID = "case_id"  # the column the shrink guard counts cases by
 
 
 class SilverError(LakeError, RuntimeError):
@@ -113,6 +127,7 @@ class SilverPartition:
     changed: bool
     reason: str
     notes: list[str] = field(default_factory=list)
+    shrink_accepted: AcceptedShrink | None = None  # a shrink beyond the limit this build was told to accept
 
     def metadata(self) -> dict[str, Any]:
         return {
@@ -127,6 +142,7 @@ class SilverPartition:
             "read_as_empty": list(self.inputs.missing),
             **self.ledger,
             "rows_by_generation": self.summary.rows_by_generation,
+            **({"shrink_accepted": self.shrink_accepted.metadata()} if self.shrink_accepted else {}),
         }
 
 
@@ -138,45 +154,16 @@ class SilverZone:
         self.log = log
         self.settings = settings
 
-    def build(self, year: int, force: bool = False) -> SilverPartition:
-        inputs = find_inputs(self.store, year)
-        key = layout.data_key(SILVER_ZONE, SILVER_TABLE, year)
-        fingerprint = inputs.fingerprint()
-        if not force:
-            current = self._current(inputs, key, fingerprint)
-            if current is not None:
-                return current
-        with ExitStack() as stack:
-            local_files = {file.key: stack.enter_context(self.store.reading(file.key)) for file in inputs.files}
-            staged = stack.enter_context(self.store.scratch_file(".parquet"))
-            connection = stack.enter_context(self._connection())
-            try:
-                ledger = self._transform(connection, inputs, local_files, staged, fingerprint)
-                summary = PartitionSummary.of(connection, staged)
-            except duckdb.OutOfMemoryException as error:
-                raise SilverError(
-                    f"silver {year}: DuckDB ran out of its {self.settings.memory_limit} memory limit ({error})"
-                ) from error
-            except duckdb.Error as error:
-                read = ", ".join(self.store.uri(file.key) for file in inputs.files) or "no bronze files"
-                raise SilverError(f"silver {year}: the transform failed on {read}: {error}") from error
-            size = staged.stat().st_size
-            self.store.publish(staged, key)
-        self._remove_strays(year, key)
-        return SilverPartition(
-            year=year,
-            key=key,
-            bytes=size,
-            inputs=inputs,
-            ledger=ledger,
-            summary=summary,
-            changed=True,
-            reason="forced rebuild" if force else "new bronze input or transform version",
-        )
+    def build(self, year: int, force: bool = False, shrink: ShrinkGuard = DEFAULT_GUARD) -> SilverPartition:
+        """Build the year from its bronze inputs and publish it through the partition protocol: raises PublishRefused
+        when the staged year shrinks beyond the limit (the published year stays)."""
+        return publish_partition(_SilverBuild(self, year, force), self.log, force=force, shrink=shrink)
 
     @contextmanager
-    def _connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with tempfile.TemporaryDirectory(prefix="boston_lake_silver_") as spill:
+    def _connection(self, work: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection with the build's limits, spilling under `work` (the partition's workspace, so a killed
+        run's spill is swept by the next run of the year)."""
+        with tempfile.TemporaryDirectory(prefix="boston_lake_silver_", dir=work) as spill:
             # In UTC, as the Spark session of the Glue job runs; the transform assumes the same here.
             connection = connect(
                 memory_limit=self.settings.memory_limit,
@@ -245,10 +232,11 @@ class SilverZone:
         meta = footer_metadata(open_parquet(self.store, key))
         if meta.get(META_PREFIX + "fingerprint") != fingerprint:
             return None
+        stored = stored_object(self.store, key)
         return SilverPartition(
             year=inputs.year,
             key=key,
-            bytes=next(iter(self.store.list(key))).size,
+            bytes=stored.size if stored else 0,
             inputs=inputs,
             ledger=json.loads(meta[META_PREFIX + "ledger"]),
             summary=PartitionSummary.read(self.store, key),
@@ -256,9 +244,67 @@ class SilverZone:
             reason="already built from these bronze files by this transform version",
         )
 
-    def _remove_strays(self, year: int, key: str) -> None:
-        """Data files in the partition that this writer did not produce would double the year for readers."""
-        for stray in self.store.list(layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year)):
-            if stray.key != key and not layout.is_bookkeeping(stray.key):
-                self.log.warning(f"silver {year}: removing stray data file {stray.key} from the partition")
-                self.store.delete(stray.key)
+
+class _SilverBuild(PartitionBuild[SilverPartition]):
+    """One silver year as the partition protocol builds it with DuckDB: fingerprinted by its bronze inputs."""
+
+    error = SilverError
+
+    def __init__(self, zone: SilverZone, year: int, force: bool):
+        super().__init__(zone.store, SILVER_ZONE, SILVER_TABLE, year, layout.data_key(SILVER_ZONE, SILVER_TABLE, year))
+        self.silver = zone
+        self.reason = "forced rebuild" if force else "new bronze input or transform version"
+        self.inputs: SilverInputs | None = None
+        self.ledger: dict[str, int] = {}
+        self.summary: PartitionSummary | None = None
+
+    @property
+    def label(self) -> str:
+        return f"silver {self.year}"
+
+    def fingerprint(self) -> str:
+        self.inputs = find_inputs(self.store, self.year)
+        return self.inputs.fingerprint()
+
+    def current(self, fingerprint: str) -> SilverPartition | None:
+        assert self.inputs is not None, "fingerprint first"
+        return self.silver._current(self.inputs, self.data_key, fingerprint)
+
+    def stage(self, work: Workspace, fingerprint: str) -> Staged:
+        inputs = self.inputs
+        assert inputs is not None, "fingerprint first"
+        staged = work.folder / "staged.parquet"
+        with ExitStack() as stack:
+            local_files = {file.key: stack.enter_context(self.store.reading(file.key)) for file in inputs.files}
+            connection = stack.enter_context(self.silver._connection(work.folder))
+            try:
+                self.ledger = self.silver._transform(connection, inputs, local_files, staged, fingerprint)
+                self.summary = PartitionSummary.of(connection, staged)
+            except duckdb.OutOfMemoryException as error:
+                raise SilverError(
+                    f"silver {self.year}: DuckDB ran out of its {self.silver.settings.memory_limit} memory limit "
+                    f"({error})"
+                ) from error
+            except duckdb.Error as error:
+                read = ", ".join(self.store.uri(file.key) for file in inputs.files) or "no bronze files"
+                raise SilverError(f"silver {self.year}: the transform failed on {read}: {error}") from error
+        return Staged(path=staged)
+
+    def id_column(self, schema: pa.Schema) -> str | None:
+        return CASE_ID
+
+    def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> SilverPartition:
+        assert staged.path is not None and self.inputs is not None and self.summary is not None, "staged first"
+        size = staged.path.stat().st_size
+        self.store.publish(staged.path, self.data_key)
+        return SilverPartition(
+            year=self.year,
+            key=self.data_key,
+            bytes=size,
+            inputs=self.inputs,
+            ledger=self.ledger,
+            summary=self.summary,
+            changed=True,
+            reason=self.reason,
+            shrink_accepted=accepted,
+        )

@@ -1,12 +1,14 @@
 """Silver on the AWS target: the Glue 5 job runs `spark_job.py` (the same SQL text as DuckDB) over the bronze
 objects in S3, and this side prepares its plan and publishes what it wrote.
 
-The job writes the year as one Parquet object under a staging prefix (`_staging/` of the silver table, which
-neither crawler reads); `publish` then copies that one object to the year's key in one S3 copy, so readers see
-the old year or the new one, never a part (the same guarantee as the DuckDB path and bronze), and removes the
-staging prefix. Beside the year it leaves a build record (Spark cannot put the inputs' fingerprint in the
-footer, as the DuckDB path does), so a year asked for again with the same bronze and transform is not rebuilt.
-Launching the job is Dagster wiring (defs/silver/glue.py); nothing here imports Dagster.
+A year goes through the partition protocol (lake/zones/publish.py) like every other: its stage is the job's run,
+which writes the year as one Parquet object under a staging prefix (`_staging/` of the silver table, which
+neither crawler reads); the audits (the shrink guard) read that staged object, and only then is it copied to the
+year's key in one S3 copy, so readers see the old year or the new one, never a part and never a refused one (the
+same guarantees as the DuckDB path and bronze); the staging prefix is removed either way. Beside the year it
+leaves a build record (Spark cannot put the inputs' fingerprint in the footer, as the DuckDB path does), so a year
+asked for again with the same bronze and transform is not rebuilt. Launching the job is Dagster wiring
+(defs/silver/glue.py), handed in as `run_job`; nothing here imports Dagster.
 """
 
 from __future__ import annotations
@@ -14,15 +16,33 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from boston_lake.lake import layout
 from boston_lake.lake.log import Log
-from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.stores import ObjectStore, Workspace
+from boston_lake.lake.zones.publish import (
+    DEFAULT_GUARD,
+    AcceptedShrink,
+    PartitionBuild,
+    ShrinkGuard,
+    Staged,
+    open_parquet,
+    publish_partition,
+)
 from boston_lake.lake.zones.silver import spark_job
-from boston_lake.lake.zones.silver.duckdb_build import LEDGER_FIELDS, PartitionSummary, SilverError, SilverPartition
+from boston_lake.lake.zones.silver.duckdb_build import (
+    CASE_ID,
+    LEDGER_FIELDS,
+    PartitionSummary,
+    SilverError,
+    SilverPartition,
+)
 from boston_lake.lake.zones.silver.inputs import SilverInputs, find_inputs, spark_plan
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 
@@ -139,38 +159,100 @@ def current(store: ObjectStore, inputs: SilverInputs) -> SilverPartition | None:
     )
 
 
-def publish(store: ObjectStore, run: GlueRun, report: dict[str, Any], log: Log) -> SilverPartition:
-    """Publish the one object the job staged as the year's object, whole, describe it, and record the build.
+# Runs the Glue job on a prepared year and returns its report (`job_report`); raises SilverError when it fails.
+RunJob = Callable[[GlueRun], dict[str, Any]]
 
-    The old build record goes first: a publish cut short leaves none, and the year is built again."""
-    year, key = run.year, layout.data_key(SILVER_ZONE, SILVER_TABLE, run.year)
-    staged = [item for item in store.list(run.staging_prefix) if item.key.endswith(".parquet")]
-    if len(staged) != 1:
-        raise SilverError(
-            f"silver {year}: the Glue job staged {len(staged)} Parquet objects under "
-            f"{store.uri(run.staging_prefix)}, not one"
+
+def build(
+    store: ObjectStore,
+    year: int,
+    log: Log,
+    run_job: RunJob,
+    run_id: str | None = None,
+    *,
+    force: bool = False,
+    shrink: ShrinkGuard = DEFAULT_GUARD,
+) -> SilverPartition:
+    """One silver year by the Glue job, through the partition protocol: unless `force`, a year already built from
+    the same bronze objects by the same transform is left as it is and no job runs; raises PublishRefused when the
+    staged year shrinks beyond the limit (the published year stays)."""
+    return publish_partition(_GlueSilverBuild(store, year, run_job, run_id), log, force=force, shrink=shrink)
+
+
+class _GlueSilverBuild(PartitionBuild[SilverPartition]):
+    error = SilverError
+
+    def __init__(self, store: ObjectStore, year: int, run_job: RunJob, run_id: str | None):
+        super().__init__(store, SILVER_ZONE, SILVER_TABLE, year, layout.data_key(SILVER_ZONE, SILVER_TABLE, year))
+        self.run_job = run_job
+        self.run_id = run_id
+        self.run: GlueRun | None = None
+        self.report: dict[str, Any] = {}
+
+    @property
+    def label(self) -> str:
+        return f"silver {self.year}"
+
+    def fingerprint(self) -> str:
+        self.run = prepare(self.store, self.year, self.run_id)
+        return self.run.inputs.fingerprint()
+
+    def current(self, fingerprint: str) -> SilverPartition | None:
+        assert self.run is not None, "fingerprint first"
+        return current(self.store, self.run.inputs)
+
+    def stage(self, work: Workspace, fingerprint: str) -> Staged:
+        """The job's run: the one object it staged, where no reader reads."""
+        run = self.run
+        assert run is not None, "fingerprint first"
+        try:
+            self.report = self.run_job(run)
+            staged = [item for item in self.store.list(run.staging_prefix) if item.key.endswith(".parquet")]
+            if len(staged) != 1:
+                raise SilverError(
+                    f"silver {self.year}: the Glue job staged {len(staged)} Parquet objects under "
+                    f"{self.store.uri(run.staging_prefix)}, not one"
+                )
+            rows = open_parquet(self.store, staged[0].key).metadata.num_rows
+            if rows != int(self.report["rows"]):
+                raise SilverError(
+                    f"silver {self.year}: the Glue job reported {self.report['rows']} rows, "
+                    f"{self.store.uri(staged[0].key)} holds {rows}"
+                )
+        except BaseException:
+            discard(self.store, run)
+            raise
+        return Staged(key=staged[0].key)
+
+    def id_column(self, schema: pa.Schema) -> str | None:
+        return CASE_ID
+
+    def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> SilverPartition:
+        """Publish the one object the job staged as the year's object, whole, describe it, and record the build.
+
+        The old build record goes first: a publish cut short leaves none, and the year is built again."""
+        run, key = self.run, self.data_key
+        assert run is not None and staged.key is not None, "staged first"
+        size = next(item.size for item in self.store.list(staged.key) if item.key == staged.key)
+        self.store.delete(build_record_key(self.year))
+        self.store.copy(staged.key, key)
+        summary = PartitionSummary.read(self.store, key)
+        ledger = {name: int(value) for name, value in self.report["ledger"].items()}
+        record = {"fingerprint": run.inputs.fingerprint(), "published": _published(self.store, key), "ledger": ledger}
+        self.store.put_bytes(build_record_key(self.year), json.dumps(record, sort_keys=True).encode())
+        return SilverPartition(
+            year=self.year,
+            key=key,
+            bytes=size,
+            inputs=run.inputs,
+            ledger=ledger,
+            summary=summary,
+            changed=True,
+            reason="built by the Glue job",
+            notes=[json.dumps({"staged": self.store.uri(staged.key)})],
+            shrink_accepted=accepted,
         )
-    store.delete(build_record_key(year))
-    store.copy(staged[0].key, key)
-    discard(store, run)
-    for stray in store.list(layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year)):
-        if stray.key != key and not layout.is_bookkeeping(stray.key):
-            log.warning(f"silver {year}: removing stray data file {stray.key} from the partition")
-            store.delete(stray.key)
-    summary = PartitionSummary.read(store, key)
-    if summary.rows != int(report["rows"]):
-        raise SilverError(f"silver {year}: the Glue job reported {report['rows']} rows, {key} holds {summary.rows}")
-    ledger = {name: int(value) for name, value in report["ledger"].items()}
-    record = {"fingerprint": run.inputs.fingerprint(), "published": _published(store, key), "ledger": ledger}
-    store.put_bytes(build_record_key(year), json.dumps(record, sort_keys=True).encode())
-    return SilverPartition(
-        year=year,
-        key=key,
-        bytes=staged[0].size,
-        inputs=run.inputs,
-        ledger=ledger,
-        summary=summary,
-        changed=True,
-        reason="built by the Glue job",
-        notes=[json.dumps({"staged": store.uri(staged[0].key)})],
-    )
+
+    def discard(self, staged: Staged) -> None:
+        if self.run is not None:
+            discard(self.store, self.run)

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
+from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.silver.duckdb_build import SilverError, SilverZone
 from boston_lake.lake.zones.silver.model import (
     DUCKDB_MACROS_SQL,
@@ -244,3 +245,57 @@ def test_the_fast_to_utc_timestamp_equals_the_icu_one_at_every_hour_and_every_mi
             "to_utc_timestamp(CAST(NULL AS TIMESTAMP), 'America/New_York')"
         ).fetchone()
         assert (paris, missing) == ("10:00", None)
+
+
+def _first_rows(sample: BronzeSample, tmp_path, rows: int) -> BronzeSample:
+    path = tmp_path / f"first_{rows}_{sample.table}_{sample.year}.parquet"
+    pq.write_table(pq.read_table(sample.path).slice(0, rows), path)
+    return BronzeSample(sample.table, sample.year, path, rows, sample.generation)
+
+
+def test_a_year_whose_bronze_shrank_is_refused_and_kept_aside_until_a_run_accepts_it(
+    bronze_store, bronze_samples, tmp_path
+):
+    bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
+    zone = SilverZone(bronze_store, ListLog())
+    assert zone.build(2022).summary.rows == 100
+    key = bronze_store.path(layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022))
+    published = key.read_bytes()
+    bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 50))
+
+    with pytest.raises(PublishRefused) as refused:
+        zone.build(2022)
+    kept = bronze_store.root / layout.refused_prefix(SILVER_ZONE, SILVER_TABLE, 2022) / layout.BRONZE_FILE
+    line = str(refused.value)
+    assert line.startswith(
+        "silver/service_requests 2022: not published, shrink_within_limit refused the staged version: "
+        "published 100 rows, 100 case ids, staged 50 rows, 50 case ids; 50 rows lost (50%), 50 case ids vanished "
+        "(50%; e.g. "
+    )
+    assert line.endswith(
+        f"the refused one is kept at {kept} (to publish it anyway, run again with accept_shrink: <the reason>)"
+    )
+    assert key.read_bytes() == published and pq.ParquetFile(kept).metadata.num_rows == 50
+
+    accepted = zone.build(2022, shrink=ShrinkGuard(accept="bronze 2022 was cut to 50 cases on purpose"))
+    assert accepted.summary.rows == 50 and accepted.changed
+    assert accepted.metadata()["shrink_accepted"] == {
+        "reason": "bronze 2022 was cut to 50 cases on purpose",
+        "published_rows": 100,
+        "staged_rows": 50,
+        "published_case_ids": 100,
+        "staged_case_ids": 50,
+        "vanished_case_ids": 50,
+    }
+    assert not kept.exists()
+
+
+def test_a_shrink_within_the_limit_is_published(bronze_store, bronze_samples, tmp_path):
+    bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
+    zone = SilverZone(bronze_store, ListLog())
+    zone.build(2022)
+    bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 98))
+    assert zone.build(2022, shrink=ShrinkGuard(max_share=0.02)).summary.rows == 98
+    bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 96))
+    with pytest.raises(PublishRefused, match="2 case ids vanished"):
+        zone.build(2022, shrink=ShrinkGuard(max_share=0.01))

@@ -3,11 +3,14 @@ year DuckDB built standing in for the job's output (the Spark path itself is tes
 
 import logging
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
+from boston_lake.lake.zones.publish import PublishRefused
 from boston_lake.lake.zones.silver import glue_build
-from boston_lake.lake.zones.silver.duckdb_build import SilverError, SilverZone
+from boston_lake.lake.zones.silver.duckdb_build import LEDGER_FIELDS, SilverError, SilverZone
 from boston_lake.lake.zones.silver.inputs import find_inputs
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 from boston_lake_tests.support.bronze_samples import bronze_publish
@@ -15,27 +18,38 @@ from boston_lake_tests.support.bronze_samples import bronze_publish
 log = logging.getLogger("test_glue_build")
 
 
-def staged_year(store, year):
-    """A prepared run whose staging prefix holds one Parquet object of the year, as the job leaves it, and the
-    report the job sends."""
+def glue_job_standing_in(store, year, rows=None):
+    """What the Glue job does to a prepared run, stood in for by DuckDB: the year built, as one Parquet object under
+    the run's staging prefix, and the report the job sends (`rows` overrides its row count)."""
     built = SilverZone(store, log).build(year)
-    run = glue_build.prepare(store, year, "run-1")
-    store.copy(built.key, run.staging_prefix + "part-00000-0.zstd.parquet")
+    done = f"elsewhere/{year}.parquet"
+    store.copy(built.key, done)
     store.delete(built.key)
-    return run, {"year": year, "rows": built.summary.rows, "ledger": built.ledger}
+    report = {"year": year, "rows": built.summary.rows if rows is None else rows, "ledger": built.ledger}
+    runs = []
+
+    def run_job(run):
+        runs.append(run)
+        store.copy(done, run.staging_prefix + "part-00000-0.zstd.parquet")
+        return report
+
+    run_job.runs = runs
+    return run_job
 
 
 def test_a_published_year_is_current_until_its_bronze_or_its_object_changes(bronze_store, bronze_samples):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    run, report = staged_year(bronze_store, 2022)
-    assert glue_build.current(bronze_store, run.inputs) is None  # nothing published yet
-    published = glue_build.publish(bronze_store, run, report, log)
+    job = glue_job_standing_in(bronze_store, 2022)
+    assert glue_build.current(bronze_store, find_inputs(bronze_store, 2022)) is None  # nothing published yet
+    published = glue_build.build(bronze_store, 2022, log, job, "run-1")
     assert published.changed and published.summary.rows == 100
+    (run,) = job.runs
     assert not list(bronze_store.list(run.staging_prefix))
 
     again = glue_build.current(bronze_store, find_inputs(bronze_store, 2022))
     assert again is not None and not again.changed
     assert again.ledger == published.ledger and again.summary == published.summary
+    assert not glue_build.build(bronze_store, 2022, log, job, "run-2").changed and len(job.runs) == 1
 
     # A bronze neighbour lands: the inputs' fingerprint changes.
     bronze_publish(bronze_store, bronze_samples.legacy_v2_2023)
@@ -44,8 +58,7 @@ def test_a_published_year_is_current_until_its_bronze_or_its_object_changes(bron
 
 def test_a_year_replaced_behind_the_record_or_without_one_is_built_again(bronze_store, bronze_samples):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    run, report = staged_year(bronze_store, 2022)
-    glue_build.publish(bronze_store, run, report, log)
+    glue_build.build(bronze_store, 2022, log, glue_job_standing_in(bronze_store, 2022), "run-1")
     key = layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022)
     inputs = find_inputs(bronze_store, 2022)
 
@@ -57,8 +70,42 @@ def test_a_year_replaced_behind_the_record_or_without_one_is_built_again(bronze_
 
 def test_a_publish_that_finds_fewer_rows_than_reported_fails_and_leaves_no_record(bronze_store, bronze_samples):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    run, report = staged_year(bronze_store, 2022)
+    job = glue_job_standing_in(bronze_store, 2022, rows=101)
     with pytest.raises(SilverError, match=r"silver 2022: the Glue job reported 101 rows, .* holds 100"):
-        glue_build.publish(bronze_store, run, {**report, "rows": 101}, log)
+        glue_build.build(bronze_store, 2022, log, job, "run-1")
     assert not bronze_store.exists(glue_build.build_record_key(2022))
     assert glue_build.current(bronze_store, find_inputs(bronze_store, 2022)) is None
+    assert not list(bronze_store.list(job.runs[0].staging_prefix))  # what the job staged is removed
+
+
+def test_a_staged_year_that_shrinks_is_audited_before_it_is_published_and_refused(
+    bronze_store, bronze_samples, tmp_path
+):
+    bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
+    glue_build.build(bronze_store, 2022, log, glue_job_standing_in(bronze_store, 2022), "run-1")
+    key = layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022)
+    published, record = bronze_store.get_bytes(key), bronze_store.get_bytes(glue_build.build_record_key(2022))
+    # The job stages a year of 10 of the 100 cases.
+    fewer = tmp_path / "fewer.parquet"
+    pq.write_table(pq.read_table(pa.BufferReader(published)).slice(0, 10), fewer)
+    bronze_store.publish(fewer, "elsewhere/fewer.parquet")
+    staged = []
+
+    def shrinking_job(run):
+        staged.append(run.staging_prefix)
+        bronze_store.copy("elsewhere/fewer.parquet", run.staging_prefix + "part-00000-0.zstd.parquet")
+        return {"year": 2022, "rows": 10, "ledger": {name: 0 for name in LEDGER_FIELDS}}
+
+    with pytest.raises(PublishRefused) as refused:
+        glue_build.build(bronze_store, 2022, log, shrinking_job, "run-2", force=True)
+    assert refused.value.check == "shrink_within_limit"
+    assert refused.value.failures[0].published == {"rows": 100, "case ids": 100}
+    assert refused.value.failures[0].staged == {"rows": 10, "case ids": 10}
+    kept = layout.refused_prefix(SILVER_ZONE, SILVER_TABLE, 2022) + layout.BRONZE_FILE
+    assert refused.value.refused_uri == bronze_store.uri(kept)
+    assert pq.ParquetFile(bronze_store.path(kept)).metadata.num_rows == 10
+    # Readers keep the year, its build record still vouches for it, and what the job staged is gone.
+    assert bronze_store.get_bytes(key) == published
+    assert bronze_store.get_bytes(glue_build.build_record_key(2022)) == record
+    assert glue_build.current(bronze_store, find_inputs(bronze_store, 2022)) is not None
+    assert not list(bronze_store.list(staged[0]))
