@@ -338,6 +338,20 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_typed(path: Path) -> str:
+    """A path as a person pastes it where they are: relative when it is below the current folder."""
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _command_as_typed() -> str:
+    """`boston-lake` when the shell finds this very command, else its path (a venv that is not activated)."""
+    installed = Path(sys.executable).parent / "boston-lake"
+    found = shutil.which("boston-lake")
+    if not installed.exists() or (found and Path(found).resolve() == installed.resolve()):
+        return "boston-lake"
+    return _as_typed(installed)
+
+
 def _demo(args: argparse.Namespace) -> int:
     """The whole ingest path on real sample rows: portal -> raw -> bronze, with Dagster's own runs."""
     from boston_lake.demo import run_demo  # imported here: Dagster loads for the demo alone, not for status/query
@@ -354,7 +368,8 @@ def _demo(args: argparse.Namespace) -> int:
         demo_lake = Settings.from_env({"BOSTON_LAKE_HOME": str(base / "lake"), "BOSTON_LAKE_PORTAL_URL": portal.url})
         if run_demo(demo_lake, base / "report.html"):
             return 1
-    print(f'\nnext:\n  boston-lake --home {base / "lake"} status      (or catalog, query "SELECT …")')
+    lake = _as_typed(base / "lake")
+    print(f'\nnext:\n  {_command_as_typed()} --home {lake} status      (or catalog, query "SELECT …")')
     if base == Path(".demo").resolve():
         print("  make demo-ui     the Dagster UI over this lake on http://127.0.0.1:3000 (DAGSTER_PORT to change it)")
     return 0

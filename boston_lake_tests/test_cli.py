@@ -3,12 +3,15 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.tables import DATABASE
 from boston_lake_tests.support.killed_run import workspace_holder
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def boston_lake(
@@ -53,6 +56,16 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     # The demo says how to reach its lake, and says nothing twice, and warns about nothing.
     lake = str(tmp_path / "demo" / "lake")
     assert f"boston-lake --home {lake} status" in result.stdout
+    # Pasted into a shell at the project root whose PATH has no venv, the printed command works as typed.
+    (printed,) = [
+        line.split("(or catalog")[0].strip()
+        for line in result.stdout.splitlines()
+        if " --home " in line and " status " in line
+    ]
+    pasted = subprocess.run(
+        ["bash", "-c", printed], cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120
+    )
+    assert pasted.returncode == 0 and "legacy_requests" in pasted.stdout, (printed, pasted.stderr)
     assert "warning" not in (result.stdout + result.stderr).lower()
     output = (result.stdout + result.stderr).splitlines()
     summaries = [line for line in output if "legacy_requests: created (version 1)" in line]
