@@ -1,9 +1,10 @@
 """The environment, read in one place and validated before anything runs.
 
 Every variable is declared once below (name, parser, default, help); parsing, the error that names a bad
-variable, and README's configuration tables all come from those declarations. Every other module receives a
-`Settings`; nothing else reads `os.environ`, so a bad value fails at load time with the variable's name
-instead of deep inside a run. An unset and a blank variable mean the same: use the default.
+variable, the configuration tables of docs/configuration.md and the fields of the UI's settings resource all
+come from those declarations. Every other module receives a `Settings`; nothing else reads `os.environ`, so a
+bad value fails at load time with the variable's name instead of deep inside a run. An unset and a blank
+variable mean the same: use the default.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ class Variable:
     parse: Callable[[str], Any]
     help: str
     default: str | None = None  # the text an unset variable stands for; None: no value (or `default_help`)
-    default_help: str = ""  # README's wording of a default that is not a plain value
+    default_help: str = ""  # the docs' wording of a default that is not a plain value
     aws: bool = False  # read only for BOSTON_LAKE_TARGET=aws
 
     def read(self, env: Mapping[str, str]) -> Any:
@@ -342,7 +343,7 @@ _BY_NAME = {variable.name: variable for variable in VARIABLES}
 
 
 def readme_table(aws: bool) -> str:
-    """README's configuration table of the general (aws=False) or the AWS target's variables."""
+    """The configuration table of docs/configuration.md of the general (aws=False) or the AWS target's variables."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     rows += [
         f"| `{variable.name}` | {variable.readme_default()} | {variable.help} |"
