@@ -83,7 +83,8 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
     ) -> MaterializeResult:
         lake, years = storage.lake_zone(), run_years(context)
-        built = [build_gold_partition(lake, table, year, memory_limit=storage.duckdb_memory_limit()) for year in years]
+        memory_limit = storage.duckdb_memory_limit()
+        built = [build_gold_partition(lake, table, year, memory_limit=memory_limit, log=context.log) for year in years]
         glue = catalog.catalog()
         prefix = layout.table_prefix(GOLD_ZONE, table.name)
         update = register(
@@ -99,6 +100,8 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         for partition in built:
             context.add_asset_metadata(
                 {
+                    "changed": partition.changed,
+                    "reason": partition.reason,
                     "dagster/row_count": MetadataValue.int(partition.rows),
                     "silver_rows": MetadataValue.int(partition.silver_rows),
                     "path": MetadataValue.path(lake.uri(partition.key)),

@@ -89,3 +89,29 @@ def test_the_memory_limit_reaches_duckdb_and_running_out_publishes_nothing(lake)
     with pytest.raises(GoldError, match=r"(?s)gold/intake 2025: intake.sql failed on silver .*Out of Memory"):
         build_gold_partition(store, INTAKE, 2025, memory_limit="1MB")
     assert not store.exists(layout.data_key("gold", "intake", 2025))
+
+
+def test_a_gold_year_is_published_through_the_partition_protocol(lake) -> None:
+    """Claimed while it builds, not built again from the same silver and SQL, rebuilt when silver's content changes,
+    and the only data file of its partition once published."""
+    store, written = lake
+    first = build_gold_partition(store, INTAKE, 2025)
+    assert first.changed
+    published = store.path(first.key)
+    built_at = published.stat().st_mtime_ns
+
+    again = build_gold_partition(store, INTAKE, 2025)
+    assert not again.changed and "already built" in again.reason
+    assert (again.rows, again.silver_rows, again.schema) == (first.rows, first.silver_rows, first.schema)
+    assert published.stat().st_mtime_ns == built_at
+
+    with store.workspace("gold.intake.2025"), pytest.raises(GoldError, match="is being written by another run"):
+        build_gold_partition(store, INTAKE, 2025)
+
+    stray = layout.partition_prefix("gold", "intake", 2025) + "part-00001.parquet"
+    store.put_bytes(stray, published.read_bytes())  # another writer's file would double the year
+    silver = pq.read_table(written[2025])
+    pq.write_table(silver.slice(1), written[2025])  # silver 2025 rebuilt with one case less
+    rebuilt = build_gold_partition(store, INTAKE, 2025)
+    assert rebuilt.changed and rebuilt.silver_rows == first.silver_rows - 1
+    assert [stored.key for stored in store.list(layout.partition_prefix("gold", "intake", 2025))] == [rebuilt.key]

@@ -4,15 +4,21 @@ Each table is one SQL file over a view named `silver` (one year of `silver/servi
 in-process on both targets: a silver year is tens of MB and its answer a few thousand rows, so reading it
 through the object store (a local folder, or S3 downloaded to a scratch file) costs seconds, where a Glue
 job would bill a minute of two DPU per year and Athena CTAS cannot replace one partition in place. The year
-is published as one Parquet object, so readers see the old year or the new one, as with bronze.
+is published as one Parquet object through the partition protocol (lake/zones/publish.py), so readers see the old
+year or the new one, as with bronze, and a year whose silver objects (by their content) and SQL are unchanged is
+not built again (its footer records their fingerprint).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import logging
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -20,13 +26,25 @@ import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.scan import data_objects
-from boston_lake.lake.duck import connect
+from boston_lake.lake.duck import connect, sql_literal
 from boston_lake.lake.errors import LakeError
+from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
-from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.stores import ObjectStore, StoredObject, Workspace
+from boston_lake.lake.zones.publish import (
+    AcceptedShrink,
+    PartitionBuild,
+    Staged,
+    footer_metadata,
+    object_sha256,
+    open_parquet,
+    publish_partition,
+)
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 
 GOLD_ZONE = "gold"
+META_PREFIX = "boston_lake.gold."
+LOG = logging.getLogger(__name__)
 
 
 class GoldError(LakeError, RuntimeError):
@@ -68,6 +86,8 @@ class GoldPartition:
     silver_rows: int
     silver_files: tuple[str, ...]
     schema: pa.Schema
+    changed: bool = True
+    reason: str = "new silver year or SQL"
 
 
 def silver_partition_prefix(year: int) -> str:
@@ -75,38 +95,106 @@ def silver_partition_prefix(year: int) -> str:
 
 
 def build_gold_partition(
-    store: ObjectStore, table: GoldTable, year: int, *, memory_limit: str = DUCKDB_MEMORY_LIMIT
+    store: ObjectStore,
+    table: GoldTable,
+    year: int,
+    *,
+    memory_limit: str = DUCKDB_MEMORY_LIMIT,
+    log: Log | None = None,
+    force: bool = False,
 ) -> GoldPartition:
-    """Run `table`'s SQL over silver `year` and publish the result as that year of the gold table; DuckDB may use
-    `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases needs under 64MB)."""
-    silver_prefix = silver_partition_prefix(year)
-    silver_files, _ = data_objects(store, silver_prefix)
-    if not silver_files:
-        raise GoldError(
-            f"gold/{table.name} {year}: silver has no Parquet under {store.uri(silver_prefix)}; "
-            f"materialize silver/{SILVER_TABLE} for {year} first"
+    """Run `table`'s SQL over silver `year` and publish the result as that year of the gold table, through the
+    partition protocol; DuckDB may use `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases
+    needs under 64MB). A year already built from the same silver objects by the same SQL is left as it is."""
+    return publish_partition(_GoldBuild(store, table, year, memory_limit), log or LOG, force=force)
+
+
+class _GoldBuild(PartitionBuild[GoldPartition]):
+    """One gold year as the partition protocol builds it: fingerprinted by its silver objects' content and the SQL."""
+
+    error = GoldError
+
+    def __init__(self, store: ObjectStore, table: GoldTable, year: int, memory_limit: str):
+        super().__init__(store, GOLD_ZONE, table.name, year, layout.data_key(GOLD_ZONE, table.name, year))
+        self.gold = table
+        self.memory_limit = memory_limit
+        self.silver_files: list[StoredObject] = []
+        self.silver_rows = 0
+
+    @property
+    def label(self) -> str:
+        return f"gold/{self.table} {self.year}"
+
+    def fingerprint(self) -> str:
+        silver_prefix = silver_partition_prefix(self.year)
+        self.silver_files, _ = data_objects(self.store, silver_prefix)
+        if not self.silver_files:
+            raise GoldError(
+                f"{self.label}: silver has no Parquet under {self.store.uri(silver_prefix)}; "
+                f"materialize silver/{SILVER_TABLE} for {self.year} first"
+            )
+        described = {
+            "sql": hashlib.sha256(self.gold.sql.encode()).hexdigest(),
+            "silver": [[stored.key, object_sha256(self.store, stored)] for stored in self.silver_files],
+        }
+        return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+    def current(self, fingerprint: str) -> GoldPartition | None:
+        """The published year, if it was built from these very silver objects by this SQL."""
+        if not self.store.exists(self.data_key):
+            return None
+        parquet = open_parquet(self.store, self.data_key)
+        meta = footer_metadata(parquet)
+        if meta.get(META_PREFIX + "fingerprint") != fingerprint:
+            return None
+        return self._partition(
+            parquet.metadata.num_rows,
+            int(meta.get(META_PREFIX + "silver_rows", "0")),
+            parquet.schema_arrow,
+            changed=False,
+            reason="already built from these silver objects by this SQL",
         )
-    key = layout.data_key(GOLD_ZONE, table.name, year)
-    with contextlib.ExitStack() as stack:
-        paths = [stack.enter_context(store.reading(stored.key)) for stored in silver_files]
-        result = stack.enter_context(store.scratch_file(".parquet"))
-        silver_uris = [store.uri(stored.key) for stored in silver_files]
-        silver_rows = _run(table, year, paths, result, silver_uris, memory_limit)
-        written = pq.ParquetFile(result)
+
+    def stage(self, work: Workspace, fingerprint: str) -> Staged:
+        result = work.folder / "staged.parquet"
+        with contextlib.ExitStack() as stack:
+            paths = [stack.enter_context(self.store.reading(stored.key)) for stored in self.silver_files]
+            silver_uris = [self.store.uri(stored.key) for stored in self.silver_files]
+            self.silver_rows = _run(self.gold, self.year, paths, result, silver_uris, self.memory_limit, fingerprint)
+        return Staged(path=result)
+
+    def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> GoldPartition:
+        assert staged.path is not None, "staged first"
+        written = pq.ParquetFile(staged.path)
         rows, schema = written.metadata.num_rows, written.schema_arrow
-        store.publish(result, key)
-    return GoldPartition(table.name, year, key, rows, silver_rows, tuple(stored.key for stored in silver_files), schema)
+        self.store.publish(staged.path, self.data_key)
+        return self._partition(rows, self.silver_rows, schema)
+
+    def _partition(self, rows: int, silver_rows: int, schema: pa.Schema, **outcome: Any) -> GoldPartition:
+        files = tuple(stored.key for stored in self.silver_files)
+        return GoldPartition(self.table, self.year, self.data_key, rows, silver_rows, files, schema, **outcome)
 
 
 def _run(
-    table: GoldTable, year: int, silver_paths: list[Path], result: Path, silver_uris: list[str], memory_limit: str
+    table: GoldTable,
+    year: int,
+    silver_paths: list[Path],
+    result: Path,
+    silver_uris: list[str],
+    memory_limit: str,
+    fingerprint: str,
 ) -> int:
-    """Write the query's rows to `result`; returns the silver rows read."""
+    """Write the query's rows to `result`, with the fingerprint in its footer; returns the silver rows read."""
     with connect(memory_limit=memory_limit) as connection:  # in UTC: local time only where the SQL asks for it
         try:
             connection.read_parquet([str(path) for path in silver_paths], union_by_name=True).create_view("silver")
             [(silver_rows,)] = connection.sql("SELECT count(*) FROM silver").fetchall()
-            connection.sql(table.sql).write_parquet(str(result), compression="zstd")
+            metadata = {META_PREFIX + "fingerprint": fingerprint, META_PREFIX + "silver_rows": str(silver_rows)}
+            pairs = ", ".join(f"{sql_literal(key)}: {sql_literal(value)}" for key, value in metadata.items())
+            connection.execute(
+                f"COPY (\n{table.sql.strip().rstrip(';')}\n) TO {sql_literal(str(result))} "
+                f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{pairs}}})"
+            )
         except duckdb.Error as error:
             raise GoldError(
                 f"gold/{table.name} {year}: {table.sql_file} failed on silver {', '.join(silver_uris)}: {error}"
