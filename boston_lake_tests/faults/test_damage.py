@@ -10,13 +10,16 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.crawler import Crawler
 from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.tables import DATABASE
-from boston_lake_tests.faults.conftest import Lake, boston_lake, one_line
+from boston_lake.lake.zones.silver.duckdb_build import SilverZone
+from boston_lake_tests.faults.conftest import LOG, Lake, boston_lake, one_line
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.support.portal import TestPortal
 
@@ -225,3 +228,28 @@ def test_missing_catalog(lake: Lake) -> None:
         line = boston_lake(*command, home=lake.home)
         assert line.returncode == 1 and "Traceback" not in line.stderr
         assert f"no catalog at {lake.home / 'catalog' / 'catalog.sqlite'}: nothing has been crawled" in line.stderr
+
+
+@fault(
+    "bronze",
+    "a bronze year replaced by another file that carries its footer entries, silver built from it, then repaired",
+    "the repair is a new bronze input by content: the next silver build reads the repaired year",
+)
+def test_a_repaired_bronze_year_rebuilds_silver(lake: Lake) -> None:
+    lake.ingest(2022)
+    bronze = lake.bronze_key(2022)
+    whole = pq.read_table(bronze)
+    titles = whole.schema.get_field_index("case_title")
+    tampered = whole.set_column(titles, "case_title", pa.array(["tampered"] * whole.num_rows))
+    pq.write_table(tampered.replace_schema_metadata(whole.schema.metadata), bronze)  # same rows, same footer entries
+    silver = SilverZone(lake.store, LOG)
+    silver_key = lake.home / layout.data_key("silver", "service_requests", 2022)
+    assert silver.build(2022).changed  # built from what bronze held then
+    assert set(pq.read_table(silver_key, columns=["case_title"])["case_title"].to_pylist()) == {"tampered"}
+
+    repaired = lake.ingest(2022)
+    assert repaired.changed and repaired.reason.startswith(f"repaired: {bronze} is not the object its build published")
+    rebuilt = silver.build(2022)
+    assert rebuilt.changed and rebuilt.summary.rows == 100
+    assert "tampered" not in pq.read_table(silver_key, columns=["case_title"])["case_title"].to_pylist()
+    assert lake.rows_lost(lake.served()) == 0

@@ -37,12 +37,15 @@ from boston_lake.lake.zones.publish import (
     AcceptedShrink,
     AuditFailure,
     Census,
+    ObjectRecord,
     PartitionBuild,
     ShrinkGuard,
     Staged,
     footer_metadata,
     open_parquet,
     publish_partition,
+    sha256_of_file,
+    sha256_of_object,
     stored_object,
 )
 
@@ -219,15 +222,24 @@ class BronzePartition:
 
 @dataclass(frozen=True)
 class PublishedPartition:
-    """The bronze manifest: what a build published, so that a later run can tell the object is still it."""
+    """The bronze manifest: what a build published, so that a later run can tell the object is still it.
+
+    The object is known by its content (`sha256`); its size and time as listed right after publishing let a check
+    skip reading an object nothing has written since. A manifest without `sha256` (written before it was
+    recorded) is verified by reading the object whole."""
 
     key: str
     size: int
     last_modified: str
     rows: int
+    sha256: str | None = None
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), indent=2, sort_keys=True).encode()
+
+    @property
+    def record(self) -> ObjectRecord:
+        return ObjectRecord(self.key, self.size, self.last_modified, self.sha256)
 
 
 def read_published(store: ObjectStore, table: str, year: int) -> PublishedPartition | None:
@@ -240,7 +252,9 @@ def read_published(store: ObjectStore, table: str, year: int) -> PublishedPartit
 
 def partition_damage(store: ObjectStore, table: str, year: int) -> str | None:
     """Why the stored bronze year is not what its build published (missing, unreadable, replaced, cut short),
-    or None when it is whole. Costs a listing, a small JSON read and the Parquet footer, never the data."""
+    or None when it is whole. Costs a listing, a small JSON read and the Parquet footer while the object is
+    untouched since its build; an object with another time (a lake copied with `cp -r` or restored from a tar) is
+    read once and known by its content, so a copy is whole and a replaced object is not."""
     key = layout.bronze_data_key(table, year)
     uri = store.uri(key)
     stored = stored_object(store, key)
@@ -249,12 +263,19 @@ def partition_damage(store: ObjectStore, table: str, year: int) -> str | None:
     published = read_published(store, table, year)
     if published is None:
         return f"{uri} has no readable bronze manifest ({layout.MANIFEST}): its build did not finish"
-    if stored.size != published.size or stored.last_modified.isoformat() != published.last_modified:
-        return (
-            f"{uri} is not the object its build published ({stored.size} bytes, modified "
-            f"{stored.last_modified.isoformat()}; published: {published.size} bytes at {published.last_modified})"
-        )
+    if stored.size != published.size:
+        return f"{uri} is not the object its build published ({stored.size} bytes; published: {published.size} bytes)"
     try:
+        if not published.record.untouched(stored):
+            if published.sha256 is not None:
+                content = sha256_of_object(store, key)
+                if content != published.sha256:
+                    return (
+                        f"{uri} is not the object its build published (its content's sha256 is {content[:12]}; "
+                        f"published: {published.sha256[:12]})"
+                    )
+            else:  # a manifest from before content identity: the object must read whole
+                open_parquet(store, key).read()
         rows = open_parquet(store, key).metadata.num_rows
     except (OSError, pa.ArrowException) as error:
         return f"{uri} is not readable Parquet: {error}"
@@ -433,7 +454,7 @@ class _BronzeBuild(PartitionBuild[BronzePartition]):
         assert staged.path is not None and self.conversion is not None, "staged first"
         conversion, rejects_key = self.conversion, layout.bronze_rejects_key(self.table, self.year)
         preview = _preview(staged.path)
-        size = staged.path.stat().st_size
+        size, content = staged.path.stat().st_size, sha256_of_file(staged.path)
         # The rejects go first: a reader who sees the new data also finds its rejects beside it. The bronze
         # manifest goes last: until it describes the new object, a re-run rebuilds the year.
         if layout.REJECTS in staged.side_files:
@@ -444,7 +465,9 @@ class _BronzeBuild(PartitionBuild[BronzePartition]):
         published = stored_object(self.store, self.data_key)
         if published is None:
             raise BronzeError(f"{self.label}: {self.store.uri(self.data_key)} vanished right after publishing")
-        record = PublishedPartition(self.data_key, published.size, published.last_modified.isoformat(), conversion.rows)
+        record = PublishedPartition(
+            self.data_key, published.size, published.last_modified.isoformat(), conversion.rows, content
+        )
         self.store.put_bytes(layout.bronze_manifest_key(self.table, self.year), record.to_json())
         return BronzePartition(
             table=self.table,

@@ -138,8 +138,11 @@ def test_a_silver_run_that_fails_is_requested_again_until_three_attempts_then_th
         "no bronze year changed since the last tick"
     )
 
-    bronze.write_bytes(good)  # repaired: a normal run rebuilds it, and its landing is requested afresh
+    # Repaired: a normal run finds the year damaged and rebuilds it, and its landing is requested afresh. (Writing
+    # the good bytes back by hand would repair it too, but that is the very object bronze published, known by its
+    # content: nothing to rebuild, and nothing lands.)
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    assert bronze.read_bytes() != good[: len(good) // 2]
     (fresh,) = tick(local_defs, dagster_instance, cursor=result.cursor).run_requests
     assert covered(fresh) == [2021, 2022, 2023] and fresh.tags[ATTEMPT] == "1"
     assert execute(local_defs, dagster_instance, fresh).success

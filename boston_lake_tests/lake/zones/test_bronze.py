@@ -269,3 +269,27 @@ def test_a_write_killed_midway_leaves_the_previous_partition_whole(lake, tmp_pat
     visible = sorted(o.key for o in lake.list("bronze/"))
     assert visible == [layout.bronze_manifest_key("legacy_requests", 2022), before.key]  # debris stays in .staging
     assert any(staging.iterdir())
+
+
+def test_a_year_is_known_by_its_content_and_an_old_manifest_is_verified_by_reading_it(lake):
+    import os
+
+    from boston_lake.lake.zones.bronze import partition_damage
+
+    put_raw(lake, 2022, V1.read_bytes())
+    first = zone(lake).build(LEGACY_REQUESTS, 2022)
+    data, manifest = lake.path(first.key), lake.path(layout.bronze_manifest_key("legacy_requests", 2022))
+    recorded = json.loads(manifest.read_bytes())
+    assert len(recorded["sha256"]) == 64
+    os.utime(data, ns=(0, 0))  # the same bytes with another time, as a copy or a restore leaves them
+    assert partition_damage(lake, "legacy_requests", 2022) is None
+    assert not zone(lake).build(LEGACY_REQUESTS, 2022).changed
+
+    del recorded["sha256"]  # a manifest written before the content was recorded
+    manifest.write_text(json.dumps(recorded))
+    assert partition_damage(lake, "legacy_requests", 2022) is None  # read whole, and it reads
+    assert not zone(lake).build(LEGACY_REQUESTS, 2022).changed
+    broken = bytearray(data.read_bytes())
+    broken[4:68] = bytes(64)  # same size, footer intact, the first page unreadable
+    data.write_bytes(bytes(broken))
+    assert "is not readable Parquet" in (partition_damage(lake, "legacy_requests", 2022) or "")

@@ -17,7 +17,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +25,18 @@ import pyarrow as pa
 
 from boston_lake.lake import layout
 from boston_lake.lake.log import Log
-from boston_lake.lake.stores import ObjectStore, Workspace
+from boston_lake.lake.stores import ObjectStore, StoredObject, Workspace
 from boston_lake.lake.zones.publish import (
     DEFAULT_GUARD,
     AcceptedShrink,
+    ObjectRecord,
     PartitionBuild,
     ShrinkGuard,
     Staged,
     open_parquet,
     publish_partition,
+    sha256_of_object,
+    stored_object,
 )
 from boston_lake.lake.zones.silver import spark_job
 from boston_lake.lake.zones.silver.duckdb_build import (
@@ -128,13 +131,22 @@ def build_record_key(year: int) -> str:
     return layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year) + BUILD_RECORD
 
 
-def _published(store: ObjectStore, key: str) -> dict[str, Any] | None:
-    """What identifies the object now at `key` (None: there is none): a copy over it changes its time, a
-    different year its size."""
-    for item in store.list(key):
-        if item.key == key:
-            return {"key": key, "size": item.size, "last_modified": item.last_modified.isoformat()}
-    return None
+def _recorded(record: dict[str, Any], key: str) -> ObjectRecord | None:
+    """The object a build record says it published (a record without `sha256` predates content identity)."""
+    published = record.get("published")
+    if not isinstance(published, dict) or published.get("key") != key:
+        return None
+    return ObjectRecord(key, int(published["size"]), str(published["last_modified"]), published.get("sha256"))
+
+
+def _is_recorded_object(store: ObjectStore, stored: StoredObject, recorded: ObjectRecord) -> bool:
+    """The object at the key is the one the record names: untouched since, or (copied, restored) the same content;
+    another writer's object, or a touched one under a record without its content's sha256, is not."""
+    if stored.size != recorded.size:
+        return False
+    if recorded.untouched(stored):
+        return True
+    return recorded.sha256 is not None and sha256_of_object(store, stored.key) == recorded.sha256
 
 
 def current(store: ObjectStore, inputs: SilverInputs) -> SilverPartition | None:
@@ -144,13 +156,15 @@ def current(store: ObjectStore, inputs: SilverInputs) -> SilverPartition | None:
     if not store.exists(record_key):
         return None
     record = json.loads(store.get_bytes(record_key))
-    published = _published(store, key)
-    if published is None or record.get("fingerprint") != inputs.fingerprint() or record.get("published") != published:
+    stored, recorded = stored_object(store, key), _recorded(record, key)
+    if stored is None or recorded is None or record.get("fingerprint") != inputs.fingerprint():
+        return None
+    if not _is_recorded_object(store, stored, recorded):
         return None
     return SilverPartition(
         year=inputs.year,
         key=key,
-        bytes=int(record["published"]["size"]),
+        bytes=stored.size,
         inputs=inputs,
         ledger={name: int(value) for name, value in record["ledger"].items()},
         summary=PartitionSummary.read(store, key),
@@ -238,7 +252,11 @@ class _GlueSilverBuild(PartitionBuild[SilverPartition]):
         self.store.copy(staged.key, key)
         summary = PartitionSummary.read(self.store, key)
         ledger = {name: int(value) for name, value in self.report["ledger"].items()}
-        record = {"fingerprint": run.inputs.fingerprint(), "published": _published(self.store, key), "ledger": ledger}
+        published = stored_object(self.store, key)
+        if published is None:
+            raise SilverError(f"silver {self.year}: {self.store.uri(key)} vanished right after publishing")
+        identity = ObjectRecord.of(published, sha256_of_object(self.store, key))
+        record = {"fingerprint": run.inputs.fingerprint(), "published": asdict(identity), "ledger": ledger}
         self.store.put_bytes(build_record_key(self.year), json.dumps(record, sort_keys=True).encode())
         return SilverPartition(
             year=self.year,

@@ -16,8 +16,8 @@ from boston_lake.lake import layout
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import TABLES, HeaderMismatch, LakeTable
-from boston_lake.lake.zones.bronze_quality import META_PREFIX
-from boston_lake.lake.zones.publish import footer_metadata, open_parquet
+from boston_lake.lake.zones.bronze import read_published
+from boston_lake.lake.zones.publish import object_sha256, open_parquet, stored_object
 from boston_lake.lake.zones.silver.model import (
     COMPUTED_ONCE,
     FILE_COLUMNS,
@@ -42,8 +42,8 @@ class BronzeInput:
     key: str
     view: str  # the SQL view of its schema generation
     rows: int
-    # The raw file's sha256 and the converter version it was built with: changes exactly when the content can.
-    # A file not written by the bronze zone (no such footer entries) is known by its size and rows instead.
+    # The object's content (sha256): a bronze year rebuilt or repaired is a new input, a lake copied elsewhere is
+    # not. Taken from the bronze manifest while the object is untouched since its build, else read and hashed.
     content_id: str
 
 
@@ -108,13 +108,12 @@ def _describe(store: ObjectStore, table: LakeTable, year: int, key: str) -> Bron
         generation = table.match_generation(parquet.schema_arrow.names)
     except HeaderMismatch as error:
         raise SilverInputError(f"{store.uri(key)}: {error}") from error
-    meta = footer_metadata(parquet)
-    raw_sha256 = meta.get(META_PREFIX + "raw_sha256")
-    converter = meta.get(META_PREFIX + "converter_version")
-    size = next(iter(store.list(key))).size
-    content_id = (
-        f"raw:{raw_sha256}:converter:{converter}" if raw_sha256 else f"bytes:{size}:rows:{parquet.metadata.num_rows}"
-    )
+    stored = stored_object(store, key)
+    if stored is None:
+        raise SilverInputError(f"{store.uri(key)} vanished while silver read its inputs")
+    published = read_published(store, table.name, year)
+    record = published.record if published is not None and published.key == key else None
+    content_id = f"sha256:{object_sha256(store, stored, record)}"
     return BronzeInput(
         table=table.name,
         year=year,

@@ -109,3 +109,17 @@ def test_a_staged_year_that_shrinks_is_audited_before_it_is_published_and_refuse
     assert bronze_store.get_bytes(glue_build.build_record_key(2022)) == record
     assert glue_build.current(bronze_store, find_inputs(bronze_store, 2022)) is not None
     assert not list(bronze_store.list(staged[0]))
+
+
+def test_a_published_year_with_a_new_time_and_the_same_content_is_still_current(bronze_store, bronze_samples):
+    import os
+
+    bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
+    glue_build.build(bronze_store, 2022, log, glue_job_standing_in(bronze_store, 2022), "run-1")
+    key = bronze_store.path(layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022))
+    os.utime(key, ns=(0, 0))  # as a copy or a restore leaves it
+    assert glue_build.current(bronze_store, find_inputs(bronze_store, 2022)) is not None
+    broken = bytearray(key.read_bytes())
+    broken[4:8] = b"\xff\xff\xff\xff"  # same size, another content
+    key.write_bytes(bytes(broken))
+    assert glue_build.current(bronze_store, find_inputs(bronze_store, 2022)) is None

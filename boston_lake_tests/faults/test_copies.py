@@ -1,0 +1,75 @@
+"""A lake moved the way people move folders: copied with `cp -r` (every file gets a new time) to a new home. Its
+years are known by their content, so the copy is current and nothing is built again."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import DagsterInstance, Definitions
+
+from boston_lake.definitions import build_definitions
+from boston_lake.defs.keys import RANGE_END, RANGE_START
+from boston_lake.lake.settings import Settings
+from boston_lake_tests.faults.conftest import boston_lake
+from boston_lake_tests.faults.scenario import fault
+from boston_lake_tests.support.portal import TestPortal
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+JOBS = ("ingest_legacy_requests", "build_silver_service_requests", "build_gold")
+
+
+def run_all(defs: Definitions, instance: DagsterInstance) -> dict[str, dict[str, bool]]:
+    """Bronze, silver and gold of 2022-2023, one run each; every materialization's `changed`, by asset and year."""
+    changed: dict[str, dict[str, bool]] = {}
+    for job in JOBS:
+        result = defs.resolve_job_def(job).execute_in_process(
+            instance=instance, tags={RANGE_START: "2022", RANGE_END: "2023"}, run_config=QUIET
+        )
+        assert result.success, job
+        for event in result.get_asset_materialization_events():
+            materialization: Any = event.event_specific_data.materialization
+            if "changed" in materialization.metadata and not materialization.asset_key.path[0] == "raw":
+                changed.setdefault(materialization.asset_key.to_user_string(), {})[materialization.partition] = (
+                    materialization.metadata["changed"].value
+                )
+    return changed
+
+
+def data_files(home: Path) -> dict[Path, int]:
+    return {
+        path: path.stat().st_mtime_ns for zone in ("bronze", "silver", "gold") for path in (home / zone).rglob("*.*")
+    }
+
+
+@fault(
+    "bronze",
+    "a lake copied with `cp -r` to a new home (every file with a new time)",
+    "`status` says every year is current; materializing bronze, silver and gold rebuilds nothing",
+    rows_lost="n/a",
+)
+@pytest.mark.slow
+def test_a_lake_copied_to_a_new_home_is_current_and_rebuilds_nothing(
+    local_defs: Definitions, dagster_instance: DagsterInstance, portal: TestPortal, lake_home: Path, tmp_path: Path
+) -> None:
+    built = run_all(local_defs, dagster_instance)
+    assert all(all(years.values()) for years in built.values()) and len(built) == 4, built
+    moved = tmp_path / "moved" / "lake"
+    moved.parent.mkdir()
+    subprocess.run(["cp", "-r", str(lake_home), str(moved)], check=True)
+    shutil.rmtree(lake_home)  # nothing of the old home is left to read
+
+    status = boston_lake("status", home=moved)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "DAMAGED" not in status.stdout
+    years = [line for line in status.stdout.splitlines() if line.startswith("| legacy_requests")]
+    assert len(years) == 2 and all(line.rstrip(" |").endswith("True") for line in years), status.stdout
+
+    before = data_files(moved)
+    copy = build_definitions(Settings.from_env({"BOSTON_LAKE_HOME": str(moved), "BOSTON_LAKE_PORTAL_URL": portal.url}))
+    again = run_all(copy, dagster_instance)
+    assert again == {asset: {year: False for year in years} for asset, years in built.items()}
+    assert data_files(moved) == before
