@@ -152,3 +152,13 @@ def test_a_duckdb_memory_limit_is_read_as_written(text):
 def test_a_bad_duckdb_memory_limit_names_the_variable(text, why):
     with pytest.raises(SettingsError, match=f"BOSTON_LAKE_DUCKDB_MEMORY_LIMIT='{text}' {why}"):
         Settings.from_env({"BOSTON_LAKE_DUCKDB_MEMORY_LIMIT": text})
+
+
+def test_the_shrink_limit_is_a_percentage_with_an_override_per_table():
+    settings = Settings.from_env({"BOSTON_LAKE_MAX_SHRINK": "5%", "BOSTON_LAKE_MAX_SHRINK_SERVICE_REQUESTS": "0.5%"})
+    assert settings.max_shrink_of("legacy_requests") == settings.max_shrink_of("new_system_requests") == 0.05
+    assert settings.max_shrink_of("service_requests") == 0.005
+    assert Settings.from_env({}).max_shrink_of("legacy_requests") == 0.02
+    for text, why in [("2", "is not a percentage such as 2% or 0.5%"), ("150%", "is more than 100%")]:
+        with pytest.raises(SettingsError, match=f"BOSTON_LAKE_MAX_SHRINK_LEGACY_REQUESTS='{text}' {why}"):
+            Settings.from_env({"BOSTON_LAKE_MAX_SHRINK_LEGACY_REQUESTS": text})

@@ -407,6 +407,7 @@ class _BronzeBuild(PartitionBuild[BronzePartition]):
         if damage is not None:
             self.bronze.log.warning(f"{self.label}: rebuilding a damaged partition: {damage}")
             self.reason = f"repaired: {damage}"
+            self.published_is_baseline = False
             return None
         parquet = open_parquet(self.store, self.data_key)
         meta = footer_metadata(parquet)

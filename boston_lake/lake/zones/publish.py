@@ -211,6 +211,8 @@ class PartitionBuild(ABC, Generic[R]):
     """The pieces one zone supplies to publish one year of one table; `publish_partition` runs them in order."""
 
     error: type[Exception] = LakeError  # the zone's own error, for what the protocol itself reports
+    # False once `current` found the published version damaged: it is no baseline for the shrink guard.
+    published_is_baseline: bool = True
 
     def __init__(self, store: ObjectStore, zone: str, table: str, year: int, data_key: str):
         self.store = store
@@ -345,6 +347,9 @@ def _published_census(build: PartitionBuild[Any], log: Log) -> Census | None:
     """Rows and ids of the version readers see now; None when there is none or it cannot be read (then there is
     nothing to compare with: a damaged year is rebuilt without the shrink guard, and the log says so)."""
     if not build.store.exists(build.data_key):
+        return None
+    if not build.published_is_baseline:
+        log.warning(f"{build.label}: the published version is damaged; the staged version is not compared with it")
         return None
     try:
         return _census(build, open_parquet(build.store, build.data_key))

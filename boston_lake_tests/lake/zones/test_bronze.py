@@ -293,3 +293,13 @@ def test_a_year_is_known_by_its_content_and_an_old_manifest_is_verified_by_readi
     broken[4:68] = bytes(64)  # same size, footer intact, the first page unreadable
     data.write_bytes(bytes(broken))
     assert "is not readable Parquet" in (partition_damage(lake, "legacy_requests", 2022) or "")
+
+
+def test_a_damaged_year_is_repaired_without_being_held_to_its_damaged_rows(lake):
+    put_raw(lake, 2022, V1.read_bytes())
+    first = zone(lake).build(LEGACY_REQUESTS, 2022)
+    table = pq.read_table(lake.path(first.key))
+    doubled = pa.concat_tables([table, table]).replace_schema_metadata(table.schema.metadata)
+    pq.write_table(doubled, lake.path(first.key))  # 200 rows where the build published 100
+    repaired = zone(lake).build(LEGACY_REQUESTS, 2022)  # 200 -> 100 is a repair, not a shrink to refuse
+    assert repaired.changed and repaired.reason.startswith("repaired: ") and repaired.rows == 100
