@@ -118,7 +118,8 @@ class LakeStorageResource(ConfigurableResource):
     _holder_ended: HolderEnded | None = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        self._run_id = context.run_id  # named in the partition claims the zones take (leases on S3)
+        # The run is named in the partition claims the zones take (leases on S3).
+        self._run_id = context.run.run_id if context.run else None
         instance = context.instance
         if instance is not None:  # a claim whose run this instance knows has ended is taken over at once
             self._holder_ended = lambda lease: run_has_ended(instance, lease.get("run_id"))
