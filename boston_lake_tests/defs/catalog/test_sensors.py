@@ -63,7 +63,8 @@ def test_years_crawled_already_are_not_crawled_again_with_a_fresh_cursor(local_d
     assert not fresh.run_requests
     assert fresh.skip_message == "every bronze year that landed is crawled or has a crawl requested"
     lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
-    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:51]))  # republished, so it lands changed: crawled again
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:1] + lines[:0:-1]))  # republished (rows reordered), so it
+    # lands changed and is crawled again
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
     (again,) = tick(local_defs, dagster_instance, cursor=fresh.cursor).run_requests
     assert covered_years(again) == [2022]
@@ -132,7 +133,7 @@ def test_a_refresh_that_changed_nothing_requests_no_crawl(local_defs, dagster_in
     assert "legacy_requests years [2022] were refreshed unchanged: nothing to crawl" in unchanged.skip_message
     assert tick(local_defs, dagster_instance, cursor=unchanged.cursor).run_requests == []  # the cursor moved on
     lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
-    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:51]))  # the city republishes the year
+    portal.replace_file(LEGACY_2022_ID, b"".join(lines[:1] + lines[:0:-1]))  # the city republishes the year
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
     (changed,) = tick(local_defs, dagster_instance, cursor=unchanged.cursor).run_requests
     assert covered_years(changed) == [2022]
@@ -152,23 +153,23 @@ def test_of_a_refreshed_range_only_the_years_that_changed_are_crawled(local_defs
     assert [covered_years(r) for r in later.run_requests] == [[2026]]
 
 
-def test_a_year_that_failed_a_blocking_check_is_not_crawled_and_the_tick_says_why(local_defs, dagster_instance, portal):
-    def ingest_failing(tags):
+def test_a_year_whose_new_version_is_refused_never_lands_and_is_not_crawled(local_defs, dagster_instance, portal):
+    def ingest_refused(tags):
         result = local_defs.resolve_job_def("ingest_legacy_requests").execute_in_process(
             instance=dagster_instance, tags=tags, run_config=QUIET, raise_on_error=False
         )
-        assert not result.success  # the blocking check fails the run that built the year
+        assert not result.success  # the staged year failed its audit: the run fails, nothing is published
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "case_id_present_and_unique" in str(failure.event_specific_data.error)
 
     good = portal.file_for(LEGACY_2022_ID).read_bytes()
     lines = good.splitlines(keepends=True)
     portal.replace_file(LEGACY_2022_ID, b"".join(lines + lines[1:3]))  # two case ids twice
-    ingest_failing({"dagster/partition": "2022"})
+    ingest_refused({"dagster/partition": "2022"})
     alone = tick(local_defs, dagster_instance)
     assert alone.run_requests == []
-    assert "legacy_requests 2022 not crawled: blocking check case_id_present_and_unique failed in run " in (
-        alone.skip_message
-    )
-    ingest_failing({RANGE_START: "2022", RANGE_END: "2023"})  # 2022 lands unchanged, 2023 passes
+    assert alone.skip_message == "no bronze partition landed since the last tick"
+    ingest_refused({RANGE_START: "2022", RANGE_END: "2023"})  # 2022 is refused again, 2023 lands
     mixed = tick(local_defs, dagster_instance, cursor=alone.cursor)
     assert [covered_years(request) for request in mixed.run_requests] == [[2023]]
     portal.replace_file(LEGACY_2022_ID, good)  # the city fixes its file: 2022 lands changed and passes
