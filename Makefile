@@ -39,7 +39,7 @@ lint: install-dev
 
 # Everything but the tiers that start servers, browsers or Spark: the loop to run while you work.
 test-fast: install-dev
-	$(BIN)/python -m pytest -n 2 -m "not ($(SLOW_TIERS))"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not ($(SLOW_TIERS))"
 
 prerequisites:
 	@$(PYTHON) -m boston_lake_tests.prerequisites

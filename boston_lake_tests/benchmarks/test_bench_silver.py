@@ -31,6 +31,8 @@ def test_each_year_lists_its_neighbours_new_year_cases_too(tmp_path: Path) -> No
     assert listed_years(YEAR, CASES, 2, tmp_path) == years  # generated once, reused
 
 
+# The harness runs silver and bronze in child processes, as the benchmark does.
+@pytest.mark.e2e
 def test_silver_and_bronze_are_measured_and_silver_rows_are_accounted_for(tmp_path: Path) -> None:
     m = measure(YEAR, CASES, 2, tmp_path, repeat=1)
     assert len(m.bronze) == len(m.silver) == len(m.rewrite) == 1

@@ -44,6 +44,8 @@ def keys(s3, bucket, prefix=""):
     )
 
 
+# Every layer from the portal to the Glue catalog on moto, in Dagster runs: the slow tier.
+@pytest.mark.slow
 def test_portal_to_glue_on_s3_with_a_direct_crawl(aws_defs, dagster_instance, aws_client, aws_buckets):
     assert run(aws_defs, dagster_instance, "ingest_legacy_requests", year="2022").success  # legacy v1
     assert run(aws_defs, dagster_instance, "ingest_legacy_requests", year="2013").success  # legacy v2

