@@ -12,7 +12,6 @@ import fcntl
 import os
 import re
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -27,7 +26,9 @@ from boston_lake.lake.clock import utc_now_iso
 from boston_lake.lake.errors import LakeError
 
 STAGING_DIR = ".staging"
-STALE_STAGING_SECONDS = 24 * 3600
+# A loose staging file is claimed by a lock file beside it, held while its writer lives: the sweep removes only
+# what no live writer holds, whatever any clock says.
+SCRATCH_CLAIM = ".claim"
 
 
 class StoreError(LakeError, RuntimeError):
@@ -259,12 +260,9 @@ class LocalObjectStore:
         """A private file on the zone's own filesystem, so that publishing it is a rename, not a copy."""
         staging = self.root / STAGING_DIR
         staging.mkdir(parents=True, exist_ok=True)
-        _sweep_stale(staging)
-        scratch = staging / f"{uuid.uuid4().hex}{suffix}"
-        try:
+        sweep_unclaimed(staging)
+        with claimed_scratch(staging, suffix) as scratch:
             yield scratch
-        finally:
-            scratch.unlink(missing_ok=True)
 
     def workspace(self, name: str) -> AbstractContextManager[Workspace]:
         """One partition's staging folder inside the zone, so that its files publish by rename."""
@@ -309,13 +307,56 @@ class LocalObjectStore:
         return tuple(abandoned_workspaces(self.root / STAGING_DIR))
 
 
-def _sweep_stale(staging: Path) -> None:
-    """Remove loose staging files left by runs that died; fresh ones may belong to a run still writing.
-    Workspaces (folders) and their lock files are left to the next claim of their unit of work."""
-    cutoff = time.time() - STALE_STAGING_SECONDS
-    for leftover in staging.iterdir():
+@contextmanager
+def claimed_scratch(staging: Path, suffix: str) -> Iterator[Path]:
+    """A new staging path, claimed (an flock on its `.claim` file) before it exists and until it is gone."""
+    while True:
+        scratch = staging / f"{uuid.uuid4().hex}{suffix}"
+        claim = scratch.with_name(scratch.name + SCRATCH_CLAIM)
+        descriptor = os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
-            if leftover.is_file() and leftover.suffix != ".lock" and leftover.stat().st_mtime < cutoff:
-                leftover.unlink()
+            if os.stat(claim).st_ino == os.fstat(descriptor).st_ino:
+                break  # still ours: no sweep took the claim between its creation and our lock
         except FileNotFoundError:
             pass
+        os.close(descriptor)
+    try:
+        yield scratch
+    finally:
+        scratch.unlink(missing_ok=True)
+        claim.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def _held(claim: Path) -> bool:
+    """True while a live process holds the claim's flock (the kernel drops it when its holder dies)."""
+    try:
+        descriptor = os.open(claim, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(descriptor)  # closing releases a lock we took
+    return False
+
+
+def sweep_unclaimed(staging: Path) -> list[str]:
+    """Remove the loose staging files that no live writer claims (its run died), and their claims; return their
+    names. Workspaces (folders) and their lock files are left to the next claim of their unit of work."""
+    swept = []
+    for leftover in sorted(staging.iterdir()):
+        if leftover.suffix == ".lock" or not leftover.is_file():
+            continue
+        data = leftover.with_name(leftover.name.removesuffix(SCRATCH_CLAIM))
+        claim = data.with_name(data.name + SCRATCH_CLAIM)
+        if _held(claim):
+            continue
+        for path in (data, claim):
+            if path.exists():
+                path.unlink(missing_ok=True)
+                swept.append(path.name)
+    return swept
