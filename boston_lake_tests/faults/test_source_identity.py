@@ -11,11 +11,11 @@ import pytest
 from boston_lake.lake.source.manifest import read_manifest
 from boston_lake.lake.source.portal import CkanPortal
 from boston_lake.lake.stores import LocalObjectStore
-from boston_lake.lake.tables import LEGACY_REQUESTS
+from boston_lake.lake.tables import LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS
 from boston_lake.lake.zones import raw
 from boston_lake.lake.zones.raw import RawZone
 from boston_lake_tests.faults.scenario import fault
-from boston_lake_tests.support.portal import LEGACY_2022_ID
+from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
 
 YEARS = range(2011, 2027)
 MANIFEST = "raw/boston311/legacy_requests/year=2022/_manifest.json"
@@ -91,3 +91,22 @@ def test_history_keeps_every_version_when_the_clock_repeats(zone, store, portal,
     history = sorted(o.key for o in store.list("raw/boston311/legacy_requests/year=2022/_history/"))
     kept = [store.get_bytes(key) for key in history if key.endswith(".csv")]
     assert sorted(kept) == sorted(versions[:2]), history  # both replaced versions, each whole
+
+
+@fault(
+    "input",
+    "a re-split places the rows that an earlier split could not (the city fixed their dates)",
+    "`_unassigned/` holds nothing for the current source any more; the earlier rows are kept in its `_history/`",
+)
+def test_unassigned_rows_placed_by_a_later_split_leave_unassigned_for_history(zone, store, portal):
+    unassigned = "raw/boston311/new_system_requests/_unassigned/"
+    data = portal.file_for(NEW_SYSTEM_ID).read_bytes()
+    header, first, rest = data.split(b"\r\n", 2)
+    portal.replace_file(NEW_SYSTEM_ID, b"\r\n".join([header, first.replace(b"2025-08-01", b"2024-12-31", 1), rest]))
+    zone.ingest(NEW_SYSTEM_REQUESTS, [2025, 2026], [2025, 2026])
+    assert [o.key for o in store.list(unassigned) if "/_history/" not in o.key] != []
+    portal.replace_file(NEW_SYSTEM_ID, data)  # the city fixes the date: every row has its year
+    zone.ingest(NEW_SYSTEM_REQUESTS, [2025, 2026], [2025, 2026])
+    assert [o.key for o in store.list(unassigned) if "/_history/" not in o.key] == []
+    kept = [store.get_bytes(o.key) for o in store.list(unassigned + "_history/") if o.key.endswith(".csv")]
+    assert len(kept) == 1 and b"2024-12-31" in kept[0]

@@ -8,6 +8,7 @@ A changed source never overwrites the old one: the previous object is copied to 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import Counter
@@ -295,10 +296,12 @@ class RawZone:
         rows: int,
         reasons: Counter[str],
     ) -> None:
-        """Keep the rows of a split source that belong to no partition, with why, beside the partitions."""
+        """Keep the rows of a split source that belong to no partition, with why, beside the partitions; what a
+        previous split left there and this one did not is retired to history."""
+        prefix = layout.raw_unassigned_prefix(table.name)
+        self._retire_unassigned(prefix, keep=prefix + name if rows else None)
         if not rows:
             return
-        prefix = layout.raw_unassigned_prefix(table.name)
         self.store.publish(path, prefix + name)
         summary = {
             "source_url": source.source_url,
@@ -307,6 +310,26 @@ class RawZone:
             "reasons": dict(reasons),
         }
         self.store.put_bytes(prefix + layout.MANIFEST, json.dumps(summary, indent=2).encode())
+
+    def _retire_unassigned(self, prefix: str, keep: str | None) -> None:
+        """Move the unplaced rows of an earlier split (placed now, or cut from another file) to `_history/`, named
+        by time and content: they stop standing for the current source, and nothing is deleted."""
+        summary = prefix + layout.MANIFEST
+        retired = [
+            stored.key
+            for stored in self.store.list(prefix)
+            if "/" not in stored.key[len(prefix) :] and stored.key not in (summary, keep)
+        ]
+        for key in retired:
+            digest = hashlib.sha256(self.store.get_bytes(key)).hexdigest()
+            history = layout.history_prefix(prefix, _stamp(utc_now_iso()), digest)
+            self.store.copy(key, history + Path(key).name)
+            if keep is None and self.store.exists(summary):
+                self.store.copy(summary, history + layout.MANIFEST)
+            self.store.delete(key)
+            self.log.info(f"{self.store.uri(key)}: the current source leaves no such rows; kept in {history}")
+        if keep is None:
+            self.store.delete(summary)
 
     # -- shared steps -----------------------------------------------------------------------------------
 
