@@ -17,6 +17,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from boston_lake.formatting import format_result
+from boston_lake.lake import layout
 from boston_lake.lake.aws.provision import AwsClients, ProvisionError, apply, format_plan, plan, task_policy
 from boston_lake.lake.aws.resources import ProvisionConfig
 from boston_lake.lake.aws.session import AwsSession
@@ -200,6 +201,14 @@ def _status(args: argparse.Namespace) -> int:
         print("left behind by killed runs (readers never see it; it heals by itself):")
         for leftover in leftovers:
             print(f"  {leftover}")
+    # Locally both zones are one folder too: a refused version is listed once.
+    refused = {stored.key: (store, stored) for store in (raw, lake) for stored in store.list(layout.REFUSED_PREFIX)}
+    if refused:
+        print(
+            "refused by a blocking audit, kept for inspection (readers never see it; the year's next run removes it):"
+        )
+        for key, (store, stored) in sorted(refused.items()):
+            print(f"  {store.uri(key)} ({stored.size:,} bytes, refused {stored.last_modified:%Y-%m-%d %H:%M} UTC)")
     jammed = False
     dagster_home = args.environment.get("DAGSTER_HOME", "").strip()
     if dagster_home:  # Dagster is imported only then: a plain lake's status runs without it

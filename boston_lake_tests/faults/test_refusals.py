@@ -101,8 +101,8 @@ def checks_alone(defs: Definitions, instance: DagsterInstance) -> dict[str, Any]
     "source",
     "the portal republishes a legacy year with 10 of its 700 rows",
     "refused: readers keep the 700 (`query` returns them, the checks pass on them); the run fails naming "
-    "`shrink_within_limit`, 700 → 10 and the refused file, and the other year of the run is published; a run "
-    "with `accept_shrink` publishes the 10 and records why",
+    "`shrink_within_limit`, 700 → 10 and the refused file, which `status` lists; the other year of the run is "
+    "published; a run with `accept_shrink` publishes the 10 and records why",
 )
 @pytest.mark.slow
 def test_a_year_republished_with_10_of_its_700_rows_is_refused(
@@ -146,6 +146,10 @@ def test_a_year_republished_with_10_of_its_700_rows_is_refused(
     )
     assert query.returncode == 0, query.stderr
     assert query.stdout.splitlines() == ['"n"', "700"]
+    status = boston_lake("status", home=lake_home)
+    assert status.returncode == 0, status.stderr  # the published years are whole
+    listed = status.stdout.split("refused by a blocking audit, kept for inspection", 1)[1].splitlines()[1]
+    assert listed.strip().startswith(f"{refused} (")
     checks = checks_alone(local_defs, dagster_instance)
     assert {name: check.passed for name, check in checks.items()} == {
         "case_id_present_and_unique": True,
