@@ -3,6 +3,7 @@ published year, and the run says why in one line. Driven the way it happens: the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,14 @@ from boston_lake_tests.support.portal import LEGACY_2022_ID, LEGACY_2023_ID, NEW
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-def ingest(defs: Definitions, instance: DagsterInstance, table: str, first: str, last: str, **config: Any) -> Any:
+def ingest(
+    defs: Definitions, instance: DagsterInstance, table: str, first: str, last: str, *, raw: bool = False, **config: Any
+) -> Any:
+    """The table's ingest job over `first`..`last`; `config` goes to bronze (and to raw too with `raw=True`)."""
     run_config: dict[str, Any] = dict(QUIET)
     if config:
-        run_config["ops"] = {f"bronze__{table}": {"config": config}}
+        steps = ["bronze", "raw"] if raw else ["bronze"]
+        run_config["ops"] = {f"{step}__{table}": {"config": config} for step in steps}
     return defs.resolve_job_def(f"ingest_{table}").execute_in_process(
         instance=instance,
         tags={RANGE_START: first, RANGE_END: last} if first != last else {},
@@ -70,6 +75,14 @@ def stored_in_run(instance: DagsterInstance, run_id: str, table: str) -> dict[st
 
 def bronze_rows(home: Path, table: str, year: int) -> int:
     return pq.ParquetFile(home / layout.bronze_data_key(table, year)).metadata.num_rows
+
+
+def raw_rows(home: Path, year: int) -> int:
+    """The data rows the raw manifest of a NEW SYSTEM year records."""
+    manifest = LocalObjectStore(home).get_bytes(
+        layout.raw_partition_prefix("new_system_requests", year) + layout.MANIFEST
+    )
+    return int(json.loads(manifest)["data_rows"])
 
 
 def refused_file(home: Path, table: str, year: int) -> Path:
@@ -210,7 +223,8 @@ def test_an_unclosed_quote_is_refused_and_readers_keep_the_old_year(lake: Lake) 
 @fault(
     "source",
     "the DataStore serves 50 of its records (a reload in progress)",
-    "both NEW SYSTEM years refused by `shrink_within_limit`; bronze keeps every published row",
+    "refused before anything is kept: the run fails naming each year, held vs served; raw and bronze keep every "
+    "row; a run with `accept_shrink` keeps the fetch and publishes the years, recording why",
 )
 @pytest.mark.slow
 def test_a_datastore_serving_50_records_leaves_the_new_system_years_whole(
@@ -218,15 +232,31 @@ def test_a_datastore_serving_50_records_leaves_the_new_system_years_whole(
 ) -> None:
     assert ingest(local_defs, dagster_instance, "new_system_requests", "2025", "2026").success
     before = {year: bronze_rows(lake_home, "new_system_requests", year) for year in (2025, 2026)}
+    raw_before = {year: raw_rows(lake_home, year) for year in (2025, 2026)}
     lines = portal.file_for(NEW_SYSTEM_ID).read_bytes().splitlines(keepends=True)
     portal.replace_file(NEW_SYSTEM_ID, b"".join(lines[:51]))
 
     result = ingest(local_defs, dagster_instance, "new_system_requests", "2025", "2026")
     assert not result.success
-    description, metadata = bronze_failure(result)
-    assert "bronze/new_system_requests: 2 of 2 years failed" in description
-    assert "bronze/new_system_requests 2025: not published, shrink_within_limit refused" in description
-    assert "bronze/new_system_requests 2026: not published, shrink_within_limit refused" in description
-    assert [refusal["year"] for refusal in metadata["refusals"]] == [2025, 2026]
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "raw__new_system_requests"
+    message = str(failure.event_specific_data.error)
+    served = {
+        2025: sum(b",2025-" in line[:40] for line in lines[1:51]),
+        2026: sum(b",2026-" in line[:40] for line in lines[1:51]),
+    }
+    figures = (
+        f"2025: {raw_before[2025]} held, {served[2025]} served, 2026: {raw_before[2026]} held, {served[2026]} served"
+    )
+    assert f"serves fewer records than the lake holds ({figures}); nothing was kept" in message
+    assert {year: raw_rows(lake_home, year) for year in (2025, 2026)} == raw_before
     assert {year: bronze_rows(lake_home, "new_system_requests", year) for year in (2025, 2026)} == before
     assert sum(before.values()) == len(lines) - 1  # every record the portal served the first time
+
+    reason = "the city withdrew the transitioned case types"
+    accepted = ingest(
+        local_defs, dagster_instance, "new_system_requests", "2025", "2026", raw=True, accept_shrink=reason
+    )
+    assert accepted.success
+    assert {year: raw_rows(lake_home, year) for year in (2025, 2026)} == served
+    assert bronze_materializations(accepted, "new_system_requests")["2025"]["shrink_accepted"]["reason"] == reason

@@ -53,6 +53,12 @@ PREVIEW_COLUMNS = (
 )
 
 
+class RawConfig(Config):
+    accept_shrink: str = ""
+    """Why the DataStore may serve fewer records of a year than the lake holds in this run (e.g. "the city
+    withdrew the transitioned case types"); logged with the run. Empty: such a fetch is refused, nothing kept."""
+
+
 class BronzeConfig(Config):
     force: bool = False
     """Rebuild even when the partition was already built from the same raw file by the same converter."""
@@ -116,11 +122,16 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         description=f"{table.title}: the year's file exactly as downloaded ({source}), with a manifest beside it.",
     )
     def raw_asset(
-        context: AssetExecutionContext, portal: CkanPortalResource, storage: LakeStorageResource
+        context: AssetExecutionContext, config: RawConfig, portal: CkanPortalResource, storage: LakeStorageResource
     ) -> MaterializeResult:
         store = storage.raw_zone()
         zone = LiveRawZone(
-            store, portal.client(context.log), context.log, portal.new_system_source, portal.datastore_page_limit
+            store,
+            portal.client(context.log),
+            context.log,
+            portal.new_system_source,
+            portal.datastore_page_limit,
+            accept_fewer=config.accept_shrink,
         )
         failures: dict[int, str] = {}
         try:

@@ -55,8 +55,11 @@ class LiveRawZone(RawZone):
         log: Log,
         source: str | None = None,
         page_limit: int = DEFAULT_PAGE_LIMIT,
+        accept_fewer: str = "",
     ):
+        """`accept_fewer`: why a fetch may hold fewer records of a year than the lake holds (empty: refused)."""
         super().__init__(store, portal, log)
+        self.accept_fewer = accept_fewer
         if source not in (None, *SOURCES):
             raise ValueError(f"source {source!r} is not one of {SOURCES}")
         self.source = source
@@ -81,6 +84,7 @@ class LiveRawZone(RawZone):
 
             fetch = fetch_records(self.portal, resource.id, page_path, self.log, limit=self.page_limit)
             split = self._split_fetch(stack, table, fetch, years, valid_years)
+            self._refuse_fewer(table, years, split, fetch)
             manifest = self._source_manifest(prefix, resource, fetch)
             if previous and previous.sha256 == manifest.sha256:
                 reason = "the DataStore sent the same pages as the stored fetch (same sha256)"
@@ -124,6 +128,27 @@ class LiveRawZone(RawZone):
                 "nothing was kept"
             )
         return split
+
+    def _refuse_fewer(
+        self, table: LakeTable, years: Sequence[int], split: YearSplit[JsonLinesPart], fetch: DataStoreFetch
+    ) -> None:
+        """A live source that serves fewer records of a year than the lake holds has lost some (an outage, a
+        withdrawal): nothing of the fetch is kept unless the operator accepts it for this run."""
+        fewer = {}
+        for year in years:
+            held = read_manifest(self.store, layout.raw_partition_prefix(table.name, year) + layout.MANIFEST)
+            if held is not None and split.counts[year] < held.data_rows:
+                fewer[year] = (held.data_rows, split.counts[year])
+        if not fewer:
+            return
+        figures = ", ".join(f"{year}: {held} held, {served} served" for year, (held, served) in sorted(fewer.items()))
+        if self.accept_fewer:
+            self.log.warning(f"{table.name}: fewer records accepted ({self.accept_fewer}): {figures}")
+            return
+        raise RawIngestError(
+            f"{table.name}: the DataStore at {fetch.url} serves fewer records than the lake holds ({figures}); "
+            "nothing was kept; if the city withdrew them, run again with accept_shrink: <the reason>"
+        )
 
     def _reads_datastore(self, table: LakeTable, resource: PortalResource) -> bool:
         if self.source == "datastore" and not resource.datastore_active:
