@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from boston_lake_tests.support.dagster_server import DagsterServer
+from boston_lake_tests.support.dagster_server import REPOSITORY, DagsterServer
 
 LAUNCH_BACKFILL = """
 mutation ($params: LaunchBackfillParams!) {
@@ -106,16 +106,6 @@ query ($key: AssetKeyInput!) {
 }
 """
 
-LAUNCH_RUN = """
-mutation ($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}
-"""
-
 RUN = """
 query ($id: ID!) {
   runOrError(runId: $id) {
@@ -144,22 +134,13 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
         "open_dates_within_year": (False, "CAN_EXECUTE"),
     }
     # What the Checks tab's "Execute" sends: the implicit asset job with the one check selected, no asset.
-    launched = dagster_server.graphql(
-        LAUNCH_RUN,
-        params={
-            "selector": {
-                "repositoryLocationName": "boston_lake",
-                "repositoryName": "__repository__",
-                "pipelineName": "__ASSET_JOB",
-                "assetSelection": [],
-                "assetCheckSelection": [{"assetKey": bronze, "name": "no_rejected_rows"}],
-            },
-            "mode": "default",
-            "executionMetadata": {},
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
+    run_id = dagster_server.launch_run(
+        {
+            "pipelineName": "__ASSET_JOB",
+            "assetSelection": [],
+            "assetCheckSelection": [{"assetKey": bronze, "name": "no_rejected_rows"}],
+        }
+    )
 
     def ended() -> str | None:
         status = dagster_server.graphql(RUN, id=run_id)["runOrError"]["status"]
@@ -174,20 +155,7 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
 
 def launch_ingest(server: DagsterServer, year: str) -> str:
     """Launch `ingest_legacy_requests` for one year as the UI's Materialize does; the run's id."""
-    launched = server.graphql(
-        LAUNCH_RUN,
-        params={
-            "selector": {
-                "repositoryLocationName": "boston_lake",
-                "repositoryName": "__repository__",
-                "pipelineName": "ingest_legacy_requests",
-            },
-            "mode": "default",
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": year}]},
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]
+    return server.launch_run({"pipelineName": "ingest_legacy_requests"}, {"dagster/partition": year})
 
 
 GOLD_CHARTS = """
@@ -297,7 +265,7 @@ query ($selector: ResourceSelector!) {
 
 
 def resource_details(server: DagsterServer, name: str) -> dict:
-    selector = {"repositoryName": "__repository__", "repositoryLocationName": "boston_lake", "resourceName": name}
+    selector = {**REPOSITORY, "resourceName": name}
     details = server.graphql(RESOURCE, selector=selector)["topLevelResourceDetailsOrError"]
     assert details["__typename"] == "ResourceDetails", details
     return details

@@ -26,6 +26,7 @@ from dagster_shared.serdes import deserialize_value
 
 from boston_lake.defs.catalog.sensors import CRAWL_TABLE_TAG
 from boston_lake.defs.keys import CRAWLER_POOL, RANGE_END, RANGE_START
+from boston_lake_tests.support.dagster_server import LAUNCH_RUN, REPOSITORY
 from boston_lake_tests.support.deploy_files import DEPLOY, REPO, compose_service, image_entrypoint, image_environment
 
 SENSOR = "crawl_landed_bronze"
@@ -135,11 +136,6 @@ query { workspaceOrError { ... on Workspace { locationEntries {
   name loadStatus updatedTimestamp locationOrLoadError { __typename ... on PythonError { message } }
 } } } }
 """
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) {
-  __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-} }
-"""
 SENSOR_STATE = """
 query Sensor($selector: SensorSelector!) { sensorOrError(sensorSelector: $selector) {
   ... on Sensor { id sensorState {
@@ -149,7 +145,6 @@ query Sensor($selector: SensorSelector!) { sensorOrError(sensorSelector: $select
 """
 STOP_SENSOR = "mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"
 START_SENSOR = "mutation Start($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename } }"
-REPOSITORY = {"repositoryLocationName": "boston_lake", "repositoryName": "__repository__"}
 
 
 def location_loaded(deployment: Deployment, after: float = 0.0) -> float | None:

@@ -26,15 +26,6 @@ from boston_lake_tests.faults.conftest import REPO, Lake, boston_lake
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.support.dagster_server import DagsterServer, _serve
 
-LAUNCH_RUN = """
-mutation ($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}
-"""
 ENDED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 WORKER = re.compile(r"Executing steps in process \(pid: (\d+)\)")
 
@@ -53,20 +44,7 @@ def daemon(tmp_path: Path) -> Iterator[DagsterServer]:
 
 
 def launch_crawl(server: DagsterServer, year: int) -> str:
-    launched = server.graphql(
-        LAUNCH_RUN,
-        params={
-            "selector": {
-                "repositoryLocationName": "boston_lake",
-                "repositoryName": "__repository__",
-                "pipelineName": "crawl_legacy_requests",
-            },
-            "mode": "default",
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": str(year)}]},
-        },
-    )["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    return launched["run"]["runId"]
+    return server.launch_run({"pipelineName": "crawl_legacy_requests"}, {"dagster/partition": str(year)})
 
 
 def slot_holders(instance: DagsterInstance) -> set[str]:

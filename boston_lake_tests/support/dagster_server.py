@@ -26,6 +26,17 @@ from boston_lake.sample_portal.server import SamplePortal, copy_sample_data
 
 REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_SECONDS = 180
+# The code location as the webserver names it (a Definitions object is the repository `__repository__`).
+REPOSITORY = {"repositoryLocationName": "boston_lake", "repositoryName": "__repository__"}
+LAUNCH_RUN = """
+mutation ($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+  }
+}
+"""
 
 
 class GraphQLError(AssertionError):
@@ -48,6 +59,17 @@ class DagsterServer:
         if body.get("errors"):
             raise GraphQLError(body["errors"])
         return body["data"]
+
+    def launch_run(self, selector: dict[str, Any], tags: dict[str, str] | None = None) -> str:
+        """Launch a run as the UI does: `selector` names the job (and any asset or check subset); the run's id."""
+        params = {
+            "selector": {**REPOSITORY, **selector},
+            "mode": "default",
+            "executionMetadata": {"tags": [{"key": key, "value": value} for key, value in (tags or {}).items()]},
+        }
+        launched = self.graphql(LAUNCH_RUN, params=params)["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        return launched["run"]["runId"]
 
     def wait_for(self, condition: Any, timeout: float, what: str, interval: float = 2.0) -> Any:
         """Poll `condition()` until it returns something truthy; fail naming `what` and the server's log tail."""
