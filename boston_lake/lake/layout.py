@@ -1,7 +1,10 @@
 """Where every object of the lake lives, as store keys that are the same locally and on S3.
 
-Names that begin with `_` or `.` are bookkeeping (manifests, rejects, history, staging): Hive, Athena,
-Glue crawlers and our crawler all skip them, so they can sit beside the data without being read as data.
+A catalog table's location holds its data files only: the bookkeeping of its partitions (bronze's manifest and
+rejects) lives under `_meta/`, keyed like the data, because clients such as awswrangler and `pyarrow.dataset`
+read every object under a location. Names that begin with `_` or `.` are bookkeeping (manifests, history,
+staging): Hive, Athena, Glue crawlers and our crawler all skip them. The raw zone is no catalog table: its
+manifests stay beside the files they describe.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ MANIFEST = "_manifest.json"
 REJECTS = "_rejects.csv"
 HISTORY = "_history"
 BRONZE_FILE = "part-00000.parquet"
+META_PREFIX = "_meta/"  # the bookkeeping of catalog tables, outside every table's location
 LOCKS_PREFIX = "_locks/"  # leases for work two processes must never do at once (a crawl, one partition's build)
 WORK_LEASES_PREFIX = f"{LOCKS_PREFIX}work/"  # on S3, the claim of one partition of one zone (see work_lease_key)
 
@@ -57,12 +61,27 @@ def bronze_data_key(table: str, year: int) -> str:
     return bronze_partition_prefix(table, year) + BRONZE_FILE
 
 
+def meta_key(data_prefix: str, name: str) -> str:
+    """The bookkeeping file `name` of the table or partition at `data_prefix`, in the `_meta/` tree."""
+    return f"{META_PREFIX}{data_prefix}{name}"
+
+
 def bronze_manifest_key(table: str, year: int) -> str:
-    return bronze_partition_prefix(table, year) + MANIFEST
+    return meta_key(bronze_partition_prefix(table, year), MANIFEST)
 
 
 def bronze_rejects_key(table: str, year: int) -> str:
-    return bronze_partition_prefix(table, year) + REJECTS
+    return meta_key(bronze_partition_prefix(table, year), REJECTS)
+
+
+def bronze_bookkeeping_keys(table: str, year: int) -> tuple[str, str]:
+    return bronze_manifest_key(table, year), bronze_rejects_key(table, year)
+
+
+def before_meta(key: str) -> str:
+    """Where a lake laid out before `_meta/` keeps the bookkeeping file `key`: beside the data, until a run of its
+    partition moves it."""
+    return key.removeprefix(META_PREFIX)
 
 
 def table_prefix(zone: str, table: str) -> str:

@@ -34,6 +34,7 @@ def test_the_task_policy_names_only_our_prefixes_database_and_crawler():
         "arn:aws:s3:::acme-lake/silver/*",
         "arn:aws:s3:::acme-lake/gold/*",
         "arn:aws:s3:::acme-lake/_refused/*",
+        "arn:aws:s3:::acme-lake/_meta/bronze/*",
         "arn:aws:s3:::acme-lake/_locks/crawler/*",
         "arn:aws:s3:::acme-lake/_locks/work/*",
         "arn:aws:s3:::acme-lake/_dagster/compute_logs/*",

@@ -155,7 +155,7 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         code_version=CONVERTER_VERSION,
         description=(
             f"{table.title}: typed, zstd Parquet with the source's own columns; unparseable rows kept in "
-            "_rejects.csv beside the partition."
+            "the partition's _rejects.csv in _meta/, outside the table's location."
         ),
     )
     def bronze_asset(

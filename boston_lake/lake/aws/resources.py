@@ -304,18 +304,21 @@ def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "
     # `_locks/work/`: each bucket holds the claims of its own zone's partitions (S3ObjectStore.workspace).
     raw_prefixes = [*(layout.raw_table_prefix(table.name) for table in TABLES), layout.WORK_LEASES_PREFIX]
     # `_pipes/`: the context of a silver Glue run goes in, its messages come out (and both are deleted).
-    # `gold/`: the gold years; `_refused/`: versions a blocking audit refused, kept until the next attempt.
+    # `gold/`: the gold years; `_refused/`: versions a blocking audit refused, kept until the next attempt;
+    # `_meta/bronze/`: bronze's manifests and rejects, outside the tables' locations.
     lake_prefixes = [
         *LAKE_PREFIXES,
         f"{GOLD_ZONE}/",
+        layout.meta_key(LAKE_PREFIXES[0], ""),
         layout.REFUSED_PREFIX,
         LOCK_PREFIX,
         layout.WORK_LEASES_PREFIX,
         RUN_LOG_PREFIX,
         PIPES_PREFIX,
     ]
-    # Delete: a replaced raw file is copied to _history/ and then removed; bronze replaces its rejects;
-    # crawl leases and partition claims are released by deleting them. Multipart uploads carry large files.
+    # Delete: a replaced raw file is copied to _history/ and then removed; bronze replaces its rejects and moves
+    # the bookkeeping of a lake laid out before `_meta/`; crawl leases and partition claims are released by
+    # deleting them. Multipart uploads carry large files.
     read_write = ["s3:AbortMultipartUpload", "s3:DeleteObject", "s3:GetObject", "s3:PutObject"]
     statements = [
         _allow("LocateBuckets", ["s3:GetBucketLocation"], [arns.bucket(raw), arns.bucket(lake)]),

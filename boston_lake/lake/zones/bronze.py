@@ -31,7 +31,14 @@ from boston_lake.lake.source.manifest import JSON_LINES, RawManifest, read_manif
 from boston_lake.lake.stores import ObjectStore, StoreError, Workspace
 from boston_lake.lake.tables import HeaderMismatch, LakeTable, SchemaGeneration
 from boston_lake.lake.zones.bronze_json import convert_json_lines
-from boston_lake.lake.zones.bronze_quality import META_PREFIX, PartitionFacts, bronze_audits, facts_of, stored_rejects
+from boston_lake.lake.zones.bronze_quality import (
+    META_PREFIX,
+    PartitionFacts,
+    bookkeeping_key,
+    bronze_audits,
+    facts_of,
+    stored_rejects,
+)
 from boston_lake.lake.zones.publish import (
     DEFAULT_GUARD,
     AcceptedShrink,
@@ -245,7 +252,8 @@ class PublishedPartition:
 def read_published(store: ObjectStore, table: str, year: int) -> PublishedPartition | None:
     """The bronze manifest of a year; None when there is none or it cannot be read (both mean: rebuild)."""
     try:
-        return PublishedPartition(**json.loads(store.get_bytes(layout.bronze_manifest_key(table, year))))
+        key = bookkeeping_key(store, layout.bronze_manifest_key(table, year))
+        return PublishedPartition(**json.loads(store.get_bytes(key)))
     except (StoreError, ValueError, TypeError):
         return None
 
@@ -282,6 +290,28 @@ def partition_damage(store: ObjectStore, table: str, year: int) -> str | None:
     if rows != published.rows:
         return f"{uri} has {rows} rows in its footer but its build published {published.rows}"
     return None
+
+
+def move_bookkeeping(store: ObjectStore, table: str, year: int, log: Log) -> None:
+    """Move the year's manifest and rejects of a lake laid out before `_meta/` out of the table's location. The
+    data object stays as it is, so the year is still known as built. Where `_meta/` already holds another version
+    of a file, the one beside the data goes to `_meta/`'s `_history/`: nothing is lost."""
+    for key in layout.bronze_bookkeeping_keys(table, year):
+        before = layout.before_meta(key)
+        old = stored_object(store, before)
+        if old is None:
+            continue
+        destination: str | None = key
+        if store.exists(key):
+            content = sha256_of_object(store, before)
+            folder, name = key.rsplit("/", 1)
+            stamp = old.last_modified.strftime("%Y%m%dT%H%M%SZ")
+            same = content == sha256_of_object(store, key)
+            destination = None if same else layout.history_prefix(f"{folder}/", stamp, content) + name
+        if destination is not None:
+            store.copy(before, destination)
+            log.info(f"{table} {year}: moved {store.uri(before)} to {store.uri(destination)}")
+        store.delete(before)
 
 
 def repair_hint(table: str, year: int) -> str:
@@ -395,6 +425,9 @@ class _BronzeBuild(PartitionBuild[BronzePartition]):
     @property
     def label(self) -> str:
         return f"{self.table} {self.year}"
+
+    def migrate(self, log: Log) -> None:
+        move_bookkeeping(self.store, self.table, self.year, log)
 
     def fingerprint(self) -> str:
         return f"raw:{self.manifest.sha256}:converter:{CONVERTER_VERSION}"

@@ -80,9 +80,15 @@ def bronze_years(lake_store: ObjectStore, table: LakeTable) -> list[int]:
     )
 
 
+def bookkeeping_key(store: ObjectStore, key: str) -> str:
+    """`key` in `_meta/`, or where a lake laid out before `_meta/` keeps it until a run of its year moves it."""
+    before = layout.before_meta(key)
+    return before if not store.exists(key) and store.exists(before) else key
+
+
 def stored_rejects(store: ObjectStore, table: str, year: int) -> int:
-    """How many rows of the partition's raw file were rejected, from the rejects file beside it."""
-    key = layout.bronze_rejects_key(table, year)
+    """How many rows of the partition's raw file were rejected, from the partition's rejects file."""
+    key = bookkeeping_key(store, layout.bronze_rejects_key(table, year))
     if not store.exists(key):
         return 0
     return sum(1 for _ in csv.reader(io.StringIO(store.get_bytes(key).decode("utf-8")))) - 1

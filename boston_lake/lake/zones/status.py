@@ -9,7 +9,7 @@ from boston_lake.lake.source.manifest import read_manifest
 from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import LakeTable
 from boston_lake.lake.zones.bronze import partition_damage, repair_hint
-from boston_lake.lake.zones.bronze_quality import META_PREFIX, bronze_years, stored_rejects
+from boston_lake.lake.zones.bronze_quality import META_PREFIX, bookkeeping_key, bronze_years, stored_rejects
 from boston_lake.lake.zones.publish import footer_metadata, open_parquet
 
 
@@ -63,10 +63,10 @@ def lake_status(
     for table in tables:
         for year in sorted(set(raw_years(raw_store, table)) | set(bronze_years(lake_store, table))):
             manifest = read_manifest(raw_store, layout.raw_partition_prefix(table.name, year) + layout.MANIFEST)
-            key = layout.bronze_data_key(table.name, year)
+            key, manifest_key = layout.bronze_data_key(table.name, year), layout.bronze_manifest_key(table.name, year)
             bronze_rows = rejects = None
             built_from = damage = None
-            if lake_store.exists(key) or lake_store.exists(layout.bronze_manifest_key(table.name, year)):
+            if lake_store.exists(key) or lake_store.exists(bookkeeping_key(lake_store, manifest_key)):
                 damage = partition_damage(lake_store, table.name, year)
                 rejects = stored_rejects(lake_store, table.name, year)
             if lake_store.exists(key) and damage is None:

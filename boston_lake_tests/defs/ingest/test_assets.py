@@ -168,7 +168,7 @@ def test_rejected_rows_raise_a_warning_naming_the_rejects_file(local_defs, dagst
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert not checks["no_rejected_rows"].passed and checks["no_rejected_rows"].severity.value == "WARN"
     assert (
-        "2022: 1 rows rejected, see bronze/boston311/legacy_requests/year=2022/_rejects.csv"
+        "2022: 1 rows rejected, see _meta/bronze/boston311/legacy_requests/year=2022/_rejects.csv"
         in checks["no_rejected_rows"].description
     )
     assert checks["rows_reconcile_with_raw"].passed

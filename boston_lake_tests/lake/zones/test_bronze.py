@@ -190,17 +190,17 @@ def zone(store):
     return BronzeZone(store, store, logging.getLogger("test"))
 
 
-def test_build_writes_one_partition_file_and_rejects_beside_it(lake):
+def test_build_writes_one_partition_file_and_its_rejects_and_manifest_outside_the_table(lake):
     header, *rows = v1_lines(5)
     rows[1] = rows[1].replace(",", ";", 3)  # too few columns
     put_raw(lake, 2022, ("\n".join([header, *rows]) + "\n").encode())
     partition = zone(lake).build(LEGACY_REQUESTS, 2022)
     assert (partition.rows, partition.rejects, partition.changed) == (4, 1, True)
-    keys = sorted(o.key for o in lake.list("bronze/"))
+    assert [o.key for o in lake.list("bronze/")] == ["bronze/boston311/legacy_requests/year=2022/part-00000.parquet"]
+    keys = sorted(o.key for o in lake.list("_meta/"))
     assert keys == [
-        "bronze/boston311/legacy_requests/year=2022/_manifest.json",
-        "bronze/boston311/legacy_requests/year=2022/_rejects.csv",
-        "bronze/boston311/legacy_requests/year=2022/part-00000.parquet",
+        "_meta/bronze/boston311/legacy_requests/year=2022/_manifest.json",
+        "_meta/bronze/boston311/legacy_requests/year=2022/_rejects.csv",
     ]
     rejects = list(csv.DictReader(io.StringIO(lake.get_bytes(keys[1]).decode())))
     assert rejects[0]["raw_key"].endswith("year=2022/f.csv") and "MISSING COLUMNS" in rejects[0]["error_type"]
@@ -266,8 +266,7 @@ def test_a_write_killed_midway_leaves_the_previous_partition_whole(lake, tmp_pat
     assert child.returncode == -signal.SIGKILL, "the conversion finished before it could be killed"
     assert pq.ParquetFile(lake.path(before.key)).metadata.num_rows == 100
     assert pq.read_table(lake.path(before.key)).num_rows == 100
-    visible = sorted(o.key for o in lake.list("bronze/"))
-    assert visible == [layout.bronze_manifest_key("legacy_requests", 2022), before.key]  # debris stays in .staging
+    assert [o.key for o in lake.list("bronze/")] == [before.key]  # debris stays in .staging
     assert any(staging.iterdir())
 
 
@@ -303,3 +302,44 @@ def test_a_damaged_year_is_repaired_without_being_held_to_its_damaged_rows(lake)
     pq.write_table(doubled, lake.path(first.key))  # 200 rows where the build published 100
     repaired = zone(lake).build(LEGACY_REQUESTS, 2022)  # 200 -> 100 is a repair, not a shrink to refuse
     assert repaired.changed and repaired.reason.startswith("repaired: ") and repaired.rows == 100
+
+
+def lay_out_before_meta(lake: LocalObjectStore, year: int) -> None:
+    """The year's bookkeeping back beside its data, where a lake laid out before `_meta/` keeps it."""
+    for key in layout.bronze_bookkeeping_keys("legacy_requests", year):
+        if lake.exists(key):
+            lake.copy(key, layout.before_meta(key))
+            lake.delete(key)
+
+
+def test_a_lake_laid_out_before_meta_is_read_as_it_is_and_moved_by_a_normal_build_without_rebuilding(lake):
+    from boston_lake.lake.zones.status import lake_status
+
+    header, *rows = v1_lines(5)
+    put_raw(lake, 2022, ("\n".join([header, rows[0] + ",extra", *rows[1:]]) + "\n").encode())
+    built = zone(lake).build(LEGACY_REQUESTS, 2022)
+    bookkeeping = {key: lake.get_bytes(key) for key in layout.bronze_bookkeeping_keys("legacy_requests", 2022)}
+    lay_out_before_meta(lake, 2022)
+    data_written = lake.path(built.key).stat().st_mtime_ns
+
+    (status,) = lake_status(lake, lake, (LEGACY_REQUESTS,))
+    assert (status.bronze_rows, status.rejects, status.bronze_current, status.damage) == (4, 1, True, None)
+
+    again = zone(lake).build(LEGACY_REQUESTS, 2022)
+    assert (again.changed, again.rows, again.rejects) == (False, 4, 1)
+    assert lake.path(built.key).stat().st_mtime_ns == data_written
+    assert [o.key for o in lake.list("bronze/")] == [built.key]
+    assert {key: lake.get_bytes(key) for key in bookkeeping} == bookkeeping
+
+
+def test_a_forced_build_moves_the_old_layout_too_and_keeps_a_differing_old_file_in_meta_history(lake):
+    put_raw(lake, 2022, V1.read_bytes())
+    built = zone(lake).build(LEGACY_REQUESTS, 2022)
+    manifest = layout.bronze_manifest_key("legacy_requests", 2022)
+    lake.put_bytes(layout.before_meta(manifest), b'{"written": "by an older version"}')
+
+    assert zone(lake).build(LEGACY_REQUESTS, 2022, force=True).changed
+    assert [o.key for o in lake.list("bronze/")] == [built.key]
+    (kept,) = [o.key for o in lake.list(manifest.rsplit("/", 1)[0] + "/_history/")]
+    assert kept.endswith("/" + layout.MANIFEST) and lake.get_bytes(kept) == b'{"written": "by an older version"}'
+    assert json.loads(lake.get_bytes(manifest))["rows"] == 100
