@@ -183,7 +183,7 @@ def build_bronze_checks(table: LakeTable) -> AssetChecksDefinition:
         AssetCheckSpec(
             "no_rejected_rows",
             asset=asset,
-            description="Warns when rows could not be parsed; they are kept, with reasons, in the year's _meta/…/_rejects.csv.",
+            description="Warns when rows could not be parsed; they are kept, with reasons, in _meta/…/_rejects.csv.",
         ),
         AssetCheckSpec(
             "year_has_rows",
