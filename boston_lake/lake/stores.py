@@ -271,13 +271,12 @@ class LocalObjectStore:
     def publish(self, path: Path, key: str) -> None:
         """Make a finished local file the object at `key` in one atomic step (readers see old or new)."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
         if not path.resolve().is_relative_to(self.root / STAGING_DIR):
             with self.scratch_file() as staged:
                 shutil.copyfile(path, staged)
-                os.replace(staged, target)
+                _replace_into_folder(staged, target)
             return
-        os.replace(path, target)
+        _replace_into_folder(path, target)
 
     @contextmanager
     def writing(self, key: str, suffix: str = "") -> Iterator[Path]:
@@ -298,13 +297,35 @@ class LocalObjectStore:
             shutil.copyfile(path, staged)
 
     def delete(self, key: str) -> None:
-        self.path(key).unlink(missing_ok=True)
+        """Remove the object, and the folders it leaves empty: like S3, a prefix exists only while it holds
+        objects (a cleared `_refused/` version leaves nothing behind)."""
+        path = self.path(key)
+        path.unlink(missing_ok=True)
+        for folder in path.parents:
+            if folder == self.root:
+                break
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (or already gone): the folders above are not empty either
+                break
 
     def arrow_filesystem(self) -> tuple[pafs.FileSystem, str]:
         return pafs.LocalFileSystem(), str(self.root)
 
     def leftovers(self) -> tuple[Leftover, ...]:
         return tuple(abandoned_workspaces(self.root / STAGING_DIR))
+
+
+def _replace_into_folder(path: Path, target: Path) -> None:
+    """Rename `path` to `target`, creating its folder; again if a delete emptied and removed it in between."""
+    while True:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.replace(path, target)
+            return
+        except FileNotFoundError:
+            if not path.exists():
+                raise
 
 
 @contextmanager

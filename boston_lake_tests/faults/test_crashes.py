@@ -14,11 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
+from boston_lake.lake.tables import NEW_SYSTEM_REQUESTS
 from boston_lake.lake.zones.bronze import BronzeError
-from boston_lake_tests.faults.conftest import REPO, Lake
+from boston_lake.lake.zones.raw import RawIngestError
+from boston_lake.lake.zones.raw_datastore import LiveRawZone
+from boston_lake_tests.faults.conftest import LEGACY_YEARS, LOG, REPO, Lake
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.faults.test_portal_faults import stall
-from boston_lake_tests.support.portal import LEGACY_2022_ID
+from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
 
 # A run of raw + bronze for 2022 in its own process; `moment` picks where it is killed (or held).
 CHILD = """
@@ -171,3 +174,60 @@ def test_source_changed_between_runs(lake: Lake) -> None:
     assert lake.rows_lost(new) == 0
     history = list((lake.home / "raw").rglob("_history/*/*.csv"))
     assert [path.read_bytes() for path in history] == [old]
+
+
+# Another run in the middle of publishing one raw year of a split table: it holds the year's claim until told.
+YEAR_HOLDER = """
+import sys
+from boston_lake.lake.stores import LocalObjectStore
+
+with LocalObjectStore(sys.argv[1]).workspace(sys.argv[2]):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@fault(
+    "concurrency",
+    "a NEW SYSTEM year is being published by another run when a DataStore fetch changes it",
+    "the fetch fails naming the year and the run that holds it; the year keeps its file; the next run publishes "
+    "the new records and keeps the old ones in `_history/`",
+)
+def test_a_split_year_held_by_another_run_is_not_overwritten(lake: Lake) -> None:
+    store, years = lake.store, [2025, 2026]
+    ingest = LiveRawZone(store, lake.client(), LOG, source="datastore")
+    ingest.ingest(NEW_SYSTEM_REQUESTS, years, LEGACY_YEARS)
+    year_file = (
+        lake.home / layout.raw_partition_prefix(NEW_SYSTEM_REQUESTS.name, 2025) / "new_system_requests_2025.jsonl"
+    )
+    before = year_file.read_bytes()
+    served = lake.portal.file_for(NEW_SYSTEM_ID)
+    assert served is not None
+    header, *rows = served.read_bytes().splitlines(keepends=True)
+    changed = next(index for index, row in enumerate(rows) if b",2025-" in row[:40])
+    rows[changed] = rows[changed].replace(b",ONTIME,", b",OVERDUE,", 1)
+    lake.portal.replace_file(NEW_SYSTEM_ID, header + b"".join(rows))
+
+    name = f"raw.{NEW_SYSTEM_REQUESTS.name}.2025"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", YEAR_HOLDER, str(lake.home), name],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(RawIngestError, match=rf"{name} is being written by another run \(pid {holder.pid} "):
+            ingest.ingest(NEW_SYSTEM_REQUESTS, years, LEGACY_YEARS)
+        assert year_file.read_bytes() == before
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        assert holder.wait(timeout=60) == 0
+
+    published = {partition.year: partition for partition in ingest.ingest(NEW_SYSTEM_REQUESTS, years, LEGACY_YEARS)}
+    assert published[2025].changed and not published[2026].changed
+    assert year_file.read_bytes() != before
+    history = list(year_file.parent.glob("_history/*/new_system_requests_2025.jsonl"))
+    assert [path.read_bytes() for path in history] == [before]

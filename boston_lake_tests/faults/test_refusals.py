@@ -260,3 +260,22 @@ def test_a_datastore_serving_50_records_leaves_the_new_system_years_whole(
     assert accepted.success
     assert {year: raw_rows(lake_home, year) for year in (2025, 2026)} == served
     assert bronze_materializations(accepted, "new_system_requests")["2025"]["shrink_accepted"]["reason"] == reason
+
+
+@fault(
+    "input",
+    "the portal restores a year after a refused version of it",
+    "the restored year is published and the refused version is removed, folders and all: `_refused/` is gone",
+)
+def test_a_cleared_refusal_leaves_no_empty_folders(lake: Lake) -> None:
+    old = lake.served()
+    lake.ingest()
+    lake.portal.replace_file(LEGACY_2022_ID, b"".join(old.splitlines(keepends=True)[:11]))
+    with pytest.raises(PublishRefused):
+        lake.ingest()
+    assert (lake.home / layout.refused_prefix("bronze", "legacy_requests", 2022) / layout.BRONZE_FILE).exists()
+
+    lake.portal.replace_file(LEGACY_2022_ID, old)
+    assert lake.ingest().rows == 100
+    assert not (lake.home / layout.REFUSED_PREFIX).exists()
+    assert lake.rows_lost(old) == 0

@@ -211,6 +211,8 @@ class PartitionBuild(ABC, Generic[R]):
     """The pieces one zone supplies to publish one year of one table; `publish_partition` runs them in order."""
 
     error: type[Exception] = LakeError  # the zone's own error, for what the protocol itself reports
+    # False for a zone whose versions are source files, not Parquet with case ids (raw): no census, no shrink guard.
+    holds_cases: bool = True
     # False once `current` found the published version damaged: it is no baseline for the shrink guard.
     published_is_baseline: bool = True
 
@@ -265,6 +267,13 @@ class PartitionBuild(ABC, Generic[R]):
     def discard(self, staged: Staged) -> None:
         """Remove what `stage` left outside the workspace (called whether or not the version was published)."""
 
+    def sweep_strays(self, log: Log) -> None:
+        """Data files in the partition that this writer did not produce would double the year for readers."""
+        for stray in list(self.store.list(self.partition_prefix)):
+            if stray.key != self.data_key and not layout.is_bookkeeping(stray.key):
+                log.warning(f"{self.label}: removing stray data file {stray.key} from the partition")
+                self.store.delete(stray.key)
+
 
 # -- the protocol -----------------------------------------------------------------------------------------------
 
@@ -292,7 +301,7 @@ def publish_partition(
             result = build.publish(staged, accepted)
         finally:
             build.discard(staged)
-        _sweep_strays(build, log)
+        build.sweep_strays(log)
         return result
 
 
@@ -318,6 +327,8 @@ def _remove_refused(build: PartitionBuild[Any], log: Log) -> None:
 def _audit(
     build: PartitionBuild[Any], staged: Staged, shrink: ShrinkGuard, log: Log
 ) -> tuple[AcceptedShrink | None, list[AuditFailure]]:
+    if not build.holds_cases:
+        return None, build.audits(staged, None)
     published = _published_census(build, log)
     failures = build.audits(staged, published)
     accepted = None
@@ -386,14 +397,6 @@ def _refuse(build: PartitionBuild[Any], staged: Staged, failures: list[AuditFail
         if path.exists():
             build.store.publish(path, prefix + name)
     return PublishRefused(build.zone, build.table, build.year, tuple(failures), build.store.uri(kept))
-
-
-def _sweep_strays(build: PartitionBuild[Any], log: Log) -> None:
-    """Data files in the partition that this writer did not produce would double the year for readers."""
-    for stray in list(build.store.list(build.partition_prefix)):
-        if stray.key != build.data_key and not layout.is_bookkeeping(stray.key):
-            log.warning(f"{build.label}: removing stray data file {stray.key} from the partition")
-            build.store.delete(stray.key)
 
 
 # -- objects by their content -----------------------------------------------------------------------------------

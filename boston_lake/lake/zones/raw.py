@@ -35,7 +35,10 @@ from boston_lake.lake.source.manifest import RawManifest, read_manifest
 from boston_lake.lake.source.portal import CkanPortal, Download, PortalError, PortalResource
 from boston_lake.lake.stores import ObjectStore, WorkBusy, Workspace
 from boston_lake.lake.tables import LakeTable
+from boston_lake.lake.zones.publish import AcceptedShrink, PartitionBuild, Staged, publish_partition
 from boston_lake.lake.zones.year_split import CsvPart, YearSplit, open_year
+
+RAW_ZONE = "raw"
 
 
 class RawIngestError(LakeError, RuntimeError):
@@ -182,7 +185,7 @@ class RawZone:
             manifest, changed, reason = self._fetch(table, year, prefix, resource, previous, scratch)
             if not changed:
                 return RawPartition(table.name, year, manifest, changed=False, reason=reason)
-            self._replace(prefix, previous, scratch, manifest)
+            self.replace_file(prefix, previous, scratch, manifest)
         return RawPartition(table.name, year, manifest, changed=True, reason=reason)
 
     # -- one growing resource, split into years ---------------------------------------------------------
@@ -200,7 +203,7 @@ class RawZone:
                 return self._split_stored(table, source, years, valid_years, reason, work)
             # Split before publishing the source: a failed split leaves the previous source in force.
             result = self._split(table, source, scratch, years, valid_years, reason, work)
-            self._replace(source_prefix, previous, scratch, source)
+            self.replace_file(source_prefix, previous, scratch, source)
         return result
 
     def _split_stored(
@@ -260,7 +263,6 @@ class RawZone:
         self, table: LakeTable, year: int, part: CsvPart, source: RawManifest, reason: str
     ) -> RawPartition:
         prefix = layout.raw_partition_prefix(table.name, year)
-        previous = read_manifest(self.store, prefix + layout.MANIFEST)
         manifest = replace(
             source,
             year=year,
@@ -273,19 +275,12 @@ class RawZone:
             source_key=source.key,
             source_sha256=source.sha256,
         )
-        if previous and previous.sha256 == manifest.sha256 and self.store.exists(previous.key):
-            # Same cases as before: keep the object, only note which download confirmed it.
-            confirmed = replace(previous, source_key=source.key, source_sha256=source.sha256)
-            self.store.put_bytes(prefix + layout.MANIFEST, confirmed.to_json())
-            return RawPartition(
-                table.name,
-                year,
-                confirmed,
-                changed=False,
-                reason=f"the year's cases are identical to the stored file ({reason})",
-            )
-        self._replace(prefix, previous, part.path, manifest)
-        return RawPartition(table.name, year, manifest, changed=True, reason=_change_reason(previous))
+        return self.publish_split_year(manifest, part.path, reason)
+
+    def publish_split_year(self, manifest: RawManifest, path: Path, reason: str) -> RawPartition:
+        """Publish one year cut from a split source (the file at `path`, described by `manifest`) through the
+        partition protocol: claimed, kept as it is when its records did not change, else replaced with history."""
+        return publish_partition(SplitYearBuild(self, manifest, path, reason), self.log)
 
     def _publish_unassigned(
         self,
@@ -396,7 +391,7 @@ class RawZone:
         except CsvFormatError as error:
             raise RawIngestError(f"{url}: {error}") from error
 
-    def _replace(self, prefix: str, previous: RawManifest | None, path: Path, manifest: RawManifest) -> None:
+    def replace_file(self, prefix: str, previous: RawManifest | None, path: Path, manifest: RawManifest) -> None:
         """Publish a new raw object and its manifest; the previous object is copied to history first."""
         if previous and self.store.exists(previous.key):
             history = layout.history_prefix(prefix, _stamp(previous.downloaded_at), previous.sha256)
@@ -406,6 +401,56 @@ class RawZone:
         self.store.put_bytes(prefix + layout.MANIFEST, manifest.to_json())
         if previous and previous.key != manifest.key:
             self.store.delete(previous.key)  # already in history: a rename, not a deletion
+
+
+class SplitYearBuild(PartitionBuild[RawPartition]):
+    """One year cut from a split source as the partition protocol publishes it, fingerprinted by the year's own
+    records: a new download with the same records for a year leaves the year's file as it is."""
+
+    error = RawIngestError
+    holds_cases = False  # a raw year is the source's bytes; the fetch as a whole is guarded before the split
+
+    def __init__(self, zone: RawZone, manifest: RawManifest, path: Path, reason: str):
+        assert manifest.year is not None, "a split year's manifest names its year"
+        super().__init__(zone.store, RAW_ZONE, manifest.table, manifest.year, manifest.key)
+        self.manifest = manifest
+        self.path = path
+        self.reason = reason
+        self.raw = zone
+        self.manifest_key = layout.raw_partition_prefix(manifest.table, manifest.year) + layout.MANIFEST
+        self.previous: RawManifest | None = None
+
+    def fingerprint(self) -> str:
+        return self.manifest.sha256
+
+    def current(self, fingerprint: str) -> RawPartition | None:
+        """The stored year when it holds these very records; the manifest then notes which download confirmed it."""
+        self.previous = read_manifest(self.store, self.manifest_key)
+        previous = self.previous
+        if previous is None or previous.sha256 != fingerprint or not self.store.exists(previous.key):
+            return None
+        confirmed = replace(previous, source_key=self.manifest.source_key, source_sha256=self.manifest.source_sha256)
+        if confirmed != previous:
+            self.store.put_bytes(self.manifest_key, confirmed.to_json())
+        return RawPartition(
+            self.table,
+            self.year,
+            confirmed,
+            changed=False,
+            reason=f"the year's records are identical to the stored file ({self.reason})",
+        )
+
+    def stage(self, work: Workspace, fingerprint: str) -> Staged:
+        return Staged(path=self.path)  # written by the split, already whole and hashed
+
+    def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> RawPartition:
+        assert staged.path is not None
+        self.raw.replace_file(self.partition_prefix, self.previous, staged.path, self.manifest)
+        why = _change_reason(self.previous)
+        return RawPartition(self.table, self.year, self.manifest, changed=True, reason=why)
+
+    def sweep_strays(self, log: Log) -> None:
+        """Raw is never deleted, and readers take a raw year by its manifest's key: a stray file misleads no one."""
 
 
 def _open_year(record: Record, position: int) -> int | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 
 from boston_lake.lake import layout
@@ -206,12 +205,10 @@ class LiveRawZone(RawZone):
         resource: PortalResource,
         reason: str,
     ) -> RawPartition:
-        prefix = layout.raw_partition_prefix(table.name, year)
-        previous = read_manifest(self.store, prefix + layout.MANIFEST)
         manifest = RawManifest(
             table=table.name,
             year=year,
-            key=f"{prefix}{table.name}_{year}.jsonl",
+            key=f"{layout.raw_partition_prefix(table.name, year)}{table.name}_{year}.jsonl",
             bytes=part.size,
             sha256=part.digest.hexdigest(),
             data_rows=part.rows,
@@ -228,12 +225,4 @@ class LiveRawZone(RawZone):
             source_sha256=source.sha256,
             format=JSON_LINES,
         )
-        if previous and previous.sha256 == manifest.sha256 and self.store.exists(previous.key):
-            if previous.source_sha256 != source.sha256:  # note which fetch confirmed the year
-                self.store.put_bytes(prefix + layout.MANIFEST, replace(previous, source_sha256=source.sha256).to_json())
-            return RawPartition(
-                table.name, year, previous, changed=False, reason=f"the year's records are unchanged ({reason})"
-            )
-        self._replace(prefix, previous, part.path, manifest)
-        why = "first fetch" if previous is None else f"the year's records changed since {previous.downloaded_at}"
-        return RawPartition(table.name, year, manifest, changed=True, reason=why)
+        return self.publish_split_year(manifest, part.path, reason)
