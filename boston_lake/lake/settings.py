@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from boston_lake.lake import layout
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.tables import DATABASE, SERVICE_REQUESTS, TABLES
 
@@ -421,7 +422,7 @@ class AwsSettings:
             crawler_name=_read(env, "BOSTON_LAKE_GLUE_CRAWLER_NAME"),
             role=_read(env, "BOSTON_LAKE_GLUE_ROLE_ARN"),
             athena_workgroup=_read(env, "BOSTON_LAKE_ATHENA_WORKGROUP"),
-            athena_output=_read(env, "BOSTON_LAKE_ATHENA_OUTPUT") or f"s3://{lake_bucket}/_athena_results/",
+            athena_output=_read(env, "BOSTON_LAKE_ATHENA_OUTPUT") or f"s3://{lake_bucket}/{layout.ATHENA_RESULTS_PREFIX}",
             sse=sse,
             kms_key_id=kms_key,
             endpoints=tuple((service, url) for service, url in endpoints if url),

@@ -44,6 +44,13 @@ CRAWLER_CONFIGURATION = {
 }
 # Run logs of Dagster runs on ECS (deploy/ecs/dagster.yaml's compute_logs prefix), in the lake bucket.
 RUN_LOG_PREFIX = "_dagster/compute_logs/"
+# What AthenaQueryEngine calls (lake/aws/athena.py): start, watch, read and (on timeout) stop a query.
+ATHENA_QUERY_ACTIONS = (
+    "athena:GetQueryExecution",
+    "athena:GetQueryResults",
+    "athena:StartQueryExecution",
+    "athena:StopQueryExecution",
+)
 CATALOG_ACTIONS = (
     "GetDatabase",
     "GetDatabases",
@@ -107,6 +114,8 @@ class ProvisionConfig:
     silver_role_name: str = SILVER_JOB_ROLE_NAME
     sse: str = "AES256"
     kms_key_id: str | None = None
+    athena_workgroup: str = "primary"
+    athena_output: str = ""  # s3://bucket/prefix/ of Athena's results; empty: `_athena_results/` of the lake bucket
 
     def __post_init__(self) -> None:
         if not self.region:
@@ -145,6 +154,8 @@ class ProvisionConfig:
             silver_role_name=aws.silver_role_name,
             sse=aws.sse,
             kms_key_id=aws.kms_key_id,
+            athena_workgroup=aws.athena_workgroup,
+            athena_output=aws.athena_output,
         )
 
     @property
@@ -154,6 +165,13 @@ class ProvisionConfig:
     @property
     def buckets(self) -> tuple[str, str, str]:
         return self.raw_bucket, self.lake_bucket, self.code_bucket
+
+    @property
+    def athena_results(self) -> tuple[str, str]:
+        """The bucket and key prefix Athena writes query results to (what the gold charts' queries need)."""
+        location = self.athena_output or f"s3://{self.lake_bucket}/{layout.ATHENA_RESULTS_PREFIX}"
+        bucket, _, prefix = location.removeprefix("s3://").partition("/")
+        return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
 
 def glue_trust_policy() -> dict[str, Any]:
@@ -181,6 +199,9 @@ class _Arns:
         """The Glue catalog of one database: Glue checks the catalog, the database and the table."""
         resources = ("catalog", f"database/{database}", f"table/{database}/*", f"userDefinedFunction/{database}/*")
         return [self.regional("glue", resource) for resource in resources]
+
+    def athena_workgroup(self, name: str) -> str:
+        return self.regional("athena", f"workgroup/{name}")
 
     def kms_key(self, key: str) -> str:
         return key if key.startswith("arn:") else self.regional("kms", f"key/{key}")
@@ -297,8 +318,9 @@ def pipes_lifecycle_rule() -> dict[str, Any]:
 
 def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "aws") -> dict[str, Any]:
     """The only permissions of a Dagster run's task role (ECS, deploy/ecs/dagster.yaml): what raw, bronze, the
-    crawl, silver and gold do. Nothing else: no code bucket, no Athena (queries run from the CLI, as a person), no
-    CreateDatabase or crawler changes (`provision` makes those), no IAM."""
+    crawl, silver and gold do, gold's charts included (Athena queries in our workgroup, their results in its
+    result location). Nothing else: no code bucket, no CreateDatabase or crawler changes (`provision` makes
+    those), no IAM."""
     arns = _Arns(partition, config.region, account_id)
     raw, lake = config.raw_bucket, config.lake_bucket
     # `_locks/work/`: each bucket holds the claims of its own zone's partitions (S3ObjectStore.workspace).
@@ -345,8 +367,26 @@ def run_task_policy(config: ProvisionConfig, account_id: str, partition: str = "
             ["glue:BatchStopJobRun", "glue:GetJobRun", "glue:StartJobRun"],
             [arns.regional("glue", f"job/{config.silver_job_name}")],
         ),
+        *_query_with_athena(config, arns),
     ]
     return {"Version": "2012-10-17", "Statement": statements + _use_lake_key(config, arns)}
+
+
+def _query_with_athena(config: ProvisionConfig, arns: _Arns) -> list[dict[str, Any]]:
+    """Gold's charts query silver and gold through Athena: run and read queries in our workgroup only, and let
+    Athena write their results (under the caller's identity) to the result location only. Athena reads the tables
+    with the role's own S3 and Glue grants above."""
+    bucket, prefix = config.athena_results
+    return [
+        _allow("RunOurAthenaQueries", list(ATHENA_QUERY_ACTIONS), [arns.athena_workgroup(config.athena_workgroup)]),
+        _allow("LocateAthenaResults", ["s3:GetBucketLocation"], [arns.bucket(bucket)]),
+        _list_under("ListAthenaResults", arns.bucket(bucket), [prefix]),
+        _allow(
+            "WriteAthenaResults",
+            ["s3:AbortMultipartUpload", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:PutObject"],
+            [arns.bucket(bucket, f"/{prefix}*")],
+        ),
+    ]
 
 
 def crawler_definition(config: ProvisionConfig, role_arn: str) -> dict[str, Any]:
