@@ -19,7 +19,6 @@ REJECTS = "_rejects.csv"
 HISTORY = "_history"
 BRONZE_FILE = "part-00000.parquet"
 META_PREFIX = "_meta/"  # the bookkeeping of catalog tables, outside every table's location
-ATHENA_RESULTS_PREFIX = "_athena_results/"  # where Athena writes query results unless BOSTON_LAKE_ATHENA_OUTPUT says
 LOCKS_PREFIX = "_locks/"  # leases for work two processes must never do at once (a crawl, one partition's build)
 WORK_LEASES_PREFIX = f"{LOCKS_PREFIX}work/"  # on S3, the claim of one partition of one zone (see work_lease_key)
 

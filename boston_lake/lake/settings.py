@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from boston_lake.lake import layout
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.tables import DATABASE, SERVICE_REQUESTS, TABLES
 
@@ -53,6 +52,9 @@ _MEMORY_SIZE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]i?B)", re
 _MEMORY_UNITS = {prefix: (1000**power, 1024**power) for power, prefix in enumerate("KMGT", start=1)}
 _SHARE = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*%")
 _KMS_KEY_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32}")
+
+
+ATHENA_RESULTS_PREFIX = "_athena_results/"  # in the lake bucket, unless BOSTON_LAKE_ATHENA_OUTPUT says otherwise
 
 
 class SettingsError(LakeError, ValueError):
@@ -422,7 +424,7 @@ class AwsSettings:
             crawler_name=_read(env, "BOSTON_LAKE_GLUE_CRAWLER_NAME"),
             role=_read(env, "BOSTON_LAKE_GLUE_ROLE_ARN"),
             athena_workgroup=_read(env, "BOSTON_LAKE_ATHENA_WORKGROUP"),
-            athena_output=_read(env, "BOSTON_LAKE_ATHENA_OUTPUT") or f"s3://{lake_bucket}/{layout.ATHENA_RESULTS_PREFIX}",
+            athena_output=_read(env, "BOSTON_LAKE_ATHENA_OUTPUT") or f"s3://{lake_bucket}/{ATHENA_RESULTS_PREFIX}",
             sse=sse,
             kms_key_id=kms_key,
             endpoints=tuple((service, url) for service, url in endpoints if url),

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-
 from fnmatch import fnmatchcase
 from typing import Any
 

@@ -169,7 +169,7 @@ class ProvisionConfig:
     @property
     def athena_results(self) -> tuple[str, str]:
         """The bucket and key prefix Athena writes query results to (what the gold charts' queries need)."""
-        location = self.athena_output or f"s3://{self.lake_bucket}/{layout.ATHENA_RESULTS_PREFIX}"
+        location = self.athena_output or f"s3://{self.lake_bucket}/{settings.ATHENA_RESULTS_PREFIX}"
         bucket, _, prefix = location.removeprefix("s3://").partition("/")
         return bucket, prefix if not prefix or prefix.endswith("/") else prefix + "/"
 
