@@ -27,6 +27,7 @@ from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
 from boston_lake.lake.stores import StoreError
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import build_target
+from boston_lake.lake.zones.dictionary import DESCRIPTIONS
 from boston_lake.lake.zones.status import lake_status
 from boston_lake.sample_portal.server import SamplePortal
 
@@ -153,11 +154,16 @@ def _catalog(args: argparse.Namespace) -> int:
 def _describe_table(catalog, database: str, table: dict) -> str:
     parameters = table.get("Parameters", {})
     descriptor = table["StorageDescriptor"]
+    descriptions = DESCRIPTIONS.get(table["Name"], {})
+    columns = [
+        (column["Name"], column["Type"], descriptions.get(column["Name"], ""))
+        for column in descriptor["Columns"] + table.get("PartitionKeys", [])
+    ]
     lines = [
         f"  table {table['Name']}  version {table.get('VersionId', '?')}  {parameters.get('recordCount', '?')} rows  "
         f"{descriptor.get('Location', '')}",
-        "    columns: " + ", ".join(f"{c['Name']} {c['Type']}" for c in descriptor["Columns"]),
-        "    partition keys: " + ", ".join(f"{k['Name']} {k['Type']}" for k in table.get("PartitionKeys", [])),
+        "    columns (partition keys last):",
+        _indented(tabulate(columns, tablefmt="plain"), "      "),
     ]
     if "DEPRECATED_BY_CRAWLER" in parameters:
         lines.append(f"    deprecated by the crawler at {parameters['DEPRECATED_BY_CRAWLER']}")
@@ -171,15 +177,17 @@ def _describe_table(catalog, database: str, table: dict) -> str:
         }
         for p in sorted(partitions, key=lambda p: p["Values"])
     ]
-    lines.append(
-        "    " + (tabulate(rows, headers="keys", tablefmt="plain").replace("\n", "\n    ") if rows else "no partitions")
-    )
+    lines.append(_indented(tabulate(rows, headers="keys", tablefmt="plain"), "    ") if rows else "    no partitions")
     versions = catalog.get_table_versions(database, table["Name"])
     lines.append(
         "    versions: "
         + ", ".join(f"{v['VersionId']} ({len(v['Table']['StorageDescriptor']['Columns'])} columns)" for v in versions)
     )
     return "\n".join(lines)
+
+
+def _indented(text: str, indent: str) -> str:
+    return indent + text.replace("\n", "\n" + indent)
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Metadata that more than one domain writes or reads: sizes, column schemas, a check's failing years, and the
 years of a run that were stored or refused."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dagster import (
@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from boston_lake.lake.catalog.registration import TableSnapshot
-from boston_lake.lake.tables import COLUMN_DESCRIPTIONS
+from boston_lake.lake.zones.dictionary import column_descriptions
 from boston_lake.lake.zones.publish import PublishRefused
 
 
@@ -29,17 +29,17 @@ def size_text(size: int) -> str:
     raise AssertionError("unreachable")
 
 
-def column_schema(snapshot: TableSnapshot) -> TableSchema:
+def column_schema(table: str, columns: Iterable[tuple[str, str]]) -> TableSchema:
+    """(name, type) of `table`'s columns with their descriptions from the lake's data dictionary."""
+    descriptions = column_descriptions(table)
     return TableSchema(
-        columns=[
-            TableColumn(name=name, type=glue_type, description=COLUMN_DESCRIPTIONS.get(name))
-            for name, glue_type in snapshot.columns
-        ]
-        + [
-            TableColumn(name=name, type=glue_type, description=COLUMN_DESCRIPTIONS.get(name, "partition key"))
-            for name, glue_type in snapshot.partition_keys
-        ]
+        columns=[TableColumn(name=name, type=type_, description=descriptions.get(name)) for name, type_ in columns]
     )
+
+
+def catalog_column_schema(table: str, snapshot: TableSnapshot) -> TableSchema:
+    """The columns of `table` as the catalog registers them, partition keys last."""
+    return column_schema(table, snapshot.columns + snapshot.partition_keys)
 
 
 def failing_years_metadata(years: list[int]) -> MetadataValue:

@@ -25,11 +25,11 @@ from dagster import (
 )
 
 from boston_lake.defs.keys import CRAWLER_POOL, bronze_key, catalog_key
-from boston_lake.defs.metadata import column_schema, size_text
+from boston_lake.defs.metadata import catalog_column_schema, size_text
 from boston_lake.defs.partitions import partitions_for, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.lake import layout
-from boston_lake.lake.catalog.registration import TableSnapshot, partition_record_count, register
+from boston_lake.lake.catalog.registration import TABLE_ROWS, TableSnapshot, partition_record_count, register
 from boston_lake.lake.tables import TABLES, LakeTable
 from boston_lake.lake.zones.bronze import open_parquet
 from boston_lake.lake.zones.bronze_quality import bronze_years
@@ -87,7 +87,7 @@ def build_catalog_asset(table: LakeTable) -> AssetsDefinition:
                 **update.metadata(),
                 "crawl": MetadataValue.text(update.crawl_summary),
                 "dagster/table_name": f"{catalog.database}.{table.name}",
-                "dagster/column_schema": column_schema(update.after),
+                "dagster/column_schema": catalog_column_schema(table.name, update.after),
                 "catalog": MetadataValue.path(glue.uri()),
             }
         )
@@ -164,7 +164,7 @@ def build_catalog_checks(table: LakeTable) -> AssetChecksDefinition:
                 description=None
                 if snapshot.record_count == bronze_rows
                 else f"recordCount {snapshot.record_count} != {bronze_rows} rows in bronze; recrawl",
-                metadata={"recordCount": snapshot.record_count, "bronze_rows": bronze_rows},
+                metadata={TABLE_ROWS: snapshot.record_count, "bronze_rows": bronze_rows},
             )
         if "schema_unchanged" in selected:
             added, removed = _last_crawl_changes(context, asset_key)

@@ -24,12 +24,12 @@ from dagster import (
 )
 
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY
-from boston_lake.defs.metadata import column_schema
+from boston_lake.defs.metadata import catalog_column_schema
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.lake import layout
 from boston_lake.lake.answers import charts, questions
-from boston_lake.lake.catalog.registration import direct_crawl, register
+from boston_lake.lake.catalog.registration import TABLE_ROWS, direct_crawl, register
 from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldTable, build_gold_partition
 
 GOLD_GROUP = "gold"
@@ -94,7 +94,6 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
             table.name,
             years,
         )
-        context.log.info(update.crawl_summary)
 
         images = charts_of_year(catalog.query, years)
         for partition in built:
@@ -112,8 +111,8 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         context.add_asset_metadata(
             {
                 "dagster/table_name": f"{catalog.database}.{table.name}",
-                "dagster/column_schema": column_schema(update.after),
-                "recordCount": update.after.record_count,
+                "dagster/column_schema": catalog_column_schema(table.name, update.after),
+                TABLE_ROWS: update.after.record_count,
             }
         )
         return MaterializeResult()

@@ -10,7 +10,6 @@ the data version only for single-partition runs and is always in the `sha256` me
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
@@ -19,16 +18,15 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
-    TableSchema,
     asset,
 )
+from tabulate import tabulate
 
 from boston_lake.defs.keys import bronze_key, raw_key
-from boston_lake.defs.metadata import record_years, size_text
+from boston_lake.defs.metadata import column_schema, record_years, size_text
 from boston_lake.defs.partitions import all_years, partitions_for, run_years
 from boston_lake.defs.resources import CkanPortalResource, LakeStorageResource
-from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
+from boston_lake.lake.tables import TABLES, LakeTable
 from boston_lake.lake.zones.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.raw import PartialIngestError, RawPartition
@@ -87,20 +85,19 @@ def raw_metadata(partition: RawPartition, storage_uri: str) -> dict[str, Any]:
 def bronze_metadata(partition: BronzePartition, storage_uri: str) -> dict[str, Any]:
     meta = partition.metadata()
     del meta["rows"]  # shown once, as dagster/row_count
-    preview = pd.DataFrame(partition.preview)
-    preview = preview[[column for column in PREVIEW_COLUMNS if column in preview.columns]]
+    # Nulls show as empty cells, not as pandas' `nan`.
+    preview = [{column: row[column] for column in PREVIEW_COLUMNS if column in row} for row in partition.preview]
     return {
         **meta,
         "key": MetadataValue.path(storage_uri),
         "bytes": MetadataValue.text(size_text(meta["bytes"])),
         "dagster/row_count": MetadataValue.int(partition.rows),
-        "dagster/column_schema": TableSchema(
-            columns=[
-                TableColumn(name=field.name, type=str(field.type), description=COLUMN_DESCRIPTIONS.get(field.name))
-                for field in partition.schema
-            ]
+        "dagster/column_schema": column_schema(
+            partition.table, [(field.name, str(field.type)) for field in partition.schema]
         ),
-        "preview": MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "(no rows)"),
+        "preview": MetadataValue.md(
+            tabulate(preview, headers="keys", tablefmt="pipe", missingval="") if preview else "(no rows)"
+        ),
         **({"shrink_accepted": MetadataValue.json(meta["shrink_accepted"])} if "shrink_accepted" in meta else {}),
     }
 

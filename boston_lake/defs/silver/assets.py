@@ -17,14 +17,13 @@ from dagster import (
     DataVersion,
     MaterializeResult,
     MetadataValue,
-    TableColumn,
     TableSchema,
     TimeWindowPartitionMapping,
     asset,
 )
 
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY, bronze_key
-from boston_lake.defs.metadata import column_schema, record_years
+from boston_lake.defs.metadata import catalog_column_schema, column_schema, record_years
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
 from boston_lake.defs.silver.glue import build_on_glue
@@ -57,7 +56,7 @@ class SilverConfig(Config):
 
 
 def silver_column_schema() -> TableSchema:
-    return TableSchema(columns=[TableColumn(name=c.name, type=str(c.type), description=c.description) for c in COLUMNS])
+    return column_schema(SILVER_TABLE, [(column.name, str(column.type)) for column in COLUMNS])
 
 
 def cases_per_month_chart(cases_per_month: dict[str, int]) -> str:
@@ -141,11 +140,10 @@ def silver_service_requests(
             SILVER_TABLE,
             sorted(built),
         )
-        context.log.info(update.crawl_summary)
         registered = {
             **update.metadata(),
             "dagster/table_name": f"{catalog.database}.{SILVER_TABLE}",
-            "catalog_column_schema": column_schema(update.after),
+            "catalog_column_schema": catalog_column_schema(SILVER_TABLE, update.after),
         }
         built = {year: {**metadata, **registered} for year, metadata in built.items()}
     record_years(context, built, failures)

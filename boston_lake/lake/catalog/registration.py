@@ -16,6 +16,9 @@ from boston_lake.lake.catalog.crawler import Crawler
 from boston_lake.lake.log import Log
 from boston_lake.lake.stores import ObjectStore
 
+# The metadata key of a table's recordCount (all its years), named so that it is not read as one year's row count.
+TABLE_ROWS = "table_rows_all_years"
+
 
 class PartitionsNotRegistered(CatalogError):
     """The crawl finished but left requested partitions out of the catalog."""
@@ -100,7 +103,8 @@ class CatalogUpdate:
             "columns_removed": self.columns_removed,
             "partitions_added": self.partitions_added,
             "partitions_updated": self.partitions_updated,
-            "recordCount": self.after.record_count,
+            # The catalog's recordCount: every year of the table, unlike a partition's dagster/row_count.
+            TABLE_ROWS: self.after.record_count,
             "conflicts": list(self.conflicts),
         }
 

@@ -53,6 +53,9 @@ def test_gold_years_are_built_registered_and_charted(local_defs, dagster_instanc
         zip(rows.column("year").to_pylist(), rows.column("n").to_pylist(), strict=True)
     )
     assert levels["2025"]["dagster/table_name"].value == "boston311.service_levels"
+    columns = {column.name: column.description for column in levels["2025"]["dagster/column_schema"].schema.columns}
+    assert columns == dict(SERVICE_LEVELS.columns)  # gold's own words: its on_time is a count, not a verdict
+    assert levels["2025"]["table_rows_all_years"].value == sum(rows.column("n").to_pylist())  # every year
     images = embedded_pngs(levels["2025"]["charts"].value)
     assert list(images) == [
         "Cases per month by source system",

@@ -56,6 +56,7 @@ class GoldTable:
     name: str
     sql_file: str
     description: str
+    columns: tuple[tuple[str, str], ...]  # (name, what it holds) of every column the SQL writes, and the year
 
     @property
     def sql(self) -> str:
@@ -68,11 +69,50 @@ SERVICE_LEVELS = GoldTable(
     "Per month (local) x source system x neighborhood x case type x department, and per year by neighborhood "
     "and by department (column grain): cases opened, closed, still open, median and p90 hours to close, "
     "on-time share.",
+    (
+        (
+            "grain",
+            "which rows these are: 'month' (the detail), 'year_neighborhood' or 'year_department'; sum counts "
+            "within one grain only",
+        ),
+        ("month", "first day of the month the cases were opened, Boston local time; null at the year grains"),
+        ("source_system", "legacy | new_system: the CRM that recorded the cases; null at the year grains"),
+        (
+            "neighborhood",
+            "neighborhood of the cases; null at the year_department grain, or where the source left it blank",
+        ),
+        ("case_type", "request type (silver case_type); null at the year grains, or where the source left it blank"),
+        (
+            "department",
+            "department of the cases; null at the year_neighborhood grain, or where the source left it blank",
+        ),
+        ("opened", "cases opened in this group"),
+        ("closed", "of those, cases closed by the time silver was built"),
+        ("still_open", "of those, cases not closed when silver was built"),
+        (
+            "median_hours_to_close",
+            "median hours from opening to closing of the closed cases (a close before the open left out)",
+        ),
+        ("p90_hours_to_close", "90th percentile of the hours from opening to closing of the closed cases"),
+        ("with_on_time", "cases whose source says ONTIME or OVERDUE (silver on_time not null)"),
+        ("on_time", "cases the source marks ONTIME against their service-level target (silver on_time true): a count"),
+        ("on_time_share", "on_time / with_on_time; null where no case has an on-time verdict"),
+        ("closed_before_opened", "cases whose close time is before their open time (a source error)"),
+        ("year", "partition key: the silver year, the year of the open time in Boston local time, as text"),
+    ),
 )
 INTAKE = GoldTable(
     "intake",
     "intake.sql",
     "Cases opened per local day, weekday and hour of day and channel: the shape of demand.",
+    (
+        ("opened_date", "the day the cases were opened, Boston local time"),
+        ("weekday", "ISO weekday of opened_date: 1 = Monday ... 7 = Sunday"),
+        ("hour", "hour of the day the cases were opened, Boston local time (0-23)"),
+        ("channel", "how the cases came in (silver channel); null where the source left it blank"),
+        ("cases_opened", "cases opened in this day, hour and channel"),
+        ("year", "partition key: the silver year, the year of the open time in Boston local time, as text"),
+    ),
 )
 GOLD_TABLES = (SERVICE_LEVELS, INTAKE)
 
