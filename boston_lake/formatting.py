@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -17,9 +18,16 @@ def format_result(result: pa.Table, style: str) -> str:
         return buffer.getvalue().decode().rstrip("\n")
     rows = result.to_pylist()
     if style == "json":
-        return json.dumps(rows, default=str, indent=1)
+        return json.dumps(rows, default=_json_value, indent=1)
     return (
         tabulate(rows, headers="keys", tablefmt="github")
         if rows
-        else f"(no rows; columns: {', '.join(result.column_names)})"
+        else f"0 rows (columns: {', '.join(result.column_names) or 'none'})"
     )
+
+
+def _json_value(value: object) -> object:
+    """A value JSON has no type for: a DECIMAL (DuckDB's sum of integers is one) as a number, the rest as text."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)

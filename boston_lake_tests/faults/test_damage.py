@@ -203,7 +203,15 @@ def test_read_only_lake(read_only_lake: Path) -> None:
 )
 def test_query_only_reads_the_lake(populated: Lake) -> None:
     home = populated.home
+    # DuckDB's own temp folder (.tmp of the current folder, where the command runs) is no way out either.
+    (home.parent / ".tmp").mkdir(exist_ok=True)
+    (home.parent / ".tmp" / "secret.csv").write_text("a\n1\n")
     for sql, refusal in [
+        ("INSTALL httpfs", "refuses INSTALL"),
+        (
+            "SELECT * FROM read_csv('.tmp/secret.csv')",
+            'reads the lake and nothing else: Permission Error: Cannot access file ".tmp/secret.csv"',
+        ),
         (
             f"COPY (SELECT 1) TO '{home}/bronze/x.csv'",
             "read-only: it runs SELECT statements over the lake and refuses COPY",

@@ -11,6 +11,7 @@ is seen at once.
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
 from dataclasses import dataclass
 from types import TracebackType
@@ -71,8 +72,10 @@ class _View:
 class DuckDBQueryEngine:
     """Each catalog table as a view `<database>.<table>` in an in-process DuckDB; one query at a time.
 
-    It only reads: SELECT is the one statement it runs, and DuckDB may touch no file outside the lake
-    (`enable_external_access` off, the lake's folder in `allowed_directories`, the configuration locked).
+    It only reads: SELECT is the one statement it runs (SHOW TABLES and DESCRIBE among them: `boston311` is the
+    current schema), and DuckDB may touch no file outside the lake (`enable_external_access` off, the lake's
+    folder in `allowed_directories`, the configuration locked). DuckDB also allows its temp directory, by default
+    `.tmp` of the current folder, so it spills to a private one of its own instead.
     """
 
     def __init__(self, catalog: Catalog, store: ObjectStore, database: str = DATABASE):
@@ -81,12 +84,16 @@ class DuckDBQueryEngine:
         self.database = database
         # In UTC, as Athena works: results must not depend on the machine's time zone. No memory limit of the
         # builds: a query may read the whole lake, so DuckDB keeps its own (80% of RAM).
-        self._connection = connect(memory_limit=None)
+        self._spill = tempfile.TemporaryDirectory(prefix="boston-lake-query-")
+        self._connection = connect(memory_limit=None, temp_directory=self._spill.name)
         # Binding a table's view reads every file's footer; DuckDB may keep them between queries because it
         # re-reads a footer whose file's modification time changed (or is under 10 s old): a rewritten year
         # is seen at once, and a query of an unchanged lake reads no footer twice.
         self._connection.execute("SET parquet_metadata_cache = true")
         self._connection.execute(f"SET allowed_directories = [{sql_literal(store.uri('').rstrip('/') + '/')}]")
+        schema = sql_identifier(database)
+        self._connection.execute(f"CREATE SCHEMA {schema}")
+        self._connection.execute(f"USE {schema}")
         self._connection.execute("SET enable_external_access = false")
         self._connection.execute("SET lock_configuration = true")
         self._lock = threading.Lock()
@@ -100,6 +107,7 @@ class DuckDBQueryEngine:
 
     def close(self) -> None:
         self._connection.close()
+        self._spill.cleanup()
 
     def query(self, sql: str) -> pa.Table:
         with self._lock:
@@ -124,7 +132,12 @@ class DuckDBQueryEngine:
             statements = self._connection.extract_statements(sql)
         except duckdb.Error as error:
             raise QueryError(f"{error}\nSQL: {sql}") from error
-        refused = [statement.type.name for statement in statements if statement.type != duckdb.StatementType.SELECT]
+        # Named by the statement's own first word: DuckDB types INSTALL as LOAD, for one.
+        refused = [
+            statement.query.split(maxsplit=1)[0].upper()
+            for statement in statements
+            if statement.type != duckdb.StatementType.SELECT
+        ]
         if refused:
             raise QueryError(
                 f"boston-lake query is read-only: it runs SELECT statements over the lake and refuses "
@@ -142,7 +155,6 @@ class DuckDBQueryEngine:
         except EntityNotFound:
             tables = []
         schema = sql_identifier(self.database)
-        self._connection.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         views, broken = {}, {}
         for table in tables:
             try:
