@@ -7,7 +7,10 @@ import sys
 import pytest
 
 from boston_lake.definitions import build_definitions
+from boston_lake.defs.ingest.jobs import INGEST_RUN_SIZE
+from boston_lake.defs.keys import ingest_job_name
 from boston_lake.lake.settings import Settings
+from boston_lake.lake.tables import TABLES
 
 EXPECTED_ASSETS = {
     f"{layer}/{table}" for layer in ("raw", "bronze", "catalog") for table in ("legacy_requests", "new_system_requests")
@@ -35,6 +38,15 @@ def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(loca
     legacy = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "raw/legacy_requests"))
     assert legacy.partitions_def.get_first_partition_key() == "2011"
     assert legacy.backfill_policy.max_partitions_per_run is None  # single run
+
+
+def test_only_an_ecs_launcher_gets_runs_sized_by_ecs_tags(tmp_path):
+    def ingest_tags(environment: dict[str, str]) -> list[dict[str, str]]:
+        definitions = build_definitions(Settings.from_env({"BOSTON_LAKE_HOME": str(tmp_path), **environment}))
+        return [dict(definitions.resolve_job_def(ingest_job_name(table)).tags) for table in TABLES]
+
+    assert ingest_tags({}) == [{}, {}]
+    assert ingest_tags({"BOSTON_LAKE_RUN_LAUNCHER": "ecs"}) == [INGEST_RUN_SIZE, INGEST_RUN_SIZE]
 
 
 def test_every_run_executes_its_steps_in_its_own_process(local_defs):

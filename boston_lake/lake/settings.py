@@ -24,6 +24,7 @@ TARGETS = ("local", "aws")
 CRAWLER_MODES = ("direct", "glue")
 SSE_ALGORITHMS = ("AES256", "aws:kms")
 NEW_SYSTEM_SOURCES = ("datastore", "csv")
+RUN_LAUNCHERS = ("default", "ecs")
 DEFAULT_PORTAL_URL = "https://data.boston.gov"
 DEFAULT_HOME = ".boston_lake"
 DEFAULT_ROLE_NAME = "boston-lake-glue-crawler"
@@ -225,6 +226,14 @@ VARIABLES = (
         "where NEW SYSTEM records come from: `datastore` (JSON through CKAN's DataStore API) or `csv` "
         "(the resource's CSV file)",
         default_help="`datastore` when the portal marks the resource `datastore_active`, else `csv`",
+    ),
+    Variable(
+        "BOSTON_LAKE_RUN_LAUNCHER",
+        _one_of(RUN_LAUNCHERS, "a run launcher the lake sizes runs for"),
+        "the Dagster instance's run launcher, as the code server must know it: `ecs` (deploy/ecs/dagster.yaml) "
+        "gives ingest runs their Fargate size with `ecs/cpu` and `ecs/memory` tags; with `default` runs carry "
+        "no such tags",
+        default="default",
     ),
     Variable(
         "BOSTON_LAKE_DUCKDB_MEMORY_LIMIT",
@@ -448,6 +457,7 @@ class Settings:
     portal_url: str
     aws: AwsSettings | None = None
     new_system_source: str | None = None  # None: the DataStore whenever the portal marks the resource datastore_active
+    run_launcher: str = "default"  # BOSTON_LAKE_RUN_LAUNCHER: `ecs` sizes ingest runs by tags
     duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT  # each bronze, silver and gold build's DuckDB memory limit
     default_max_shrink: float = share(MAX_SHRINK)  # BOSTON_LAKE_MAX_SHRINK
     max_shrink: tuple[tuple[str, float], ...] = ()  # (table, limit) of each table in SHRINK_TABLES
@@ -468,6 +478,7 @@ class Settings:
             home=_read(env, "BOSTON_LAKE_HOME"),
             portal_url=_read(env, "BOSTON_LAKE_PORTAL_URL"),
             new_system_source=_read(env, "BOSTON_LAKE_NEW_SYSTEM_SOURCE"),
+            run_launcher=_read(env, "BOSTON_LAKE_RUN_LAUNCHER"),
             duckdb_memory_limit=_read(env, "BOSTON_LAKE_DUCKDB_MEMORY_LIMIT"),
             default_max_shrink=(default_shrink := _read(env, "BOSTON_LAKE_MAX_SHRINK")),
             max_shrink=tuple(

@@ -18,8 +18,11 @@ from dagster_aws.ecs.container_context import EcsContainerContext
 from dagster_aws.s3.compute_log_manager import S3ComputeLogManager
 from dagster_postgres.run_storage import PostgresRunStorage
 
-from boston_lake.definitions import defs
-from boston_lake.defs.ingest.jobs import INGEST_JOBS, INGEST_RUN_SIZE
+from boston_lake.definitions import build_definitions
+from boston_lake.defs.ingest.jobs import INGEST_RUN_SIZE
+from boston_lake.defs.keys import ingest_job_name
+from boston_lake.lake.settings import Settings
+from boston_lake.lake.tables import TABLES
 from boston_lake_tests.support.deploy_files import DEPLOY
 
 # Fargate's task sizes: memory (MiB) allowed for each CPU value (ECS developer guide, "Task size").
@@ -37,6 +40,7 @@ ECS_SETTINGS = {
     "BOSTON_LAKE_ECS_LOG_GROUP": "/ecs/boston-lake-runs",
     "DAGSTER_POSTGRES_URL_SECRET_ARN": f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:dagster-postgres-AbCdEf",
     "BOSTON_LAKE_LAKE_BUCKET": "acme-boston311-lake",
+    "BOSTON_LAKE_RUN_LAUNCHER": "ecs",
 }
 
 
@@ -98,14 +102,16 @@ def test_the_ecs_instance_launches_runs_as_fargate_tasks_with_secrets_from_secre
         ]
         assert launcher.secrets_tags == []
 
+        defs = build_definitions(Settings.from_env(ECS_SETTINGS))  # the code server's environment names ecs
+
         def size_of(job_name: str) -> dict[str, str]:
             tags = defs.resolve_job_def(job_name).tags
             run = DagsterRun(job_name=job_name, run_id=str(uuid.uuid4()), tags=dict(tags))
             return dict(launcher.get_cpu_and_memory_overrides(EcsContainerContext.create_for_run(run, launcher), run))
 
         ingest_size = {"cpu": INGEST_RUN_SIZE["ecs/cpu"], "memory": INGEST_RUN_SIZE["ecs/memory"]}
-        for job in INGEST_JOBS.values():
-            assert size_of(job.name) == ingest_size, job.name
+        for table in TABLES:
+            assert size_of(ingest_job_name(table)) == ingest_size, table.name
         default_size = size_of("crawl_legacy_requests")
         assert default_size == launcher.run_resources
         for size in (ingest_size, default_size):

@@ -2,7 +2,7 @@
 
 from boston_lake.defs.ingest.assets import INGEST_ASSETS
 from boston_lake.defs.ingest.checks import BRONZE_CHECKS
-from boston_lake.defs.ingest.jobs import INGEST_JOBS
+from boston_lake.defs.ingest.jobs import ingest_jobs
 from boston_lake.defs.ingest.schedules import SCHEDULES
 
-__all__ = ["BRONZE_CHECKS", "INGEST_ASSETS", "INGEST_JOBS", "SCHEDULES"]
+__all__ = ["BRONZE_CHECKS", "INGEST_ASSETS", "ingest_jobs", "SCHEDULES"]

@@ -22,8 +22,7 @@ from dagster import (
     schedule,
 )
 
-from boston_lake.defs.ingest.jobs import INGEST_JOBS
-from boston_lake.defs.keys import RANGE_END, RANGE_START
+from boston_lake.defs.keys import RANGE_END, RANGE_START, ingest_job_name
 from boston_lake.defs.partitions import TIMEZONE
 from boston_lake.defs.resources import CkanPortalResource
 from boston_lake.lake.tables import TABLES, LakeTable
@@ -45,7 +44,7 @@ def build_refresh_schedule(table: LakeTable) -> ScheduleDefinition:
 
     @schedule(
         name=f"refresh_{table.name}",
-        job=INGEST_JOBS[table.name],
+        job_name=ingest_job_name(table),
         cron_schedule=REFRESH_CRON,
         execution_timezone=TIMEZONE,
         default_status=DefaultScheduleStatus.RUNNING,
