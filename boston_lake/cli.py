@@ -126,6 +126,8 @@ def _query(args: argparse.Namespace) -> int:
         print(f"query failed: {error}", file=sys.stderr)
         return 1
     print(format_result(result, args.format))
+    if args.format != "table" and not result.num_rows:
+        print("0 rows", file=sys.stderr)  # said apart from the output, which stays valid CSV or JSON
     return 0
 
 
@@ -383,10 +385,10 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"sample portal on {portal.url}; lake in {base / 'lake'}; Dagster home {dagster_home}")
         # Read like any environment (not built field by field), so the UI's settings page shows the demo's values.
         demo_lake = Settings.from_env({"BOSTON_LAKE_HOME": str(base / "lake"), "BOSTON_LAKE_PORTAL_URL": portal.url})
-        if run_demo(demo_lake, base / "report.html"):
+        command = f"{_command_as_typed()} --home {_as_typed(base / 'lake')}"
+        if run_demo(demo_lake, base / "report.html", command):
             return 1
-    lake = _as_typed(base / "lake")
-    print(f'\nnext:\n  {_command_as_typed()} --home {lake} status      (or catalog, query "SELECT …")')
+    print(f'\nnext:\n  {command} status      (or catalog, query "SELECT …")')
     if base == Path(".demo").resolve():
         print("  make demo-ui     the Dagster UI over this lake on http://127.0.0.1:3000 (DAGSTER_PORT to change it)")
     return 0

@@ -16,7 +16,7 @@ from tabulate import tabulate
 
 from boston_lake.definitions import build_definitions
 from boston_lake.defs.automation import contiguous_blocks
-from boston_lake.defs.gold import GOLD_JOB, gold_key
+from boston_lake.defs.gold import GOLD_AUTOMATION, GOLD_JOB, gold_key
 from boston_lake.defs.keys import RANGE_END, RANGE_START, SILVER_KEY, ingest_job_name
 from boston_lake.defs.partitions import partitions_for
 from boston_lake.formatting import format_result
@@ -29,6 +29,8 @@ from boston_lake.lake.zones.gold import GOLD_TABLES
 from boston_lake.lake.zones.raw import offered_years
 from boston_lake.lake.zones.status import lake_status
 
+# Dagster's tag of a run a sensor launched: the UI shows "Launched by" that sensor instead of "Manually launched".
+SENSOR_TAG = "dagster/sensor_name"
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
 DEMO_QUERIES = (
     "SELECT year, count(*) AS cases, count(sla_target_dt) AS with_sla_target, count(target_dt) AS with_v1_target "
@@ -70,7 +72,7 @@ def _run_sensor_tick(definitions: Definitions, instance: DagsterInstance, sensor
     for request in tick.run_requests or []:
         if request.job_name is None:
             raise RuntimeError(f"sensor {sensor_name} requested a run without a job: {request}")
-        if not _execute(definitions, instance, request.job_name, dict(request.tags)):
+        if not _execute(definitions, instance, request.job_name, {**request.tags, SENSOR_TAG: sensor_name}):
             return False
     return True
 
@@ -93,7 +95,8 @@ def gold_requests(instance: DagsterInstance) -> list[dict[str, str]]:
     return [{RANGE_START: str(first), RANGE_END: str(last)} for first, last in contiguous_blocks(behind)]
 
 
-def run_demo(settings: Settings, report_path: Path) -> int:
+def run_demo(settings: Settings, report_path: Path, command: str) -> int:
+    """Build the demo lake and show it; `command` is `boston-lake --home <lake>` as the reader can paste it."""
     definitions = build_definitions(settings)
     portal = CkanPortal(settings.portal_url)
     with DagsterInstance.get() as instance:
@@ -108,14 +111,14 @@ def run_demo(settings: Settings, report_path: Path) -> int:
             if not _run_sensor_tick(definitions, instance, sensor_name):
                 return 1
         for tags in gold_requests(instance):
-            if not _execute(definitions, instance, GOLD_JOB.name, tags):
+            if not _execute(definitions, instance, GOLD_JOB.name, {**tags, SENSOR_TAG: GOLD_AUTOMATION.name}):
                 return 1
     target = build_target(settings)
     rows = [status.as_row() for status in lake_status(target.raw_zone(), target.lake_zone(), TABLES)]
     print("\nthe lake, per table and year:")
     print(tabulate(rows, headers="keys", tablefmt="github"))
     for sql in DEMO_QUERIES:
-        print(f'\nboston-lake query "{sql}"')
+        print(f'\n{command} query "{sql}"')
         print(format_result(target.query(sql), "table"))
     written = write_report(report_path, target)
     print(f"\nthe lake's answers at a glance, one file that opens with no network: {written}")

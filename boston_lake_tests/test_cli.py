@@ -1,14 +1,23 @@
 """The `boston-lake` command as a person runs it: in a subprocess, offline."""
 
+import itertools
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 
+from boston_lake.demo import DEMO_QUERIES
+from boston_lake.lake import layout
+from boston_lake.lake.catalog.crawler import Crawler
 from boston_lake.lake.catalog.local import LocalCatalog
-from boston_lake.lake.tables import DATABASE
+from boston_lake.lake.stores import LocalObjectStore
+from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, DATABASE, TABLES
+from boston_lake.lake.zones.gold import SERVICE_LEVELS
+from boston_lake_tests.support.bronze_samples import BronzeSamples, bronze_publish
 from boston_lake_tests.support.killed_run import workspace_holder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +39,13 @@ def boston_lake(
 @pytest.mark.e2e
 @pytest.mark.timeout(900)  # every layer from raw to the report, in Dagster runs, on a shared machine
 def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(tmp_path):
-    result = boston_lake("demo", "--dir", str(tmp_path / "demo"), timeout=840)
+    # A project root as a fresh clone has it after `make demo`: the venv and the demo folder.
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / ".venv").symlink_to(Path(sys.executable).parent.parent)
+    (root / ".dagster_home").symlink_to(REPO / ".dagster_home")  # the instance settings the demo copies
+    demo = root / ".demo"
+    result = boston_lake("demo", "--dir", ".demo", cwd=root, timeout=840)
     assert result.returncode == 0, result.stdout + result.stderr
     table_lines = [
         line for line in result.stdout.splitlines() if line.startswith("| legacy") or line.startswith("| new_system")
@@ -43,34 +58,49 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
         ("new_system_requests", "2025"): "4134",
         ("new_system_requests", "2026"): "1339",
     }
-    runs = list((tmp_path / "demo" / "dagster_home").rglob("runs.db")) + list(
-        (tmp_path / "demo" / "dagster_home").rglob("*.db")
-    )
+    runs = list((demo / "dagster_home").rglob("runs.db")) + list((demo / "dagster_home").rglob("*.db"))
     assert runs, "the demo's runs are kept in its Dagster home for the UI"
-    report = (tmp_path / "demo" / "report.html").resolve()
+    with DagsterInstance.from_config(str(demo / "dagster_home")) as instance:
+        launched_by = {run.job_name: run.tags.get("dagster/sensor_name") for run in instance.get_runs()}
+    assert launched_by == {  # what a sensor requested says so in the UI; ingest is the demo's own
+        "ingest_legacy_requests": None,
+        "ingest_new_system_requests": None,
+        "crawl_legacy_requests": "crawl_landed_bronze",
+        "crawl_new_system_requests": "crawl_landed_bronze",
+        "build_silver_service_requests": "rebuild_silver_on_bronze_change",
+        "build_gold": "gold_follows_silver",
+    }
+    report = (demo / "report.html").resolve()
     assert f"one file that opens with no network: {report}" in result.stdout, "the demo names its report"
     assert "Median hours to close, by neighborhood" in report.read_text(encoding="utf-8")
 
     assert "crawl_legacy_requests" in result.stdout and "crawl_new_system_requests" in result.stdout
-    home = {"BOSTON_LAKE_HOME": str(tmp_path / "demo" / "lake")}
-    # The demo says how to reach its lake, and says nothing twice, and warns about nothing.
-    lake = str(tmp_path / "demo" / "lake")
-    assert f"boston-lake --home {lake} status" in result.stdout
-    # Pasted into a shell at the project root whose PATH has no venv, the printed command works as typed.
-    (printed,) = [
-        line.split("(or catalog")[0].strip()
-        for line in result.stdout.splitlines()
-        if " --home " in line and " status " in line
-    ]
-    pasted = subprocess.run(
-        ["bash", "-c", printed], cwd=REPO, env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120
-    )
-    assert pasted.returncode == 0 and "legacy_requests" in pasted.stdout, (printed, pasted.stderr)
+    home = {"BOSTON_LAKE_HOME": str(demo / "lake")}
+    lake = str(demo / "lake")
+    # Every command the demo prints and README shows, pasted into a shell at the project root whose PATH has no
+    # venv, works as typed.
+    printed = [line.split("(or catalog")[0].strip() for line in result.stdout.splitlines() if " --home " in line]
+    assert printed[-1] == f"{Path(sys.executable).parent / 'boston-lake'} --home .demo/lake status"  # not on PATH
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    shown = [line for line in readme.splitlines() if line.startswith(".venv/bin/boston-lake ")]
+    assert len(printed) == len(DEMO_QUERIES) + 1 and len(shown) == 6
+    for command in printed + shown:
+        pasted = subprocess.run(
+            ["bash", "-c", command],
+            cwd=root,
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert pasted.returncode == 0 and pasted.stdout and not pasted.stderr, (command, pasted.stderr)
+    assert (root / "report.html").is_file()
+    # The demo says nothing twice, and warns about nothing.
     assert "warning" not in (result.stdout + result.stderr).lower()
     output = (result.stdout + result.stderr).splitlines()
     summaries = [line for line in output if "legacy_requests: created (version 1)" in line]
     assert len(summaries) == 1, summaries
-    new_system = tmp_path / "demo" / "lake" / "raw" / "boston311" / "new_system_requests"
+    new_system = demo / "lake" / "raw" / "boston311" / "new_system_requests"
     assert (new_system / "_source" / "datastore" / "_manifest.json").is_file()  # read from the DataStore
     assert (new_system / "year=2025" / "new_system_requests_2025.jsonl").is_file()
 
@@ -88,8 +118,14 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     catalog = boston_lake("catalog", "--table", "legacy_requests", env=home)
     assert catalog.returncode == 0, catalog.stderr
     assert "table legacy_requests  version 1  1500 rows" in catalog.stdout
-    assert "sla_target_dt timestamp" in catalog.stdout and "target_dt timestamp" in catalog.stdout
-    assert "partition keys: year string" in catalog.stdout and "versions: 1 (34 columns)" in catalog.stdout
+    listed = catalog.stdout.split("columns (partition keys last):\n")[1].splitlines()
+    columns = list(itertools.takewhile(lambda line: not line.lstrip().startswith("partition "), listed))
+    assert columns[0].split(maxsplit=2) == ["case_enquiry_id", "bigint", COLUMN_DESCRIPTIONS["case_enquiry_id"]]
+    assert columns[-1].split(maxsplit=2) == ["year", "string", COLUMN_DESCRIPTIONS["year"]]
+    assert "versions: 1 (34 columns)" in catalog.stdout
+    gold = boston_lake("catalog", "--table", "service_levels", env=home)
+    (on_time,) = [line.split(maxsplit=2) for line in gold.stdout.splitlines() if line.split()[:1] == ["on_time"]]
+    assert on_time == ["on_time", "bigint", dict(SERVICE_LEVELS.columns)["on_time"]]  # gold's own description
     unknown = boston_lake("--home", lake, "catalog", "--table", "nope")
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == (
@@ -159,6 +195,39 @@ def test_configuration_errors_are_one_clear_line(tmp_path):
     result = boston_lake("status", env={"BOSTON_LAKE_TARGET": "nope"})
     assert result.returncode == 2
     assert result.stderr.strip().startswith("configuration error: BOSTON_LAKE_TARGET='nope'")
+
+
+@pytest.fixture
+def crawled_home(tmp_path: Path, bronze_samples: BronzeSamples) -> Path:
+    """A lake home whose bronze samples are crawled into its catalog."""
+    store = LocalObjectStore(tmp_path)
+    for sample in bronze_samples.legacy + bronze_samples.new_system:
+        bronze_publish(store, sample)
+    targets = [(table.name, layout.bronze_table_prefix(table.name)) for table in TABLES]
+    Crawler(store, LocalCatalog(tmp_path / "catalog" / "catalog.sqlite"), DATABASE).crawl(targets)
+    return tmp_path
+
+
+def test_query_lists_and_describes_tables_and_prints_numbers_as_numbers(crawled_home: Path):
+    home = ["--home", str(crawled_home)]
+    tables = boston_lake(*home, "query", "SHOW TABLES", "--format", "csv")
+    assert tables.stdout.splitlines() == ['"name"', '"legacy_requests"', '"new_system_requests"'], tables.stderr
+    described = boston_lake(*home, "query", "DESCRIBE boston311.legacy_requests")
+    assert described.returncode == 0 and "| case_enquiry_id " in described.stdout and "| year " in described.stdout
+    sums = boston_lake(
+        *home, "query", "SELECT sum(1) AS c, avg(latitude) > 0 AS north FROM legacy_requests", "--format", "json"
+    )
+    assert json.loads(sums.stdout) == [{"c": 1500, "north": True}], sums.stderr
+
+
+@pytest.mark.parametrize(
+    "output,printed", [("table", "0 rows (columns: year)\n"), ("csv", '"year"\n'), ("json", "[]\n")]
+)
+def test_an_empty_result_says_0_rows(crawled_home: Path, output: str, printed: str):
+    sql = "SELECT year FROM boston311.legacy_requests WHERE year = '1999'"
+    empty = boston_lake("--home", str(crawled_home), "query", sql, "--format", output)
+    assert empty.returncode == 0 and empty.stdout == printed
+    assert empty.stderr == ("" if output == "table" else "0 rows\n")  # CSV and JSON stay parseable
 
 
 @pytest.mark.parametrize("command", [["status"], ["catalog"], ["query", "SELECT 1 AS one"]])
