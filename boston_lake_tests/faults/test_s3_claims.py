@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from dagster import DagsterRun, DagsterRunStatus, MaterializeResult, asset, inst
 
 from boston_lake.defs.resources import LakeStorageResource, build_resources
 from boston_lake.lake import layout
-from boston_lake.lake.aws.s3 import S3ObjectStore
+from boston_lake.lake.aws.s3 import LockHeld, S3ObjectStore
 from boston_lake.lake.aws.session import AwsSession, Backoff
 from boston_lake.lake.stores import WorkBusy
 from boston_lake_tests.faults.conftest import REPO, boston_lake
@@ -38,7 +39,7 @@ PUBLISHED = "bronze/boston311/legacy_requests/year=2023/part-00000.parquet"
 # `host` other than "-" stands for another machine: the run reports that host name.
 CLAIM = """
 import socket, sys
-from boston_lake.lake.aws.s3 import S3ObjectStore
+from boston_lake.lake.aws.s3 import LockHeld, S3ObjectStore
 from boston_lake.lake.aws.session import AwsSession
 from boston_lake.lake.stores import WorkBusy
 
@@ -278,3 +279,68 @@ def test_a_claim_whose_dagster_run_ended_is_taken_over_at_once(runs, aws_setting
         resources = build_resources(aws_settings)
         assert materialize([claims_the_year], resources=resources, instance=instance).success
     assert len(swept) == 1 and ended.run_id in swept[0], swept
+
+
+# Long work on another machine under a lease with a short time to live: it says "held", then works until told.
+LONG_WORK = """
+import socket, sys
+from boston_lake.lake.aws.s3 import LockHeld, S3ObjectStore
+from boston_lake.lake.aws.session import AwsSession
+
+endpoint, bucket, key, ttl = sys.argv[1:5]
+socket.gethostname = lambda: "ip-10-0-7-13.ec2.internal"
+store = S3ObjectStore(AwsSession("us-east-1", {"": endpoint}).client("s3"), bucket, run_id="long-run")
+with store.lock(key, ttl_seconds=float(ttl), holder="a long crawl"):
+    print("held", flush=True)
+    sys.stdin.readline()
+"""
+SHORT_TTL_SECONDS = 3
+
+
+@fault(
+    "concurrency",
+    "a run on another machine works longer than its lease's time to live",
+    "its lease is renewed while it lives (conditional writes), so a second run fails naming it instead of taking "
+    "it over; the holder releases its own lease at the end",
+    "n/a",
+)
+@pytest.mark.slow  # it outlasts a time to live of a few seconds, by design
+def test_long_work_keeps_its_lease_past_the_time_to_live(
+    aws_env: MotoServer, aws_client, aws_buckets: LakeBuckets, tmp_path: Path
+) -> None:
+    key = "_locks/crawler/boston311.json"
+    environment = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": str(REPO),
+        "TMPDIR": str(tmp_path),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }
+    work = subprocess.Popen(
+        [sys.executable, "-c", LONG_WORK, aws_env.url, aws_buckets.lake, key, str(SHORT_TTL_SECONDS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=environment,
+    )
+    try:
+        assert work.stdout is not None and work.stdout.readline().strip() == "held"
+        s3 = aws_client("s3")
+        taken = s3.head_object(Bucket=aws_buckets.lake, Key=key)["LastModified"]
+        first_expiry = taken + timedelta(seconds=SHORT_TTL_SECONDS)
+        deadline = time.monotonic() + 60
+        # Wait for the event: the lease written again after the time to live it was taken with had run out.
+        while s3.head_object(Bucket=aws_buckets.lake, Key=key)["LastModified"] <= first_expiry:
+            assert time.monotonic() < deadline, "the lease was never renewed past its first time to live"
+            time.sleep(0.1)
+
+        store = S3ObjectStore(s3, aws_buckets.lake, run_id="second-run")
+        with pytest.raises(LockHeld, match=r"is held by a long crawl, run long-run, host ip-10-0-7-13.ec2.internal"):
+            with store.lock(key, ttl_seconds=SHORT_TTL_SECONDS):
+                pass
+    finally:
+        assert work.stdin is not None
+        work.stdin.close()
+        assert work.wait(timeout=60) == 0  # its release found its own lease: nobody took it over
+    assert lease_keys(aws_client, aws_buckets.lake) == []

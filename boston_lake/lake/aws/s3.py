@@ -18,6 +18,7 @@ import re
 import shlex
 import socket
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -80,10 +81,10 @@ DEFAULT_TRANSFER = TransferConfig(
 
 
 # How long a partition's claim (`workspace`) lasts when its holder dies without releasing it, e.g. a container
-# killed by ECS on another machine: 6 h, as the crawl lease (glue.DEFAULT_LOCK_TTL_SECONDS). The longest unit
-# of work, a 2 GB raw download or its bronze conversion, takes well under an hour, so a live holder never
-# outlasts it; a holder seen to have ended (on the same host, or by the caller's `holder_ended`) is taken over
-# at once, so the wait applies only to a holder that vanished on another machine.
+# killed by ECS on another machine: 6 h, as the crawl lease (glue.DEFAULT_LOCK_TTL_SECONDS). A live holder renews
+# its lease (`_Heartbeat`), so however long its work takes it is not taken over; a holder seen to have ended (on
+# the same host, or by the caller's `holder_ended`) is taken over at once, so the wait applies only to a holder
+# that vanished on another machine.
 WORK_LEASE_TTL_SECONDS = 6 * 3600
 # Taking and releasing a lease retry throttling and 5xx for this long, backing off, then give up naming the lease
 # and the command that clears it: a lease left behind would hold its work off until it expires.
@@ -363,17 +364,20 @@ class S3ObjectStore:
         or `holder_ended` (else the store's) says so of the recorded lease. Released with a conditional DELETE
         on our own ETag, so a holder whose lease was taken over cannot delete the new holder's. Throttling and
         5xx are retried with backoff for `lease_retry_seconds`, then give up naming the lease and the command
-        that clears it. Yields what was taken over (the old holder and why), or None.
+        that clears it. While the block runs, the lease is renewed every third of its time to live (`_Heartbeat`),
+        so live work that outlasts the time to live is never taken over. Yields what was taken over (the old
+        holder and why), or None.
         """
         if ttl_seconds <= 0:
             raise StoreError(f"lock {self.uri(key)}: ttl_seconds must be positive, got {ttl_seconds}")
         record = self._lease_record(holder, ttl_seconds, clock)
-        began = time.monotonic()
         etag, taken_over = self._acquire(key, record, clock, holder_ended or self.holder_ended)
+        heartbeat = _Heartbeat(self, key, record, etag, ttl_seconds / 3)
         try:
             yield taken_over
         finally:
-            self._release(key, etag, ttl_seconds, time.monotonic() - began)
+            etag, since_renewed = heartbeat.stop()
+            self._release(key, etag, ttl_seconds, since_renewed)
 
     def _lease_record(self, holder: str | None, ttl_seconds: float, clock: Callable[[], datetime]) -> dict[str, Any]:
         host, pid, since = socket.gethostname(), os.getpid(), _iso(clock())
@@ -477,6 +481,20 @@ class S3ObjectStore:
         except ClientError as error:
             raise self._error("GetObject (lock)", key, error) from error
 
+    def _renew(self, key: str, record: dict[str, Any], etag: str) -> str:
+        """Write our lease again (If-Match on our ETag): S3 dates it now, so it lasts a time to live from now.
+        Returns its new ETag; raises ClientError (412) when it is no longer ours."""
+        body = json.dumps({**record, "renewed_at": _iso(utc_now())}).encode()
+        try:
+            return self._put_lease(key, body, IfMatch=etag)
+        except ClientError as error:
+            if error_code(error) not in _CONDITION_FAILED:
+                raise
+            current = self._read_lease(key)  # a retried write of ours may have gone through: then it is ours
+            if current is not None and current.token == record["token"]:
+                return current.etag
+            raise
+
     def _release(self, key: str, etag: str, ttl_seconds: float, held_seconds: float) -> None:
         attempts = 0
 
@@ -555,6 +573,44 @@ class S3ObjectStore:
         if error_code(error) in _MISSING:
             return ObjectNotFound(f"no object {self.uri(key)}")
         return StoreError(f"S3 {operation} of {self.uri(key)} failed: {describe_error(error)}")
+
+
+class _Heartbeat:
+    """Renews a held lease every `interval` seconds from a thread of its own until stopped, so that work which
+    outlasts the lease's time to live is not taken over while its process lives. A renewal S3 refuses because
+    the lease is someone else's stops the heartbeat (the release then reports the lock lost); one that fails
+    for a while (throttling, a network gap) is tried again at the next beat."""
+
+    def __init__(self, store: S3ObjectStore, key: str, record: dict[str, Any], etag: str, interval: float):
+        self.store, self.key, self.record, self.interval = store, key, record, interval
+        self.etag = etag
+        self.renewed = time.monotonic()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"lease heartbeat {key}", daemon=True)
+        self._thread.start()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.interval):
+            with self._lock:
+                if self._stopped.is_set():
+                    return
+                try:
+                    self.etag = self.store._renew(self.key, self.record, self.etag)
+                except ClientError as error:
+                    if error_code(error) in _CONDITION_FAILED | _MISSING:
+                        return  # no longer ours: the release says so
+                    continue
+                except (StoreError, BotoCoreError):
+                    continue
+                self.renewed = time.monotonic()
+
+    def stop(self) -> tuple[str, float]:
+        """Stop renewing; the lease's current ETag and the seconds since it was last written."""
+        with self._lock:
+            self._stopped.set()
+        self._thread.join()
+        return self.etag, time.monotonic() - self.renewed
 
 
 @dataclass(frozen=True)
