@@ -6,7 +6,7 @@ from dagster import AssetsDefinition, Definitions, map_asset_specs
 
 from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS, CATALOG_SENSORS, CRAWL_JOBS
 from boston_lake.defs.executor import EXECUTOR
-from boston_lake.defs.gold import GOLD_ASSETS, GOLD_AUTOMATION, GOLD_JOB
+from boston_lake.defs.gold import GOLD_ASSETS, GOLD_JOB, GOLD_SENSORS
 from boston_lake.defs.ingest import BRONZE_CHECKS, INGEST_ASSETS, SCHEDULES, ingest_jobs
 from boston_lake.defs.resources import build_resources
 from boston_lake.defs.silver import SILVER_ASSETS, SILVER_CHECKS, SILVER_JOBS, SILVER_SENSORS
@@ -36,7 +36,7 @@ def build_definitions(settings: Settings) -> Definitions:
         asset_checks=BRONZE_CHECKS + CATALOG_CHECKS + SILVER_CHECKS,
         jobs=[*ingest_jobs(settings.run_launcher), *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB],
         schedules=SCHEDULES,
-        sensors=[*CATALOG_SENSORS, *SILVER_SENSORS, GOLD_AUTOMATION],
+        sensors=[*CATALOG_SENSORS, *SILVER_SENSORS, *GOLD_SENSORS],
         resources=build_resources(settings),
         executor=EXECUTOR,
     )

@@ -13,7 +13,7 @@ year and landing, and then gives up, saying so on every tick until the year is b
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from dagster import (
@@ -26,6 +26,7 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     EventLogRecord,
+    RunRecord,
     RunsFilter,
 )
 
@@ -170,37 +171,46 @@ def _landing(run: DagsterRun) -> int | None:
 
 def retries(
     instance: DagsterInstance,
-    sensor: str,
-    built: AssetKey,
+    sensors: str | Sequence[str],
+    built: Sequence[AssetKey],
     *,
     scope: Mapping[str, str] | None = None,
     requested_now: Iterable[int] = (),
     label: str = "",
+    landing_of: Callable[[RunRecord, int], int | None] | None = None,
 ) -> Retries:
-    """The years whose latest run requested by `sensor` (among its runs carrying the `scope` tags) ended FAILURE
-    or CANCELED and whose asset `built` was not materialized since that run's landing.
+    """The years whose latest run requested by `sensors` (among their runs carrying the `scope` tags) ended
+    FAILURE or CANCELED and whose assets `built` were not all materialized since that run's landing.
 
-    Each is requested again while fewer than MAX_ATTEMPTS of the sensor's runs for that landing covered it;
+    Each is requested again while fewer than MAX_ATTEMPTS of the sensors' runs for that landing covered it;
     after that it is given up, and a note says so on every tick until the year is built or lands again. Years in
     `requested_now` are left out: the new request of a newer landing covers them. `label` starts every note.
+    `landing_of(run, year)` finds the landing of a run that has no LANDING tag (one automation launched).
     """
     latest: dict[int, tuple[DagsterRun, int]] = {}
     attempts: Counter[tuple[int, int]] = Counter()
-    runs = instance.get_runs(RunsFilter(tags={REQUESTED_BY: sensor, **(scope or {})}), limit=RECENT_RUNS)
-    for run in runs:  # newest first
-        landing = _landing(run)
-        if landing is None:
-            continue
+    requested_by = sensors if isinstance(sensors, str) else list(sensors)
+    records = instance.get_run_records(RunsFilter(tags={REQUESTED_BY: requested_by, **(scope or {})}), RECENT_RUNS)
+    for record in records:  # newest first
+        run = record.dagster_run
         for year in tagged_years(run.tags):
+            landing = _landing(run)
+            if landing is None and landing_of is not None:
+                landing = landing_of(record, year)
+            if landing is None:
+                continue
             latest.setdefault(year, (run, landing))
             attempts[year, landing] += 1
     skip = set(requested_now)
     undone = {year: found for year, found in latest.items() if found[0].status in UNDONE and year not in skip}
     if not undone:
         return Retries([], [])
-    materialized = instance.get_latest_storage_id_by_partition(
-        built, DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in undone}
-    )
+    partitions = {str(year) for year in undone}
+    latest_by_key = [
+        instance.get_latest_storage_id_by_partition(key, DagsterEventType.ASSET_MATERIALIZATION, partitions=partitions)
+        for key in built
+    ]
+    materialized = {partition: min(newest.get(partition, 0) for newest in latest_by_key) for partition in partitions}
     again: dict[tuple[int, int], list[int]] = defaultdict(list)  # (landing, attempt) -> years
     retried: dict[tuple[str, int], list[int]] = defaultdict(list)  # (why, attempt) -> years
     given_up: dict[str, list[int]] = defaultdict(list)  # why -> years

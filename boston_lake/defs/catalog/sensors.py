@@ -85,7 +85,7 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         again = retries(
             context.instance,
             SENSOR_NAME,
-            catalog_key(table),
+            [catalog_key(table)],
             scope={CRAWL_TABLE_TAG: table.name},
             requested_now=years,
             label=f"{table.name} ",

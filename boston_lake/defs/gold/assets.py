@@ -23,6 +23,7 @@ from dagster import (
     define_asset_job,
 )
 
+from boston_lake.defs.automation import REQUESTED_BY
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY
 from boston_lake.defs.metadata import catalog_column_schema
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
@@ -129,10 +130,15 @@ GOLD_JOB = define_asset_job(
     description="Both gold tables for the years chosen, from the silver years of the same number.",
 )
 
+GOLD_KEYS = [gold_key(table) for table in GOLD_TABLES]
+GOLD_AUTOMATION_NAME = "gold_follows_silver"
 GOLD_AUTOMATION = AutomationConditionSensorDefinition(
-    "gold_follows_silver",
-    target=[gold_key(table) for table in GOLD_TABLES],
+    GOLD_AUTOMATION_NAME,
+    target=GOLD_KEYS,
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
+    # Who requested the run, as on the crawl and silver sensors' runs: the retry sensor (gold/sensors.py) counts
+    # the attempts at a year among them.
+    run_tags={REQUESTED_BY: GOLD_AUTOMATION_NAME},
     description="Rebuilds a gold year whenever its silver year is materialized.",
 )

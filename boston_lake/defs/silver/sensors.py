@@ -77,7 +77,7 @@ def rebuild_silver_on_bronze_change(context: SensorEvaluationContext) -> SensorR
         if landed.newest_storage_id is not None:
             cursor[table.name] = landed.newest_storage_id
     affected = silver_years_to_rebuild(context.instance, landed_at)
-    again = retries(context.instance, SENSOR_NAME, SILVER_KEY, requested_now=affected, label="silver ")
+    again = retries(context.instance, SENSOR_NAME, [SILVER_KEY], requested_now=affected, label="silver ")
     stamp = "-".join(str(cursor[name]) for name in sorted(cursor))
     requests = [
         silver_request(
