@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -31,6 +32,15 @@ from boston_lake.lake.settings import AwsSettings, Settings
 from boston_lake.lake.stores import LocalObjectStore, ObjectStore
 from boston_lake.lake.tables import DATABASE
 from boston_lake.lake.zones.silver.glue_build import GlueSilverJob
+
+
+class QueryEngine(Protocol):
+    """What `boston-lake query` and `open_lake` ask of an engine (DuckDB locally, Athena on AWS)."""
+
+    def query(self, sql: str) -> pa.Table: ...
+
+    def close(self) -> None: ...
+
 
 # Whether the run named in a claim (its lease record: run_id, host, pid…) has ended, as the orchestrator knows.
 HolderEnded = Callable[[Mapping[str, Any]], bool]
@@ -78,8 +88,14 @@ class LakeTarget(ABC):
         summary and any type conflicts it reported."""
 
     @abstractmethod
+    def query_engine(self, **options: Any) -> QueryEngine:
+        """The engine of `boston-lake query` and `open_lake`: SQL over the catalog's tables. `options` go to the
+        engine as they are, so an option an engine gains reaches every caller."""
+
     def query(self, sql: str) -> pa.Table:
-        """SQL over the catalog's tables."""
+        """SQL over the catalog's tables, with an engine opened for it alone."""
+        with closing(self.query_engine()) as engine:
+            return engine.query(sql)
 
 
 class LocalTarget(LakeTarget):
@@ -104,9 +120,8 @@ class LocalTarget(LakeTarget):
     def crawl(self, table: str, years: list[int], log: Log, landed_at: datetime) -> tuple[str, list[str]]:
         return direct_crawl(self.lake_zone(), self.catalog(), self.database, table, log)
 
-    def query(self, sql: str) -> pa.Table:
-        with DuckDBQueryEngine(self.catalog(read_only=True), self.lake_zone(), self.database) as engine:
-            return engine.query(sql)
+    def query_engine(self, **options: Any) -> QueryEngine:
+        return DuckDBQueryEngine(self.catalog(read_only=True), self.lake_zone(), self.database, **options)
 
 
 class AwsTarget(LakeTarget):
@@ -180,12 +195,10 @@ class AwsTarget(LakeTarget):
         glue = self.glue_job_client or self.session.client("glue")
         return GlueJobLauncher(job=job, glue=glue, s3=self.session.client("s3"))
 
-    def query(self, sql: str) -> pa.Table:
-        engine = AthenaQueryEngine(
-            self.session.client("athena"), self.database, self.aws.athena_workgroup, self.aws.athena_output
+    def query_engine(self, **options: Any) -> QueryEngine:
+        return AthenaQueryEngine(
+            self.session.client("athena"), self.database, self.aws.athena_workgroup, self.aws.athena_output, **options
         )
-        with engine:
-            return engine.query(sql)
 
 
 def build_target(settings: Settings) -> LakeTarget:
