@@ -64,6 +64,8 @@ def open_lake(
     try:
         engine = target.query_engine(**engine_options)
     except TypeError as error:
+        if not engine_options:  # not about an option: a fault of the engine itself
+            raise
         raise LakeOptionError(
             f"open_lake: {target!r} cannot take the options {sorted(engine_options)}: {error}"
         ) from error
