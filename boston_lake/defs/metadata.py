@@ -93,7 +93,7 @@ def record_years(
     else:
         description = (
             f"{context.asset_key.to_user_string()}: {len(failures)} of {len(failures) + len(metadata_by_year)} "
-            "years failed, the others are stored:\n"
+            f"years failed, {'the others are stored' if metadata_by_year else 'none is stored'}:\n"
             + "\n".join(f"  {year}: {reason}" for year, reason in sorted(failures.items()))
         )
     failed: dict[str, Any] = {"failed_years": sorted(failures), "stored_years": sorted(metadata_by_year)}

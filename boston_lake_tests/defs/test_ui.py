@@ -123,6 +123,25 @@ query ($key: AssetKeyInput!, $name: String!) {
 """
 
 
+def runs_alone(server: DagsterServer, key: dict[str, list[str]], check: str, others: list[str]) -> None:
+    """Execute `check` as the Checks tab's "Execute" sends it (the implicit asset job with the one check selected,
+    no asset): it succeeds, and none of `others` runs."""
+    run_id = server.launch_run(
+        {"pipelineName": "__ASSET_JOB", "assetSelection": [], "assetCheckSelection": [{"assetKey": key, "name": check}]}
+    )
+
+    def ended() -> str | None:
+        status = server.graphql(RUN, id=run_id)["runOrError"]["status"]
+        return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
+
+    assert server.wait_for(ended, timeout=180, what=f"check run {run_id}") == "SUCCESS"
+    execution = server.graphql(CHECK_EXECUTIONS, key=key, name=check)["assetCheckExecutions"][0]
+    assert execution["runId"] == run_id and execution["status"] == "SUCCEEDED"
+    for other in others:
+        executions = server.graphql(CHECK_EXECUTIONS, key=key, name=other)["assetCheckExecutions"]
+        assert all(e["runId"] != run_id for e in executions), other  # the others did not run
+
+
 def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: DagsterServer) -> None:
     bronze = {"path": ["bronze", "legacy_requests"]}
     checks = dagster_server.graphql(CHECKS, key=bronze)["assetNodeOrError"]["assetChecksOrError"]["checks"]
@@ -133,24 +152,45 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
         "year_has_rows": (False, "CAN_EXECUTE"),
         "open_dates_within_year": (False, "CAN_EXECUTE"),
     }
-    # What the Checks tab's "Execute" sends: the implicit asset job with the one check selected, no asset.
-    run_id = dagster_server.launch_run(
-        {
-            "pipelineName": "__ASSET_JOB",
-            "assetSelection": [],
-            "assetCheckSelection": [{"assetKey": bronze, "name": "no_rejected_rows"}],
-        }
-    )
+    runs_alone(dagster_server, bronze, "no_rejected_rows", ["case_id_present_and_unique"])
 
-    def ended() -> str | None:
-        status = dagster_server.graphql(RUN, id=run_id)["runOrError"]["status"]
-        return status if status in {"SUCCESS", "FAILURE", "CANCELED"} else None
 
-    assert dagster_server.wait_for(ended, timeout=180, what=f"check run {run_id}") == "SUCCESS"
-    execution = dagster_server.graphql(CHECK_EXECUTIONS, key=bronze, name="no_rejected_rows")["assetCheckExecutions"][0]
-    assert execution["runId"] == run_id and execution["status"] == "SUCCEEDED"
-    other = dagster_server.graphql(CHECK_EXECUTIONS, key=bronze, name="case_id_present_and_unique")
-    assert all(e["runId"] != run_id for e in other["assetCheckExecutions"])  # the others did not run
+def test_every_silver_check_runs_alone_from_the_checks_tab(dagster_server: DagsterServer) -> None:
+    silver = {"path": ["silver", "service_requests"]}
+    checks = dagster_server.graphql(CHECKS, key=silver)["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    names = ["case_id_unique", "bronze_cases_placed_once", "local_hour_trough_at_night"]
+    assert {c["name"]: c["canExecuteIndividually"] for c in checks} == dict.fromkeys(names, "CAN_EXECUTE")
+    runs_alone(dagster_server, silver, "local_hour_trough_at_night", names[:2])
+
+
+SENSOR_TICKS = """
+query ($selector: SensorSelector!) {
+  sensorOrError(sensorSelector: $selector) {
+    ... on Sensor {
+      sensorState { ticks(limit: 20, statuses: [SKIPPED]) { skipReason logEvents { events { message } } } }
+    }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("sensor", ["crawl_landed_bronze", "rebuild_silver_on_bronze_change"])
+def test_a_skipped_sensor_tick_logs_its_reason_where_view_logs_shows_it(dagster_server: DagsterServer, sensor) -> None:
+    selector = {**REPOSITORY, "sensorName": sensor}
+
+    def logged_tick() -> tuple[str, list[str]] | None:
+        state = dagster_server.graphql(SENSOR_TICKS, selector=selector)["sensorOrError"]["sensorState"]
+        return next(
+            (
+                (tick["skipReason"], [event["message"] for event in tick["logEvents"]["events"]])
+                for tick in state["ticks"]
+                if tick["logEvents"]["events"]
+            ),
+            None,
+        )
+
+    reason, messages = dagster_server.wait_for(logged_tick, timeout=180, what=f"a skipped tick of {sensor} with logs")
+    assert reason and messages == [reason]
 
 
 def launch_ingest(server: DagsterServer, year: str) -> str:

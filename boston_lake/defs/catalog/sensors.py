@@ -115,15 +115,13 @@ def crawl_landed_bronze(context: SensorEvaluationContext) -> SensorResult:
         for message in notes:
             context.log.info(message)
         return SensorResult(run_requests=requests, cursor=new_cursor)
-    return SensorResult(
-        cursor=new_cursor,
-        skip_reason="; ".join(notes)
-        or (
-            "every bronze year that landed is crawled or has a crawl requested"
-            if anything_landed
-            else "no bronze partition landed since the last tick"
-        ),
+    skipped = "; ".join(notes) or (
+        "every bronze year that landed is crawled or has a crawl requested"
+        if anything_landed
+        else "no bronze partition landed since the last tick"
     )
+    context.log.info(skipped)  # the tick's "View logs" shows it, not only its skip dialog
+    return SensorResult(cursor=new_cursor, skip_reason=skipped)
 
 
 CATALOG_SENSORS = [crawl_landed_bronze]

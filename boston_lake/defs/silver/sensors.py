@@ -98,17 +98,16 @@ def rebuild_silver_on_bronze_change(context: SensorEvaluationContext) -> SensorR
         for note in again.notes:
             context.log.info(note)
         return SensorResult(run_requests=requests, cursor=new_cursor)
-    return SensorResult(
-        cursor=new_cursor,
-        skip_reason="; ".join(
-            [
-                *again.notes,
-                "every silver year reading a bronze year that changed is built or requested"
-                if landed_at
-                else "no bronze year changed since the last tick",
-            ]
-        ),
+    skipped = "; ".join(
+        [
+            *again.notes,
+            "every silver year reading a bronze year that changed is built or requested"
+            if landed_at
+            else "no bronze year changed since the last tick",
+        ]
     )
+    context.log.info(skipped)  # the tick's "View logs" shows it, not only its skip dialog
+    return SensorResult(cursor=new_cursor, skip_reason=skipped)
 
 
 SILVER_JOBS = [SILVER_BUILD_JOB]

@@ -51,7 +51,7 @@ class PartialIngestError(RawIngestError):
     def __init__(self, table: str, stored: list[RawPartition], failures: dict[int, str]):
         super().__init__(
             f"{table}: {len(failures)} of {len(failures) + len(stored)} years failed "
-            f"({len(stored)} succeeded and are stored):\n"
+            f"({f'{len(stored)} succeeded and are stored' if stored else 'none is stored'}):\n"
             + "\n".join(f"  {year}: {reason}" for year, reason in failures.items())
         )
         self.stored = stored
@@ -437,7 +437,7 @@ class SplitYearBuild(PartitionBuild[RawPartition]):
             self.year,
             confirmed,
             changed=False,
-            reason=f"the year's records are identical to the stored file ({self.reason})",
+            reason=f"the year's records are identical to the stored file (the fetch as a whole: {self.reason})",
         )
 
     def stage(self, work: Workspace, fingerprint: str) -> Staged:

@@ -8,7 +8,7 @@ from boston_lake.lake.source.manifest import read_manifest
 from boston_lake.lake.source.portal import CkanPortal, PortalError
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS
-from boston_lake.lake.zones.raw import RawIngestError, RawZone
+from boston_lake.lake.zones.raw import PartialIngestError, RawIngestError, RawZone
 from boston_lake_tests.support.portal import LEGACY_2022_ID, LEGACY_2023_ID, NEW_SYSTEM_ID
 
 LEGACY_YEARS = range(2011, 2027)
@@ -160,3 +160,9 @@ def test_a_portal_without_the_dataset_is_a_clear_error(store, tmp_path):
     zone = RawZone(store, CkanPortal("http://127.0.0.1:9", max_attempts=1), log)
     with pytest.raises(PortalError, match="package_show"):
         zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
+
+
+def test_a_run_whose_every_year_failed_says_none_is_stored():
+    assert str(PartialIngestError("legacy_requests", [], {2012: "not published"})) == (
+        "legacy_requests: 1 of 1 years failed (none is stored):\n  2012: not published"
+    )
