@@ -174,7 +174,7 @@ query ($selector: SensorSelector!) {
 """
 
 
-@pytest.mark.parametrize("sensor", ["crawl_landed_bronze", "rebuild_silver_on_bronze_change"])
+@pytest.mark.parametrize("sensor", ["crawl_landed_bronze", "rebuild_silver_on_bronze_change", "retry_undone_gold"])
 def test_a_skipped_sensor_tick_logs_its_reason_where_view_logs_shows_it(dagster_server: DagsterServer, sensor) -> None:
     selector = {**REPOSITORY, "sensorName": sensor}
 

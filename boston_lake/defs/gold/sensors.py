@@ -55,7 +55,9 @@ def retry_undone_gold(context: SensorEvaluationContext) -> list[RunRequest] | Sk
         landing_of=lambda run, year: silver_landing(instance, run, year),
     )
     if not again.requests:
-        return SkipReason("; ".join(again.notes) or "no gold run ended failed or canceled without being built since")
+        skipped = "; ".join(again.notes) or "no gold run ended failed or canceled without being built since"
+        context.log.info(skipped)  # the tick's "View logs" shows it, not only its skip dialog
+        return SkipReason(skipped)
     for note in again.notes:
         context.log.info(note)
     return [
