@@ -90,7 +90,7 @@ def test_duckdb_reads_every_object_under_the_location_with_hive_partitioning(lak
     assert sorted(set(table.column("year").to_pylist())) == YEARS
 
 
-def test_a_lake_laid_out_before_meta_trips_a_client_until_a_normal_run_moves_its_bookkeeping(
+def test_a_lake_laid_out_before_meta_trips_a_client_until_a_normal_run_of_a_year_moves_the_tables_bookkeeping(
     local_lake: BuiltLake,
 ) -> None:
     store = local_lake.target.lake_zone()
@@ -101,8 +101,7 @@ def test_a_lake_laid_out_before_meta_trips_a_client_until_a_normal_run_moves_its
                 store.delete(key)
     with pytest.raises(duckdb.Error, match="_manifest.json"):
         duckdb_read(local_lake)
-    rebuilt = [BronzeZone(store, store, LOG).build(LEGACY_REQUESTS, year) for year in YEARS]
-    assert not any(partition.changed for partition in rebuilt)
+    assert not BronzeZone(store, store, LOG).build(LEGACY_REQUESTS, YEARS[-1]).changed  # a run of one year
     local_lake.assert_read(duckdb_read(local_lake), partition_type="bigint")
 
 

@@ -28,7 +28,7 @@ from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.source.csvscan import CsvFormatError, read_header, repair_encoding
 from boston_lake.lake.source.manifest import JSON_LINES, RawManifest, read_manifest
-from boston_lake.lake.stores import ObjectStore, StoreError, Workspace
+from boston_lake.lake.stores import ObjectStore, StoreError, WorkBusy, Workspace
 from boston_lake.lake.tables import HeaderMismatch, LakeTable, SchemaGeneration
 from boston_lake.lake.zones.bronze_json import convert_json_lines
 from boston_lake.lake.zones.bronze_quality import (
@@ -292,6 +292,18 @@ def partition_damage(store: ObjectStore, table: str, year: int) -> str | None:
     return None
 
 
+def years_laid_out_before_meta(store: ObjectStore, table: str) -> list[int]:
+    """The years whose manifest or rejects are still beside the data, where a lake before `_meta/` kept them."""
+    names = {layout.MANIFEST, layout.REJECTS}
+    return sorted(
+        {
+            year
+            for stored in store.list(layout.bronze_table_prefix(table))
+            if stored.key.rsplit("/", 1)[-1] in names and (year := layout.year_of_key(stored.key)) is not None
+        }
+    )
+
+
 def move_bookkeeping(store: ObjectStore, table: str, year: int, log: Log) -> None:
     """Move the year's manifest and rejects of a lake laid out before `_meta/` out of the table's location. The
     data object stays as it is, so the year is still known as built. Where `_meta/` already holds another version
@@ -344,6 +356,7 @@ class BronzeZone:
                 f"{table.name} {year}: the raw partition {self.raw_store.uri(raw_prefix)} has not been ingested; "
                 f"materialize raw/{table.name} for {year} first"
             )
+        self.move_old_layout(table)
         partition = publish_partition(
             _BronzeBuild(self, table, year, manifest, force), self.log, force=force, shrink=shrink
         )
@@ -358,6 +371,17 @@ class BronzeZone:
                 f"kept with reasons in {self.lake_store.uri(layout.bronze_rejects_key(table.name, year))}"
             )
         return partition
+
+    def move_old_layout(self, table: LakeTable) -> None:
+        """Move the bookkeeping of every year of `table` that a lake laid out before `_meta/` keeps beside the data,
+        each year claimed as its build claims it: so one normal run of any year moves the whole table. A year
+        another run holds is left to that run, which moves it first."""
+        for year in years_laid_out_before_meta(self.lake_store, table.name):
+            try:
+                with self.lake_store.workspace(f"{BRONZE_ZONE}.{table.name}.{year}"):  # the claim of the year's build
+                    move_bookkeeping(self.lake_store, table.name, year, self.log)
+            except WorkBusy:
+                continue
 
     def _convert_json_lines(
         self, table: LakeTable, manifest: RawManifest, source: Path, destination: Path, rejects: Path
@@ -425,9 +449,6 @@ class _BronzeBuild(PartitionBuild[BronzePartition]):
     @property
     def label(self) -> str:
         return f"{self.table} {self.year}"
-
-    def migrate(self, log: Log) -> None:
-        move_bookkeeping(self.store, self.table, self.year, log)
 
     def fingerprint(self) -> str:
         return f"raw:{self.manifest.sha256}:converter:{CONVERTER_VERSION}"

@@ -236,10 +236,6 @@ class PartitionBuild(ABC, Generic[R]):
     def partition_prefix(self) -> str:
         return self.data_key.rsplit("/", 1)[0] + "/"
 
-    def migrate(self, log: Log) -> None:
-        """Move what an older layout of the lake kept elsewhere to where this code keeps it, before the published
-        version is judged (claimed, so no other build of the partition writes meanwhile); nothing is rebuilt."""
-
     @abstractmethod
     def fingerprint(self) -> str:
         """What the year is built from (inputs and code version): equal fingerprints build the same year."""
@@ -287,7 +283,6 @@ def publish_partition(
     zone's error when another run holds the partition."""
     with _claimed(build, log) as work:
         _remove_refused(build, log)
-        build.migrate(log)
         fingerprint = build.fingerprint()
         if not force:
             current = build.current(fingerprint)

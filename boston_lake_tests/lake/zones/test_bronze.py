@@ -312,23 +312,36 @@ def lay_out_before_meta(lake: LocalObjectStore, year: int) -> None:
             lake.delete(key)
 
 
-def test_a_lake_laid_out_before_meta_is_read_as_it_is_and_moved_by_a_normal_build_without_rebuilding(lake):
+def test_a_lake_laid_out_before_meta_is_read_as_it_is_and_one_normal_build_moves_every_year_without_rebuilding(
+    lake,
+):
     from boston_lake.lake.zones.status import lake_status
 
     header, *rows = v1_lines(5)
     put_raw(lake, 2022, ("\n".join([header, rows[0] + ",extra", *rows[1:]]) + "\n").encode())
-    built = zone(lake).build(LEGACY_REQUESTS, 2022)
-    bookkeeping = {key: lake.get_bytes(key) for key in layout.bronze_bookkeeping_keys("legacy_requests", 2022)}
-    lay_out_before_meta(lake, 2022)
-    data_written = lake.path(built.key).stat().st_mtime_ns
+    put_raw(lake, 2023, V1.read_bytes())
+    built = [zone(lake).build(LEGACY_REQUESTS, year) for year in (2022, 2023)]
+    bookkeeping = {
+        key: lake.get_bytes(key)
+        for year in (2022, 2023)
+        for key in layout.bronze_bookkeeping_keys("legacy_requests", year)
+        if lake.exists(key)
+    }
+    assert len(bookkeeping) == 3  # two manifests, the rejects of 2022
+    for year in (2022, 2023):
+        lay_out_before_meta(lake, year)
+    data_written = [lake.path(partition.key).stat().st_mtime_ns for partition in built]
 
-    (status,) = lake_status(lake, lake, (LEGACY_REQUESTS,))
-    assert (status.bronze_rows, status.rejects, status.bronze_current, status.damage) == (4, 1, True, None)
+    statuses = lake_status(lake, lake, (LEGACY_REQUESTS,))
+    assert [(s.bronze_rows, s.rejects, s.bronze_current, s.damage) for s in statuses] == [
+        (4, 1, True, None),
+        (100, 0, True, None),
+    ]
 
     again = zone(lake).build(LEGACY_REQUESTS, 2022)
     assert (again.changed, again.rows, again.rejects) == (False, 4, 1)
-    assert lake.path(built.key).stat().st_mtime_ns == data_written
-    assert [o.key for o in lake.list("bronze/")] == [built.key]
+    assert [lake.path(partition.key).stat().st_mtime_ns for partition in built] == data_written
+    assert [o.key for o in lake.list("bronze/")] == [partition.key for partition in built]
     assert {key: lake.get_bytes(key) for key in bookkeeping} == bookkeeping
 
 
@@ -343,3 +356,16 @@ def test_a_forced_build_moves_the_old_layout_too_and_keeps_a_differing_old_file_
     (kept,) = [o.key for o in lake.list(manifest.rsplit("/", 1)[0] + "/_history/")]
     assert kept.endswith("/" + layout.MANIFEST) and lake.get_bytes(kept) == b'{"written": "by an older version"}'
     assert json.loads(lake.get_bytes(manifest))["rows"] == 100
+
+
+def test_a_year_another_run_holds_is_left_for_that_run_to_move(lake):
+    for year in (2022, 2023):
+        put_raw(lake, year, V1.read_bytes())
+        zone(lake).build(LEGACY_REQUESTS, year)
+        lay_out_before_meta(lake, year)
+    beside_2023 = layout.before_meta(layout.bronze_manifest_key("legacy_requests", 2023))
+    with lake.workspace("bronze.legacy_requests.2023"):  # the claim a build of 2023 holds
+        zone(lake).build(LEGACY_REQUESTS, 2022)
+        assert lake.exists(beside_2023)
+    assert not zone(lake).build(LEGACY_REQUESTS, 2023).changed
+    assert not lake.exists(beside_2023) and lake.exists(layout.bronze_manifest_key("legacy_requests", 2023))
