@@ -9,12 +9,18 @@ import sys
 from fnmatch import fnmatchcase
 from typing import Any
 
+import pytest
 import yaml
 
+from boston_lake.lake import layout
 from boston_lake.lake.aws.resources import ProvisionConfig, run_task_policy
 from boston_lake.lake.settings import Settings
+from boston_lake.lake.tables import LEGACY_REQUESTS
 from boston_lake.lake.targets import AwsTarget, build_target
+from boston_lake.lake.zones.bronze import BronzeZone
+from boston_lake_tests.support.client_lake import LOG, TABLE, YEARS, build_lake
 from boston_lake_tests.support.deploy_files import DEPLOY
+from boston_lake_tests.support.portal import TestPortal
 
 ACCOUNT = "123456789012"  # moto's account
 
@@ -136,3 +142,63 @@ def test_the_task_policy_lets_gold_query_athena_as_the_aws_target_does(aws_setti
     for action in ("s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"):
         assert allows(policy, action, result_object), action
     assert allows(policy, "s3:GetBucketLocation", f"arn:aws:s3:::{bucket}")
+
+
+# What a boto3 S3 operation on an object asks IAM for.
+S3_OBJECT_ACTIONS = {
+    "GetObject": "s3:GetObject",
+    "HeadObject": "s3:GetObject",
+    "PutObject": "s3:PutObject",
+    "CreateMultipartUpload": "s3:PutObject",
+    "UploadPart": "s3:PutObject",
+    "CompleteMultipartUpload": "s3:PutObject",
+    "AbortMultipartUpload": "s3:AbortMultipartUpload",
+    "DeleteObject": "s3:DeleteObject",
+    "CopyObject": "s3:PutObject",
+}
+
+
+def object_requests(calls: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, str]]:
+    """(IAM action, object ARN) of every object operation in `calls`; a copy also reads its source."""
+    requests = []
+    for name, params in calls:
+        if name in S3_OBJECT_ACTIONS:
+            requests.append((S3_OBJECT_ACTIONS[name], f"arn:aws:s3:::{params['Bucket']}/{params['Key']}"))
+        if name == "CopyObject":
+            source = params["CopySource"]  # "bucket/key", or {"Bucket": …, "Key": …}
+            if isinstance(source, dict):
+                source = f"{source['Bucket']}/{source['Key']}"
+            requests.append(("s3:GetObject", f"arn:aws:s3:::{source}"))
+    return requests
+
+
+@pytest.mark.slow  # builds a lake on S3 and Glue
+def test_the_task_policy_lets_bronze_keep_its_bookkeeping_in_meta_and_move_an_old_layout(
+    aws_settings: Settings, portal: TestPortal
+) -> None:
+    """Every object the raw and bronze zones read, write, copy or delete on the aws target is granted, from a first
+    build (bookkeeping into `_meta/bronze/`) to the move of a lake laid out before `_meta/`."""
+    target = build_target(aws_settings)
+    assert isinstance(target, AwsTarget) and aws_settings.aws is not None
+    policy = run_task_policy(ProvisionConfig.from_settings(aws_settings.aws), ACCOUNT)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    target.session.client("s3").meta.events.register(
+        "provide-client-params.s3", lambda model, params, **_: calls.append((model.name, params))
+    )
+    build_lake(target, portal)
+    built = object_requests(calls)
+    assert any(action == "s3:PutObject" and "/_meta/bronze/" in arn for action, arn in built)
+
+    store = target.lake_zone()
+    for year in YEARS:
+        for key in layout.bronze_bookkeeping_keys(TABLE, year):
+            if store.exists(key):
+                store.copy(key, layout.before_meta(key))
+                store.delete(key)
+    calls.clear()
+    BronzeZone(target.raw_zone(), store, LOG).build(LEGACY_REQUESTS, YEARS[0])
+    moved = object_requests(calls)
+    assert {action for action, arn in moved if "/_meta/" in arn} >= {"s3:PutObject"}
+    assert any(action == "s3:DeleteObject" and arn.endswith("/_manifest.json") for action, arn in moved)
+    for action, arn in built + moved:
+        assert allows(policy, action, arn), (action, arn)
