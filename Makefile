@@ -53,9 +53,11 @@ test: prerequisites lint
 demo: install
 	$(BIN)/boston-lake demo --dir .demo
 
-# The Dagster UI over the demo lake, with the sample portal running beside it.
+# The Dagster UI over the demo lake, with the sample portal running beside it. Ctrl-C reaches the portal too, so it
+# may be gone when the trap runs: that is not worth a "No such process".
 demo-ui: install
-	@$(BIN)/boston-lake serve-sample-portal --port $(SAMPLE_PORT) & portal=$$!; trap "kill $$portal" EXIT INT TERM; \
+	@$(BIN)/boston-lake serve-sample-portal --port $(SAMPLE_PORT) & portal=$$!; \
+	trap "kill $$portal 2>/dev/null || true" EXIT INT TERM; \
 	BOSTON_LAKE_HOME=$(CURDIR)/.demo/lake BOSTON_LAKE_PORTAL_URL=http://127.0.0.1:$(SAMPLE_PORT) \
 	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(DAGSTER_DEV) -p $(DAGSTER_PORT)
 
