@@ -71,6 +71,7 @@ bench: install-dev
 	$(BIN)/python benchmarks/bench_silver.py --markdown
 	$(BIN)/python benchmarks/bench_catalog.py
 	$(BIN)/python benchmarks/bench_backfill.py
+	$(BIN)/python benchmarks/bench_history.py --markdown
 
 clean:
 	rm -rf .demo .boston_lake benchmarks/.work

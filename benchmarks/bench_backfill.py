@@ -32,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -126,17 +126,24 @@ class _PacedHandler(PortalHandler):
 
 
 class BenchPortal(SamplePortal):
-    """The sample portal over generated files that never change: each file is hashed once, not per request."""
+    """The sample portal over generated files that never change: each file is hashed, and parsed for the
+    DataStore, once, not per request."""
 
     def __init__(self, data_dir: Path, bytes_per_second: float | None):
         super().__init__(data_dir, handler=_PacedHandler)
         self.bytes_per_second = bytes_per_second
         self._hashes: dict[Path, str] = {}
+        self._rows: dict[Path, tuple[list[str], list[dict[str, str]]]] = {}
 
     def content_md5(self, path: Path) -> str:
         if path not in self._hashes:
             self._hashes[path] = super().content_md5(path)
         return self._hashes[path]
+
+    def datastore_rows(self, path: Path) -> tuple[list[str], list[dict[str, str]]]:
+        if path not in self._rows:
+            self._rows[path] = super().datastore_rows(path)
+        return self._rows[path]
 
 
 def generate_years(years: list[int], size: int, work_dir: Path) -> dict[int, Generated]:
@@ -147,8 +154,9 @@ def generate_years(years: list[int], size: int, work_dir: Path) -> dict[int, Gen
     }
 
 
-def portal_data(files: dict[int, Generated], folder: Path) -> Path:
-    """A sample-portal folder offering the generated files as the real package's resources of their years."""
+def portal_data(files: dict[int, Generated], folder: Path, more: Mapping[str, Path] | None = None) -> Path:
+    """A sample-portal folder offering the generated files as the real package's legacy resources of their
+    years, and `more` files as the resources of those ids (resource id -> file)."""
     config = json.loads((DATA_DIR / "portal.json").read_text())
     package = json.loads((DATA_DIR / config["package"]).read_text())["result"]
     ids = {}
@@ -166,6 +174,9 @@ def portal_data(files: dict[int, Generated], folder: Path) -> Path:
     for year, generated in files.items():
         (folder / f"tmp_{year}.csv").symlink_to(generated.path)
     mapping = {ids[year]: f"tmp_{year}.csv" for year in files}
+    for resource_id, path in (more or {}).items():
+        (folder / f"tmp_{resource_id}.csv").symlink_to(path)
+        mapping[resource_id] = f"tmp_{resource_id}.csv"
     (folder / "portal.json").write_text(json.dumps({"package": config["package"], "files_by_resource_id": mapping}))
     return folder
 

@@ -82,6 +82,13 @@ class SamplePortal:
         edited file is a new version at once. A benchmark serving files that never change may remember it."""
         return file_md5(path)
 
+    def datastore_rows(self, path: Path) -> tuple[list[str], list[dict[str, str]]]:
+        """The file's field names and rows as `datastore_search` pages through them; read afresh for every page,
+        like `content_md5`, so an edited file is served at once. A benchmark may remember them."""
+        with open(path, encoding="utf-8", newline="") as stream:
+            reader = csv.DictReader(stream)
+            return list(reader.fieldnames or []), list(reader)
+
     def file_for(self, resource_id: str) -> Path | None:
         name = self.files_by_resource_id.get(resource_id)
         return self.data_dir / name if name else None
@@ -134,10 +141,7 @@ class SamplePortal:
             return HTTPStatus.CONFLICT, _ckan_error(
                 self.url, "datastore_search", "Validation Error", "this sample portal sorts by _id only"
             )
-        with open(path, encoding="utf-8", newline="") as stream:
-            reader = csv.DictReader(stream)
-            names = list(reader.fieldnames or [])
-            rows = list(reader)
+        names, rows = self.datastore_rows(path)
         records = [
             {"_id": number, **{name: row[name] or None for name in names}}
             for number, row in enumerate(rows[offset : offset + limit], start=offset + 1)

@@ -1,0 +1,423 @@
+"""The whole history of Boston 311 in one backfill: each run a UI backfill of everything becomes, on a fresh lake
+and Dagster home, against the floors measured in the same run.
+
+The 16 legacy years are generated at the sizes the portal lists for them (2011 … 2026, 1.93 GB at `--scale 1`)
+from the real sample rows (bench_bronze's generator: every open date within its year), and the NEW SYSTEM years
+(2025, 2026) from its sample rows as one DataStore resource; the sample portal serves them all on 127.0.0.1,
+the NEW SYSTEM records through `datastore_search`. Then, on a fresh lake and Dagster home:
+
+- the backfill: the ingest job of each table over its years, the crawl of each, silver over every year, gold
+  over every year, as a UI backfill of everything and the sensors run them, each run through the shipped code
+  location (its executor and checks), its wall time and peak RSS measured whole;
+- silver of one year, forced, and the daily refresh finding nothing new (both ingest runs again);
+- a query of every silver year through the catalog (`boston-lake query`);
+- the floors: the legacy files converted in one process (`convert_csv`), a plain DuckDB rewrite of every bronze
+  year (no transform) and of the one year, one DuckDB aggregation pass over silver, DuckDB counting silver's
+  files directly, and a do-nothing Dagster run of the refresh's steps (benchmarks/noop_definitions.py).
+
+    python benchmarks/bench_history.py                 # the issue's sizes, 1.93 GB of legacy CSV
+    python benchmarks/bench_history.py --scale 0.05    # 5 % of each size, for a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.bench_backfill import (  # noqa: E402
+    INSTANCE_CONFIG,
+    BenchPortal,
+    Results,
+    _read_through,
+    child_env,
+    convert_files,
+    in_turn,
+    measured,
+    noop_run,
+    portal_data,
+    range_tags,
+)
+from benchmarks.bench_bronze import (  # noqa: E402
+    MB,
+    RESULTS,
+    RSS_TARGET_MIB,
+    SHAPES,
+    BenchError,
+    Generated,
+    generate_csv,
+    machine_info,
+)
+from boston_lake.defs.keys import SILVER_JOB  # noqa: E402
+from boston_lake.lake import layout  # noqa: E402
+from boston_lake.lake.tables import LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS, TABLES  # noqa: E402
+from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE  # noqa: E402
+
+BENCH_DIR = Path(__file__).resolve().parent
+# The sizes (MB) at which the portal lists the legacy files, 2011 … 2026.
+LEGACY_MB = dict(
+    zip(
+        range(2011, 2027),
+        (27.3, 56.5, 68.6, 69.5, 106.1, 113.0, 133.5, 139.1, 135.9, 133.8, 156.1, 158.0, 184.1, 182.1, 159.5, 102.2),
+        strict=True,
+    )
+)
+# The NEW SYSTEM DataStore from August 2025: a year of the new CRM is about the size of a legacy year.
+NEW_SYSTEM_MB = {2025: 60.0, 2026: 150.0}
+IDS_PER_YEAR = 1_000_000  # more than the rows of the largest year (about 370,000 at 184 MB)
+MIN_BYTES = 20_000  # a year of a few dozen rows at the smallest scale
+ONE_YEAR = 2023  # the year silver is rebuilt alone, against a plain rewrite of its bronze file
+GOLD_JOB = "build_gold"
+
+END_TO_END_VS_FLOOR = 2.0
+GOLD_VS_SILVER = 0.25
+SILVER_YEAR_VS_REWRITE = 2.5
+QUERY_VS_DIRECT = 1.5
+REFRESH_VS_NOOP = 1.5
+
+INGEST_LEGACY, INGEST_NEW, CRAWL_LEGACY, CRAWL_NEW, SILVER, GOLD = (
+    "ingest legacy 2011-2026",
+    "ingest NEW SYSTEM 2025-2026",
+    "crawl legacy",
+    "crawl NEW SYSTEM",
+    "silver 2011-2026",
+    "gold 2011-2026",
+)
+BACKFILL_RUNS = (INGEST_LEGACY, INGEST_NEW, CRAWL_LEGACY, CRAWL_NEW, SILVER, GOLD)
+SILVER_ONE, REFRESH, NOOP, QUERY = (
+    f"silver {ONE_YEAR} alone (forced)",
+    "daily refresh, nothing new",
+    "do-nothing Dagster run",
+    "query of all silver years through the catalog",
+)
+CONVERSION, REWRITE, REWRITE_ONE, AGGREGATION, DIRECT = (
+    "floor: pure conversion of the legacy files",
+    "floor: plain DuckDB rewrite of every bronze year",
+    f"floor: plain DuckDB rewrite of bronze {ONE_YEAR}",
+    "floor: one DuckDB aggregation pass over silver",
+    "DuckDB reading silver's files directly",
+)
+FLOORS = (CONVERSION, REWRITE, AGGREGATION)
+
+
+# --- The input ---------------------------------------------------------------------------------------------
+
+
+def generate_history(scale: float, work_dir: Path) -> tuple[dict[int, Generated], Path, int]:
+    """The legacy years at their listed sizes times `scale`, and the NEW SYSTEM resource: its years' generated
+    files as one CSV (one header), with its row count."""
+    legacy = {year: _generate_year("legacy_v2", year, size, scale, work_dir) for year, size in LEGACY_MB.items()}
+    parts = [_generate_year("new_system", year, size, scale, work_dir) for year, size in NEW_SYSTEM_MB.items()]
+    combined = work_dir / f"new_system_history-{'-'.join(str(part.bytes) for part in parts)}.csv"
+    if not combined.exists():
+        with open(combined.with_suffix(".tmp"), "wb") as sink:
+            for number, part in enumerate(parts):
+                with open(part.path, "rb") as source:
+                    if number:
+                        source.readline()  # one header for the resource
+                    shutil.copyfileobj(source, sink)
+        combined.with_suffix(".tmp").rename(combined)
+    return legacy, combined, sum(part.rows for part in parts)
+
+
+def _generate_year(shape_name: str, year: int, size_mb: float, scale: float, work_dir: Path) -> Generated:
+    """One year of a shape, its case ids a range of their own: silver checks them unique across years."""
+    shape = SHAPES[shape_name]
+    first_id = shape.first_id + (year - shape.table.first_year) * IDS_PER_YEAR
+    year_shape = dataclasses.replace(shape, name=f"history_{shape_name}_{year}", year=year, first_id=first_id)
+    return generate_csv(year_shape, max(int(size_mb * MB * scale), MIN_BYTES), work_dir)
+
+
+# --- The runs ----------------------------------------------------------------------------------------------
+
+
+def dagster_job(job: str, first: int, last: int, config: Path | None = None) -> list[str]:
+    """A range run of a shipped job, as a single-run backfill launches it."""
+    command = [sys.executable, "-m", "dagster", "job", "execute", "-m", "boston_lake.definitions", "-j", job]
+    command += ["--tags", range_tags([first, last])]
+    return [*command, "--config", str(config)] if config else command
+
+
+def table_years(table_first: int) -> tuple[int, int]:
+    return table_first, max(LEGACY_MB)
+
+
+def backfill_runs() -> dict[str, list[str]]:
+    legacy, new = table_years(LEGACY_REQUESTS.first_year), table_years(NEW_SYSTEM_REQUESTS.first_year)
+    return {
+        INGEST_LEGACY: dagster_job(f"ingest_{LEGACY_REQUESTS.name}", *legacy),
+        INGEST_NEW: dagster_job(f"ingest_{NEW_SYSTEM_REQUESTS.name}", *new),
+        CRAWL_LEGACY: dagster_job(f"crawl_{LEGACY_REQUESTS.name}", *legacy),
+        CRAWL_NEW: dagster_job(f"crawl_{NEW_SYSTEM_REQUESTS.name}", *new),
+        SILVER: dagster_job(SILVER_JOB, *legacy),
+        GOLD: dagster_job(GOLD_JOB, *legacy),
+    }
+
+
+def bronze_files(lake: Path, table: str) -> list[Path]:
+    return sorted((lake / layout.bronze_table_prefix(table)).glob("year=*/*.parquet"))
+
+
+def silver_glob(lake: Path) -> str:
+    return str(lake / layout.table_prefix(SILVER_ZONE, SILVER_TABLE) / "year=*" / "*.parquet")
+
+
+def check_history(lake: Path, legacy: dict[int, Generated], new_system_rows: int) -> int:
+    """Every generated row is in bronze, and silver holds every year; returns silver's rows."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    for year, generated in legacy.items():
+        path = lake / layout.bronze_data_key(LEGACY_REQUESTS.name, year)
+        rows = pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+        if rows != generated.rows:
+            raise BenchError(f"bronze {year}: {path} holds {rows} rows, the generated CSV {generated.rows}")
+    new_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in bronze_files(lake, NEW_SYSTEM_REQUESTS.name))
+    if new_rows != new_system_rows:
+        raise BenchError(f"bronze NEW SYSTEM holds {new_rows} rows, the DataStore served {new_system_rows}")
+    [(silver_rows,)] = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{silver_glob(lake)}')").fetchall()
+    return int(silver_rows)
+
+
+def measure(
+    legacy: dict[int, Generated],
+    new_system: Path,
+    new_system_rows: int,
+    work_dir: Path,
+    log: Callable[[str], None] = lambda message: None,
+    profile_dir: Path | None = None,
+) -> tuple[Results, dict[str, float]]:
+    """Every run and floor, once. With `profile_dir`, each backfill run writes its cProfile there (its times are
+    then the profiler's, not for judging)."""
+    results = Results()
+    loads = {}
+    new_system_id = _new_system_resource_id()
+    data = portal_data(legacy, work_dir / "portal", more={new_system_id: new_system})
+    with BenchPortal(data, bytes_per_second=None) as portal:
+        for path in [*(generated.path for generated in legacy.values()), new_system]:  # hashed once, cached
+            portal.content_md5(path)
+            _read_through(path)
+        with tempfile.TemporaryDirectory(prefix="bench_history_", dir=work_dir) as scratch_dir:
+            scratch = Path(scratch_dir)
+            lake, dagster_home = scratch / "lake", scratch / "dagster_home"
+            dagster_home.mkdir()
+            if INSTANCE_CONFIG.exists():
+                shutil.copyfile(INSTANCE_CONFIG, dagster_home / "dagster.yaml")
+            env = child_env(lake, dagster_home, portal.url)
+
+            def run(name: str, argv: list[str]) -> None:
+                loads[name] = os.getloadavg()[0]
+                results.add(name, measured(argv, env, scratch, name), log)
+
+            for name, argv in backfill_runs().items():
+                if profile_dir is not None:  # the run under cProfile: it runs its steps in its own process
+                    argv = [argv[0], "-m", "cProfile", "-o", str(profile_dir / f"{_slug(name)}.prof"), *argv[1:]]
+                run(name, in_turn([argv]))
+            silver_rows = check_history(lake, legacy, new_system_rows)
+            log(f"silver holds {silver_rows:,} rows")
+
+            force = scratch / "force.yaml"
+            force.write_text(json.dumps({"ops": {"silver__service_requests": {"config": {"force": True}}}}))
+            run(SILVER_ONE, in_turn([dagster_job(SILVER_JOB, ONE_YEAR, ONE_YEAR, force)]))
+            legacy_years, new_years = (
+                table_years(LEGACY_REQUESTS.first_year),
+                table_years(NEW_SYSTEM_REQUESTS.first_year),
+            )
+            refresh = [
+                dagster_job(f"ingest_{LEGACY_REQUESTS.name}", *legacy_years),
+                dagster_job(f"ingest_{NEW_SYSTEM_REQUESTS.name}", *new_years),
+            ]
+            run(REFRESH, in_turn(refresh))
+            noop = noop_run(BENCH_DIR / "noop_definitions.py", list(range(legacy_years[0], legacy_years[1] + 1)))
+            run(NOOP, in_turn([noop, noop]))  # one per table, as the refresh
+            sql = f"SELECT count(*) AS n FROM boston311.{SILVER_TABLE}"
+            run(QUERY, [sys.executable, "-m", "boston_lake.cli", "query", sql, "--format", "csv"])
+
+            floor = [sys.executable, __file__, "--floor"]
+            legacy_paths = [str(legacy[year].path) for year in sorted(legacy)]
+            run(CONVERSION, [*floor, json.dumps(["convert", legacy_paths])])
+            bronze = [str(path) for table in TABLES for path in bronze_files(lake, table.name)]
+            run(REWRITE, [*floor, json.dumps(["rewrite", bronze, str(scratch / "rewrite")])])
+            one = [str(lake / layout.bronze_data_key(LEGACY_REQUESTS.name, ONE_YEAR))]
+            run(REWRITE_ONE, [*floor, json.dumps(["rewrite", one, str(scratch / "rewrite")])])
+            run(AGGREGATION, [*floor, json.dumps(["aggregate", silver_glob(lake)])])
+            run(DIRECT, [*floor, json.dumps(["count", silver_glob(lake)])])
+    return results, loads
+
+
+def _slug(name: str) -> str:
+    return "_".join(name.lower().replace("-", " ").split())
+
+
+def profile_summary(profile_dir: Path, lines: int = 15) -> str:
+    """Where each profiled run spent its time: its functions by cumulative time, the lake's and its libraries'."""
+    import io
+    import pstats
+
+    out = io.StringIO()
+    for path in sorted(profile_dir.glob("*.prof")):
+        out.write(f"\n### {path.stem}\n\n")
+        stats = pstats.Stats(str(path), stream=out)
+        stats.sort_stats("cumulative").print_stats(r"boston_lake|duckdb|pyarrow|dagster/_core/execution/api", lines)
+    return out.getvalue()
+
+
+def _new_system_resource_id() -> str:
+    from boston_lake.sample_portal.server import DATA_DIR
+
+    config = json.loads((DATA_DIR / "portal.json").read_text())
+    package = json.loads((DATA_DIR / config["package"]).read_text())["result"]
+    for resource in package["resources"]:
+        if NEW_SYSTEM_REQUESTS.resource_pattern.match(" ".join((resource.get("name") or "").split())):
+            return str(resource["id"])
+    raise BenchError("the bundled package offers no NEW SYSTEM resource")
+
+
+# --- The floors, each in its own process -------------------------------------------------------------------
+
+
+def floor(kind: str, *arguments: object) -> float:
+    """One floor's work after its imports; returns its seconds."""
+    import duckdb
+
+    connection = duckdb.connect()
+    started = time.perf_counter()
+    if kind == "convert":
+        return convert_files([Path(path) for path in arguments[0]])  # type: ignore[union-attr]
+    if kind == "rewrite":
+        paths, out = arguments
+        Path(str(out)).mkdir(parents=True, exist_ok=True)
+        for number, path in enumerate(paths):  # type: ignore[arg-type]
+            target = Path(str(out)) / f"{number}.parquet"
+            connection.execute(
+                f"COPY (SELECT * FROM read_parquet('{path}')) TO '{target}' (FORMAT parquet, COMPRESSION zstd)"
+            )
+    elif kind == "aggregate":
+        connection.execute(
+            f"SELECT year(opened_at) AS year, month(opened_at) AS month, source_system, neighborhood, department, "
+            f"count(*) AS cases, median(date_diff('minute', opened_at, closed_at)) AS minutes_to_close, "
+            f"avg(CAST(on_time AS INTEGER)) AS on_time_share "
+            f"FROM read_parquet('{arguments[0]}') GROUP BY ALL"
+        ).fetchall()
+    elif kind == "count":
+        connection.execute(f"SELECT count(*) FROM read_parquet('{arguments[0]}')").fetchall()
+    else:
+        raise BenchError(f"no floor named {kind!r}")
+    return time.perf_counter() - started
+
+
+# --- Reporting ---------------------------------------------------------------------------------------------
+
+
+def verdicts(results: Results) -> list[str]:
+    end_to_end = sum(results.seconds(name) for name in BACKFILL_RUNS)
+    floor_seconds = sum(results.seconds(name) for name in FLOORS)
+    lines = [
+        _verdict("full history end to end / floor", end_to_end / floor_seconds, END_TO_END_VS_FLOOR)
+        + f" ({end_to_end:.1f} s / {floor_seconds:.1f} s)",
+        _verdict(
+            "gold for all years / silver for all years", results.seconds(GOLD) / results.seconds(SILVER), GOLD_VS_SILVER
+        ),
+        _verdict(
+            f"silver of {ONE_YEAR} / plain rewrite of that year",
+            results.seconds(SILVER_ONE) / results.seconds(REWRITE_ONE),
+            SILVER_YEAR_VS_REWRITE,
+        ),
+        _verdict(
+            "query of all silver years through the catalog / DuckDB directly",
+            results.seconds(QUERY) / results.seconds(DIRECT),
+            QUERY_VS_DIRECT,
+        ),
+        _verdict(
+            "daily refresh of unchanged years / do-nothing run",
+            results.seconds(REFRESH) / results.seconds(NOOP),
+            REFRESH_VS_NOOP,
+        ),
+    ]
+    over = [name for name in results.runs if not name.startswith("floor") and results.peak_mib(name) > RSS_TARGET_MIB]
+    lines.append(
+        f"peak RSS of every run <= {RSS_TARGET_MIB} MiB: "
+        + ("MET" if not over else "MISSED by " + ", ".join(f"{name} ({results.peak_mib(name):.0f})" for name in over))
+    )
+    return lines
+
+
+def _verdict(name: str, ratio: float, target: float) -> str:
+    return f"{name}: {ratio:.2f}x, target <= {target}x: {'MET' if ratio <= target else 'MISSED'}"
+
+
+def report(
+    results: Results, loads: dict[str, float], legacy: dict[int, Generated], new_system: Path, scale: float
+) -> str:
+    total = sum(generated.bytes for generated in legacy.values())
+    lines = [
+        f"16 legacy years at {scale:g}x the portal's sizes ({total / MB:,.0f} MB, "
+        f"{sum(g.rows for g in legacy.values()):,} rows), "
+        f"NEW SYSTEM DataStore of {new_system.stat().st_size / MB:,.0f} MB (2025-2026); one run each",
+        "",
+        "| run | seconds | peak RSS MiB | load average (1 min) at its start |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {name} | {results.seconds(name):.2f} | {results.peak_mib(name):.0f} | {loads[name]:.2f} |"
+        for name in results.runs
+    ]
+    lines += ["", *[f"- {line}" for line in verdicts(results)]]
+    lines += ["", *[f"- {line}" for line in machine_info()]]
+    return "\n".join(lines) + "\n"
+
+
+def append_results(text: str) -> None:
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    with open(RESULTS, "a", encoding="utf-8") as stream:
+        stream.write(f"\n## {stamp}: bench_history.py\n\n{text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="each year's size times this (1: the issue's)")
+    parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / ".work", help="generated CSVs and scratch")
+    parser.add_argument("--markdown", action="store_true", help="append the results to benchmarks/results.md")
+    parser.add_argument("--profile", type=Path, help="run the backfill under cProfile, profiles into this folder")
+    parser.add_argument("--floor", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.floor:
+        kind, *arguments = json.loads(args.floor)
+        Path(os.environ["BENCH_RESULT"]).write_text(json.dumps({"seconds": floor(kind, *arguments)}))
+        return 0
+    if not 0 < args.scale <= 1:
+        parser.error("--scale must be in (0, 1]")
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        args.work_dir.mkdir(parents=True, exist_ok=True)
+        log(f"generating or reusing the history at {args.scale:g}x in {args.work_dir}")
+        legacy, new_system, new_system_rows = generate_history(args.scale, args.work_dir)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+        results, loads = measure(legacy, new_system, new_system_rows, args.work_dir, log, args.profile)
+    except BenchError as error:
+        print(f"bench_history: {error}", file=sys.stderr)
+        return 1
+    if args.profile:
+        print(profile_summary(args.profile))
+        return 0
+    text = report(results, loads, legacy, new_system, args.scale)
+    print(text)
+    if args.markdown:
+        append_results(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
