@@ -2,6 +2,8 @@
 
 matplotlib's object API (Figure, no pyplot) draws them: no display, no global state, safe in any run worker.
 Each chart is a few tens of KB, embedded as a data URI, which Dagster's markdown renderer shows inline.
+matplotlib is imported by the first chart drawn, not with the code location: every run loads the code location
+(ingest and crawl runs too), and matplotlib costs each about a second and 40 MiB (benchmarks/bench_history.py).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import base64
 import io
 from collections import defaultdict
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from matplotlib.dates import date2num
-from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NOT_GIVEN = "(not given)"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -24,7 +27,9 @@ DPI = 80
 
 def cases_per_month_png(cases: pa.Table) -> bytes:
     """Lines of cases per month by source system, with the first month of the new CRM marked."""
-    figure = Figure(figsize=(9, 3.2), dpi=DPI, layout="constrained")
+    from matplotlib.dates import date2num
+
+    figure = _figure(9, 3.2)
     axes = figure.subplots()
     series: dict[str, list[tuple[date, int]]] = defaultdict(list)
     for row in cases.to_pylist():
@@ -80,7 +85,7 @@ def intake_heatmap_png(intake: pa.Table, year: int) -> bytes:
     for row in intake.to_pylist():
         if row["year"] == str(year):
             grid[row["weekday"] - 1][row["hour"]] += row["cases_opened"]
-    figure = Figure(figsize=(9, 3), dpi=DPI, layout="constrained")
+    figure = _figure(9, 3)
     axes = figure.subplots()
     image = axes.imshow(grid, aspect="auto", cmap="viridis")
     axes.set_yticks(range(len(WEEKDAYS)), WEEKDAYS)
@@ -112,7 +117,9 @@ def markdown(images: dict[str, bytes]) -> str:
 
 
 def _bars(labels: list[str], values: list[float], title: str, unit: str, percent: bool = False) -> bytes:
-    figure = Figure(figsize=(7, 0.9 + 0.22 * max(len(labels), 1)), dpi=DPI, layout="constrained")
+    from matplotlib.ticker import PercentFormatter
+
+    figure = _figure(7, 0.9 + 0.22 * max(len(labels), 1))
     axes = figure.subplots()
     axes.barh(labels, values, color="#4c72b0")
     if percent:
@@ -124,6 +131,12 @@ def _bars(labels: list[str], values: list[float], title: str, unit: str, percent
     axes.set_xlabel(unit)
     axes.tick_params(axis="y", labelsize=8)
     return _png(figure)
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def _png(figure: Figure) -> bytes:
