@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from boston_lake.lake.errors import LakeError
-from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES
+from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, TABLES, LakeTable
 from boston_lake.lake.zones.gold import GOLD_TABLES
 from boston_lake.lake.zones.silver.model import COLUMNS, SILVER_TABLE
 
@@ -20,14 +20,14 @@ class UnknownTable(LakeError, KeyError):
     """A table the lake does not build, so it has no column descriptions."""
 
 
-def _bronze(table_name: str) -> dict[str, str]:
-    table = next(table for table in TABLES if table.name == table_name)
+def _bronze(table: LakeTable) -> dict[str, str]:
+    """Every column of every generation of `table`, and its partition key, as the source's data dictionary has it."""
     names = [name for generation in table.generations for name in generation.types] + ["year"]
     return {name: COLUMN_DESCRIPTIONS[name] for name in dict.fromkeys(names)}
 
 
 DESCRIPTIONS: dict[str, dict[str, str]] = {
-    **{table.name: _bronze(table.name) for table in TABLES},
+    **{table.name: _bronze(table) for table in TABLES},
     SILVER_TABLE: {column.name: column.description for column in COLUMNS},
     **{table.name: dict(table.columns) for table in GOLD_TABLES},
 }
