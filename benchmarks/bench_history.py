@@ -169,6 +169,10 @@ def bronze_files(lake: Path, table: str) -> list[Path]:
     return sorted((lake / layout.bronze_table_prefix(table)).glob("year=*/*.parquet"))
 
 
+def bronze_paths(lake: Path) -> list[str]:
+    return [str(path) for table in TABLES for path in bronze_files(lake, table.name)]
+
+
 def silver_glob(lake: Path) -> str:
     return str(lake / layout.table_prefix(SILVER_ZONE, SILVER_TABLE) / "year=*" / "*.parquet")
 
@@ -220,16 +224,32 @@ def measure(
                 loads[name] = os.getloadavg()[0]
                 results.add(name, measured(argv, env, scratch, name), log)
 
+            floor = [sys.executable, __file__, "--floor"]
+
+            def floor_of(kind: str, *arguments: object) -> list[str]:
+                return [*floor, json.dumps([kind, *arguments])]
+
+            # Each floor runs right after the run it is the floor of, so that both meet the same load.
+            legacy_paths = [str(legacy[year].path) for year in sorted(legacy)]
+            beside: dict[str, Callable[[], list[tuple[str, list[str]]]]] = {
+                INGEST_LEGACY: lambda: [(CONVERSION, floor_of("convert", legacy_paths))],
+                SILVER: lambda: [(REWRITE, floor_of("rewrite", bronze_paths(lake), str(scratch / "rewrite")))],
+                GOLD: lambda: [(AGGREGATION, floor_of("aggregate", silver_glob(lake)))],
+            }
             for name, argv in backfill_runs().items():
                 if profile_dir is not None:  # the run under cProfile: it runs its steps in its own process
                     argv = [argv[0], "-m", "cProfile", "-o", str(profile_dir / f"{_slug(name)}.prof"), *argv[1:]]
                 run(name, in_turn([argv]))
+                for floor_name, floor_argv in beside.get(name, lambda: [])():
+                    run(floor_name, floor_argv)
             silver_rows = check_history(lake, legacy, new_system_rows)
             log(f"silver holds {silver_rows:,} rows")
 
             force = scratch / "force.yaml"
             force.write_text(json.dumps({"ops": {"silver__service_requests": {"config": {"force": True}}}}))
             run(SILVER_ONE, in_turn([dagster_job(SILVER_JOB, ONE_YEAR, ONE_YEAR, force)]))
+            one = str(lake / layout.bronze_data_key(LEGACY_REQUESTS.name, ONE_YEAR))
+            run(REWRITE_ONE, floor_of("rewrite", [one], str(scratch / "rewrite")))
             legacy_years, new_years = (
                 table_years(LEGACY_REQUESTS.first_year),
                 table_years(NEW_SYSTEM_REQUESTS.first_year),
@@ -241,17 +261,8 @@ def measure(
             run(REFRESH, in_turn(refresh))
             noop = noop_run(BENCH_DIR / "noop_definitions.py", list(range(legacy_years[0], legacy_years[1] + 1)))
             run(NOOP, in_turn([noop, noop]))  # one per table, as the refresh
-
-            floor = [sys.executable, __file__, "--floor"]
-            legacy_paths = [str(legacy[year].path) for year in sorted(legacy)]
-            run(CONVERSION, [*floor, json.dumps(["convert", legacy_paths])])
-            bronze = [str(path) for table in TABLES for path in bronze_files(lake, table.name)]
-            run(REWRITE, [*floor, json.dumps(["rewrite", bronze, str(scratch / "rewrite")])])
-            one = [str(lake / layout.bronze_data_key(LEGACY_REQUESTS.name, ONE_YEAR))]
-            run(REWRITE_ONE, [*floor, json.dumps(["rewrite", one, str(scratch / "rewrite")])])
-            run(AGGREGATION, [*floor, json.dumps(["aggregate", silver_glob(lake)])])
-            run(QUERY, [*floor, json.dumps(["catalog", str(lake)])])
-            run(DIRECT, [*floor, json.dumps(["count", silver_glob(lake)])])
+            run(QUERY, floor_of("catalog", str(lake)))
+            run(DIRECT, floor_of("count", silver_glob(lake)))
     return results, loads
 
 
