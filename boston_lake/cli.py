@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 from tabulate import tabulate
 
 from boston_lake.formatting import format_result
@@ -22,6 +23,7 @@ from boston_lake.lake.aws.provision import AwsClients, ProvisionError, apply, fo
 from boston_lake.lake.aws.resources import ProvisionConfig
 from boston_lake.lake.aws.session import AwsSession
 from boston_lake.lake.catalog import CatalogError, EntityNotFound
+from boston_lake.lake.catalog.iceberg import IcebergError, TimeTravel
 from boston_lake.lake.query.engine import QueryError
 from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
 from boston_lake.lake.stores import StoreError
@@ -55,6 +57,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     query = command("query", "run SQL over the catalog's tables (DuckDB locally, Athena on AWS)")
     query.add_argument("sql", help='e.g. "SELECT year, count(*) FROM boston311.legacy_requests GROUP BY year"')
     query.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+    travel = query.add_mutually_exclusive_group()
+    travel.add_argument(
+        "--as-of",
+        type=_timestamp,
+        metavar="TIMESTAMP",
+        help="read silver and gold as they were then (ISO 8601; UTC unless it names a zone, e.g. 2026-08-20T12:00)",
+    )
+    travel.add_argument(
+        "--snapshot", type=int, metavar="ID", help="read the table with this snapshot as it was at it (`history`)"
+    )
+
+    history = command("history", "the snapshots of a silver or gold table: when, which year, rows, Dagster run")
+    history.add_argument("table", help="service_requests, service_levels or intake")
+    history.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output (default table)")
+
+    rollback = command(
+        "rollback", "restore a silver or gold table as it was at a snapshot, as a new snapshot (who and why recorded)"
+    )
+    rollback.add_argument("table", help="service_requests, service_levels or intake")
+    rollback.add_argument("--to", type=int, required=True, metavar="SNAPSHOT", help="the snapshot id (`history`)")
+    rollback.add_argument("--reason", required=True, help="why, recorded with the new snapshot")
 
     catalog = command("catalog", "databases, tables, columns, partitions and table versions")
     catalog.add_argument("--table", help="only this table (an unknown name is an error)")
@@ -99,6 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         handler = {
             "query": _query,
+            "history": _history,
+            "rollback": _rollback,
             "catalog": _catalog,
             "status": _status,
             "report": _report,
@@ -110,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    except (CatalogError, StoreError, OSError) as error:
+    except (CatalogError, StoreError, IcebergError, OSError) as error:
         # A missing, corrupt or locked catalog, an unreadable zone, a home that cannot be written: the
         # message names the file; a traceback would only hide it.
         print(f"boston-lake {args.command}: {error}", file=sys.stderr)
@@ -121,13 +146,37 @@ def _query(args: argparse.Namespace) -> int:
 
     target = build_target(Settings.from_env(args.environment))
     try:
-        result = target.query(args.sql)
+        result = target.query(args.sql, TimeTravel(args.as_of, args.snapshot))
     except (QueryError, CatalogError) as error:
         print(f"query failed: {error}", file=sys.stderr)
         return 1
     print(format_result(result, args.format))
     if args.format != "table" and not result.num_rows:
         print("0 rows", file=sys.stderr)  # said apart from the output, which stays valid CSV or JSON
+    return 0
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO 8601 time; one without a zone is UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time (e.g. 2026-08-20T12:00:00Z)") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _history(args: argparse.Namespace) -> int:
+    tables = build_target(Settings.from_env(args.environment)).iceberg()
+    entries = tables.history(tables.table(args.table))
+    result = pa.Table.from_pylist([entry.row() for entry in entries]) if entries else pa.table({"snapshot": []})
+    print(format_result(result, args.format))
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    tables = build_target(Settings.from_env(args.environment)).iceberg()
+    snapshot = tables.rollback(tables.table(args.table), args.to, args.reason)
+    print(f"{tables.database}.{args.table}: snapshot {snapshot.snapshot_id} restores snapshot {args.to}")
     return 0
 
 

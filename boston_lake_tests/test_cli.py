@@ -2,11 +2,14 @@
 
 import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
@@ -14,10 +17,13 @@ from boston_lake.demo import DEMO_QUERIES
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.crawler import Crawler
 from boston_lake.lake.catalog.local import LocalCatalog
+from boston_lake.lake.clock import utc_now
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import COLUMN_DESCRIPTIONS, DATABASE, TABLES
+from boston_lake.lake.targets import LocalTarget
 from boston_lake.lake.zones.gold import SERVICE_LEVELS
-from boston_lake_tests.support.bronze_samples import BronzeSamples, bronze_publish
+from boston_lake.lake.zones.silver.duckdb_build import SilverZone
+from boston_lake_tests.support.bronze_samples import BronzeSample, BronzeSamples, bronze_publish
 from boston_lake_tests.support.killed_run import workspace_holder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,3 +255,61 @@ def test_reading_commands_never_import_dagster(tmp_path, command):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "dagster modules: []"
+
+
+def _json(result: subprocess.CompletedProcess) -> list[dict]:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow  # ten CLI processes
+def test_history_time_travel_and_rollback_of_a_republished_year(tmp_path, bronze_samples):
+    """Silver 2022 published, then republished with different data: `query --as-of` a time between the two and
+    `--snapshot` the first return the earlier rows, the current query the new ones; `rollback` restores the earlier
+    rows as a new snapshot that `history` lists with who and why."""
+    lake = LocalObjectStore(tmp_path / "lake")
+    env = {"BOSTON_LAKE_HOME": str(lake.root)}
+    bronze_publish(lake, bronze_samples.legacy_v1_2022)
+    zone = SilverZone(LocalTarget(lake.root).iceberg(), logging.getLogger(__name__), run_id="run-first")
+    first = zone.build(2022)
+    between = utc_now()
+    republished = pq.read_table(bronze_samples.legacy_v1_2022.path)
+    titles = pa.array(["republished"] * republished.num_rows)
+    republished = republished.set_column(republished.schema.get_field_index("case_title"), "case_title", titles)
+    pq.write_table(republished, tmp_path / "republished.parquet")
+    bronze_publish(lake, BronzeSample("legacy_requests", 2022, tmp_path / "republished.parquet", 100, "v1"))
+    zone.run_id = "run-second"
+    second = zone.build(2022)
+    assert second.snapshot_id != first.snapshot_id
+
+    sql = (
+        "SELECT count(*) FILTER (WHERE case_title = 'republished') AS republished, count(*) AS cases "
+        "FROM boston311.service_requests WHERE year = 2022"
+    )
+    now = _json(boston_lake("query", sql, "--format", "json", env=env))
+    then = _json(boston_lake("query", sql, "--format", "json", "--as-of", between.isoformat(), env=env))
+    at_first = _json(boston_lake("query", sql, "--format", "json", "--snapshot", str(first.snapshot_id), env=env))
+    assert now == [{"republished": 100, "cases": 100}]
+    assert then == at_first == [{"republished": 0, "cases": 100}]
+    before_any = _json(boston_lake("query", sql, "--format", "json", "--as-of", "2020-01-01T00:00:00Z", env=env))
+    assert before_any == [{"republished": 0, "cases": 0}]
+
+    history = _json(boston_lake("history", "service_requests", "--format", "json", env=env))
+    assert [(entry["snapshot"], entry["year"], entry["rows"], entry["dagster run"]) for entry in history] == [
+        (first.snapshot_id, "2022", "100", "run-first"),
+        (second.snapshot_id, "2022", "100", "run-second"),
+    ]
+    undo = boston_lake(
+        "rollback", "service_requests", "--to", str(first.snapshot_id), "--reason", "titles overwritten", env=env
+    )
+    assert undo.returncode == 0, undo.stderr
+    assert f"restores snapshot {first.snapshot_id}" in undo.stdout
+    assert _json(boston_lake("query", sql, "--format", "json", env=env)) == [{"republished": 0, "cases": 100}]
+    last = _json(boston_lake("history", "service_requests", "--format", "json", env=env))[-1]
+    assert last["operation"] == "rollback" and last["note"].startswith(f"rollback to {first.snapshot_id} by ")
+    assert last["note"].endswith(": titles overwritten")
+
+    unknown = boston_lake("rollback", "service_requests", "--to", "42", "--reason", "x", env=env)
+    assert unknown.returncode == 1 and "boston311.service_requests has no snapshot 42" in unknown.stderr
+    no_table = boston_lake("history", "nope", env=env)
+    assert no_table.returncode == 1 and "no Iceberg table boston311.nope" in no_table.stderr

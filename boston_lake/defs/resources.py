@@ -19,6 +19,7 @@ from dagster import ConfigurableResource, DagsterInstance, EnvVar, InitResourceC
 from pydantic import Field, PrivateAttr, create_model
 
 from boston_lake.lake.catalog import Catalog
+from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.log import Log
 from boston_lake.lake.settings import VARIABLES, Settings, Variable
 from boston_lake.lake.source.datastore import DEFAULT_PAGE_LIMIT
@@ -129,6 +130,9 @@ class LakeStorageResource(ConfigurableResource):
 
     def lake_zone(self) -> ObjectStore:
         return self.target.lake_zone(self._run_id, self._holder_ended)
+
+    def iceberg(self) -> IcebergTables:
+        return self.target.iceberg(self._run_id, self._holder_ended)
 
     def duckdb_memory_limit(self) -> str:
         """BOSTON_LAKE_DUCKDB_MEMORY_LIMIT: each bronze, silver and gold build's DuckDB memory limit."""

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
+from pyiceberg.catalog.glue import GlueCatalog as PyIcebergGlueCatalog
+from pyiceberg.catalog.sql import SqlCatalog
 
 from boston_lake.lake.aws.athena import AthenaQueryEngine
 from boston_lake.lake.aws.glue import GlueCatalog
@@ -24,6 +26,7 @@ from boston_lake.lake.aws.glue_crawler import run_managed_crawler
 from boston_lake.lake.aws.s3 import S3ObjectStore, ServerSideEncryption
 from boston_lake.lake.aws.session import AwsSession, Backoff
 from boston_lake.lake.catalog import Catalog
+from boston_lake.lake.catalog.iceberg import IcebergError, IcebergTables, TimeTravel, retire_hive_table
 from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.catalog.registration import direct_crawl
 from boston_lake.lake.log import Log
@@ -45,6 +48,8 @@ class QueryEngine(Protocol):
 # Whether the run named in a claim (its lease record: run_id, host, pid…) has ended, as the orchestrator knows.
 HolderEnded = Callable[[Mapping[str, Any]], bool]
 
+ICEBERG_CATALOG = "boston_lake"
+ICEBERG_CATALOG_FILE = "iceberg.sqlite"
 DUCKDB = "duckdb"
 GLUE = "glue"
 
@@ -90,12 +95,17 @@ class LakeTarget(ABC):
     @abstractmethod
     def query_engine(self, **options: Any) -> QueryEngine:
         """The engine of `boston-lake query` and `open_lake`: SQL over the catalog's tables. `options` go to the
-        engine as they are, so an option an engine gains reaches every caller."""
+        engine as they are, so an option an engine gains reaches every caller (e.g. `travel`: silver and gold as
+        they were)."""
 
-    def query(self, sql: str) -> pa.Table:
-        """SQL over the catalog's tables, with an engine opened for it alone."""
-        with closing(self.query_engine()) as engine:
+    def query(self, sql: str, travel: TimeTravel | None = None) -> pa.Table:
+        """SQL over the catalog's tables, with an engine opened for it alone; silver and gold as `travel` asks."""
+        with closing(self.query_engine(**({"travel": travel} if travel is not None else {}))) as engine:
             return engine.query(sql)
+
+    @abstractmethod
+    def iceberg(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> IcebergTables:
+        """The Iceberg tables (silver, gold) in the target's Iceberg catalog, over `lake_zone(run_id, holder_ended)`."""
 
 
 class LocalTarget(LakeTarget):
@@ -121,7 +131,35 @@ class LocalTarget(LakeTarget):
         return direct_crawl(self.lake_zone(), self.catalog(), self.database, table, log)
 
     def query_engine(self, **options: Any) -> QueryEngine:
-        return DuckDBQueryEngine(self.catalog(read_only=True), self.lake_zone(), self.database, **options)
+        return DuckDBQueryEngine(
+            self.catalog(read_only=True), self.lake_zone(), self.database, iceberg=self.iceberg_reader(), **options
+        )
+
+    def iceberg(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> IcebergTables:
+        """pyiceberg's SQL catalog on SQLite beside the Glue-shaped one; the warehouse is the lake folder."""
+        self._iceberg_catalog_file.parent.mkdir(parents=True, exist_ok=True)
+        catalog = SqlCatalog(ICEBERG_CATALOG, uri=f"sqlite:///{self._iceberg_catalog_file}", warehouse=self._warehouse)
+        return IcebergTables(catalog, self.lake_zone(run_id, holder_ended), self.database, retire=self._retire)
+
+    def iceberg_reader(self) -> IcebergTables | None:
+        """The Iceberg tables opened read-only (a reader never writes the lake, which may be read-only to it); None
+        when no run has created any yet."""
+        path = self._iceberg_catalog_file
+        if not path.is_file():
+            return None
+        catalog = SqlCatalog(ICEBERG_CATALOG, uri=f"sqlite:///file:{path}?mode=ro&uri=true", warehouse=self._warehouse)
+        return IcebergTables(catalog, self.lake_zone(), self.database)
+
+    @property
+    def _iceberg_catalog_file(self) -> Path:
+        return self.home / "catalog" / ICEBERG_CATALOG_FILE
+
+    @property
+    def _warehouse(self) -> str:
+        return self.home.resolve().as_uri()
+
+    def _retire(self, name: str) -> None:
+        retire_hive_table(self.catalog(), self.database, name)
 
 
 class AwsTarget(LakeTarget):
@@ -195,7 +233,33 @@ class AwsTarget(LakeTarget):
         glue = self.glue_job_client or self.session.client("glue")
         return GlueJobLauncher(job=job, glue=glue, s3=self.session.client("s3"))
 
+    def iceberg(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> IcebergTables:
+        """pyiceberg's Glue catalog: the tables live in the Glue database Athena reads, data and metadata in the lake
+        bucket, through the session's clients and endpoints."""
+        lake = self._zone(self.aws.lake_bucket, run_id, holder_ended)
+        properties = {"s3.region": self.aws.region}
+        endpoint = self.session.endpoint("s3")
+        if endpoint:
+            properties["s3.endpoint"] = endpoint
+        credentials = self.session.credentials()
+        if credentials is not None:
+            frozen = credentials.get_frozen_credentials()
+            properties |= {"s3.access-key-id": frozen.access_key, "s3.secret-access-key": frozen.secret_key}
+            if frozen.token:
+                properties["s3.session-token"] = frozen.token
+        catalog = PyIcebergGlueCatalog(ICEBERG_CATALOG, client=self.session.client("glue"), **properties)
+        return IcebergTables(catalog, lake, self.database, retire=self._retire)
+
+    def _retire(self, name: str) -> None:
+        retire_hive_table(self.catalog(), self.database, name)
+
     def query_engine(self, **options: Any) -> QueryEngine:
+        travel = options.pop("travel", None)
+        if travel is not None and travel != TimeTravel():
+            raise IcebergError(
+                "on the aws target, time travel is Athena's own SQL: SELECT … FROM boston311.service_requests "
+                "FOR TIMESTAMP AS OF TIMESTAMP '2026-08-20 12:00:00 UTC' (or FOR VERSION AS OF <snapshot id>)"
+            )
         return AthenaQueryEngine(
             self.session.client("athena"), self.database, self.aws.athena_workgroup, self.aws.athena_output, **options
         )

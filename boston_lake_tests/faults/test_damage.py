@@ -18,6 +18,7 @@ from boston_lake.lake import layout
 from boston_lake.lake.catalog.crawler import Crawler
 from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.tables import DATABASE
+from boston_lake.lake.targets import LocalTarget
 from boston_lake.lake.zones.silver.duckdb_build import SilverZone
 from boston_lake_tests.faults.conftest import LOG, Lake, boston_lake, one_line
 from boston_lake_tests.faults.scenario import fault
@@ -250,14 +251,15 @@ def test_a_repaired_bronze_year_rebuilds_silver(lake: Lake) -> None:
     titles = whole.schema.get_field_index("case_title")
     tampered = whole.set_column(titles, "case_title", pa.array(["tampered"] * whole.num_rows))
     pq.write_table(tampered.replace_schema_metadata(whole.schema.metadata), bronze)  # same rows, same footer entries
-    silver = SilverZone(lake.store, LOG)
-    silver_key = lake.home / layout.data_key("silver", "service_requests", 2022)
-    assert silver.build(2022).changed  # built from what bronze held then
-    assert set(pq.read_table(silver_key, columns=["case_title"])["case_title"].to_pylist()) == {"tampered"}
+    silver = SilverZone(LocalTarget(lake.home).iceberg(), LOG)
+    built = silver.build(2022)
+    assert built.changed  # built from what bronze held then
+    titles = pq.read_table(lake.home / built.key, columns=["case_title"])["case_title"]
+    assert set(titles.to_pylist()) == {"tampered"}
 
     repaired = lake.ingest(2022)
     assert repaired.changed and repaired.reason.startswith(f"repaired: {bronze} is not the object its build published")
     rebuilt = silver.build(2022)
     assert rebuilt.changed and rebuilt.summary.rows == 100
-    assert "tampered" not in pq.read_table(silver_key, columns=["case_title"])["case_title"].to_pylist()
+    assert "tampered" not in pq.read_table(lake.home / rebuilt.key, columns=["case_title"])["case_title"].to_pylist()
     assert lake.rows_lost(lake.served()) == 0

@@ -13,7 +13,7 @@ BOSTON = ZoneInfo("America/New_York")
 
 
 def cases_of(rows: pa.Table, year: int) -> list[dict]:
-    return [case for case in rows.to_pylist() if case["year"] == str(year)]
+    return [case for case in rows.to_pylist() if case["year"] == year]
 
 
 def percentile_cont(values: list[float], fraction: float) -> float | None:

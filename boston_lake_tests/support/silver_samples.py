@@ -14,12 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from boston_lake.lake import layout
-from boston_lake.lake.catalog.crawler import Crawler
-from boston_lake.lake.stores import LocalObjectStore
-from boston_lake.lake.tables import DATABASE
 from boston_lake.lake.targets import LocalTarget
-from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, build_gold_partition
+from boston_lake.lake.zones.gold import GOLD_TABLES, build_gold_partition
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
 from boston_lake.sample_portal.server import DATA_DIR
 
@@ -59,7 +55,7 @@ def silver_sample_rows() -> pa.Table:
     connection = duckdb.connect()
     connection.execute("SET TimeZone = 'UTC'")
     rows = connection.sql(
-        "SELECT *, CAST(year(opened_at AT TIME ZONE 'America/New_York') AS VARCHAR) AS year FROM ("
+        "SELECT *, CAST(year(opened_at AT TIME ZONE 'America/New_York') AS INTEGER) AS year FROM ("
         + " UNION ALL BY NAME ".join(parts)
         + ")"
     ).to_arrow_table()
@@ -67,16 +63,19 @@ def silver_sample_rows() -> pa.Table:
     return rows
 
 
-def write_silver_samples(root: Path) -> dict[int, Path]:
-    """One Parquet file per year under silver/boston311/service_requests/year=YYYY/ in `root`."""
+def write_silver_samples(root: Path) -> dict[int, str]:
+    """Each year committed to the Iceberg table boston311.service_requests of the lake at `root`: year -> key."""
+    tables = LocalTarget(root).iceberg()
     rows = silver_sample_rows()
     written = {}
     for year in sorted(set(rows.column("year").to_pylist())):
-        path = root / layout.data_key(SILVER_ZONE, SILVER_TABLE, int(year))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        year_rows = rows.filter(pc.equal(rows.column("year"), year)).drop_columns(["year"])
-        pq.write_table(year_rows, path)
-        written[int(year)] = path
+        year_rows = rows.filter(pc.equal(rows.column("year"), year))
+        key = tables.data_key(SILVER_ZONE, SILVER_TABLE, year)
+        (root / key).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(year_rows, root / key)
+        table = tables.open(SILVER_ZONE, SILVER_TABLE, year_rows.schema)
+        tables.replace_year(table, year, key, year_rows.num_rows, "silver samples", None)
+        written[year] = key
     return written
 
 
@@ -87,14 +86,11 @@ def silver_rows() -> pa.Table:
 
 @pytest.fixture
 def gold_lake_home(tmp_path: Path) -> Path:
-    """An embedded lake holding the silver samples and every gold year built from them, all crawled."""
+    """An embedded lake holding the silver samples and every gold year built from them."""
     home = tmp_path / "gold_lake"
-    store = LocalObjectStore(home)
     years = write_silver_samples(home)
+    tables = LocalTarget(home).iceberg()
     for table in GOLD_TABLES:
         for year in years:
-            build_gold_partition(store, table, year)
-    targets = [(SILVER_TABLE, layout.table_prefix(SILVER_ZONE, SILVER_TABLE))]
-    targets += [(table.name, layout.table_prefix(GOLD_ZONE, table.name)) for table in GOLD_TABLES]
-    Crawler(store, LocalTarget(home).catalog(), DATABASE).crawl(targets)
+            build_gold_partition(tables, table, year)
     return home

@@ -1,5 +1,5 @@
-"""Gold assets: one per gold table, a year per partition, built from the same silver year, registered in the
-catalog, and carrying charts of the answers in their materialization metadata.
+"""Gold assets: one per gold table, a year per partition, built from the same silver year, committed to the gold
+table's Iceberg table, and carrying charts of the answers in their materialization metadata.
 
 They follow silver by themselves: declarative automation requests a gold year whenever its silver year is
 updated (any year, not just the latest: backfilled silver years flow through too), and the sensor that
@@ -25,12 +25,11 @@ from dagster import (
 
 from boston_lake.defs.automation import REQUESTED_BY
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY
-from boston_lake.defs.metadata import catalog_column_schema
+from boston_lake.defs.metadata import column_schema
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import CatalogResource, LakeStorageResource
-from boston_lake.lake import layout
 from boston_lake.lake.answers import charts, questions
-from boston_lake.lake.catalog.registration import TABLE_ROWS, direct_crawl, register
+from boston_lake.lake.catalog.registration import TABLE_ROWS
 from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldTable, build_gold_partition
 
 GOLD_GROUP = "gold"
@@ -75,26 +74,21 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         partitions_def=GOLD_PARTITIONS,
         backfill_policy=BackfillPolicy.single_run(),
         automation_condition=FOLLOW_SILVER,
-        pool=CRAWLER_POOL,  # it crawls its own prefix; crawls never overlap
+        pool=CRAWLER_POOL,  # one writer of the catalogs at a time, as the crawls
         group_name=GOLD_GROUP,
-        kinds={"duckdb", "parquet"},
+        kinds={"duckdb", "iceberg"},
         description=f"boston311.{table.name}: {table.description}",
     )
     def gold_asset(
         context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
     ) -> MaterializeResult:
-        lake, years = storage.lake_zone(), run_years(context)
+        tables, years = storage.iceberg(), run_years(context)
         memory_limit = storage.duckdb_memory_limit()
-        built = [build_gold_partition(lake, table, year, memory_limit=memory_limit, log=context.log) for year in years]
-        glue = catalog.catalog()
-        prefix = layout.table_prefix(GOLD_ZONE, table.name)
-        update = register(
-            lambda: direct_crawl(lake, glue, catalog.database, table.name, context.log, prefix=prefix),
-            glue,
-            catalog.database,
-            table.name,
-            years,
-        )
+        run_id = context.run.run_id
+        built = [
+            build_gold_partition(tables, table, year, memory_limit=memory_limit, log=context.log, run_id=run_id)
+            for year in years
+        ]
 
         images = charts_of_year(catalog.query, years)
         for partition in built:
@@ -104,18 +98,23 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
                     "reason": partition.reason,
                     "dagster/row_count": MetadataValue.int(partition.rows),
                     "silver_rows": MetadataValue.int(partition.silver_rows),
-                    "path": MetadataValue.path(lake.uri(partition.key)),
+                    "path": MetadataValue.path(tables.store.uri(partition.key)),
+                    "snapshot_id": MetadataValue.text(str(partition.snapshot_id)),
                     "charts": MetadataValue.md(charts.markdown(images[partition.year])),
                 },
                 partition_key=str(partition.year),
             )
-        context.add_asset_metadata(
-            {
-                "dagster/table_name": f"{catalog.database}.{table.name}",
-                "dagster/column_schema": catalog_column_schema(table.name, update.after),
-                TABLE_ROWS: update.after.record_count,
-            }
-        )
+        if built:
+            iceberg_table = tables.table(table.name)
+            snapshot = iceberg_table.current_snapshot()
+            columns = [(field.name, str(field.field_type)) for field in iceberg_table.schema().fields]
+            context.add_asset_metadata(
+                {
+                    "dagster/table_name": f"{tables.database}.{table.name}",
+                    "dagster/column_schema": column_schema(table.name, columns),
+                    TABLE_ROWS: int(snapshot.summary["total-records"] or 0) if snapshot and snapshot.summary else 0,
+                }
+            )
         return MaterializeResult()
 
     return gold_asset

@@ -1,8 +1,9 @@
 """The silver table `silver/service_requests`: the asset that builds and registers its years.
 
-A silver year reads bronze Y-1..Y+1 of both tables (a case opened on New Year's Day sits in two files), writes
-one object, and registers the year in `boston311.service_requests` with the project's crawler in the same run,
-so a finished run is always queryable. Registration shares the crawler pool with the bronze crawls.
+A silver year reads bronze Y-1..Y+1 of both tables (a case opened on New Year's Day sits in two files), stages
+one file, and commits it to the Iceberg table `boston311.service_requests` in the same run, so a finished run is
+always queryable; the materialization names the snapshot. The run shares the crawler pool with the bronze crawls
+(the bronze years it reads are being registered by them).
 """
 
 import warnings
@@ -23,18 +24,16 @@ from dagster import (
 )
 
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY, bronze_key
-from boston_lake.defs.metadata import catalog_column_schema, column_schema, record_years
+from boston_lake.defs.metadata import column_schema, record_years
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
-from boston_lake.defs.resources import CatalogResource, LakeStorageResource
+from boston_lake.defs.resources import LakeStorageResource
 from boston_lake.defs.silver.glue import build_on_glue
-from boston_lake.lake import layout
-from boston_lake.lake.catalog.registration import direct_crawl, register
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import GLUE
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.silver.duckdb_build import SilverPartition, SilverZone
 from boston_lake.lake.zones.silver.inputs import NEIGHBOURS
-from boston_lake.lake.zones.silver.model import COLUMNS, SILVER_TABLE, SILVER_ZONE, TRANSFORM_VERSION
+from boston_lake.lake.zones.silver.model import COLUMNS, DESCRIPTION, SILVER_TABLE, TRANSFORM_VERSION
 
 SILVER_GROUP = "silver"
 # Year Y reads bronze Y-1..Y+1; years a source lacks (NEW SYSTEM before 2025, next year) are simply not read.
@@ -74,6 +73,7 @@ def silver_metadata(partition: SilverPartition, storage_uri: str) -> dict[str, A
     return {
         **partition.metadata(),
         "key": MetadataValue.path(storage_uri),
+        "snapshot_id": MetadataValue.text(str(partition.snapshot_id)),
         "bytes": MetadataValue.int(partition.bytes),
         "dagster/row_count": MetadataValue.int(partition.summary.rows),
         "dagster/column_schema": silver_column_schema(),
@@ -97,16 +97,14 @@ def silver_metadata(partition: SilverPartition, storage_uri: str) -> dict[str, A
     group_name=SILVER_GROUP,
     kinds={"parquet"},  # and the engine of the target (definitions.py)
     code_version=TRANSFORM_VERSION,
-    description=(
-        "Every 311 case once, legacy and NEW SYSTEM in one model, times as true UTC instants; a case belongs to the "
-        "year of its open time in Boston. Registered as boston311.service_requests."
-    ),
+    description=(f"{DESCRIPTION} The Iceberg table boston311.service_requests."),
 )
 def silver_service_requests(
-    context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource, catalog: CatalogResource
+    context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource
 ) -> MaterializeResult:
-    lake = storage.lake_zone()
-    zone = SilverZone(lake, context.log, storage.silver_settings())
+    tables = storage.iceberg()
+    lake = tables.store
+    zone = SilverZone(tables, context.log, storage.silver_settings(), context.run.run_id)
     shrink = ShrinkGuard(storage.max_shrink(SILVER_TABLE), config.accept_shrink)
     built: dict[int, dict[str, Any]] = {}
     failures: dict[int, str | PublishRefused] = {}
@@ -115,7 +113,7 @@ def silver_service_requests(
         try:
             if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year
                 glue_job = storage.target.silver_glue_job()
-                partition = build_on_glue(context, glue_job, lake, year, force=config.force, shrink=shrink)
+                partition = build_on_glue(context, glue_job, tables, year, force=config.force, shrink=shrink)
             else:
                 partition = zone.build(year, force=config.force, shrink=shrink)
         except PublishRefused as refused:  # the published year stays; the other years still build
@@ -130,22 +128,8 @@ def silver_service_requests(
         )
         built[year] = silver_metadata(partition, lake.uri(partition.key))
         fingerprints.append(partition.inputs.fingerprint())
-    if built:  # the years built (or already current) are registered in the same run, refused ones or not
-        glue = catalog.catalog()
-        prefix = layout.table_prefix(SILVER_ZONE, SILVER_TABLE)
-        update = register(
-            lambda: direct_crawl(lake, glue, catalog.database, SILVER_TABLE, context.log, prefix=prefix),
-            glue,
-            catalog.database,
-            SILVER_TABLE,
-            sorted(built),
-        )
-        registered = {
-            **update.metadata(),
-            "dagster/table_name": f"{catalog.database}.{SILVER_TABLE}",
-            "catalog_column_schema": catalog_column_schema(SILVER_TABLE, update.after),
-        }
-        built = {year: {**metadata, **registered} for year, metadata in built.items()}
+    table_name = f"{tables.database}.{SILVER_TABLE}"
+    built = {year: {**metadata, "dagster/table_name": table_name} for year, metadata in built.items()}
     record_years(context, built, failures)
     return MaterializeResult(data_version=DataVersion(fingerprints[0]) if len(fingerprints) == 1 else None)
 

@@ -106,11 +106,11 @@ RESULTS: dict[str, Callable[[list[SilverFacts]], AssetCheckResult]] = {
     can_subset=True,  # each runs alone from the Checks tab
 )
 def silver_checks(context: AssetCheckExecutionContext, storage: LakeStorageResource) -> Iterator[AssetCheckResult]:
-    lake = storage.lake_zone()
+    tables = storage.iceberg()
     partitioned = context.has_partition_key or context.has_partition_key_range
-    years = [int(key) for key in context.partition_keys] if partitioned else silver_years(lake)
+    years = [int(key) for key in context.partition_keys] if partitioned else silver_years(tables)
     context.log.info(f"checking silver for {years}")
-    facts = [silver_facts(lake, year) for year in years]
+    facts = [silver_facts(tables, year) for year in years]
     selected = {key.name for key in context.selected_asset_check_keys}
     for name, result in RESULTS.items():
         if name in selected:

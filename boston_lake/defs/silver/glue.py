@@ -19,7 +19,7 @@ from dagster_aws.pipes import PipesGlueClient, PipesS3ContextInjector, PipesS3Me
 from dagster_pipes import PipesContextData, PipesParams
 
 from boston_lake.lake.aws.session import describe_error
-from boston_lake.lake.stores import ObjectStore
+from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.targets import GlueJobLauncher
 from boston_lake.lake.zones.publish import DEFAULT_GUARD, ShrinkGuard
 from boston_lake.lake.zones.silver import glue_build
@@ -56,13 +56,14 @@ class PipesS3MessageReaderUnder(PipesS3MessageReader):
 def build_on_glue(
     context: AssetExecutionContext,
     launcher: GlueJobLauncher,
-    lake: ObjectStore,
+    tables: IcebergTables,
     year: int,
     force: bool = False,
     shrink: ShrinkGuard = DEFAULT_GUARD,
     message_interval_seconds: float = 10,
 ) -> SilverPartition:
-    """Build one silver year with the Glue job and publish it whole, through the core's partition protocol; unless
+    """Build one silver year with the Glue job and commit it whole to the Iceberg table, through the core's partition
+    protocol; unless
     `force`, a year already built from the same bronze objects by the same transform is left as it is, and no job
     runs. Raises PublishRefused when the staged year shrinks beyond the limit."""
     pipes = PipesGlueClient(
@@ -81,7 +82,7 @@ def build_on_glue(
     def run_job(run: glue_build.GlueRun) -> dict[str, Any]:
         context.log.info(
             f"silver {year}: Glue job {launcher.job.name} with {launcher.job.script_location}, reading "
-            f"{len(run.inputs.files)} bronze objects, staging at {lake.uri(run.staging_prefix)}"
+            f"{len(run.inputs.files)} bronze objects, staging at {tables.store.uri(run.staging_prefix)}"
         )
         try:
             invocation = pipes.run(
@@ -97,4 +98,4 @@ def build_on_glue(
             raise SilverError(f"silver {year}: {error}") from error
         return glue_build.job_report(list(invocation.get_custom_messages()), year)
 
-    return glue_build.build(lake, year, context.log, run_job, context.run.run_id, force=force, shrink=shrink)
+    return glue_build.build(tables, year, context.log, run_job, context.run.run_id, force=force, shrink=shrink)

@@ -40,7 +40,7 @@ def cases_per_month(query: Query) -> pa.Table:
 def median_hours_by_neighborhood(query: Query) -> pa.Table:
     """year, neighborhood, median_hours_to_close, p90_hours_to_close, opened, still_open."""
     return query(
-        "SELECT year, neighborhood, median_hours_to_close, p90_hours_to_close, opened, still_open "
+        "SELECT CAST(year AS VARCHAR) AS year, neighborhood, median_hours_to_close, p90_hours_to_close, opened, still_open "
         f"FROM {SERVICE_LEVELS_TABLE} WHERE grain = 'year_neighborhood' ORDER BY year, median_hours_to_close DESC"
     )
 
@@ -48,7 +48,7 @@ def median_hours_by_neighborhood(query: Query) -> pa.Table:
 def on_time_share_by_department(query: Query) -> pa.Table:
     """year, department, on_time_share, with_on_time (cases that carry a verdict)."""
     return query(
-        "SELECT year, department, on_time_share, with_on_time "
+        "SELECT CAST(year AS VARCHAR) AS year, department, on_time_share, with_on_time "
         f"FROM {SERVICE_LEVELS_TABLE} WHERE grain = 'year_department' AND with_on_time > 0 "
         "ORDER BY year, on_time_share"
     )
@@ -57,7 +57,7 @@ def on_time_share_by_department(query: Query) -> pa.Table:
 def intake_by_weekday_and_hour(query: Query) -> pa.Table:
     """year, weekday (ISO, 1 = Monday), hour (local), cases_opened."""
     return query(
-        f"SELECT year, weekday, hour, CAST(sum(cases_opened) AS BIGINT) AS cases_opened FROM {INTAKE_TABLE} "
+        f"SELECT CAST(year AS VARCHAR) AS year, weekday, hour, CAST(sum(cases_opened) AS BIGINT) AS cases_opened FROM {INTAKE_TABLE} "
         "GROUP BY year, weekday, hour ORDER BY year, weekday, hour"
     )
 
@@ -66,7 +66,7 @@ def open_cases_grid(query: Query) -> pa.Table:
     """year, latitude, longitude (cell centres of a GRID_DEGREES grid), open_cases: where unfinished work is."""
     cell = f"{GRID_DEGREES!r}"
     return query(
-        f"SELECT year, (floor(latitude / {cell}) + 0.5) * {cell} AS latitude, "
+        f"SELECT CAST(year AS VARCHAR) AS year, (floor(latitude / {cell}) + 0.5) * {cell} AS latitude, "
         f"(floor(longitude / {cell}) + 0.5) * {cell} AS longitude, count(*) AS open_cases FROM {SILVER} "
         "WHERE closed_at IS NULL AND latitude IS NOT NULL AND longitude IS NOT NULL "
         f"GROUP BY year, floor(latitude / {cell}), floor(longitude / {cell}) ORDER BY year, latitude, longitude"

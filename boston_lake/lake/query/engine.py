@@ -1,8 +1,10 @@
 """SQL over the catalog's tables with DuckDB, reading the lake the way Athena reads it through Glue.
 
-The catalog is the only source of truth: a table is queryable once the crawler has registered it, and it
-holds exactly the files of its registered partitions (a partition removed from the catalog disappears
-from results even if its files remain). Each partition is read with its own columns and the table's
+Silver and gold are Iceberg tables: each is read from pyiceberg's file plan (the data files of the current
+snapshot, or of the snapshot current at `as_of`, or of `snapshot_id`), since DuckDB's iceberg extension cannot
+be installed offline. For bronze, the catalog is the only source of truth: a table is queryable once the crawler
+has registered it, and it holds exactly the files of its registered partitions (a partition removed from the
+catalog disappears from results even if its files remain). Each partition is read with its own columns and the table's
 columns are projected on top, so a column a partition lacks is NULL and the partition value is a string
 column, as Athena has it. Every query first checks the catalog and the files, so a crawl in another process
 is seen at once.
@@ -20,6 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
+from boston_lake.lake.catalog.iceberg import IcebergTables, TimeTravel
 from boston_lake.lake.catalog.scan import data_objects
 from boston_lake.lake.duck import connect, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
@@ -37,6 +40,8 @@ _DUCKDB_TYPES = {
     "boolean": "BOOLEAN",
     "string": "VARCHAR",
     "timestamp": "TIMESTAMP",
+    "timestamptz": "TIMESTAMPTZ",
+    "long": "BIGINT",
     "date": "DATE",
     "binary": "BLOB",
 }
@@ -78,10 +83,21 @@ class DuckDBQueryEngine:
     `.tmp` of the current folder, so it spills to a private one of its own instead.
     """
 
-    def __init__(self, catalog: Catalog, store: ObjectStore, database: str = DATABASE):
+    def __init__(
+        self,
+        catalog: Catalog,
+        store: ObjectStore,
+        database: str = DATABASE,
+        iceberg: IcebergTables | None = None,
+        travel: TimeTravel | None = None,
+    ):
         self.catalog = catalog
         self.store = store
         self.database = database
+        self.iceberg = iceberg
+        self.travel = travel or TimeTravel()
+        if iceberg is None and self.travel != TimeTravel():
+            raise QueryError("the lake has no Iceberg tables yet: there is no history to read (materialize silver)")
         # In UTC, as Athena works: results must not depend on the machine's time zone. No memory limit of the
         # builds: a query may read the whole lake, so DuckDB keeps its own (80% of RAM).
         self._spill = tempfile.TemporaryDirectory(prefix="boston-lake-query-")
@@ -161,6 +177,9 @@ class DuckDBQueryEngine:
                 views[table["Name"]] = self._view(table)
             except QueryError as error:
                 broken[table["Name"]] = str(error)
+        if self.iceberg is not None:
+            for name, (columns, paths) in self.iceberg.read_plan(self.travel).items():
+                views[name] = _iceberg_view(columns, paths)
         for name in self._views.keys() - views.keys():
             self._connection.execute(f"DROP VIEW {schema}.{sql_identifier(name)}")
         for name, view in list(views.items()):
@@ -239,6 +258,18 @@ class DuckDBQueryEngine:
                 )
             )
         return _View(tuple(columns + [(key, "VARCHAR") for key in keys]), tuple(selects))
+
+
+def _iceberg_view(columns: list[tuple[str, str]], paths: list[str]) -> _View:
+    """An Iceberg table as of its plan: its data files, unified by column name (a file written before a column was
+    added lacks it)."""
+    typed = tuple((name, _duckdb_type(name, {"Name": name, "Type": glue_type})) for name, glue_type in columns)
+    if not paths:
+        return _View(typed, ())
+    files = ", ".join(sql_literal(path) for path in paths)
+    projected = ", ".join(sql_identifier(name) for name, _ in typed)
+    sql = f"SELECT {projected} FROM read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
+    return _View(typed, (_Partition((), sql, ()),))
 
 
 def location_key(store: ObjectStore, table: str, location: str) -> str:

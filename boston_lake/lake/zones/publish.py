@@ -263,6 +263,10 @@ class PartitionBuild(ABC, Generic[R]):
     def discard(self, staged: Staged) -> None:
         """Remove what `stage` left outside the workspace (called whether or not the version was published)."""
 
+    def published_key(self) -> str | None:
+        """The object readers read for the year now (the shrink guard's baseline); None: nothing is published."""
+        return self.data_key if self.store.exists(self.data_key) else None
+
     def sweep_strays(self, log: Log) -> None:
         """Data files in the partition that this writer did not produce would double the year for readers."""
         for stray in list(self.store.list(self.partition_prefix)):
@@ -357,16 +361,17 @@ def _census(build: PartitionBuild[Any], parquet: pq.ParquetFile) -> Census | Non
 def _published_census(build: PartitionBuild[Any], log: Log) -> Census | None:
     """Rows and ids of the version readers see now; None when there is none or it cannot be read (then there is
     nothing to compare with: a damaged year is rebuilt without the shrink guard, and the log says so)."""
-    if not build.store.exists(build.data_key):
+    published_key = build.published_key()
+    if published_key is None:
         return None
     if not build.published_is_baseline:
         log.warning(f"{build.label}: the published version is damaged; the staged version is not compared with it")
         return None
     try:
-        return _census(build, open_parquet(build.store, build.data_key))
+        return _census(build, open_parquet(build.store, published_key))
     except (OSError, ValueError, pa.ArrowException) as error:  # ValueError: a header of no known generation
         log.warning(
-            f"{build.label}: the published {build.store.uri(build.data_key)} cannot be read ({error}); "
+            f"{build.label}: the published {build.store.uri(published_key)} cannot be read ({error}); "
             "the staged version is not compared with it"
         )
         return None

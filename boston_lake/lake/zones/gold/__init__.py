@@ -4,9 +4,9 @@ Each table is one SQL file over a view named `silver` (one year of `silver/servi
 in-process on both targets: a silver year is tens of MB and its answer a few thousand rows, so reading it
 through the object store (a local folder, or S3 downloaded to a scratch file) costs seconds, where a Glue
 job would bill a minute of two DPU per year and Athena CTAS cannot replace one partition in place. The year
-is published as one Parquet object through the partition protocol (lake/zones/publish.py), so readers see the old
-year or the new one, as with bronze, and a year whose silver objects (by their content) and SQL are unchanged is
-not built again (its footer records their fingerprint).
+is published as one commit of the gold table's Iceberg table through the partition protocol
+(lake/zones/publish.py), so readers see the old year or the new one, and a year whose silver data files and SQL
+are unchanged is not built again (the snapshot that published it records their fingerprint).
 """
 
 from __future__ import annotations
@@ -24,26 +24,18 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from boston_lake.lake import layout
-from boston_lake.lake.catalog.scan import data_objects
+from boston_lake.lake.catalog.iceberg import PREFIX, ROWS_PROPERTY, IcebergTables, summary_of
 from boston_lake.lake.duck import connect, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
-from boston_lake.lake.stores import ObjectStore, StoredObject, Workspace
-from boston_lake.lake.zones.publish import (
-    AcceptedShrink,
-    PartitionBuild,
-    Staged,
-    footer_metadata,
-    object_sha256,
-    open_parquet,
-    publish_partition,
-)
-from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
+from boston_lake.lake.stores import Workspace
+from boston_lake.lake.zones.iceberg_year import IcebergYearBuild
+from boston_lake.lake.zones.publish import AcceptedShrink, Staged, open_parquet, publish_partition
+from boston_lake.lake.zones.silver.model import SILVER_TABLE
 
 GOLD_ZONE = "gold"
-META_PREFIX = "boston_lake.gold."
+SILVER_ROWS_PROPERTY = PREFIX + "silver-rows"  # in the summary of the snapshot that published a year
 LOG = logging.getLogger(__name__)
 
 
@@ -126,114 +118,110 @@ class GoldPartition:
     silver_rows: int
     silver_files: tuple[str, ...]
     schema: pa.Schema
+    snapshot_id: int
     changed: bool = True
     reason: str = "new silver year or SQL"
 
 
-def silver_partition_prefix(year: int) -> str:
-    return layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, year)
-
-
 def build_gold_partition(
-    store: ObjectStore,
+    tables: IcebergTables,
     table: GoldTable,
     year: int,
     *,
     memory_limit: str = DUCKDB_MEMORY_LIMIT,
     log: Log | None = None,
     force: bool = False,
+    run_id: str | None = None,
 ) -> GoldPartition:
-    """Run `table`'s SQL over silver `year` and publish the result as that year of the gold table, through the
+    """Run `table`'s SQL over silver `year` and commit the result as that year of the gold table, through the
     partition protocol; DuckDB may use `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases
-    needs under 64MB). A year already built from the same silver objects by the same SQL is left as it is."""
-    return publish_partition(_GoldBuild(store, table, year, memory_limit), log or LOG, force=force)
+    needs under 64MB). A year already built from the same silver data files by the same SQL is left as it is."""
+    return publish_partition(_GoldBuild(tables, table, year, memory_limit, run_id), log or LOG, force=force)
 
 
-class _GoldBuild(PartitionBuild[GoldPartition]):
-    """One gold year as the partition protocol builds it: fingerprinted by its silver objects' content and the SQL."""
+class _GoldBuild(IcebergYearBuild[GoldPartition]):
+    """One gold year as the partition protocol builds it: fingerprinted by its silver data files and the SQL."""
 
     error = GoldError
 
-    def __init__(self, store: ObjectStore, table: GoldTable, year: int, memory_limit: str):
-        super().__init__(store, GOLD_ZONE, table.name, year, layout.data_key(GOLD_ZONE, table.name, year))
+    def __init__(self, tables: IcebergTables, table: GoldTable, year: int, memory_limit: str, run_id: str | None):
+        super().__init__(tables, GOLD_ZONE, table.name, year, run_id)
         self.gold = table
         self.memory_limit = memory_limit
-        self.silver_files: list[StoredObject] = []
+        self.silver_files: list[str] = []
         self.silver_rows = 0
+        self.built_from = ""
 
     @property
     def label(self) -> str:
         return f"gold/{self.table} {self.year}"
 
     def fingerprint(self) -> str:
-        silver_prefix = silver_partition_prefix(self.year)
-        self.silver_files, _ = data_objects(self.store, silver_prefix)
-        if not self.silver_files:
+        silver = self.tables.load(SILVER_TABLE)
+        files = self.tables.files(silver, year=self.year) if silver is not None else []
+        if not files:
             raise GoldError(
-                f"{self.label}: silver has no Parquet under {self.store.uri(silver_prefix)}; "
+                f"{self.label}: the silver table {self.tables.database}.{SILVER_TABLE} has no data for {self.year}; "
                 f"materialize silver/{SILVER_TABLE} for {self.year} first"
             )
-        described = {
-            "sql": hashlib.sha256(self.gold.sql.encode()).hexdigest(),
-            "silver": [[stored.key, object_sha256(self.store, stored)] for stored in self.silver_files],
-        }
+        # Iceberg never rewrites a committed data file: its key names its content.
+        self.silver_files = sorted(self.tables.key_of(data_file) for data_file in files)
+        described = {"sql": hashlib.sha256(self.gold.sql.encode()).hexdigest(), "silver": self.silver_files}
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
 
     def current(self, fingerprint: str) -> GoldPartition | None:
-        """The published year, if it was built from these very silver objects by this SQL."""
-        if not self.store.exists(self.data_key):
+        """The published year, if it was built from these very silver data files by this SQL."""
+        published = self.publication(fingerprint)
+        if published is None:
             return None
-        parquet = open_parquet(self.store, self.data_key)
-        meta = footer_metadata(parquet)
-        if meta.get(META_PREFIX + "fingerprint") != fingerprint:
-            return None
+        key, snapshot = published
+        summary = summary_of(snapshot)
         return self._partition(
-            parquet.metadata.num_rows,
-            int(meta.get(META_PREFIX + "silver_rows", "0")),
-            parquet.schema_arrow,
+            key,
+            int(summary[ROWS_PROPERTY]),
+            int(summary[SILVER_ROWS_PROPERTY]),
+            open_parquet(self.store, key).schema_arrow,
+            snapshot.snapshot_id,
             changed=False,
-            reason="already built from these silver objects by this SQL",
+            reason="already built from these silver data files by this SQL",
         )
 
     def stage(self, work: Workspace, fingerprint: str) -> Staged:
         result = work.folder / "staged.parquet"
+        self.built_from = fingerprint
         with contextlib.ExitStack() as stack:
-            paths = [stack.enter_context(self.store.reading(stored.key)) for stored in self.silver_files]
-            silver_uris = [self.store.uri(stored.key) for stored in self.silver_files]
-            self.silver_rows = _run(self.gold, self.year, paths, result, silver_uris, self.memory_limit, fingerprint)
+            paths = [stack.enter_context(self.store.reading(key)) for key in self.silver_files]
+            silver_uris = [self.store.uri(key) for key in self.silver_files]
+            self.silver_rows = _run(self.gold, self.year, paths, result, silver_uris, self.memory_limit)
         return Staged(path=result)
 
     def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> GoldPartition:
         assert staged.path is not None, "staged first"
         written = pq.ParquetFile(staged.path)
         rows, schema = written.metadata.num_rows, written.schema_arrow
-        self.store.publish(staged.path, self.data_key)
-        return self._partition(rows, self.silver_rows, schema)
+        extra = {SILVER_ROWS_PROPERTY: str(self.silver_rows)}
+        key, snapshot = self.commit(staged, schema, rows, self.built_from, self.gold.description, **extra)
+        return self._partition(key, rows, self.silver_rows, schema, snapshot.snapshot_id)
 
-    def _partition(self, rows: int, silver_rows: int, schema: pa.Schema, **outcome: Any) -> GoldPartition:
-        files = tuple(stored.key for stored in self.silver_files)
-        return GoldPartition(self.table, self.year, self.data_key, rows, silver_rows, files, schema, **outcome)
+    def _partition(
+        self, key: str, rows: int, silver_rows: int, schema: pa.Schema, snapshot_id: int, **outcome: Any
+    ) -> GoldPartition:
+        files = tuple(self.silver_files)
+        return GoldPartition(self.table, self.year, key, rows, silver_rows, files, schema, snapshot_id, **outcome)
 
 
 def _run(
-    table: GoldTable,
-    year: int,
-    silver_paths: list[Path],
-    result: Path,
-    silver_uris: list[str],
-    memory_limit: str,
-    fingerprint: str,
+    table: GoldTable, year: int, silver_paths: list[Path], result: Path, silver_uris: list[str], memory_limit: str
 ) -> int:
-    """Write the query's rows to `result`, with the fingerprint in its footer; returns the silver rows read."""
+    """Write the query's rows, with the year they answer for, to `result`; returns the silver rows read."""
     with connect(memory_limit=memory_limit) as connection:  # in UTC: local time only where the SQL asks for it
         try:
             connection.read_parquet([str(path) for path in silver_paths], union_by_name=True).create_view("silver")
             [(silver_rows,)] = connection.sql("SELECT count(*) FROM silver").fetchall()
-            metadata = {META_PREFIX + "fingerprint": fingerprint, META_PREFIX + "silver_rows": str(silver_rows)}
-            pairs = ", ".join(f"{sql_literal(key)}: {sql_literal(value)}" for key, value in metadata.items())
             connection.execute(
-                f"COPY (\n{table.sql.strip().rstrip(';')}\n) TO {sql_literal(str(result))} "
-                f"(FORMAT parquet, COMPRESSION zstd, KV_METADATA {{{pairs}}})"
+                f"COPY (SELECT answer.*, CAST({int(year)} AS INTEGER) AS year "
+                f"FROM (\n{table.sql.strip().rstrip(';')}\n) AS answer) "
+                f"TO {sql_literal(str(result))} (FORMAT parquet, COMPRESSION zstd)"
             )
         except duckdb.Error as error:
             raise GoldError(

@@ -1,7 +1,7 @@
-"""Silver on the embedded target: DuckDB runs the transform over the bronze files, in bounded memory, and the
-year is published as one Parquet object, whole, the way bronze publishes (readers see the old year or the new):
-through the partition protocol (lake/zones/publish.py), so a staged year that loses more of the published year's
-cases than BOSTON_LAKE_MAX_SHRINK allows is refused and the published year stays.
+"""Silver on the embedded target: DuckDB runs the transform over the bronze files, in bounded memory, into one
+staged Parquet file, and the year is published as one commit of the Iceberg table `boston311.service_requests`
+(readers see the old year or the new): through the partition protocol (lake/zones/publish.py), so a staged year
+that loses more of the published year's cases than BOSTON_LAKE_MAX_SHRINK allows is refused and never committed.
 """
 
 from __future__ import annotations
@@ -17,30 +17,31 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from pyiceberg.table.snapshots import Snapshot
 
-from boston_lake.lake import layout
+from boston_lake.lake.catalog.iceberg import PREFIX, IcebergTables, summary_of
 from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.stores import ObjectStore, Workspace
+from boston_lake.lake.zones.iceberg_year import IcebergYearBuild
 from boston_lake.lake.zones.publish import (
     DEFAULT_GUARD,
     AcceptedShrink,
-    PartitionBuild,
     ShrinkGuard,
     Staged,
-    footer_metadata,
-    open_parquet,
     publish_partition,
     stored_object,
 )
 from boston_lake.lake.zones.silver.inputs import SilverInputs, find_inputs
 from boston_lake.lake.zones.silver.model import (
+    COLUMNS,
     COMPUTED_ONCE,
+    DESCRIPTION,
     DUCKDB_MACROS_SQL,
-    FILE_COLUMNS,
     INPUT_VIEWS,
+    SCHEMA,
     SILVER_TABLE,
     SILVER_ZONE,
     SOURCE_ROW,
@@ -52,7 +53,7 @@ from boston_lake.lake.zones.silver.model import (
     transform_statements,
 )
 
-META_PREFIX = "boston_lake.silver."
+LEDGER_PROPERTY = PREFIX + "ledger"  # in the summary of the snapshot that published a year
 # Bronze's row group: the Parquet writer encodes a row group whole, and 30,720 rows keep it well inside the
 # memory limit (larger groups spill and take several times longer; benchmarks/README.md).
 ROW_GROUP_ROWS = 30_720
@@ -126,6 +127,7 @@ class SilverPartition:
     summary: PartitionSummary
     changed: bool
     reason: str
+    snapshot_id: int | None  # the Iceberg snapshot that published the year
     notes: list[str] = field(default_factory=list)
     shrink_accepted: AcceptedShrink | None = None  # a shrink beyond the limit this build was told to accept
 
@@ -134,6 +136,7 @@ class SilverPartition:
             "changed": self.changed,
             "reason": self.reason,
             "key": self.key,
+            "snapshot_id": str(self.snapshot_id),
             "rows": self.summary.rows,
             "bytes": self.bytes,
             "transform_version": TRANSFORM_VERSION,
@@ -147,15 +150,19 @@ class SilverPartition:
 
 
 class SilverZone:
-    """Builds silver years from the bronze in `lake_store` (any ObjectStore: files are read through it)."""
+    """Builds silver years from the bronze in the lake's store into the Iceberg table of `tables`."""
 
-    def __init__(self, lake_store: ObjectStore, log: Log, settings: SilverSettings = SilverSettings()):
-        self.store = lake_store
+    def __init__(
+        self, tables: IcebergTables, log: Log, settings: SilverSettings = SilverSettings(), run_id: str | None = None
+    ):
+        self.tables = tables
+        self.store = tables.store
         self.log = log
         self.settings = settings
+        self.run_id = run_id
 
     def build(self, year: int, force: bool = False, shrink: ShrinkGuard = DEFAULT_GUARD) -> SilverPartition:
-        """Build the year from its bronze inputs and publish it through the partition protocol: raises PublishRefused
+        """Build the year from its bronze inputs and commit it through the partition protocol: raises PublishRefused
         when the staged year shrinks beyond the limit (the published year stays)."""
         return publish_partition(_SilverBuild(self, year, force), self.log, force=force, shrink=shrink)
 
@@ -185,7 +192,6 @@ class SilverZone:
         inputs: SilverInputs,
         local_files: dict[str, Path],
         destination: Path,
-        fingerprint: str,
     ) -> dict[str, int]:
         for view, generation in INPUT_VIEWS.items():
             selects = [
@@ -212,46 +218,21 @@ class SilverZone:
         row = one_row(connection, "SELECT * FROM silver_ledger")
         names = [column[0] for column in connection.description]
         ledger = {name: int(value) for name, value in zip(names, row, strict=True)}
-        metadata_pairs = {
-            META_PREFIX + "fingerprint": fingerprint,
-            META_PREFIX + "transform_version": TRANSFORM_VERSION,
-            META_PREFIX + "ledger": json.dumps(ledger, sort_keys=True),
-        }
-        metadata = ", ".join(f"{sql_literal(k)}: {sql_literal(v)}" for k, v in metadata_pairs.items())
-        output_columns = ", ".join(sql_identifier(column.name) for column in FILE_COLUMNS)
+        output_columns = ", ".join(sql_identifier(column.name) for column in COLUMNS)
         connection.execute(
             f"COPY (SELECT {output_columns} FROM silver_service_requests) TO {sql_literal(str(destination))} "
-            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS}, KV_METADATA {{{metadata}}})"
+            f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
         )
         return ledger
 
-    def _current(self, inputs: SilverInputs, key: str, fingerprint: str) -> SilverPartition | None:
-        """The published year, if it was built from these very bronze files by this transform."""
-        if not self.store.exists(key):
-            return None
-        meta = footer_metadata(open_parquet(self.store, key))
-        if meta.get(META_PREFIX + "fingerprint") != fingerprint:
-            return None
-        stored = stored_object(self.store, key)
-        return SilverPartition(
-            year=inputs.year,
-            key=key,
-            bytes=stored.size if stored else 0,
-            inputs=inputs,
-            ledger=json.loads(meta[META_PREFIX + "ledger"]),
-            summary=PartitionSummary.read(self.store, key),
-            changed=False,
-            reason="already built from these bronze files by this transform version",
-        )
 
-
-class _SilverBuild(PartitionBuild[SilverPartition]):
+class _SilverBuild(IcebergYearBuild[SilverPartition]):
     """One silver year as the partition protocol builds it with DuckDB: fingerprinted by its bronze inputs."""
 
     error = SilverError
 
     def __init__(self, zone: SilverZone, year: int, force: bool):
-        super().__init__(zone.store, SILVER_ZONE, SILVER_TABLE, year, layout.data_key(SILVER_ZONE, SILVER_TABLE, year))
+        super().__init__(zone.tables, SILVER_ZONE, SILVER_TABLE, year, zone.run_id)
         self.silver = zone
         self.reason = "forced rebuild" if force else "new bronze input or transform version"
         self.inputs: SilverInputs | None = None
@@ -267,8 +248,11 @@ class _SilverBuild(PartitionBuild[SilverPartition]):
         return self.inputs.fingerprint()
 
     def current(self, fingerprint: str) -> SilverPartition | None:
+        """The published year, if it was built from these very bronze files by this transform."""
         assert self.inputs is not None, "fingerprint first"
-        return self.silver._current(self.inputs, self.data_key, fingerprint)
+        return current_partition(
+            self, self.inputs, fingerprint, "already built from these bronze files by this transform version"
+        )
 
     def stage(self, work: Workspace, fingerprint: str) -> Staged:
         inputs = self.inputs
@@ -278,7 +262,7 @@ class _SilverBuild(PartitionBuild[SilverPartition]):
             local_files = {file.key: stack.enter_context(self.store.reading(file.key)) for file in inputs.files}
             connection = stack.enter_context(self.silver._connection(work.folder))
             try:
-                self.ledger = self.silver._transform(connection, inputs, local_files, staged, fingerprint)
+                self.ledger = self.silver._transform(connection, inputs, local_files, staged)
                 self.summary = PartitionSummary.of(connection, staged)
             except duckdb.OutOfMemoryException as error:
                 raise SilverError(
@@ -296,15 +280,48 @@ class _SilverBuild(PartitionBuild[SilverPartition]):
     def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> SilverPartition:
         assert staged.path is not None and self.inputs is not None and self.summary is not None, "staged first"
         size = staged.path.stat().st_size
-        self.store.publish(staged.path, self.data_key)
+        key, snapshot = commit_silver(self, staged, self.inputs, self.summary.rows, self.ledger)
         return SilverPartition(
             year=self.year,
-            key=self.data_key,
+            key=key,
             bytes=size,
             inputs=self.inputs,
             ledger=self.ledger,
             summary=self.summary,
             changed=True,
             reason=self.reason,
+            snapshot_id=snapshot.snapshot_id,
             shrink_accepted=accepted,
         )
+
+
+def commit_silver(
+    build: IcebergYearBuild[SilverPartition], staged: Staged, inputs: SilverInputs, rows: int, ledger: dict[str, int]
+) -> tuple[str, Snapshot]:
+    """Commit a staged silver year (either engine's), its ledger in the snapshot's summary."""
+    return build.commit(
+        staged, SCHEMA, rows, inputs.fingerprint(), DESCRIPTION, **{LEDGER_PROPERTY: json.dumps(ledger, sort_keys=True)}
+    )
+
+
+def current_partition(
+    build: IcebergYearBuild[SilverPartition], inputs: SilverInputs, fingerprint: str, reason: str
+) -> SilverPartition | None:
+    """The published silver year (either engine's), if the snapshot that published it names `fingerprint`."""
+    published = build.publication(fingerprint)
+    if published is None:
+        return None
+    key, snapshot = published
+    stored = stored_object(build.store, key)
+    ledger = json.loads(summary_of(snapshot)[LEDGER_PROPERTY])
+    return SilverPartition(
+        year=inputs.year,
+        key=key,
+        bytes=stored.size if stored else 0,
+        inputs=inputs,
+        ledger={name: int(value) for name, value in ledger.items()},
+        summary=PartitionSummary.read(build.store, key),
+        changed=False,
+        reason=reason,
+        snapshot_id=snapshot.snapshot_id,
+    )

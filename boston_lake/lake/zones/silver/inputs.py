@@ -19,8 +19,8 @@ from boston_lake.lake.tables import TABLES, HeaderMismatch, LakeTable
 from boston_lake.lake.zones.bronze import read_published
 from boston_lake.lake.zones.publish import object_sha256, open_parquet, stored_object
 from boston_lake.lake.zones.silver.model import (
+    COLUMNS,
     COMPUTED_ONCE,
-    FILE_COLUMNS,
     INPUT_VIEWS,
     TRANSFORM_VERSION,
     VIEW_OF_GENERATION,
@@ -79,7 +79,7 @@ def spark_plan(inputs: SilverInputs, path_of: Callable[[str], str]) -> dict[str,
         "views": views,
         "statements": transform_statements(inputs.year),
         "computed_once": list(COMPUTED_ONCE),
-        "file_columns": [column.name for column in FILE_COLUMNS],
+        "file_columns": [column.name for column in COLUMNS],
     }
 
 

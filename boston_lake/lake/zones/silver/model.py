@@ -62,14 +62,13 @@ COLUMNS = (
     SilverColumn("city_council_district", pa.string(), "City council district"),
     SilverColumn("latitude", pa.float64(), "Latitude; null where the source puts a placeholder location"),
     SilverColumn("longitude", pa.float64(), "Longitude; null where the source puts a placeholder location"),
-    SilverColumn(
-        "year", pa.string(), "Partition key: year of the open time in Boston local time (a string, as Hive keys are)"
-    ),
+    SilverColumn("year", pa.int32(), "Year of the open time in Boston local time: the table is partitioned by it"),
 )
-# Partition values live in the object's path (year=2023/), as Hive, Athena and the crawler expect, not in the file.
-PARTITION_KEY = "year"
-FILE_COLUMNS = tuple(column for column in COLUMNS if column.name != PARTITION_KEY)
-FILE_SCHEMA = pa.schema([(column.name, column.type) for column in FILE_COLUMNS])
+DESCRIPTION = (
+    "Every 311 case once, legacy and NEW SYSTEM in one model, times as true UTC instants; a case belongs to the "
+    "year of its open time in Boston."
+)
+SCHEMA = pa.schema([(column.name, column.type) for column in COLUMNS])
 
 # The views the SQL text reads, each the bronze files of one schema generation with their year added.
 INPUT_VIEWS = {"legacy_v1": LEGACY_V1, "legacy_v2": LEGACY_V2, "new_system": NEW_SYSTEM}

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import duckdb
 
 from boston_lake.lake import layout
+from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
-from boston_lake.lake.stores import ObjectStore
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.zones.silver.inputs import window
-from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE, TIMEZONE
+from boston_lake.lake.zones.silver.model import SILVER_TABLE, TIMEZONE
 
 EXAMPLES = 5
 # 311 intake is lowest in the small hours; a trough elsewhere means a time base is wrong (v2's shift put it at
@@ -52,34 +52,31 @@ def trough_hour(hours: list[int]) -> int | None:
     return sums.index(min(sums))
 
 
-def silver_years(store: ObjectStore) -> list[int]:
-    """The years that have a silver partition, for checks run outside a partitioned run."""
-    return sorted(
-        year
-        for stored in store.list(layout.table_prefix(SILVER_ZONE, SILVER_TABLE))
-        if stored.key.endswith("/" + layout.BRONZE_FILE) and (year := layout.year_of_key(stored.key)) is not None
-    )
+def silver_years(tables: IcebergTables) -> list[int]:
+    """The years the silver table holds, for checks run outside a partitioned run."""
+    return sorted(tables.keys_by_year(SILVER_TABLE))
 
 
-def silver_facts(store: ObjectStore, year: int) -> SilverFacts:
-    own_key = layout.data_key(SILVER_ZONE, SILVER_TABLE, year)
+def silver_facts(tables: IcebergTables, year: int) -> SilverFacts:
+    store = tables.store
     neighbours = [y for y in window(year) if y != year]
-    silver_keys = {y: layout.data_key(SILVER_ZONE, SILVER_TABLE, y) for y in window(year)}
-    present = {y: key for y, key in silver_keys.items() if store.exists(key)}
+    published = tables.keys_by_year(SILVER_TABLE)
+    present = {y: published[y] for y in window(year) if y in published}
     if year not in present:
-        raise FileNotFoundError(f"silver {year} has not been built: no {store.uri(own_key)}")
+        raise FileNotFoundError(
+            f"silver {year} has not been built: the table {tables.database}.{SILVER_TABLE} has no {year}"
+        )
     bronze_keys = [
         (table, layout.bronze_data_key(table.name, year))
         for table in TABLES
         if store.exists(layout.bronze_data_key(table.name, year))
     ]
     with ExitStack() as stack, connect(memory_limit=None) as connection:
-        paths = {y: stack.enter_context(store.reading(key)) for y, key in present.items()}
+        paths = [(y, stack.enter_context(store.reading(key))) for y, keys in present.items() for key in keys]
         connection.execute(
             "CREATE TEMP VIEW silver AS "
             + " UNION ALL ".join(
-                f"SELECT case_id, {y} AS year, opened_at FROM read_parquet({sql_literal(str(p))})"
-                for y, p in paths.items()
+                f"SELECT case_id, {y} AS year, opened_at FROM read_parquet({sql_literal(str(p))})" for y, p in paths
             )
         )
         # Every generation of a table names its id column the same way.

@@ -10,11 +10,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
+from boston_lake.lake.targets import LocalTarget
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.silver.duckdb_build import SilverError, SilverZone
 from boston_lake.lake.zones.silver.model import (
     DUCKDB_MACROS_SQL,
-    FILE_SCHEMA,
+    SCHEMA,
     SILVER_TABLE,
     SILVER_ZONE,
     TRANSFORM_SQL,
@@ -35,8 +36,19 @@ class ListLog:
         self.warnings.append(msg)
 
 
+def zone_of(store) -> SilverZone:
+    return SilverZone(LocalTarget(store.root).iceberg(), ListLog())
+
+
+def published_path(store, year) -> str:
+    """The data file of `year` in the current snapshot of the Iceberg table."""
+    tables = LocalTarget(store.root).iceberg()
+    [data_file] = tables.files(tables.table(SILVER_TABLE), year=year)
+    return data_file.file_path
+
+
 def silver(store, year) -> pa.Table:
-    return pq.read_table(store.path(layout.data_key(SILVER_ZONE, SILVER_TABLE, year)))
+    return pq.read_table(published_path(store, year))
 
 
 def row(table: pa.Table, case_id: str) -> dict:
@@ -53,7 +65,7 @@ def utc(text: str) -> datetime:
 
 
 def test_every_generation_lands_once_with_true_utc_instants(bronze_lake):
-    zone = SilverZone(bronze_lake, ListLog())
+    zone = zone_of(bronze_lake)
     built = {year: zone.build(year) for year in (2013, 2022, 2023, 2025, 2026)}
     assert {year: p.summary.rows for year, p in built.items()} == {
         2013: 700,
@@ -65,7 +77,7 @@ def test_every_generation_lands_once_with_true_utc_instants(bronze_lake):
     assert built[2022].summary.rows_by_generation == {"v1": 100}
     assert built[2025].summary.rows_by_generation == {"new_system": 4134}
     for year in built:
-        assert types(silver(bronze_lake, year).schema) == types(FILE_SCHEMA), year
+        assert types(silver(bronze_lake, year).schema) == types(SCHEMA), year
 
     # v1: local wall time. Its closure text says "Wed Jan 19 11:42:16 EST 2022".
     v1 = row(silver(bronze_lake, 2022), "101004130437")
@@ -82,7 +94,7 @@ def test_every_generation_lands_once_with_true_utc_instants(bronze_lake):
 
 
 def test_columns_are_conformed(bronze_lake):
-    zone = SilverZone(bronze_lake, ListLog())
+    zone = zone_of(bronze_lake)
     for year in (2013, 2022, 2025):
         zone.build(year)
     v1, v2, ns = silver(bronze_lake, 2022), silver(bronze_lake, 2013), silver(bronze_lake, 2025)
@@ -116,7 +128,7 @@ def _republished(sample: BronzeSample, tmp_path, year: int) -> BronzeSample:
 def test_a_case_in_two_files_lands_once_in_its_open_year_with_its_latest_state(bronze_store, bronze_samples, tmp_path):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
     bronze_publish(bronze_store, _republished(bronze_samples.legacy_v1_2022, tmp_path, 2023))
-    zone = SilverZone(bronze_store, ListLog())
+    zone = zone_of(bronze_store)
     year_2022, year_2023 = zone.build(2022), zone.build(2023)
     assert year_2022.summary.rows == 100 and year_2023.summary.rows == 0
     assert year_2022.ledger["candidate_rows"] == 110 and year_2022.ledger["duplicates_merged"] == 10
@@ -125,13 +137,13 @@ def test_a_case_in_two_files_lands_once_in_its_open_year_with_its_latest_state(b
     latest = row(silver(bronze_store, 2022), first_id)
     assert latest["case_status"] == "Closed" and latest["source_year"] == 2023
     assert latest["closed_at"] == utc("2022-02-01 14:00:00")
-    facts = silver_facts(bronze_store, 2023)
+    facts = silver_facts(LocalTarget(bronze_store.root).iceberg(), 2023)
     assert facts.bronze_ids == 10 and facts.bronze_ids_unplaced == 0 and facts.bronze_ids_placed_twice == 0
 
 
 def test_of_copies_in_one_file_that_tie_the_later_row_wins(bronze_store, bronze_samples, tmp_path):
     bronze_publish(bronze_store, listed_twice(bronze_samples.legacy_v1_2022, tmp_path))
-    built = SilverZone(bronze_store, ListLog()).build(2022)
+    built = zone_of(bronze_store).build(2022)
     assert built.summary.rows == 100 and built.ledger["duplicates_merged"] == 5
     built_rows = silver(bronze_store, 2022)
     titles = dict(zip(built_rows["case_id"].to_pylist(), built_rows["case_title"].to_pylist(), strict=True))
@@ -147,7 +159,7 @@ def test_neighbouring_years_whose_statistics_miss_the_year_are_not_read_wide(bro
     for year in (2023, 2025):
         bronze_publish(bronze_store, dataclasses.replace(bronze_samples.legacy_v2_2013, year=year))
     plans = []
-    zone = SilverZone(bronze_store, ListLog())
+    zone = zone_of(bronze_store)
     transform = zone._transform
 
     def transform_then_explain(connection, *args):
@@ -163,7 +175,7 @@ def test_neighbouring_years_whose_statistics_miss_the_year_are_not_read_wide(bro
 
 def test_missing_neighbours_are_read_as_empty_and_named(bronze_store, bronze_samples):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    partition = SilverZone(bronze_store, ListLog()).build(2022)
+    partition = zone_of(bronze_store).build(2022)
     assert partition.inputs.missing == (
         "legacy_requests 2021: bronze not built",
         "legacy_requests 2023: bronze not built",
@@ -176,12 +188,11 @@ def test_missing_neighbours_are_read_as_empty_and_named(bronze_store, bronze_sam
 
 def test_unchanged_bronze_rebuilds_nothing_and_changed_bronze_rebuilds(bronze_store, bronze_samples, tmp_path):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    zone = SilverZone(bronze_store, ListLog())
+    zone = zone_of(bronze_store)
     first = zone.build(2022)
-    key = bronze_store.path(first.key)
-    written = key.stat().st_mtime_ns
     again = zone.build(2022)
-    assert not again.changed and "already built" in again.reason and key.stat().st_mtime_ns == written
+    assert not again.changed and "already built" in again.reason
+    assert (again.key, again.snapshot_id) == (first.key, first.snapshot_id)
     assert again.ledger == first.ledger and again.summary == first.summary
     assert zone.build(2022, force=True).changed
     bronze_publish(bronze_store, _republished(bronze_samples.legacy_v1_2022, tmp_path, 2023))
@@ -190,9 +201,9 @@ def test_unchanged_bronze_rebuilds_nothing_and_changed_bronze_rebuilds(bronze_st
 
 def test_a_broken_bronze_file_fails_naming_it_and_keeps_the_published_year(bronze_store, bronze_samples):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    zone = SilverZone(bronze_store, ListLog())
+    zone = zone_of(bronze_store)
     zone.build(2022)
-    published = bronze_store.path(layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022)).read_bytes()
+    published = published_path(bronze_store, 2022)
     # A file with the v2 columns but text where the transform needs timestamps.
     broken = pq.read_table(bronze_samples.legacy_v2_2013.path)
     broken = broken.set_column(broken.schema.get_field_index("open_dt"), "open_dt", pa.array(["soon"] * len(broken)))
@@ -201,7 +212,7 @@ def test_a_broken_bronze_file_fails_naming_it_and_keeps_the_published_year(bronz
     bronze_store.publish(path, layout.bronze_data_key("legacy_requests", 2023))
     with pytest.raises(SilverError, match=r"silver 2022: the transform failed on .*legacy_requests/year=2023"):
         zone.build(2022)
-    assert bronze_store.path(layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022)).read_bytes() == published
+    assert published_path(bronze_store, 2022) == published
 
 
 def test_the_sql_text_keeps_to_what_both_engines_run():
@@ -257,10 +268,9 @@ def test_a_year_whose_bronze_shrank_is_refused_and_kept_aside_until_a_run_accept
     bronze_store, bronze_samples, tmp_path
 ):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    zone = SilverZone(bronze_store, ListLog())
+    zone = zone_of(bronze_store)
     assert zone.build(2022).summary.rows == 100
-    key = bronze_store.path(layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022))
-    published = key.read_bytes()
+    published = published_path(bronze_store, 2022)
     bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 50))
 
     with pytest.raises(PublishRefused) as refused:
@@ -275,7 +285,7 @@ def test_a_year_whose_bronze_shrank_is_refused_and_kept_aside_until_a_run_accept
     assert line.endswith(
         f"the refused one is kept at {kept} (to publish it anyway, run again with accept_shrink: <the reason>)"
     )
-    assert key.read_bytes() == published and pq.ParquetFile(kept).metadata.num_rows == 50
+    assert published_path(bronze_store, 2022) == published and pq.ParquetFile(kept).metadata.num_rows == 50
 
     accepted = zone.build(2022, shrink=ShrinkGuard(accept="bronze 2022 was cut to 50 cases on purpose"))
     assert accepted.summary.rows == 50 and accepted.changed
@@ -292,7 +302,7 @@ def test_a_year_whose_bronze_shrank_is_refused_and_kept_aside_until_a_run_accept
 
 def test_a_shrink_within_the_limit_is_published(bronze_store, bronze_samples, tmp_path):
     bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
-    zone = SilverZone(bronze_store, ListLog())
+    zone = zone_of(bronze_store)
     zone.build(2022)
     bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 98))
     assert zone.build(2022, shrink=ShrinkGuard(max_share=0.02)).summary.rows == 98

@@ -1,0 +1,390 @@
+"""Silver and gold as Apache Iceberg tables, through pyiceberg: one commit per published year, history, rollback.
+
+The target hands in pyiceberg's catalog (SQL on SQLite inside the lake locally, the Glue Data Catalog on AWS) and
+the lake's store; a table lives at its zone's prefix (`silver/boston311/service_requests/`: `data/` and
+`metadata/` below it), format v2, partitioned by identity `year`. A year is published by one OVERWRITE snapshot
+that removes the year's data files and adds the new one, so a reader sees the old year or the new one. Each such
+snapshot's summary says which year it replaced, with how many rows, from which fingerprint, by which run: that is
+what `history` shows, what "already built?" reads, and what housekeeping keeps.
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog as IcebergCatalog
+from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError
+from pyiceberg.io.pyarrow import parquet_file_to_data_file
+from pyiceberg.manifest import DataFile
+from pyiceberg.partitioning import PartitionField, PartitionSpec
+from pyiceberg.schema import Schema
+from pyiceberg.table import Table
+from pyiceberg.table.snapshots import Snapshot
+from pyiceberg.transforms import IdentityTransform
+
+from boston_lake.lake import layout
+from boston_lake.lake.catalog import Catalog, EntityNotFound
+from boston_lake.lake.errors import LakeError
+from boston_lake.lake.stores import ObjectStore
+
+YEAR = "year"
+PREFIX = "boston-lake."
+YEAR_PROPERTY = PREFIX + "year"
+ROWS_PROPERTY = PREFIX + "rows"
+FINGERPRINT_PROPERTY = PREFIX + "fingerprint"
+DATA_FILE_PROPERTY = PREFIX + "data-file"
+RUN_PROPERTY = PREFIX + "dagster-run-id"
+ROLLBACK_TO_PROPERTY = PREFIX + "rollback-to"
+BY_PROPERTY = PREFIX + "by"
+REASON_PROPERTY = PREFIX + "reason"
+DATA_FOLDER = "data"
+# A commit that lost a race with another year's commit is redone on the table as it now is.
+COMMIT_ATTEMPTS = 5
+
+
+class IcebergError(LakeError, RuntimeError):
+    """An Iceberg table, snapshot or commit could not be used; the message names the table and what is wrong."""
+
+
+@dataclass(frozen=True)
+class SnapshotEntry:
+    """One snapshot of a table as `boston-lake history` shows it."""
+
+    snapshot_id: int
+    committed_at: datetime
+    operation: str
+    year: str  # the year it replaced; "all" for a rollback
+    rows: str
+    run_id: str
+    note: str  # a rollback's target, who and why
+
+    def row(self) -> dict[str, object]:
+        return {
+            "snapshot": self.snapshot_id,
+            "committed": self.committed_at.isoformat(timespec="milliseconds"),  # pasteable into --as-of
+            "operation": self.operation,
+            "year": self.year,
+            "rows": self.rows,
+            "dagster run": self.run_id,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class TimeTravel:
+    """Which state of the Iceberg tables a reader reads: the current one, the one current at `as_of`, or the
+    snapshot `snapshot_id` of the table that has it (the other tables current)."""
+
+    as_of: datetime | None = None
+    snapshot_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.as_of is not None and self.snapshot_id is not None:
+            raise IcebergError("read as of a time or at a snapshot, not both")
+        if self.as_of is not None and self.as_of.tzinfo is None:
+            raise IcebergError(f"as of {self.as_of.isoformat()}: give a time zone (e.g. 2026-08-20T12:00:00Z)")
+
+
+def millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def _utc(timestamp_ms: int) -> datetime:
+    return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
+
+
+class IcebergTables:
+    """The Iceberg tables of one database, kept in `catalog`, with data and metadata in `store`."""
+
+    def __init__(
+        self,
+        catalog: IcebergCatalog,
+        store: ObjectStore,
+        database: str,
+        retire: Callable[[str], None] = lambda name: None,
+    ):
+        self.catalog = catalog
+        self.store = store
+        self.database = database
+        self.retire = retire  # removes a table of the same name the lake before Iceberg registered
+
+    def __repr__(self) -> str:
+        return f"IcebergTables({self.catalog.name!r}, {self.store.uri()!r}, {self.database!r})"
+
+    # -- tables ---------------------------------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        if (self.database,) not in self.catalog.list_namespaces():
+            return []
+        return sorted(identifier[-1] for identifier in self.catalog.list_tables(self.database))
+
+    def load(self, name: str) -> Table | None:
+        try:
+            return self.catalog.load_table((self.database, name))
+        except NoSuchTableError:
+            return None
+
+    def table(self, name: str) -> Table:
+        """The table `name`; an error naming the tables there are when it does not exist."""
+        table = self.load(name)
+        if table is None:
+            known = ", ".join(f"{self.database}.{known}" for known in self.names()) or "none"
+            raise IcebergError(f"no Iceberg table {self.database}.{name}; the Iceberg tables are: {known}")
+        return table
+
+    def location(self, zone: str, name: str) -> str:
+        return self.store.uri(layout.table_prefix(zone, name)).rstrip("/")
+
+    def open(self, zone: str, name: str, schema: pa.Schema, description: str = "") -> Table:
+        """The table, created (format v2, identity-partitioned by `year`) the first time a year is published."""
+        existing = self.load(name)
+        if existing is not None:
+            return existing
+        self.retire(name)
+        try:
+            self.catalog.create_namespace(self.database)
+        except NamespaceAlreadyExistsError:
+            pass
+        iceberg_schema = _iceberg_schema(schema)
+        year = iceberg_schema.find_field(YEAR)
+        spec = PartitionSpec(PartitionField(year.field_id, 1000, IdentityTransform(), YEAR))
+        properties = {
+            "format-version": "2",
+            # Writers (DuckDB, Spark) write no Iceberg field ids: readers map the files' columns by name.
+            "schema.name-mapping.default": iceberg_schema.name_mapping.model_dump_json(),
+            **({"comment": description} if description else {}),
+        }
+        return self.catalog.create_table(
+            (self.database, name),
+            schema=iceberg_schema,
+            location=self.location(zone, name),
+            partition_spec=spec,
+            properties=properties,
+        )
+
+    def data_key(self, zone: str, name: str, year: int) -> str:
+        """A new, never reused key for a data file of `year` (Iceberg files are immutable once committed)."""
+        return f"{layout.table_prefix(zone, name)}{DATA_FOLDER}/{YEAR}={year}/{uuid.uuid4().hex}.parquet"
+
+    def key_of(self, data_file: DataFile) -> str:
+        root = self.store.uri("").rstrip("/") + "/"
+        path = data_file.file_path
+        if not path.startswith(root):
+            raise IcebergError(f"data file {path} lies outside the lake {root}")
+        return path[len(root) :]
+
+    # -- reading --------------------------------------------------------------------------------------------------
+
+    def files(self, table: Table, snapshot: Snapshot | None = None, year: int | None = None) -> list[DataFile]:
+        """The data files a reader reads (of one `year`, or all), in the current state or as of `snapshot`: every
+        live entry of the snapshot's manifests (a scan would prune a year of no rows, which is still the year)."""
+        snapshot = snapshot or table.current_snapshot()
+        if snapshot is None:
+            return []
+        return [
+            entry.data_file
+            for manifest in snapshot.manifests(table.io)
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+            if year is None or entry.data_file.partition[0] == year
+        ]
+
+    def read_plan(self, travel: TimeTravel) -> dict[str, tuple[list[tuple[str, str]], list[str]]]:
+        """Per table: its columns (name, Iceberg type) and the data files a reader reads, in the state `travel`
+        asks for; an error when no table has the snapshot asked for."""
+        plan, found = {}, travel.snapshot_id is None
+        for name in self.names():
+            table = self.table(name)
+            snapshot = table.current_snapshot()
+            if travel.as_of is not None:
+                snapshot = self.snapshot_as_of(table, travel.as_of)
+            elif travel.snapshot_id is not None and table.snapshot_by_id(travel.snapshot_id) is not None:
+                snapshot, found = table.snapshot_by_id(travel.snapshot_id), True
+            schema = (
+                table.schemas().get(snapshot.schema_id, table.schema())
+                if snapshot and snapshot.schema_id is not None
+                else table.schema()
+            )
+            columns = [(field.name, str(field.field_type)) for field in schema.fields]
+            files = self.files(table, snapshot) if snapshot is not None else []
+            plan[name] = (columns, [data_file.file_path for data_file in files])
+        if not found:
+            raise IcebergError(
+                f"no Iceberg table of {self.database} has a snapshot {travel.snapshot_id} "
+                f"(`boston-lake history TABLE` lists them)"
+            )
+        return plan
+
+    def keys_by_year(self, name: str) -> dict[int, list[str]]:
+        """The keys of the data files readers read now, per year; empty when the table does not exist yet."""
+        table = self.load(name)
+        found: dict[int, list[str]] = {}
+        for data_file in self.files(table) if table is not None else []:
+            found.setdefault(int(data_file.partition[0]), []).append(self.key_of(data_file))
+        return found
+
+    def snapshot(self, table: Table, snapshot_id: int) -> Snapshot:
+        found = table.snapshot_by_id(snapshot_id)
+        if found is None:
+            known = ", ".join(str(s.snapshot_id) for s in table.snapshots()[-5:]) or "none"
+            raise IcebergError(f"{_name(table)} has no snapshot {snapshot_id} (its latest: {known})")
+        return found
+
+    def snapshot_as_of(self, table: Table, moment: datetime) -> Snapshot | None:
+        """The snapshot that was current at `moment`; None when the table did not exist yet (then it was empty)."""
+        return table.snapshot_as_of_timestamp(millis(moment))
+
+    def publication(self, table: Table, data_file: str) -> Snapshot | None:
+        """The snapshot that published `data_file`: its summary says the year, fingerprint, rows and run."""
+        return next(
+            (s for s in reversed(table.snapshots()) if summary_of(s).get(DATA_FILE_PROPERTY) == data_file), None
+        )
+
+    def history(self, table: Table) -> list[SnapshotEntry]:
+        entries = []
+        for snapshot in table.snapshots():
+            summary = summary_of(snapshot)
+            operation = snapshot.summary.operation.value if snapshot.summary else "?"
+            rollback = summary.get(ROLLBACK_TO_PROPERTY)
+            note = (
+                f"rollback to {rollback} by {summary.get(BY_PROPERTY, '?')}: {summary.get(REASON_PROPERTY, '')}"
+                if rollback
+                else ""
+            )
+            entries.append(
+                SnapshotEntry(
+                    snapshot.snapshot_id,
+                    _utc(snapshot.timestamp_ms),
+                    "rollback" if rollback else operation,
+                    summary.get(YEAR_PROPERTY, "all" if rollback else ""),
+                    summary.get(ROWS_PROPERTY, summary.get("total-records", "")),
+                    summary.get(RUN_PROPERTY, ""),
+                    note,
+                )
+            )
+        return entries
+
+    # -- writing --------------------------------------------------------------------------------------------------
+
+    def replace_year(
+        self, table: Table, year: int, data_key: str, rows: int, fingerprint: str, run_id: str | None, **extra: str
+    ) -> Snapshot:
+        """One commit that makes the object at `data_key` the whole of `year`: the year's old files leave the table
+        in the same snapshot; its summary records the year, rows, fingerprint, run and `extra`."""
+        path = self.store.uri(data_key)
+        properties = {
+            YEAR_PROPERTY: str(year),
+            ROWS_PROPERTY: str(rows),
+            FINGERPRINT_PROPERTY: fingerprint,
+            DATA_FILE_PROPERTY: data_key,
+            RUN_PROPERTY: run_id or "",
+            **extra,
+        }
+
+        def overwrite(current: Table) -> None:
+            with current.transaction() as transaction:
+                arrow_schema = pa.schema(
+                    [field for field in _file_schema(current, path) if field.name not in _field_names(current)]
+                )
+                if len(arrow_schema):  # a transform that adds a column: the table's schema grows with it
+                    with transaction.update_schema() as update:
+                        update.union_by_name(arrow_schema)
+                new_file = parquet_file_to_data_file(current.io, transaction.table_metadata, path)
+                # Set, not inferred from the column's statistics: a year of no rows has none, and is still the year.
+                new_file.partition[0] = year
+                with transaction.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
+                    for old in self.files(current, year=year):
+                        snapshot.delete_data_file(old)
+                    snapshot.append_data_file(new_file)
+
+        return self._commit(table, overwrite)
+
+    def rollback(self, table: Table, snapshot_id: int, reason: str, by: str | None = None) -> Snapshot:
+        """A new snapshot whose data files are those of `snapshot_id`: the earlier state restored, recorded with who
+        and why; the snapshots in between stay in the history."""
+        target = self.snapshot(table, snapshot_id)
+        if not reason.strip():
+            raise IcebergError(f"rollback of {_name(table)} to {snapshot_id}: say why (--reason)")
+        properties = {
+            ROLLBACK_TO_PROPERTY: str(snapshot_id),
+            BY_PROPERTY: by or getpass.getuser(),
+            REASON_PROPERTY: reason.strip(),
+        }
+        wanted = self.files(table, target)
+
+        def restore(current: Table) -> None:
+            now = self.files(current)
+            keep = {data_file.file_path for data_file in wanted}
+            with current.transaction() as transaction:
+                with transaction.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
+                    for old in now:
+                        if old.file_path not in keep:
+                            snapshot.delete_data_file(old)
+                    present = {data_file.file_path for data_file in now}
+                    for restored in wanted:
+                        if restored.file_path not in present:
+                            snapshot.append_data_file(restored)
+
+        return self._commit(table, restore)
+
+    def _commit(self, table: Table, change: Callable[[Table], None]) -> Snapshot:
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            current = table if attempt == 1 else self.table(_name(table).split(".")[-1])
+            try:
+                change(current)
+            except CommitFailedException as error:
+                if attempt == COMMIT_ATTEMPTS:
+                    raise IcebergError(
+                        f"{_name(table)}: the commit lost to other writers {COMMIT_ATTEMPTS} times ({error})"
+                    ) from error
+                continue
+            committed = current.refresh().current_snapshot()
+            assert committed is not None, "a commit leaves a current snapshot"
+            return committed
+        raise AssertionError("unreachable")
+
+    def drop(self, name: str) -> None:
+        """Forget the table in the catalog (its files stay; used when a lake's tables are replaced by a test)."""
+        self.catalog.drop_table((self.database, name))
+
+
+def retire_hive_table(catalog: Catalog, database: str, name: str) -> None:
+    """Remove the Hive-style registration of `name` (the lake before Iceberg crawled silver and gold): the Iceberg
+    table takes its name, and there must not be two truths of it."""
+    try:
+        registered = catalog.get_table(database, name)
+    except EntityNotFound:
+        return
+    if registered is not None and registered.get("Parameters", {}).get("table_type", "").upper() != "ICEBERG":
+        catalog.delete_table(database, name)
+
+
+def _name(table: Table) -> str:
+    return ".".join(table.name())
+
+
+def _field_names(table: Table) -> set[str]:
+    return {field.name for field in table.schema().fields}
+
+
+def _file_schema(table: Table, path: str) -> pa.Schema:
+    import pyarrow.parquet as pq
+
+    with table.io.new_input(path).open() as stream:
+        return pq.read_schema(stream)
+
+
+def _iceberg_schema(schema: pa.Schema) -> Schema:
+    """The Iceberg schema of Arrow `schema`, with fresh field ids."""
+    from pyiceberg.io.pyarrow import _ConvertToIcebergWithoutIDs, visit_pyarrow
+    from pyiceberg.schema import assign_fresh_schema_ids
+
+    return assign_fresh_schema_ids(visit_pyarrow(schema, _ConvertToIcebergWithoutIDs()))
+
+
+def summary_of(snapshot: Snapshot) -> Mapping[str, str]:
+    return snapshot.summary.additional_properties if snapshot.summary else {}
