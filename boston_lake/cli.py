@@ -23,7 +23,7 @@ from boston_lake.lake.aws.provision import AwsClients, ProvisionError, apply, fo
 from boston_lake.lake.aws.resources import ProvisionConfig
 from boston_lake.lake.aws.session import AwsSession
 from boston_lake.lake.catalog import CatalogError, EntityNotFound
-from boston_lake.lake.catalog.iceberg import IcebergError, TimeTravel
+from boston_lake.lake.catalog.iceberg import IcebergError, IcebergTables, TimeTravel
 from boston_lake.lake.query.engine import QueryError
 from boston_lake.lake.settings import Settings, SettingsError, use_dagster_home
 from boston_lake.lake.stores import StoreError
@@ -166,7 +166,10 @@ def _timestamp(text: str) -> datetime:
 
 
 def _history(args: argparse.Namespace) -> int:
-    tables = build_target(Settings.from_env(args.environment)).iceberg()
+    tables = build_target(Settings.from_env(args.environment)).iceberg_reader()
+    if tables is None:
+        print("the lake has no Iceberg tables yet: materialize silver/service_requests first", file=sys.stderr)
+        return 1
     entries = tables.history(tables.table(args.table))
     result = pa.Table.from_pylist([entry.row() for entry in entries]) if entries else pa.table({"snapshot": []})
     print(format_result(result, args.format))
@@ -182,7 +185,8 @@ def _rollback(args: argparse.Namespace) -> int:
 
 def _catalog(args: argparse.Namespace) -> int:
 
-    catalog = build_target(Settings.from_env(args.environment)).catalog(read_only=True)
+    target = build_target(Settings.from_env(args.environment))
+    catalog = target.catalog(read_only=True)
     print(f"catalog {catalog.uri()}")
     names = []
     for database in catalog.list_databases():
@@ -196,6 +200,11 @@ def _catalog(args: argparse.Namespace) -> int:
             if args.table and table["Name"] != args.table:
                 continue
             print(_describe_table(catalog, database["Name"], table))
+    iceberg = target.iceberg_reader()
+    for name in iceberg.names() if iceberg is not None else []:
+        names.append(name)
+        if iceberg is not None and (not args.table or name == args.table):
+            print(_describe_iceberg_table(iceberg, name))
     if args.table and args.table not in names:
         print(f"no table {args.table!r} in the catalog; it has {', '.join(names) or 'no tables'}", file=sys.stderr)
         return 1
@@ -239,6 +248,24 @@ def _describe_table(catalog, database: str, table: dict) -> str:
 
 def _indented(text: str, indent: str) -> str:
     return indent + text.replace("\n", "\n" + indent)
+
+
+def _describe_iceberg_table(tables: IcebergTables, name: str) -> str:
+    table = tables.table(name)
+    snapshot = table.current_snapshot()
+    years = tables.keys_by_year(name)
+    rows = {year: sum(f.record_count for f in tables.files(table, year=year)) for year in sorted(years)}
+    descriptions = DESCRIPTIONS.get(name, {})
+    columns = [(f.name, str(f.field_type), descriptions.get(f.name, "")) for f in table.schema().fields]
+    return "\n".join(
+        [
+            f"  iceberg table {name}  snapshot {snapshot.snapshot_id if snapshot else 'none'}  {table.location()}",
+            "    columns:",
+            _indented(tabulate(columns, tablefmt="plain"), "      "),
+            "    years: " + (", ".join(f"{year} ({count:,} rows)" for year, count in rows.items()) or "none"),
+            f"    history: boston-lake history {name}",
+        ]
+    )
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -103,6 +103,10 @@ class LakeTarget(ABC):
         with closing(self.query_engine(**({"travel": travel} if travel is not None else {}))) as engine:
             return engine.query(sql)
 
+    def iceberg_reader(self) -> IcebergTables | None:
+        """The Iceberg tables for a reader, which never writes; None when there are none yet."""
+        return self.iceberg()
+
     @abstractmethod
     def iceberg(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> IcebergTables:
         """The Iceberg tables (silver, gold) in the target's Iceberg catalog, over `lake_zone(run_id, holder_ended)`."""

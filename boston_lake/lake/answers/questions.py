@@ -29,6 +29,10 @@ INTAKE_TABLE = f"{DATABASE}.{INTAKE.name}"
 SILVER = f"{DATABASE}.{SILVER_TABLE}"
 
 
+# The charts name their traces and the report its year picker by the year as text.
+YEAR_TEXT = "CAST(year AS VARCHAR) AS year"
+
+
 def cases_per_month(query: Query) -> pa.Table:
     """month, source_system, cases: the volume on each side of the 2025 switch to the new CRM."""
     return query(
@@ -40,7 +44,7 @@ def cases_per_month(query: Query) -> pa.Table:
 def median_hours_by_neighborhood(query: Query) -> pa.Table:
     """year, neighborhood, median_hours_to_close, p90_hours_to_close, opened, still_open."""
     return query(
-        "SELECT CAST(year AS VARCHAR) AS year, neighborhood, median_hours_to_close, p90_hours_to_close, opened, still_open "
+        f"SELECT {YEAR_TEXT}, neighborhood, median_hours_to_close, p90_hours_to_close, opened, still_open "
         f"FROM {SERVICE_LEVELS_TABLE} WHERE grain = 'year_neighborhood' ORDER BY year, median_hours_to_close DESC"
     )
 
@@ -48,7 +52,7 @@ def median_hours_by_neighborhood(query: Query) -> pa.Table:
 def on_time_share_by_department(query: Query) -> pa.Table:
     """year, department, on_time_share, with_on_time (cases that carry a verdict)."""
     return query(
-        "SELECT CAST(year AS VARCHAR) AS year, department, on_time_share, with_on_time "
+        f"SELECT {YEAR_TEXT}, department, on_time_share, with_on_time "
         f"FROM {SERVICE_LEVELS_TABLE} WHERE grain = 'year_department' AND with_on_time > 0 "
         "ORDER BY year, on_time_share"
     )
@@ -57,7 +61,7 @@ def on_time_share_by_department(query: Query) -> pa.Table:
 def intake_by_weekday_and_hour(query: Query) -> pa.Table:
     """year, weekday (ISO, 1 = Monday), hour (local), cases_opened."""
     return query(
-        f"SELECT CAST(year AS VARCHAR) AS year, weekday, hour, CAST(sum(cases_opened) AS BIGINT) AS cases_opened FROM {INTAKE_TABLE} "
+        f"SELECT {YEAR_TEXT}, weekday, hour, CAST(sum(cases_opened) AS BIGINT) AS cases_opened FROM {INTAKE_TABLE} "
         "GROUP BY year, weekday, hour ORDER BY year, weekday, hour"
     )
 
@@ -66,7 +70,7 @@ def open_cases_grid(query: Query) -> pa.Table:
     """year, latitude, longitude (cell centres of a GRID_DEGREES grid), open_cases: where unfinished work is."""
     cell = f"{GRID_DEGREES!r}"
     return query(
-        f"SELECT CAST(year AS VARCHAR) AS year, (floor(latitude / {cell}) + 0.5) * {cell} AS latitude, "
+        f"SELECT {YEAR_TEXT}, (floor(latitude / {cell}) + 0.5) * {cell} AS latitude, "
         f"(floor(longitude / {cell}) + 0.5) * {cell} AS longitude, count(*) AS open_cases FROM {SILVER} "
         "WHERE closed_at IS NULL AND latitude IS NOT NULL AND longitude IS NOT NULL "
         f"GROUP BY year, floor(latitude / {cell}), floor(longitude / {cell}) ORDER BY year, latitude, longitude"
