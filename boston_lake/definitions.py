@@ -4,7 +4,14 @@ from collections.abc import Sequence
 
 from dagster import AssetsDefinition, Definitions, map_asset_specs
 
-from boston_lake.defs.catalog import CATALOG_ASSETS, CATALOG_CHECKS, CATALOG_SENSORS, CRAWL_JOBS
+from boston_lake.defs.catalog import (
+    CATALOG_ASSETS,
+    CATALOG_CHECKS,
+    CATALOG_SENSORS,
+    CRAWL_JOBS,
+    HOUSEKEEPING_SCHEDULE,
+    iceberg_housekeeping,
+)
 from boston_lake.defs.executor import EXECUTOR
 from boston_lake.defs.gold import GOLD_ASSETS, GOLD_JOB, GOLD_SENSORS
 from boston_lake.defs.ingest import BRONZE_CHECKS, INGEST_ASSETS, SCHEDULES, ingest_jobs
@@ -34,8 +41,8 @@ def build_definitions(settings: Settings) -> Definitions:
             *_placed(GOLD_ASSETS, ZONE_KINDS[settings.target]),
         ],
         asset_checks=BRONZE_CHECKS + CATALOG_CHECKS + SILVER_CHECKS,
-        jobs=[*ingest_jobs(settings.run_launcher), *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB],
-        schedules=SCHEDULES,
+        jobs=[*ingest_jobs(settings.run_launcher), *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB, iceberg_housekeeping],
+        schedules=[*SCHEDULES, HOUSEKEEPING_SCHEDULE],
         sensors=[*CATALOG_SENSORS, *SILVER_SENSORS, *GOLD_SENSORS],
         resources=build_resources(settings),
         executor=EXECUTOR,

@@ -31,10 +31,11 @@ def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(loca
     crawl = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "catalog/legacy_requests"))
     assert crawl.pools == {"boston_lake_crawler"}
     silver = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "silver/service_requests"))
-    assert silver.pools == {"boston_lake_crawler"}  # silver registers itself: one crawl at a time
+    assert silver.pools == {"boston_lake_crawler"}  # one writer of the catalogs at a time
     assert {s.name for s in local_defs.schedules} == {
         "refresh_legacy_requests",
         "refresh_new_system_requests",
+        "iceberg_housekeeping_daily",
     }
     legacy = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "raw/legacy_requests"))
     assert legacy.partitions_def.get_first_partition_key() == "2011"

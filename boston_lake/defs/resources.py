@@ -143,6 +143,10 @@ class LakeStorageResource(ConfigurableResource):
         year of `table` may lose in one build before the build is refused."""
         return self.settings.settings().max_shrink_of(table)
 
+    def snapshot_retention_days(self) -> int:
+        """BOSTON_LAKE_SNAPSHOT_RETENTION_DAYS: how long the Iceberg tables' snapshots stay readable."""
+        return self.settings.settings().snapshot_retention_days
+
     def converter_settings(self) -> ConverterSettings:
         return ConverterSettings(memory_limit=self.duckdb_memory_limit())
 

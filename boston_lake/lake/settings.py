@@ -38,6 +38,7 @@ DUCKDB_MEMORY_LIMIT = "192MB"
 # The largest share of its published rows or case ids a year may lose in one build; beyond it the build is
 # refused and the published year kept, unless a run accepts the shrink (lake/zones/publish.py).
 MAX_SHRINK = "2%"
+SNAPSHOT_RETENTION_DAYS = "90"
 # The tables that hold cases, each with a shrink limit of its own (BOSTON_LAKE_MAX_SHRINK_<TABLE>).
 SHRINK_TABLES = (*(table.name for table in TABLES), SERVICE_REQUESTS)
 # The AWS services the lake calls; each may have its own endpoint variable, as boto3 names them.
@@ -139,6 +140,13 @@ def share(text: str) -> float:
     if value > 1:
         raise ValueError("is more than 100%")
     return value
+
+
+def days(text: str) -> int:
+    """A whole number of days, at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError("is not a whole number of days, at least 1")
+    return int(text)
 
 
 def max_shrink_variable(table: str) -> str:
@@ -258,6 +266,13 @@ VARIABLES = (
             default_help="`BOSTON_LAKE_MAX_SHRINK`",
         )
         for table in SHRINK_TABLES
+    ),
+    Variable(
+        "BOSTON_LAKE_SNAPSHOT_RETENTION_DAYS",
+        days,
+        "how long the snapshots of the silver and gold Iceberg tables stay readable (`query --as-of`, `rollback`); "
+        "the daily housekeeping expires older ones, except the last of each month and the current one",
+        default=SNAPSHOT_RETENTION_DAYS,
     ),
     Variable(
         "BOSTON_LAKE_RAW_BUCKET",
@@ -461,6 +476,7 @@ class Settings:
     duckdb_memory_limit: str = DUCKDB_MEMORY_LIMIT  # each bronze, silver and gold build's DuckDB memory limit
     default_max_shrink: float = share(MAX_SHRINK)  # BOSTON_LAKE_MAX_SHRINK
     max_shrink: tuple[tuple[str, float], ...] = ()  # (table, limit) of each table in SHRINK_TABLES
+    snapshot_retention_days: int = int(SNAPSHOT_RETENTION_DAYS)  # BOSTON_LAKE_SNAPSHOT_RETENTION_DAYS
     # The text of every declared variable that was set when these settings were read: what the UI shows.
     given: tuple[tuple[str, str], ...] = ()
 
@@ -485,6 +501,7 @@ class Settings:
                 (table, default_shrink if (own := _read(env, max_shrink_variable(table))) is None else own)
                 for table in SHRINK_TABLES
             ),
+            snapshot_retention_days=_read(env, "BOSTON_LAKE_SNAPSHOT_RETENTION_DAYS"),
             aws=AwsSettings.from_env(env) if target == "aws" else None,
         )
 

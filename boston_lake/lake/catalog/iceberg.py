@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import getpass
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -157,6 +157,8 @@ class IcebergTables:
             "format-version": "2",
             # Writers (DuckDB, Spark) write no Iceberg field ids: readers map the files' columns by name.
             "schema.name-mapping.default": iceberg_schema.name_mapping.model_dump_json(),
+            # Each commit writes a metadata.json; Iceberg prunes those beyond its last 100 itself.
+            "write.metadata.delete-after-commit.enabled": "true",
             **({"comment": description} if description else {}),
         }
         return self.catalog.create_table(
@@ -172,10 +174,13 @@ class IcebergTables:
         return f"{layout.table_prefix(zone, name)}{DATA_FOLDER}/{YEAR}={year}/{uuid.uuid4().hex}.parquet"
 
     def key_of(self, data_file: DataFile) -> str:
+        return self.key_of_path(data_file.file_path)
+
+    def key_of_path(self, path: str) -> str:
+        """The store key of a path the table's metadata names."""
         root = self.store.uri("").rstrip("/") + "/"
-        path = data_file.file_path
         if not path.startswith(root):
-            raise IcebergError(f"data file {path} lies outside the lake {root}")
+            raise IcebergError(f"{path} lies outside the lake {root}")
         return path[len(root) :]
 
     # -- reading --------------------------------------------------------------------------------------------------
@@ -388,3 +393,11 @@ def _iceberg_schema(schema: pa.Schema) -> Schema:
 
 def summary_of(snapshot: Snapshot) -> Mapping[str, str]:
     return snapshot.summary.additional_properties if snapshot.summary else {}
+
+
+def latest_per_month(snapshots: Iterable[Snapshot]) -> set[int]:
+    """The last snapshot of each calendar month (UTC)."""
+    last: dict[str, Snapshot] = {}
+    for snapshot in sorted(snapshots, key=lambda s: s.timestamp_ms):
+        last[f"{_utc(snapshot.timestamp_ms):%Y-%m}"] = snapshot
+    return {snapshot.snapshot_id for snapshot in last.values()}

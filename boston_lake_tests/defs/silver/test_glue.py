@@ -15,7 +15,7 @@ from boston_lake.lake import layout
 from boston_lake.lake.aws.provision import AwsClients, apply, plan
 from boston_lake.lake.aws.resources import ProvisionConfig
 from boston_lake.lake.aws.session import AwsSession
-from boston_lake.lake.targets import AwsTarget
+from boston_lake.lake.targets import AwsTarget, LocalTarget
 from boston_lake.lake.zones.silver.duckdb_build import SilverZone
 from boston_lake.lake.zones.silver.glue_build import PIPES_PREFIX, script_key
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
@@ -69,10 +69,11 @@ def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(
     assert provisioned["Role"].endswith(":role/boston-lake-glue-silver-job")
     assert iam.get_role(RoleName="boston-lake-glue-silver-job")["Role"]["Arn"] == provisioned["Role"]
 
-    zone = SilverZone(bronze_lake, QuietLog())
+    zone = SilverZone(LocalTarget(bronze_lake.root).iceberg(), QuietLog())
     result = build_on_glue(aws_settings, spark_glue, year)
     assert result.success, (year, failure_of(result), [spark_glue.stderr_of(r)[-3000:] for r in spark_glue.runs])
-    key = layout.data_key(SILVER_ZONE, SILVER_TABLE, year)
+    tables = AwsTarget(aws).iceberg()
+    [key] = tables.keys_by_year(SILVER_TABLE)[year]
     body = glue_lake.get_object(Bucket=aws.lake_bucket, Key=key)["Body"].read()
     from_glue = pq.read_table(io.BytesIO(body)).sort_by("case_id")
     built = zone.build(year)
@@ -84,8 +85,12 @@ def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(
     metadata = result.asset_materializations_for_node("silver__service_requests")[0].metadata
     assert metadata["dagster/row_count"].value == from_duckdb.num_rows
     assert metadata["duplicates_merged"].value == built.ledger["duplicates_merged"]
-    partitions = glue.get_partitions(DatabaseName=aws.database, TableName=SILVER_TABLE)["Partitions"]
-    assert [str(year)] in [p["Values"] for p in partitions]
+    table = glue.get_table(DatabaseName=aws.database, Name=SILVER_TABLE)["Table"]
+    assert table["Parameters"]["table_type"] == "ICEBERG"
+    metadata_bucket, metadata_key = table["Parameters"]["metadata_location"].removeprefix("s3://").split("/", 1)
+    assert glue_lake.head_object(Bucket=metadata_bucket, Key=metadata_key)["ContentLength"] > 0
+    snapshot = tables.table(SILVER_TABLE).current_snapshot()
+    assert metadata["snapshot_id"].value == str(snapshot.snapshot_id)
 
     # Asked again with the same bronze and transform, the year is left as it is: no job run.
     runs = len(spark_glue.runs)
@@ -95,7 +100,7 @@ def test_a_silver_year_built_by_the_glue_job_equals_the_duckdb_year(
     assert metadata["changed"].value is False and "already built by the Glue job" in metadata["reason"].value
 
     lake_keys = [o["Key"] for o in glue_lake.list_objects_v2(Bucket=aws.lake_bucket).get("Contents", [])]
-    assert not [k for k in lake_keys if "/_staging/" in k], "every staged object was published and removed"
+    assert not [k for k in lake_keys if "/_staging/" in k], "every staged object was committed and removed"
     assert not [k for k in lake_keys if k.startswith(f"{PIPES_PREFIX}context/")], "the pipes context is removed"
     assert [k for k in lake_keys if k.startswith(f"{PIPES_PREFIX}messages/")], "messages stay for the lifecycle rule"
     for run_id in spark_glue.runs:  # every run pinned the provisioned script by its content-hashed key
@@ -119,7 +124,7 @@ def test_a_failing_glue_job_ends_the_run_with_glues_message(aws_settings, glue_l
     assert spark_glue.error_messages[run_id] in error
     assert f"Encountered error while reading file s3://{aws.lake_bucket}/{key}" in error  # Spark's own words
     lake_keys = [o["Key"] for o in glue_lake.list_objects_v2(Bucket=aws.lake_bucket).get("Contents", [])]
-    assert layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022) not in lake_keys
+    assert not [k for k in lake_keys if k.startswith(f"{SILVER_ZONE}/boston311/{SILVER_TABLE}/data/")]
     assert not [k for k in lake_keys if "/_staging/" in k]
 
 

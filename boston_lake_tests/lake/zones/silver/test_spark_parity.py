@@ -6,10 +6,10 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from boston_lake.lake import layout
+from boston_lake.lake.targets import LocalTarget
 from boston_lake.lake.zones.silver.duckdb_build import SilverZone
 from boston_lake.lake.zones.silver.inputs import find_inputs, spark_plan
-from boston_lake.lake.zones.silver.model import DUCKDB_MACROS_SQL, SILVER_TABLE, SILVER_ZONE, statements
+from boston_lake.lake.zones.silver.model import DUCKDB_MACROS_SQL, SILVER_TABLE, statements
 from boston_lake.lake.zones.silver.spark_job import spark_session, transform, write_one_file
 from boston_lake_tests.support.bronze_samples import bronze_publish, listed_twice
 
@@ -44,7 +44,7 @@ def sorted_rows(table):
 
 def assert_same_year(spark, lake, year, tmp_path):
     """Both engines build `year` of `lake`: the same rows, types and ledger."""
-    built = SilverZone(lake, QuietLog()).build(year)
+    built = SilverZone(LocalTarget(lake.root).iceberg(), QuietLog()).build(year)
     rows, ledger = transform(spark, spark_plan(find_inputs(lake, year), lambda key: str(lake.path(key))))
     out = tmp_path / f"spark_{year}"
     write_one_file(rows, str(out))
@@ -67,7 +67,9 @@ def test_both_engines_pick_the_later_row_of_copies_that_tie(spark, bronze_store,
     """Spark's _metadata.row_index and DuckDB's file_row_number number a file's rows alike."""
     bronze_publish(bronze_store, listed_twice(bronze_samples.legacy_v1_2022, tmp_path))
     assert_same_year(spark, bronze_store, 2022, tmp_path)
-    titles = pq.read_table(bronze_store.path(layout.data_key(SILVER_ZONE, SILVER_TABLE, 2022)))["case_title"]
+    tables = LocalTarget(bronze_store.root).iceberg()
+    [published] = tables.keys_by_year(SILVER_TABLE)[2022]
+    titles = pq.read_table(bronze_store.path(published))["case_title"]
     assert sum(str(title).startswith("listed again") for title in titles.to_pylist()) == 5
 
 
