@@ -206,7 +206,9 @@ def _catalog(args: argparse.Namespace) -> int:
         if iceberg is not None and (not args.table or name == args.table):
             print(_describe_iceberg_table(iceberg, name))
     if args.table and args.table not in names:
-        print(f"no table {args.table!r} in the catalog; it has {', '.join(names) or 'no tables'}", file=sys.stderr)
+        print(
+            f"no table {args.table!r} in the catalog; it has {', '.join(sorted(names)) or 'no tables'}", file=sys.stderr
+        )
         return 1
     return 0
 

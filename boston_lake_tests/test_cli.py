@@ -131,7 +131,7 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     assert "versions: 1 (34 columns)" in catalog.stdout
     gold = boston_lake("catalog", "--table", "service_levels", env=home)
     (on_time,) = [line.split(maxsplit=2) for line in gold.stdout.splitlines() if line.split()[:1] == ["on_time"]]
-    assert on_time == ["on_time", "bigint", dict(SERVICE_LEVELS.columns)["on_time"]]  # gold's own description
+    assert on_time == ["on_time", "long", dict(SERVICE_LEVELS.columns)["on_time"]]  # gold's own description
     unknown = boston_lake("--home", lake, "catalog", "--table", "nope")
     assert unknown.returncode == 1
     assert unknown.stderr.strip() == (

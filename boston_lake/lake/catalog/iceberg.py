@@ -140,8 +140,11 @@ class IcebergTables:
     def location(self, zone: str, name: str) -> str:
         return self.store.uri(layout.table_prefix(zone, name)).rstrip("/")
 
-    def open(self, zone: str, name: str, schema: pa.Schema, description: str = "") -> Table:
-        """The table, created (format v2, identity-partitioned by `year`) the first time a year is published."""
+    def open(
+        self, zone: str, name: str, schema: pa.Schema, description: str = "", docs: Mapping[str, str] | None = None
+    ) -> Table:
+        """The table, created (format v2, identity-partitioned by `year`, each field with its `docs` entry) the
+        first time a year is published."""
         existing = self.load(name)
         if existing is not None:
             return existing
@@ -150,7 +153,7 @@ class IcebergTables:
             self.catalog.create_namespace(self.database)
         except NamespaceAlreadyExistsError:
             pass
-        iceberg_schema = _iceberg_schema(schema)
+        iceberg_schema = _iceberg_schema(schema, docs or {})
         year = iceberg_schema.find_field(YEAR)
         spec = PartitionSpec(PartitionField(year.field_id, 1000, IdentityTransform(), YEAR))
         properties = {
@@ -383,12 +386,19 @@ def _file_schema(table: Table, path: str) -> pa.Schema:
         return pq.read_schema(stream)
 
 
-def _iceberg_schema(schema: pa.Schema) -> Schema:
-    """The Iceberg schema of Arrow `schema`, with fresh field ids."""
+def _iceberg_schema(schema: pa.Schema, docs: Mapping[str, str]) -> Schema:
+    """The Iceberg schema of Arrow `schema`, with fresh field ids and each field's doc."""
     from pyiceberg.io.pyarrow import _ConvertToIcebergWithoutIDs, visit_pyarrow
     from pyiceberg.schema import assign_fresh_schema_ids
+    from pyiceberg.types import NestedField
 
-    return assign_fresh_schema_ids(visit_pyarrow(schema, _ConvertToIcebergWithoutIDs()))
+    fresh = assign_fresh_schema_ids(visit_pyarrow(schema, _ConvertToIcebergWithoutIDs()))
+    return Schema(
+        *[
+            NestedField(field.field_id, field.name, field.field_type, field.required, doc=docs.get(field.name))
+            for field in fresh.fields
+        ]
+    )
 
 
 def summary_of(snapshot: Snapshot) -> Mapping[str, str]:

@@ -133,7 +133,9 @@ class DuckDBQueryEngine:
                 relation = self._connection.sql(sql)
                 return relation.to_arrow_table() if relation is not None else pa.table({})
             except duckdb.CatalogException as error:
-                tables = ", ".join(f"{self.database}.{name}" for name in known) or "none (run the crawler first)"
+                tables = (
+                    ", ".join(f"{self.database}.{name}" for name in sorted(known)) or "none (run the crawler first)"
+                )
                 unreadable = "".join(
                     f"\n{self.database}.{name} is not queryable: {why}" for name, why in broken.items()
                 )

@@ -10,6 +10,7 @@ so the lake never holds two truths of a year.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TypeVar
 
 import pyarrow as pa
@@ -56,10 +57,18 @@ class IcebergYearBuild(PartitionBuild[R]):
         return key, snapshot
 
     def commit(
-        self, staged: Staged, schema: pa.Schema, rows: int, fingerprint: str, description: str, **extra: str
+        self,
+        staged: Staged,
+        schema: pa.Schema,
+        rows: int,
+        fingerprint: str,
+        description: str,
+        docs: Mapping[str, str],
+        **extra: str,
     ) -> tuple[str, Snapshot]:
-        """Copy the staged version to a new data file of the table and commit it as the whole year; a commit that
-        fails takes its data file with it (housekeeping removes what a killed run left)."""
+        """Copy the staged version to a new data file of the table and commit it as the whole year (a new table's
+        fields documented by `docs`, the data dictionary's entries); a commit that fails takes its data file with it
+        (housekeeping removes what a killed run left)."""
         key = self.tables.data_key(self.zone, self.table, self.year)
         if staged.path is not None:
             self.store.publish(staged.path, key)
@@ -67,7 +76,7 @@ class IcebergYearBuild(PartitionBuild[R]):
             assert staged.key is not None, "staged first"
             self.store.copy(staged.key, key)
         try:
-            self.iceberg = self.tables.open(self.zone, self.table, schema, description)
+            self.iceberg = self.tables.open(self.zone, self.table, schema, description, docs)
             snapshot = self.tables.replace_year(self.iceberg, self.year, key, rows, fingerprint, self.run_id, **extra)
         except BaseException:
             self.store.delete(key)

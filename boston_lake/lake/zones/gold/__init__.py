@@ -200,7 +200,9 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
         written = pq.ParquetFile(staged.path)
         rows, schema = written.metadata.num_rows, written.schema_arrow
         extra = {SILVER_ROWS_PROPERTY: str(self.silver_rows)}
-        key, snapshot = self.commit(staged, schema, rows, self.built_from, self.gold.description, **extra)
+        key, snapshot = self.commit(
+            staged, schema, rows, self.built_from, self.gold.description, dict(self.gold.columns), **extra
+        )
         return self._partition(key, rows, self.silver_rows, schema, snapshot.snapshot_id)
 
     def _partition(

@@ -299,9 +299,9 @@ def commit_silver(
     build: IcebergYearBuild[SilverPartition], staged: Staged, inputs: SilverInputs, rows: int, ledger: dict[str, int]
 ) -> tuple[str, Snapshot]:
     """Commit a staged silver year (either engine's), its ledger in the snapshot's summary."""
-    return build.commit(
-        staged, SCHEMA, rows, inputs.fingerprint(), DESCRIPTION, **{LEDGER_PROPERTY: json.dumps(ledger, sort_keys=True)}
-    )
+    docs = {column.name: column.description for column in COLUMNS}
+    ledger_text = json.dumps(ledger, sort_keys=True)
+    return build.commit(staged, SCHEMA, rows, inputs.fingerprint(), DESCRIPTION, docs, **{LEDGER_PROPERTY: ledger_text})
 
 
 def current_partition(
