@@ -53,7 +53,7 @@ class HiddenSilverYear:
     """Silver's year out of gold's sight while a gold run reads it (a disk unmounted, a restore in progress)."""
 
     def __init__(self, home: Path):
-        self.year = home / layout.partition_prefix(SILVER_ZONE, SILVER_TABLE, int(YEAR))
+        self.year = home / layout.table_prefix(SILVER_ZONE, SILVER_TABLE) / "data" / f"year={YEAR}"
         self.away = home / "away"
 
     def __enter__(self) -> None:

@@ -90,7 +90,7 @@ SERVICE_LEVELS = GoldTable(
         ("on_time", "cases the source marks ONTIME against their service-level target (silver on_time true): a count"),
         ("on_time_share", "on_time / with_on_time; null where no case has an on-time verdict"),
         ("closed_before_opened", "cases whose close time is before their open time (a source error)"),
-        ("year", "partition key: the silver year, the year of the open time in Boston local time, as text"),
+        ("year", "partition key: the silver year, the year of the open time in Boston local time"),
     ),
 )
 INTAKE = GoldTable(
@@ -103,7 +103,7 @@ INTAKE = GoldTable(
         ("hour", "hour of the day the cases were opened, Boston local time (0-23)"),
         ("channel", "how the cases came in (silver channel); null where the source left it blank"),
         ("cases_opened", "cases opened in this day, hour and channel"),
-        ("year", "partition key: the silver year, the year of the open time in Boston local time, as text"),
+        ("year", "partition key: the silver year, the year of the open time in Boston local time"),
     ),
 )
 GOLD_TABLES = (SERVICE_LEVELS, INTAKE)
