@@ -8,7 +8,7 @@ years (not timed). Then, in each repeat and each in a fresh process (imports exc
 from the child's own VmHWM):
 
 - bronze: `convert_csv` of year Y's CSV, the baseline (bench_bronze's `bronze` engine);
-- silver: `SilverZone.build(Y, force=True)` over the three bronze years: transform, read-back summary, publish;
+- silver: `SilverZone.build(Y, force=True)` over the three bronze years: transform, read-back summary, Iceberg commit;
 - rewrite: DuckDB copying year Y's bronze file to a new Parquet file, with silver's DuckDB settings and writer
   options and no transform: the least any silver that reads and writes the year can cost (not a target).
 
@@ -184,13 +184,15 @@ def run_silver_child(job: dict[str, Any]) -> None:
     """Silver's process: import, then time `SilverZone.build` alone, then report the peak RSS of it all."""
 
     def build() -> Any:
-        from boston_lake.lake.stores import LocalObjectStore
+        from boston_lake.lake.targets import LocalTarget
         from boston_lake.lake.zones.silver.duckdb_build import SilverZone
 
-        return SilverZone(LocalObjectStore(job["lake"]), LOG).build(int(job["year"]), force=True)
+        return SilverZone(LocalTarget(Path(job["lake"])).iceberg(), LOG).build(int(job["year"]), force=True)
 
     partition, result = timed(SILVER_MODULES, build)
-    result.update(rows=partition.summary.rows, ledger=partition.ledger, bronze_rows_read=partition.inputs.rows)
+    result.update(
+        key=partition.key, rows=partition.summary.rows, ledger=partition.ledger, bronze_rows_read=partition.inputs.rows
+    )
     Path(job["result"]).write_text(json.dumps(result))
 
 
@@ -249,7 +251,7 @@ def check_silver(lake: Path, center: int, expected: Expected, result: dict[str, 
     """The published year against the independent count, and the ledger against itself."""
     import duckdb
 
-    path = lake / layout.data_key("silver", "service_requests", center)
+    path = lake / result["key"]  # the data file the Iceberg commit made the year
     with duckdb.connect() as connection:
         rows, distinct, outside = connection.execute(
             "SELECT count(*), count(DISTINCT case_id), "

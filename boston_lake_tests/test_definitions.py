@@ -20,7 +20,7 @@ EXPECTED_ASSETS = {
 def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(local_defs):
     graph = local_defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == EXPECTED_ASSETS
-    assert len(graph.asset_check_keys) == 19
+    assert len(graph.asset_check_keys) == 20
     assert [s.name for s in local_defs.sensors] == [
         "crawl_landed_bronze",
         "rebuild_silver_on_bronze_change",

@@ -77,10 +77,29 @@ def _trough_result(facts: list[SilverFacts]) -> AssetCheckResult:
     )
 
 
+def _withdrawn_result(facts: list[SilverFacts]) -> AssetCheckResult:
+    """A report, not a verdict: the source withdrawing cases is its right; silver keeps them, marked."""
+    withdrawing = [f for f in facts if f.withdrawn]
+    return AssetCheckResult(
+        check_name="withdrawn_cases_reported",
+        passed=True,
+        description="; ".join(
+            f"{f.year}: {f.withdrawn} cases no bronze file lists any more (e.g. {f.withdrawn_examples})"
+            for f in withdrawing
+        )
+        or "no withdrawn cases",
+        metadata={
+            "withdrawn_by_year": MetadataValue.json({str(f.year): f.withdrawn for f in facts}),
+            "withdrawn": sum(f.withdrawn for f in facts),
+        },
+    )
+
+
 RESULTS: dict[str, Callable[[list[SilverFacts]], AssetCheckResult]] = {
     "case_id_unique": _unique_result,
     "bronze_cases_placed_once": _placed_result,
     "local_hour_trough_at_night": _trough_result,
+    "withdrawn_cases_reported": _withdrawn_result,
 }
 
 
@@ -100,6 +119,12 @@ RESULTS: dict[str, Callable[[list[SilverFacts]], AssetCheckResult]] = {
             "local_hour_trough_at_night",
             asset=SILVER_KEY,
             description="The quietest three local hours of opened_at are centred in 01:00-05:00 Boston time.",
+        ),
+        AssetCheckSpec(
+            "withdrawn_cases_reported",
+            asset=SILVER_KEY,
+            description="How many cases per year the source withdrew (kept in silver with withdrawn_at), with "
+            "examples.",
         ),
     ],
     name="silver_service_requests_checks",

@@ -139,9 +139,14 @@ class Census:
     ids: pa.Array
 
     @classmethod
-    def of(cls, parquet: pq.ParquetFile, id_column: str) -> Census:
-        column = parquet.read(columns=[id_column]).column(id_column).cast(pa.string())
-        return cls(parquet.metadata.num_rows, pc.unique(column.drop_null()))
+    def of(cls, parquet: pq.ParquetFile, id_column: str, withdrawn_column: str | None = None) -> Census:
+        """The census of the cases the source lists: rows with a `withdrawn_column` value are not counted."""
+        if withdrawn_column is None or withdrawn_column not in parquet.schema_arrow.names:
+            column = parquet.read(columns=[id_column]).column(id_column).cast(pa.string())
+            return cls(parquet.metadata.num_rows, pc.unique(column.drop_null()))
+        read = parquet.read(columns=[id_column, withdrawn_column])
+        live = read.filter(pc.is_null(read.column(withdrawn_column)))
+        return cls(live.num_rows, pc.unique(live.column(id_column).cast(pa.string()).drop_null()))
 
     def figures(self) -> dict[str, int]:
         return {"rows": self.rows, "case ids": len(self.ids)}
@@ -213,6 +218,8 @@ class PartitionBuild(ABC, Generic[R]):
     error: type[Exception] = LakeError  # the zone's own error, for what the protocol itself reports
     # False for a zone whose versions are source files, not Parquet with case ids (raw): no census, no shrink guard.
     holds_cases: bool = True
+    # A column whose value marks a case the source withdrew (kept, not counted by the shrink guard); None: none.
+    withdrawn_column: str | None = None
     # False once `current` found the published version damaged: it is no baseline for the shrink guard.
     published_is_baseline: bool = True
 
@@ -355,7 +362,7 @@ def _vanished(published: Census, staged: Census) -> int:
 
 def _census(build: PartitionBuild[Any], parquet: pq.ParquetFile) -> Census | None:
     id_column = build.id_column(parquet.schema_arrow)
-    return Census.of(parquet, id_column) if id_column is not None else None
+    return Census.of(parquet, id_column, build.withdrawn_column) if id_column is not None else None
 
 
 def _published_census(build: PartitionBuild[Any], log: Log) -> Census | None:

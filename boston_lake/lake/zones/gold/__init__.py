@@ -33,6 +33,7 @@ from boston_lake.lake.stores import Workspace
 from boston_lake.lake.zones.iceberg_year import IcebergYearBuild
 from boston_lake.lake.zones.publish import AcceptedShrink, Staged, open_parquet, publish_partition
 from boston_lake.lake.zones.silver.model import SILVER_TABLE
+from boston_lake.lake.zones.silver.withdrawn import WITHDRAWN_AT
 
 GOLD_ZONE = "gold"
 SILVER_ROWS_PROPERTY = PREFIX + "silver-rows"  # in the summary of the snapshot that published a year
@@ -218,7 +219,10 @@ def _run(
     """Write the query's rows, with the year they answer for, to `result`; returns the silver rows read."""
     with connect(memory_limit=memory_limit) as connection:  # in UTC: local time only where the SQL asks for it
         try:
-            connection.read_parquet([str(path) for path in silver_paths], union_by_name=True).create_view("silver")
+            read = connection.read_parquet([str(path) for path in silver_paths], union_by_name=True)
+            # Cases the source withdrew stay in silver, marked; the answers count the cases the source lists.
+            live = read.filter(f"{WITHDRAWN_AT} IS NULL") if WITHDRAWN_AT in read.columns else read
+            live.create_view("silver")
             [(silver_rows,)] = connection.sql("SELECT count(*) FROM silver").fetchall()
             connection.execute(
                 f"COPY (SELECT answer.*, CAST({int(year)} AS INTEGER) AS year "

@@ -52,8 +52,10 @@ from boston_lake.lake.zones.silver.model import (
     statements,
     transform_statements,
 )
+from boston_lake.lake.zones.silver.withdrawn import WITHDRAWN_AT, with_withdrawn
 
 LEDGER_PROPERTY = PREFIX + "ledger"  # in the summary of the snapshot that published a year
+WITHDRAWN_PROPERTY = PREFIX + "withdrawn"  # ... with how many withdrawn cases it keeps
 # Bronze's row group: the Parquet writer encodes a row group whole, and 30,720 rows keep it well inside the
 # memory limit (larger groups spill and take several times longer; benchmarks/README.md).
 ROW_GROUP_ROWS = 30_720
@@ -128,6 +130,7 @@ class SilverPartition:
     changed: bool
     reason: str
     snapshot_id: int | None  # the Iceberg snapshot that published the year
+    withdrawn: int = 0  # cases the published year held that no bronze file lists any more, kept with withdrawn_at
     notes: list[str] = field(default_factory=list)
     shrink_accepted: AcceptedShrink | None = None  # a shrink beyond the limit this build was told to accept
 
@@ -145,6 +148,7 @@ class SilverPartition:
             "read_as_empty": list(self.inputs.missing),
             **self.ledger,
             "rows_by_generation": self.summary.rows_by_generation,
+            "withdrawn_cases": self.withdrawn,
             **({"shrink_accepted": self.shrink_accepted.metadata()} if self.shrink_accepted else {}),
         }
 
@@ -230,6 +234,7 @@ class _SilverBuild(IcebergYearBuild[SilverPartition]):
     """One silver year as the partition protocol builds it with DuckDB: fingerprinted by its bronze inputs."""
 
     error = SilverError
+    withdrawn_column = WITHDRAWN_AT
 
     def __init__(self, zone: SilverZone, year: int, force: bool):
         super().__init__(zone.tables, SILVER_ZONE, SILVER_TABLE, year, zone.run_id)
@@ -238,6 +243,7 @@ class _SilverBuild(IcebergYearBuild[SilverPartition]):
         self.inputs: SilverInputs | None = None
         self.ledger: dict[str, int] = {}
         self.summary: PartitionSummary | None = None
+        self.withdrawn = 0
 
     @property
     def label(self) -> str:
@@ -257,12 +263,13 @@ class _SilverBuild(IcebergYearBuild[SilverPartition]):
     def stage(self, work: Workspace, fingerprint: str) -> Staged:
         inputs = self.inputs
         assert inputs is not None, "fingerprint first"
-        staged = work.folder / "staged.parquet"
+        transformed, staged = work.folder / "transformed.parquet", work.folder / "staged.parquet"
         with ExitStack() as stack:
             local_files = {file.key: stack.enter_context(self.store.reading(file.key)) for file in inputs.files}
             connection = stack.enter_context(self.silver._connection(work.folder))
             try:
-                self.ledger = self.silver._transform(connection, inputs, local_files, staged)
+                self.ledger = self.silver._transform(connection, inputs, local_files, transformed)
+                self.withdrawn = with_withdrawn(self, inputs, transformed, staged, self.silver.settings.memory_limit)
                 self.summary = PartitionSummary.of(connection, staged)
             except duckdb.OutOfMemoryException as error:
                 raise SilverError(
@@ -280,7 +287,7 @@ class _SilverBuild(IcebergYearBuild[SilverPartition]):
     def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> SilverPartition:
         assert staged.path is not None and self.inputs is not None and self.summary is not None, "staged first"
         size = staged.path.stat().st_size
-        key, snapshot = commit_silver(self, staged, self.inputs, self.summary.rows, self.ledger)
+        key, snapshot = commit_silver(self, staged, self.inputs, self.summary.rows, self.ledger, self.withdrawn)
         return SilverPartition(
             year=self.year,
             key=key,
@@ -291,17 +298,31 @@ class _SilverBuild(IcebergYearBuild[SilverPartition]):
             changed=True,
             reason=self.reason,
             snapshot_id=snapshot.snapshot_id,
+            withdrawn=self.withdrawn,
             shrink_accepted=accepted,
         )
 
 
 def commit_silver(
-    build: IcebergYearBuild[SilverPartition], staged: Staged, inputs: SilverInputs, rows: int, ledger: dict[str, int]
+    build: IcebergYearBuild[SilverPartition],
+    staged: Staged,
+    inputs: SilverInputs,
+    rows: int,
+    ledger: dict[str, int],
+    withdrawn: int,
 ) -> tuple[str, Snapshot]:
     """Commit a staged silver year (either engine's), its ledger in the snapshot's summary."""
     docs = {column.name: column.description for column in COLUMNS}
     ledger_text = json.dumps(ledger, sort_keys=True)
-    return build.commit(staged, SCHEMA, rows, inputs.fingerprint(), DESCRIPTION, docs, **{LEDGER_PROPERTY: ledger_text})
+    return build.commit(
+        staged,
+        SCHEMA,
+        rows,
+        inputs.fingerprint(),
+        DESCRIPTION,
+        docs,
+        **{LEDGER_PROPERTY: ledger_text, WITHDRAWN_PROPERTY: str(withdrawn)},
+    )
 
 
 def current_partition(
@@ -324,4 +345,5 @@ def current_partition(
         changed=False,
         reason=reason,
         snapshot_id=snapshot.snapshot_id,
+        withdrawn=int(summary_of(snapshot).get(WITHDRAWN_PROPERTY, "0")),
     )

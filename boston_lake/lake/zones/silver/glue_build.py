@@ -14,7 +14,6 @@ job is Dagster wiring (defs/silver/glue.py), handed in as `run_job`; nothing her
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.log import Log
+from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.stores import ObjectStore, Workspace
 from boston_lake.lake.zones.iceberg_year import IcebergYearBuild
 from boston_lake.lake.zones.publish import (
@@ -49,6 +50,7 @@ from boston_lake.lake.zones.silver.duckdb_build import (
 )
 from boston_lake.lake.zones.silver.inputs import SilverInputs, find_inputs, spark_plan
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE
+from boston_lake.lake.zones.silver.withdrawn import WITHDRAWN_AT, with_withdrawn
 
 # The job's script, as shipped: this very file, uploaded by `boston-lake provision` under its content hash.
 SCRIPT_PATH = Path(spark_job.__file__)
@@ -148,12 +150,14 @@ def build(
 
 class _GlueSilverBuild(IcebergYearBuild[SilverPartition]):
     error = SilverError
+    withdrawn_column = WITHDRAWN_AT
 
     def __init__(self, tables: IcebergTables, year: int, run_job: RunJob, run_id: str | None):
         super().__init__(tables, SILVER_ZONE, SILVER_TABLE, year, run_id)
         self.run_job = run_job
         self.run: GlueRun | None = None
         self.report: dict[str, Any] = {}
+        self.withdrawn = 0
 
     @property
     def label(self) -> str:
@@ -186,20 +190,24 @@ class _GlueSilverBuild(IcebergYearBuild[SilverPartition]):
                     f"silver {self.year}: the Glue job reported {self.report['rows']} rows, "
                     f"{self.store.uri(staged[0].key)} holds {rows}"
                 )
+            with self.store.reading(staged[0].key) as spark_year:
+                merged = work.folder / "staged.parquet"
+                self.withdrawn = with_withdrawn(self, run.inputs, spark_year, merged, DUCKDB_MEMORY_LIMIT)
         except BaseException:
             discard(self.store, run)
             raise
-        return Staged(key=staged[0].key)
+        return Staged(path=merged)
 
     def id_column(self, schema: pa.Schema) -> str | None:
         return CASE_ID
 
     def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> SilverPartition:
-        """Commit the one object the job staged as the year, and describe it."""
+        """Commit the year the job staged, with the withdrawn cases kept, and describe it."""
         run = self.run
-        assert run is not None and staged.key is not None, "staged first"
+        assert run is not None and staged.path is not None, "staged first"
         ledger = {name: int(value) for name, value in self.report["ledger"].items()}
-        key, snapshot = commit_silver(self, staged, run.inputs, int(self.report["rows"]), ledger)
+        rows = pq.ParquetFile(staged.path).metadata.num_rows
+        key, snapshot = commit_silver(self, staged, run.inputs, rows, ledger, self.withdrawn)
         stored = stored_object(self.store, key)
         return SilverPartition(
             year=self.year,
@@ -211,7 +219,7 @@ class _GlueSilverBuild(IcebergYearBuild[SilverPartition]):
             changed=True,
             reason="built by the Glue job",
             snapshot_id=snapshot.snapshot_id,
-            notes=[json.dumps({"staged": self.store.uri(staged.key)})],
+            withdrawn=self.withdrawn,
             shrink_accepted=accepted,
         )
 

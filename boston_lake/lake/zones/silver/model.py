@@ -62,6 +62,12 @@ COLUMNS = (
     SilverColumn("city_council_district", pa.string(), "City council district"),
     SilverColumn("latitude", pa.float64(), "Latitude; null where the source puts a placeholder location"),
     SilverColumn("longitude", pa.float64(), "Longitude; null where the source puts a placeholder location"),
+    SilverColumn(
+        "withdrawn_at",
+        UTC_INSTANT,
+        "When the case was first found in no bronze file any more (the source withdrew it); null while the source "
+        "lists it. Gold leaves withdrawn cases out",
+    ),
     SilverColumn("year", pa.int32(), "Year of the open time in Boston local time: the table is partitioned by it"),
 )
 DESCRIPTION = (

@@ -17,6 +17,7 @@ from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.zones.silver.inputs import window
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, TIMEZONE
+from boston_lake.lake.zones.silver.withdrawn import WITHDRAWN_AT
 
 EXAMPLES = 5
 # 311 intake is lowest in the small hours; a trough elsewhere means a time base is wrong (v2's shift put it at
@@ -37,6 +38,8 @@ class SilverFacts:
     bronze_ids_placed_twice: int  # ... found in more than one
     unplaced_examples: list[str]
     silver_years_missing: list[int]  # neighbouring silver years not built (their cases cannot be found yet)
+    withdrawn: int  # cases kept with withdrawn_at: the source lists them no more
+    withdrawn_examples: list[str]
     local_open_hours: list[int]
 
     @property
@@ -89,6 +92,8 @@ def silver_facts(tables: IcebergTables, year: int) -> SilverFacts:
             "CREATE TEMP VIEW bronze AS "
             + (" UNION ALL ".join(bronze) if bronze else "SELECT CAST(NULL AS VARCHAR) AS case_id WHERE false")
         )
+        own = ", ".join(sql_literal(str(path)) for y, path in paths if y == year)
+        connection.execute(f"CREATE TEMP VIEW own_year AS SELECT * FROM read_parquet([{own}], union_by_name = true)")
         return _facts(connection, year, [y for y in neighbours if y not in present])
 
 
@@ -117,6 +122,12 @@ def _facts(connection: duckdb.DuckDBPyConnection, year: int, missing: list[int])
             f"WHERE year = {year} AND opened_at IS NOT NULL GROUP BY ALL"
         ).fetchall()
     )
+    has_withdrawn = WITHDRAWN_AT in [row[0] for row in connection.execute("DESCRIBE own_year").fetchall()]
+    withdrawn = (
+        _column(connection, f"SELECT case_id FROM own_year WHERE {WITHDRAWN_AT} IS NOT NULL ORDER BY 1")
+        if has_withdrawn
+        else []
+    )
     return SilverFacts(
         year=year,
         rows=rows,
@@ -129,6 +140,8 @@ def _facts(connection: duckdb.DuckDBPyConnection, year: int, missing: list[int])
         bronze_ids_placed_twice=placed_twice,
         unplaced_examples=unplaced[:EXAMPLES],
         silver_years_missing=missing,
+        withdrawn=len(withdrawn),
+        withdrawn_examples=withdrawn[:EXAMPLES],
         local_open_hours=[int(hours.get(hour, 0)) for hour in range(24)],
     )
 

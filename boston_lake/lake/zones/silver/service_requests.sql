@@ -277,6 +277,8 @@ SELECT
             ELSE longitude
         END AS DOUBLE
     ) AS longitude,
+    -- Filled by the runner for a case the published year held that no bronze file lists any more (withdrawn.py).
+    CASE WHEN false THEN opened_at END AS withdrawn_at,
     CAST(year AS INT) AS year
 FROM silver_written;
 

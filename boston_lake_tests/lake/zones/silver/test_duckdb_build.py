@@ -11,6 +11,7 @@ import pytest
 
 from boston_lake.lake import layout
 from boston_lake.lake.targets import LocalTarget
+from boston_lake.lake.zones.gold import INTAKE, build_gold_partition
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.silver.duckdb_build import SilverError, SilverZone
 from boston_lake.lake.zones.silver.model import (
@@ -285,10 +286,12 @@ def test_a_year_whose_bronze_shrank_is_refused_and_kept_aside_until_a_run_accept
     assert line.endswith(
         f"the refused one is kept at {kept} (to publish it anyway, run again with accept_shrink: <the reason>)"
     )
-    assert published_path(bronze_store, 2022) == published and pq.ParquetFile(kept).metadata.num_rows == 50
+    assert published_path(bronze_store, 2022) == published
+    refused_rows = pq.read_table(kept)
+    assert refused_rows.num_rows == 100 and refused_rows["withdrawn_at"].null_count == 50  # 50 live, 50 withdrawn
 
     accepted = zone.build(2022, shrink=ShrinkGuard(accept="bronze 2022 was cut to 50 cases on purpose"))
-    assert accepted.summary.rows == 50 and accepted.changed
+    assert accepted.changed and accepted.summary.rows == 100 and accepted.withdrawn == 50  # kept, marked
     assert accepted.metadata()["shrink_accepted"] == {
         "reason": "bronze 2022 was cut to 50 cases on purpose",
         "published_rows": 100,
@@ -305,7 +308,41 @@ def test_a_shrink_within_the_limit_is_published(bronze_store, bronze_samples, tm
     zone = zone_of(bronze_store)
     zone.build(2022)
     bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 98))
-    assert zone.build(2022, shrink=ShrinkGuard(max_share=0.02)).summary.rows == 98
+    assert zone.build(2022, shrink=ShrinkGuard(max_share=0.02)).withdrawn == 2
     bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 96))
     with pytest.raises(PublishRefused, match="2 case ids vanished"):
         zone.build(2022, shrink=ShrinkGuard(max_share=0.01))
+
+
+def test_a_case_no_bronze_file_lists_any_more_stays_withdrawn_and_gold_leaves_it_out(
+    bronze_store, bronze_samples, tmp_path
+):
+    bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)
+    zone = zone_of(bronze_store)
+    assert zone.build(2022).withdrawn == 0
+    bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 90))  # the city drops 10
+
+    dropped = zone.build(2022, shrink=ShrinkGuard(accept="the city dropped 10 cases"))  # 10% > the 2% guard
+    assert dropped.changed and dropped.summary.rows == 100 and dropped.withdrawn == 10
+    assert dropped.metadata()["withdrawn_cases"] == 10
+    rows = silver(bronze_store, 2022)
+    withdrawn = rows.filter(pc.is_valid(rows["withdrawn_at"]))
+    ids = pq.read_table(bronze_samples.legacy_v1_2022.path)["case_enquiry_id"].to_pylist()
+    assert sorted(withdrawn["case_id"].to_pylist()) == sorted(str(case_id) for case_id in ids[90:])
+    (first_seen,) = set(withdrawn["withdrawn_at"].to_pylist())
+
+    facts = silver_facts(LocalTarget(bronze_store.root).iceberg(), 2022)
+    assert facts.withdrawn == 10 and len(facts.withdrawn_examples) == 5
+    gold = build_gold_partition(LocalTarget(bronze_store.root).iceberg(), INTAKE, 2022)
+    assert gold.silver_rows == 90  # the answers count the cases the source lists
+
+    bronze_publish(bronze_store, _first_rows(bronze_samples.legacy_v1_2022, tmp_path, 89))  # one more goes
+    again = zone.build(2022)
+    assert again.withdrawn == 11
+    rows = silver(bronze_store, 2022)
+    times = dict(zip(rows["case_id"].to_pylist(), rows["withdrawn_at"].to_pylist(), strict=True))
+    assert {times[str(case_id)] for case_id in ids[90:]} == {first_seen}  # kept from when it was first withdrawn
+
+    bronze_publish(bronze_store, bronze_samples.legacy_v1_2022)  # the city restores them
+    restored = zone.build(2022)
+    assert restored.withdrawn == 0 and silver(bronze_store, 2022)["withdrawn_at"].null_count == 100
