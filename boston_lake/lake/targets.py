@@ -152,7 +152,7 @@ class LocalTarget(LakeTarget):
         if not path.is_file():
             return None
         catalog = SqlCatalog(ICEBERG_CATALOG, uri=f"sqlite:///file:{path}?mode=ro&uri=true", warehouse=self._warehouse)
-        return IcebergTables(catalog, self.lake_zone(), self.database)
+        return IcebergTables(catalog, self.lake_zone(), self.database, read_only=True)
 
     @property
     def _iceberg_catalog_file(self) -> Path:

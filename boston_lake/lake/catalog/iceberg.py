@@ -107,11 +107,13 @@ class IcebergTables:
         store: ObjectStore,
         database: str,
         retire: Callable[[str], None] = lambda name: None,
+        read_only: bool = False,
     ):
         self.catalog = catalog
         self.store = store
         self.database = database
         self.retire = retire  # removes a table of the same name the lake before Iceberg registered
+        self.read_only = read_only
 
     def __repr__(self) -> str:
         return f"IcebergTables({self.catalog.name!r}, {self.store.uri()!r}, {self.database!r})"
@@ -124,10 +126,26 @@ class IcebergTables:
         return sorted(identifier[-1] for identifier in self.catalog.list_tables(self.database))
 
     def load(self, name: str) -> Table | None:
+        """The table, or None when it does not exist yet. Iceberg's metadata names absolute paths, so a lake copied
+        or moved to a new home still names the old one: a writer forgets such a table (its next runs rebuild it from
+        bronze into the new home), a reader is told so."""
         try:
-            return self.catalog.load_table((self.database, name))
+            table = self.catalog.load_table((self.database, name))
+            moved = not table.metadata_location.startswith(self.store.uri("").rstrip("/") + "/")
+            where = table.metadata_location
         except NoSuchTableError:
             return None
+        except OSError as error:  # the old home is gone: its metadata cannot be read
+            moved, where = True, str(error)
+        if not moved:
+            return table
+        if self.read_only:
+            raise IcebergError(
+                f"{self.database}.{name}: its Iceberg metadata is not in this lake ({where}): the lake was copied or "
+                "moved; the next silver and gold runs rebuild the table here from bronze"
+            )
+        self.catalog.drop_table((self.database, name))
+        return None
 
     def table(self, name: str) -> Table:
         """The table `name`; an error naming the tables there are when it does not exist."""
