@@ -90,6 +90,10 @@ class TimeTravel:
             raise IcebergError(f"as of {self.as_of.isoformat()}: give a time zone (e.g. 2026-08-20T12:00:00Z)")
 
 
+# A table as a reader reads it: its columns (name, Iceberg type) and the paths of its data files.
+ReadPlan = tuple[list[tuple[str, str]], list[str]]
+
+
 def millis(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -219,12 +223,18 @@ class IcebergTables:
             if year is None or entry.data_file.partition[0] == year
         ]
 
-    def read_plan(self, travel: TimeTravel) -> dict[str, tuple[list[tuple[str, str]], list[str]]]:
+    def read_plan(self, travel: TimeTravel) -> tuple[dict[str, ReadPlan], dict[str, str]]:
         """Per table: its columns (name, Iceberg type) and the data files a reader reads, in the state `travel`
-        asks for; an error when no table has the snapshot asked for."""
-        plan, found = {}, travel.snapshot_id is None
+        asks for; and the tables that cannot be read, with why. An error when no table has the snapshot asked for."""
+        plan: dict[str, ReadPlan] = {}
+        unreadable: dict[str, str] = {}
+        found = travel.snapshot_id is None
         for name in self.names():
-            table = self.table(name)
+            try:
+                table = self.table(name)
+            except IcebergError as error:
+                unreadable[name] = str(error)
+                continue
             snapshot = table.current_snapshot()
             if travel.as_of is not None:
                 snapshot = self.snapshot_as_of(table, travel.as_of)
@@ -243,7 +253,7 @@ class IcebergTables:
                 f"no Iceberg table of {self.database} has a snapshot {travel.snapshot_id} "
                 f"(`boston-lake history TABLE` lists them)"
             )
-        return plan
+        return plan, unreadable
 
     def keys_by_year(self, name: str) -> dict[int, list[str]]:
         """The keys of the data files readers read now, per year; empty when the table does not exist yet."""

@@ -180,8 +180,10 @@ class DuckDBQueryEngine:
             except QueryError as error:
                 broken[table["Name"]] = str(error)
         if self.iceberg is not None:
-            for name, (columns, paths) in self.iceberg.read_plan(self.travel).items():
+            plans, unreadable = self.iceberg.read_plan(self.travel)
+            for name, (columns, paths) in plans.items():
                 views[name] = _iceberg_view(columns, paths)
+            broken.update(unreadable)
         for name in self._views.keys() - views.keys():
             self._connection.execute(f"DROP VIEW {schema}.{sql_identifier(name)}")
         for name, view in list(views.items()):

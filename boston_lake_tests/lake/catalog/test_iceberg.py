@@ -37,7 +37,7 @@ def publish(tables: IcebergTables, rows: pa.Table, year: int, run_id: str) -> in
 
 
 def titles(tables: IcebergTables, year: int, travel: TimeTravel | None = None) -> list[str]:
-    (columns, paths) = tables.read_plan(travel or TimeTravel())[TABLE]
+    (columns, paths) = tables.read_plan(travel or TimeTravel())[0][TABLE]
     read = [pq.read_table(path, filesystem=tables.store.arrow_filesystem()[0]) for path in _paths(tables, paths)]
     return sorted(
         title
