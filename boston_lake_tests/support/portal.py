@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from boston_lake.sample_portal.redate import legacy_resource_ids, write_redated_year
 from boston_lake.sample_portal.server import PortalHandler, SamplePortal, copy_sample_data
 
 LEGACY_2013_ID = "407c5cd0-f764-4a41-adf8-054ff535049e"
@@ -202,17 +203,23 @@ class TestPortal(SamplePortal):
     def downloads(self) -> list[SeenRequest]:
         return [seen for seen in self.requests if "/download/" in seen.path]
 
+    def legacy_resource_id(self, year: int) -> str:
+        return legacy_resource_ids(self.package)[year]
+
     def offer_legacy_year(self, year: int) -> str:
-        """Publish another legacy year: the 2013 sample's rows re-dated to `year` (ids unchanged)."""
+        """Publish a legacy year the bundled package does not list (a new year), as the sample's years without a
+        real extract are built: real rows of the nearest real v2 extract, re-dated."""
         resource_id = f"00000000-0000-4000-8000-00000000{year}"
-        name = f"legacy_{year}.csv"
-        source = self.file_for(LEGACY_2013_ID).read_bytes()
-        (self.data_dir / name).write_bytes(source.replace(b"2013-", f"{year}-".encode()))
-        self.files_by_resource_id[resource_id] = name
+        self.files_by_resource_id[resource_id] = write_redated_year(self.data_dir, year)
         self.package["resources"].append(
             {"id": resource_id, "name": f"311 SERVICE REQUESTS - {year}", "format": "CSV", "url": ""}
         )
         return resource_id
+
+    def withdraw_legacy_years(self, *years: int) -> None:
+        """The portal stops listing these legacy years, as a portal that never published them would."""
+        withdrawn = {self.legacy_resource_id(year) for year in years}
+        self.package["resources"] = [r for r in self.package["resources"] if r["id"] not in withdrawn]
 
     def rename_resource(self, resource_id: str, new_id: str) -> None:
         """The portal re-creates a resource under a new id, with the same file (as CKAN does on a re-upload)."""

@@ -36,8 +36,6 @@ def covered_years(request) -> list[int]:
 
 def test_three_years_landing_between_ticks_are_one_crawl(local_defs, dagster_instance, portal):
     for year in (2021, 2022, 2023):
-        if year == 2021:
-            portal.offer_legacy_year(year)
         ingest(local_defs, dagster_instance, "legacy_requests", year=str(year))
     (request,) = tick(local_defs, dagster_instance).run_requests
     assert request.job_name == "crawl_legacy_requests" and covered_years(request) == [2021, 2022, 2023]
@@ -71,8 +69,6 @@ def test_years_crawled_already_are_not_crawled_again_with_a_fresh_cursor(local_d
 
 
 def test_a_single_run_backfill_of_five_years_is_one_crawl_of_five(local_defs, dagster_instance, portal):
-    for year in range(2014, 2018):
-        portal.offer_legacy_year(year)
     ingest(local_defs, dagster_instance, "legacy_requests", years=("2013", "2017"))
     (request,) = tick(local_defs, dagster_instance).run_requests
     assert covered_years(request) == [2013, 2014, 2015, 2016, 2017]

@@ -40,8 +40,8 @@ def covered(request) -> tuple[str, str]:
 @pytest.mark.parametrize(
     "table,day,offered,years",
     [
-        ("legacy_requests", datetime(2026, 11, 22, 6, tzinfo=BOSTON), (2025, 2026), ("2025", "2026")),
-        ("legacy_requests", datetime(2027, 1, 1, 6, tzinfo=BOSTON), (2026, 2027), ("2026", "2027")),
+        ("legacy_requests", datetime(2026, 11, 22, 6, tzinfo=BOSTON), (), ("2025", "2026")),
+        ("legacy_requests", datetime(2027, 1, 1, 6, tzinfo=BOSTON), (2027,), ("2026", "2027")),
         # New Year's morning, before the city publishes the new year's file: last year alone.
         ("legacy_requests", datetime(2027, 1, 1, 6, tzinfo=BOSTON), (2026,), ("2026", "2026")),
         ("new_system_requests", datetime(2026, 11, 22, 6, tzinfo=BOSTON), (), ("2025", "2026")),
@@ -65,11 +65,13 @@ def test_each_morning_refreshes_every_year_whose_source_can_still_change(
     assert years[1] in job.partitions_def.get_partition_keys(current_time=day)
 
 
-def test_a_morning_whose_years_the_portal_does_not_publish_is_skipped_with_the_reason(local_defs):
+def test_a_morning_whose_years_the_portal_does_not_publish_is_skipped_with_the_reason(local_defs, portal):
+    portal.withdraw_legacy_years(2014, 2015, 2016, 2017, 2018, 2019, 2020, 2021, 2024, 2025, 2026)
     _, result = tick(local_defs, "legacy_requests", datetime(2026, 11, 22, 6, tzinfo=BOSTON))
     assert not result.run_requests
     assert result.skip_message == (
-        "the portal publishes no legacy_requests file for 2025 or 2026 (it offers 2013, 2022, 2023); nothing to refresh"
+        "the portal publishes no legacy_requests file for 2025 or 2026 (it offers 2011, 2012, 2013, 2022, 2023); "
+        "nothing to refresh"
     )
 
 
@@ -86,8 +88,6 @@ def run_request(defs, instance, schedule, request):
 
 
 def test_the_legacy_refresh_updates_the_previous_year_too(local_defs, dagster_instance, portal):
-    portal.offer_legacy_year(2025)
-    portal.offer_legacy_year(2026)
     schedule, request = morning_request(local_defs, "legacy_requests", datetime(2026, 1, 10, 6, tzinfo=BOSTON))
     assert run_request(local_defs, dagster_instance, schedule, request) == {
         ("raw/legacy_requests", "2025"): True,
@@ -96,7 +96,7 @@ def test_the_legacy_refresh_updates_the_previous_year_too(local_defs, dagster_in
         ("bronze/legacy_requests", "2026"): True,
     }
     # The city republishes last year's file with a case closed in January: tomorrow's refresh picks it up.
-    path = portal.file_for("00000000-0000-4000-8000-000000002025")
+    path = portal.file_for(portal.legacy_resource_id(2025))
     path.write_bytes(path.read_bytes().replace(b",Open,", b",Closed,", 1))
     changes = run_request(local_defs, dagster_instance, schedule, request)
     assert changes[("bronze/legacy_requests", "2025")] is True and changes[("bronze/legacy_requests", "2026")] is False
