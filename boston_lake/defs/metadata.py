@@ -74,20 +74,26 @@ def record_years(
     context: AssetExecutionContext,
     metadata_by_year: Mapping[int, Mapping[str, Any]],
     failures: Mapping[int, str | PublishRefused],
-) -> None:
+    absent: Iterable[int] = (),
+) -> bool:
     """Attach each stored year's metadata to its partition; if any year failed, fail the run naming them.
+    Returns whether the asset's output stands for every year of the run; if not, the caller yields none.
 
-    A range run that fails materializes nothing in Dagster's eyes, so the years that were stored are first
-    logged as materializations of their own: the UI then shows them Materialized and only the failed years
-    Failed, and a backfill carries the stored years downstream. A run of one year that failed fails with that
-    year's one line; a refused year's figures and the refused version's URI are in the failure's metadata.
+    A range run that fails materializes nothing in Dagster's eyes, and a returned output would materialize
+    every year of the run, the `absent` ones too (years with nothing to store, which stay missing). So when
+    some year failed or is absent, the years that were stored are logged as materializations of their own:
+    the UI then shows them Materialized, the failed years Failed and the absent ones missing, and a backfill
+    carries the stored years downstream. A run of one year that failed fails with that year's one line; a
+    refused year's figures and the refused version's URI are in the failure's metadata.
     """
-    if not failures:
+    if not failures and not set(absent):
         for year, metadata in metadata_by_year.items():
             context.add_asset_metadata(dict(metadata), partition_key=str(year))
-        return
+        return True
     for year, metadata in metadata_by_year.items():
         context.log_event(AssetMaterialization(context.asset_key, partition=str(year), metadata=dict(metadata)))
+    if not failures:
+        return False
     if len(failures) == 1 and not metadata_by_year:
         description = str(next(iter(failures.values())))
     else:

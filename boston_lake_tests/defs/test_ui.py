@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from boston_lake_tests.support.dagster_server import REPOSITORY, DagsterServer
+from boston_lake_tests.support.portal import status
 
 LAUNCH_BACKFILL = """
 mutation ($params: LaunchBackfillParams!) {
@@ -64,14 +65,23 @@ def partition_status(server: DagsterServer, *path: str) -> dict[str, str]:
     return years
 
 
-def test_a_partly_failed_backfill_shows_the_stored_years_materialized_and_carries_them_downstream(
-    dagster_server: DagsterServer,
-) -> None:
-    # The test portal offers legacy 2013 but not 2012 or 2014: the UI's "Launch backfill" over raw and bronze.
-    launched = dagster_server.graphql(
+OBSERVATIONS = """
+query ($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      assetObservations { partition description metadataEntries { label ... on BoolMetadataEntry { boolValue } } }
+    }
+  }
+}
+"""
+
+
+def backfill(server: DagsterServer, years: list[str]) -> str:
+    """Launch a backfill of raw and bronze legacy_requests as the UI's "Launch backfill" does; its final status."""
+    launched = server.graphql(
         LAUNCH_BACKFILL,
         params={
-            "partitionNames": ["2012", "2013", "2014"],
+            "partitionNames": years,
             "assetSelection": [{"path": ["raw", "legacy_requests"]}, {"path": ["bronze", "legacy_requests"]}],
         },
     )["launchPartitionBackfill"]
@@ -79,21 +89,35 @@ def test_a_partly_failed_backfill_shows_the_stored_years_materialized_and_carrie
     backfill_id = launched["backfillId"]
 
     def finished() -> str | None:
-        status = dagster_server.graphql(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
+        status = server.graphql(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
         return status if status in FINISHED else None
 
-    assert dagster_server.wait_for(finished, timeout=300, what=f"backfill {backfill_id}") in {
-        "COMPLETED_FAILED",
-        "FAILED",
-    }
-    assert partition_status(dagster_server, "raw", "legacy_requests") == {
-        "2012": "FAILED",
-        "2013": "MATERIALIZED",
-        "2014": "FAILED",
-    }
+    return server.wait_for(finished, timeout=300, what=f"backfill {backfill_id}")
+
+
+def test_a_partly_failed_backfill_shows_the_stored_years_materialized_and_carries_them_downstream(
+    dagster_server: DagsterServer,
+) -> None:
+    dagster_server.portal.faults.extend([status(403)])  # the download of 2012 is refused; 2013 downloads
+    assert backfill(dagster_server, ["2012", "2013"]) in {"COMPLETED_FAILED", "FAILED"}
+    raw = partition_status(dagster_server, "raw", "legacy_requests")
+    assert {year: raw[year] for year in ("2012", "2013")} == {"2012": "FAILED", "2013": "MATERIALIZED"}
     # Bronze ran for the year whose raw partition was stored, and only for it.
-    assert partition_status(dagster_server, "bronze", "legacy_requests") == {"2013": "MATERIALIZED"}
+    assert partition_status(dagster_server, "bronze", "legacy_requests").keys() - {"2014", "2015"} == {"2013"}
     assert (dagster_server.lake_home / "bronze/boston311/legacy_requests/year=2013/part-00000.parquet").is_file()
+
+
+def test_a_year_the_portal_does_not_publish_stays_missing_never_failed(dagster_server: DagsterServer) -> None:
+    dagster_server.portal.withdraw_legacy_years(2014)
+    backfill(dagster_server, ["2014", "2015"])
+    raw = partition_status(dagster_server, "raw", "legacy_requests")
+    assert "2014" not in raw and raw["2015"] == "MATERIALIZED"  # missing: a later run stores it once published
+    node = dagster_server.graphql(OBSERVATIONS, key={"path": ["raw", "legacy_requests"]})["assetNodeOrError"]
+    (observed,) = node["assetObservations"]
+    assert observed["partition"] == "2014" and "does not publish legacy_requests 2014" in observed["description"]
+    assert {"label": "published", "boolValue": False} in observed["metadataEntries"]
+    bronze = partition_status(dagster_server, "bronze", "legacy_requests")
+    assert "2014" not in bronze and bronze["2015"] == "MATERIALIZED"
 
 
 CHECKS = """

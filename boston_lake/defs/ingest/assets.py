@@ -7,11 +7,12 @@ copies one data version to every partition of a range run (dagster#34013), so a 
 the data version only for single-partition runs and is always in the `sha256` metadata.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetObservation,
     AssetsDefinition,
     BackfillPolicy,
     Config,
@@ -115,12 +116,14 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         partitions_def=partitions_def,
         backfill_policy=BackfillPolicy.single_run(),
         group_name=RAW_GROUP,
+        # A year the portal does not publish is observed, not materialized: it stays missing, never failed.
+        output_required=False,
         kinds={"csv", "json"} if table.split_by_year else {"csv"},
         description=f"{table.title}: the year's file exactly as downloaded ({source}), with a manifest beside it.",
     )
     def raw_asset(
         context: AssetExecutionContext, config: RawConfig, portal: CkanPortalResource, storage: LakeStorageResource
-    ) -> MaterializeResult:
+    ) -> Iterator[MaterializeResult]:
         store = storage.raw_zone()
         zone = LiveRawZone(
             store,
@@ -139,8 +142,22 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
             context.log.info(
                 f"{table.name} {partition.year}: {'stored' if partition.changed else 'unchanged'}, {partition.reason}"
             )
-        record_years(context, {p.year: raw_metadata(p, store.uri(p.manifest.key)) for p in partitions}, failures)
-        return MaterializeResult(data_version=_single_version([p.manifest.sha256 for p in partitions]))
+        for year, unpublished in partitions.unpublished.items():
+            context.log_event(
+                AssetObservation(
+                    context.asset_key,
+                    partition=str(year),
+                    metadata={
+                        "published": False,
+                        "reason": str(unpublished),
+                        "portal_offers": MetadataValue.json(unpublished.offered),
+                    },
+                    description=f"the portal does not publish {table.name} {year}; the partition stays missing",
+                )
+            )
+        stored = {p.year: raw_metadata(p, store.uri(p.manifest.key)) for p in partitions}
+        if record_years(context, stored, failures, absent=partitions.unpublished):
+            yield MaterializeResult(data_version=_single_version([p.manifest.sha256 for p in partitions]))
 
     @asset(
         key=bronze_key(table),

@@ -45,10 +45,32 @@ class RawIngestError(LakeError, RuntimeError):
     """A raw partition could not be ingested; the message names the table, year and file."""
 
 
+class YearNotPublished(PortalError):
+    """The portal lists no resource of `table` for `year`; `offered` are the years it does list."""
+
+    def __init__(self, table: str, year: int, offered: list[int]):
+        super().__init__(
+            f"{table}: the portal offers no resource for {year}; it offers "
+            f"{', '.join(map(str, offered)) or 'no years at all'}"
+        )
+        self.year = year
+        self.offered = offered
+
+
+class RawIngest(list["RawPartition"]):
+    """The years a run stored, in order; `unpublished` maps each requested year the portal does not list to why.
+
+    A year the portal does not publish is not a failure: there is nothing to store until the city publishes it."""
+
+    def __init__(self, stored: Iterable[RawPartition] = (), unpublished: dict[int, YearNotPublished] | None = None):
+        super().__init__(stored)
+        self.unpublished = unpublished or {}
+
+
 class PartialIngestError(RawIngestError):
     """Some years of a run failed (`failures`: year -> reason); `stored` holds the years that succeeded."""
 
-    def __init__(self, table: str, stored: list[RawPartition], failures: dict[int, str]):
+    def __init__(self, table: str, stored: RawIngest, failures: dict[int, str]):
         super().__init__(
             f"{table}: {len(failures)} of {len(failures) + len(stored)} years failed "
             f"({f'{len(stored)} succeeded and are stored' if stored else 'none is stored'}):\n"
@@ -126,10 +148,7 @@ def pick_resource(
         )
     if year is None:
         raise PortalError(f"{table.name}: the portal offers no resource named like {table.resource_pattern.pattern!r}")
-    raise PortalError(
-        f"{table.name}: the portal offers no resource for {year}; it offers "
-        f"{', '.join(map(str, offered_years(resources, table))) or 'no years at all'}"
-    )
+    raise YearNotPublished(table.name, year, offered_years(resources, table))
 
 
 def check_years(table: LakeTable, years: Sequence[int], valid_years: Sequence[int]) -> None:
@@ -148,10 +167,11 @@ class RawZone:
         self.portal = portal
         self.log = log
 
-    def ingest(self, table: LakeTable, years: Sequence[int], valid_years: Sequence[int]) -> list[RawPartition]:
+    def ingest(self, table: LakeTable, years: Sequence[int], valid_years: Sequence[int]) -> RawIngest:
         """Bring the requested years of `table` up to date; `valid_years` are all the years partitions exist for.
 
-        Every year is attempted; failures are reported together at the end, naming each year.
+        Every year is attempted; failures are reported together at the end, naming each year. Years the portal
+        does not publish are not failures: they are returned in `unpublished`, and nothing is stored for them.
         """
         resources = self.portal.resources()
         if table.split_by_year:
@@ -162,12 +182,15 @@ class RawZone:
                     f"{min(valid_years)}-{max(valid_years)} or none at all; "
                     f"kept in {layout.raw_unassigned_prefix(table.name)}"
                 )
-            return partitions
+            return RawIngest(partitions)
         failures: dict[int, str] = {}
-        partitions = []
+        partitions = RawIngest()
         for year in years:
             try:
                 partitions.append(self.ingest_year(table, resources, year))
+            except YearNotPublished as unpublished:
+                self.log.info(f"{table.name} {year}: not published, nothing to store ({unpublished})")
+                partitions.unpublished[year] = unpublished
             except (PortalError, RawIngestError, WorkBusy) as error:
                 self.log.warning(f"{table.name} {year}: {error}")
                 failures[year] = str(error)

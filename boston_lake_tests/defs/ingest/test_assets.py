@@ -7,7 +7,7 @@ from dagster import AssetKey
 from boston_lake.definitions import build_definitions
 from boston_lake.lake import layout
 from boston_lake.lake.settings import Settings
-from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID
+from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID, status
 
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
@@ -83,8 +83,6 @@ def test_new_system_range_run_splits_and_converts_both_years(dagster_instance, p
 
 
 def test_single_run_backfill_of_several_years_is_one_run(local_defs, dagster_instance, portal):
-    for year in (2014, 2015, 2016):
-        portal.offer_legacy_year(year)
     result = run(local_defs, dagster_instance, "legacy_requests", years=("2013", "2016"))
     assert result.success
     assert set(materializations(result, "bronze/legacy_requests")) == {"2013", "2014", "2015", "2016"}
@@ -131,14 +129,57 @@ def test_force_rebuilds_bronze_from_the_same_raw_file(local_defs, dagster_instan
     assert materializations(forced, "bronze/legacy_requests")["2022"]["changed"].value is True
 
 
-def test_a_year_the_portal_lacks_fails_the_run_naming_it(local_defs, dagster_instance):
+def observations(result, asset: str) -> dict[str, dict]:
+    return {
+        event.partition: event.metadata
+        for event in (e.event_specific_data.asset_observation for e in result.all_events if e.is_asset_observation)
+        if event.asset_key == AssetKey(asset.split("/"))
+    }
+
+
+def test_a_year_the_portal_lacks_is_observed_and_left_missing_and_bronze_is_skipped(
+    local_defs, dagster_instance, portal
+):
+    portal.withdraw_legacy_years(2019)
     result = run(local_defs, dagster_instance, "legacy_requests", year="2019")
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    assert "offers no resource for 2019; it offers 2013, 2022, 2023" in str(failure.event_specific_data.error)
+    assert result.success
+    (observed,) = observations(result, "raw/legacy_requests").items()
+    assert observed[0] == "2019" and observed[1]["published"].value is False
+    assert 2019 not in observed[1]["portal_offers"].value and 2020 in observed[1]["portal_offers"].value
+    assert "offers no resource for 2019; it offers 2011, 2012" in observed[1]["reason"].value
+    assert not materializations(result, "raw/legacy_requests") and not materializations(
+        result, "bronze/legacy_requests"
+    )
+    skipped = [e for e in result.all_events if e.event_type_value == "STEP_SKIPPED"]
+    assert "bronze__legacy_requests" in [e.step_key for e in skipped]  # and its checks
+    for key in (["raw", "legacy_requests"], ["bronze", "legacy_requests"]):
+        assert not dagster_instance.get_materialized_partitions(AssetKey(key))
+    # Bronze launched alone for that year says plainly that raw has no such year.
+    alone = local_defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=dagster_instance,
+        partition_key="2019",
+        asset_selection=[AssetKey(["bronze", "legacy_requests"])],
+        raise_on_error=False,
+    )
+    failure = next(e for e in alone.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "legacy_requests 2019: the raw partition" in str(failure.event_specific_data.error)
+    assert "has not been ingested; materialize raw/legacy_requests for 2019 first" in str(
+        failure.event_specific_data.error
+    )
 
 
-def test_a_range_run_records_the_years_it_stored_before_failing_on_the_others(local_defs, dagster_instance):
+def test_a_range_run_stores_the_published_years_and_leaves_the_others_missing(local_defs, dagster_instance, portal):
+    portal.withdraw_legacy_years(2012, 2014)
+    result = run(local_defs, dagster_instance, "legacy_requests", years=("2012", "2014"))
+    assert result.success
+    assert set(observations(result, "raw/legacy_requests")) == {"2012", "2014"}
+    stored = materializations(result, "raw/legacy_requests")
+    assert set(stored) == {"2013"} and stored["2013"]["dagster/row_count"].value == 700
+    assert dagster_instance.get_materialized_partitions(AssetKey(["raw", "legacy_requests"])) == {"2013"}
+
+
+def test_a_range_run_records_the_years_it_stored_before_failing_on_the_others(local_defs, dagster_instance, portal):
+    portal.faults.extend([status(403), None, status(403)])  # 2012 and 2014 are refused, 2013 downloads
     result = run(local_defs, dagster_instance, "legacy_requests", years=("2012", "2014"))
     assert not result.success
     stored = dagster_instance.get_latest_materialization_event(AssetKey(["raw", "legacy_requests"]))

@@ -8,8 +8,8 @@ from boston_lake.lake.source.manifest import read_manifest
 from boston_lake.lake.source.portal import CkanPortal, PortalError
 from boston_lake.lake.stores import LocalObjectStore
 from boston_lake.lake.tables import LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS
-from boston_lake.lake.zones.raw import PartialIngestError, RawIngestError, RawZone
-from boston_lake_tests.support.portal import LEGACY_2022_ID, LEGACY_2023_ID, NEW_SYSTEM_ID
+from boston_lake.lake.zones.raw import PartialIngestError, RawIngest, RawIngestError, RawZone
+from boston_lake_tests.support.portal import LEGACY_2022_ID, LEGACY_2023_ID, NEW_SYSTEM_ID, status
 
 LEGACY_YEARS = range(2011, 2027)
 NEW_YEARS = [2025, 2026]
@@ -63,12 +63,20 @@ def test_a_changed_source_replaces_the_file_and_keeps_the_old_one_in_history(zon
     assert store.get_bytes(old_file) == original
 
 
-def test_a_year_the_portal_does_not_offer_names_the_years_it_does(zone):
-    with pytest.raises(RawIngestError, match=r"offers no resource for 2015; it offers 2013, 2022, 2023"):
-        zone.ingest(LEGACY_REQUESTS, [2015], LEGACY_YEARS)
+def test_a_year_the_portal_does_not_offer_is_not_stored_nor_failed_and_names_the_years_it_does(zone, portal, store):
+    portal.withdraw_legacy_years(2015, 2016)
+    ingested = zone.ingest(LEGACY_REQUESTS, [2014, 2015], LEGACY_YEARS)
+    assert [partition.year for partition in ingested] == [2014] and list(ingested.unpublished) == [2015]
+    unpublished = ingested.unpublished[2015]
+    assert str(unpublished).startswith(
+        "legacy_requests: the portal offers no resource for 2015; it offers 2011, 2012, 2013, 2014, 2017,"
+    )
+    assert unpublished.offered == [year for year in LEGACY_YEARS if year not in (2015, 2016)]
+    assert not list(store.list(layout.raw_partition_prefix("legacy_requests", 2015)))
 
 
-def test_one_failing_year_does_not_stop_the_others_and_is_named(zone, store):
+def test_one_failing_year_does_not_stop_the_others_and_is_named(zone, store, portal):
+    portal.faults.extend([None, status(403)])  # 2013 downloads, 2015 is refused
     with pytest.raises(RawIngestError, match=r"1 of 3 years failed \(2 succeeded.*\n\s+2015:"):
         zone.ingest(LEGACY_REQUESTS, [2013, 2015, 2023], LEGACY_YEARS)
     assert read_manifest(store, layout.raw_partition_prefix("legacy_requests", 2023) + layout.MANIFEST)
@@ -163,6 +171,6 @@ def test_a_portal_without_the_dataset_is_a_clear_error(store, tmp_path):
 
 
 def test_a_run_whose_every_year_failed_says_none_is_stored():
-    assert str(PartialIngestError("legacy_requests", [], {2012: "not published"})) == (
-        "legacy_requests: 1 of 1 years failed (none is stored):\n  2012: not published"
+    assert str(PartialIngestError("legacy_requests", RawIngest(), {2012: "answered 404"})) == (
+        "legacy_requests: 1 of 1 years failed (none is stored):\n  2012: answered 404"
     )
