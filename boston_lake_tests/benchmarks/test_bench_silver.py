@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks.bench_bronze import BenchError
 from benchmarks.bench_silver import Expected, check_silver, listed_years, measure, run_silver, verdicts
+from boston_lake.lake.targets import LocalTarget
 
 CASES = 2_000
 YEAR = 2023
@@ -56,6 +57,7 @@ def test_silver_and_bronze_are_measured_and_silver_rows_are_accounted_for(tmp_pa
             YEAR,
             expected,
             {
+                "key": LocalTarget(lake).iceberg().keys_by_year("service_requests")[YEAR][0],
                 "rows": m.silver_rows,
                 "bronze_rows_read": m.bronze_read,
                 "ledger": {"candidate_rows": 1, "duplicates_merged": m.duplicates, "moved_to_neighbour_year": 0},

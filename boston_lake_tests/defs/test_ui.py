@@ -182,7 +182,7 @@ def test_every_bronze_check_runs_alone_from_the_checks_tab(dagster_server: Dagst
 def test_every_silver_check_runs_alone_from_the_checks_tab(dagster_server: DagsterServer) -> None:
     silver = {"path": ["silver", "service_requests"]}
     checks = dagster_server.graphql(CHECKS, key=silver)["assetNodeOrError"]["assetChecksOrError"]["checks"]
-    names = ["case_id_unique", "bronze_cases_placed_once", "local_hour_trough_at_night"]
+    names = ["case_id_unique", "bronze_cases_placed_once", "local_hour_trough_at_night", "withdrawn_cases_reported"]
     assert {c["name"]: c["canExecuteIndividually"] for c in checks} == dict.fromkeys(names, "CAN_EXECUTE")
     runs_alone(dagster_server, silver, "local_hour_trough_at_night", names[:2])
 

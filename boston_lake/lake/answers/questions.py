@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pyarrow as pa
 
 from boston_lake.lake.catalog import Catalog, EntityNotFound
+from boston_lake.lake.catalog.iceberg import IcebergError, IcebergTables
 from boston_lake.lake.catalog.scan import data_objects
 from boston_lake.lake.query.engine import location_key
 from boston_lake.lake.stores import ObjectStore
@@ -86,7 +87,7 @@ class TableFreshness:
     table: str
     partitions: int
     records: int
-    last_refresh: datetime | None  # the newest data object under the table's Location
+    last_refresh: datetime | None  # the newest data object under the table's Location (Iceberg: the last commit)
 
 
 def table_freshness(catalog: Catalog, store: ObjectStore, database: str = DATABASE) -> list[TableFreshness]:
@@ -105,6 +106,30 @@ def table_freshness(catalog: Catalog, store: ObjectStore, database: str = DATABA
                 partitions=len(catalog.get_partitions(database, table["Name"])) if table.get("PartitionKeys") else 1,
                 records=int(table.get("Parameters", {}).get("recordCount", 0) or 0),
                 last_refresh=max((stored.last_modified for stored in files), default=None),
+            )
+        )
+    return found
+
+
+def iceberg_freshness(tables: IcebergTables | None) -> list[TableFreshness]:
+    """Every Iceberg table (silver, gold) with its years, rows and when its current snapshot was committed; a table
+    that cannot be read (a lake moved since) is left out."""
+    if tables is None:
+        return []
+    found = []
+    for name in tables.names():
+        try:
+            table = tables.table(name)
+        except IcebergError:
+            continue
+        snapshot = table.current_snapshot()
+        records = snapshot.summary["total-records"] if snapshot and snapshot.summary else None
+        found.append(
+            TableFreshness(
+                table=f"{tables.database}.{name}",
+                partitions=len(tables.keys_by_year(name)),
+                records=int(records or 0),
+                last_refresh=datetime.fromtimestamp(snapshot.timestamp_ms / 1000, UTC) if snapshot else None,
             )
         )
     return found

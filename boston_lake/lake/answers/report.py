@@ -96,7 +96,11 @@ if (filter.value) showYear(filter.value);
 
 def write_report(path: Path, target: LakeTarget) -> Path:
     """Write the report of a target's lake to `path` (parents created); returns the absolute path."""
-    freshness = questions.table_freshness(target.catalog(), target.lake_zone(), target.database)
+    freshness = sorted(
+        questions.table_freshness(target.catalog(), target.lake_zone(), target.database)
+        + questions.iceberg_freshness(target.iceberg_reader()),
+        key=lambda entry: entry.table,
+    )
     document = render_report(build_charts(target.query), freshness, questions.newest_case(target.query))
     path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
