@@ -62,7 +62,7 @@ from benchmarks.bench_bronze import (  # noqa: E402
 from boston_lake.defs.keys import SILVER_JOB  # noqa: E402
 from boston_lake.lake import layout  # noqa: E402
 from boston_lake.lake.tables import DATABASE, LEGACY_REQUESTS, NEW_SYSTEM_REQUESTS, TABLES  # noqa: E402
-from boston_lake.lake.zones.silver.model import SILVER_TABLE, SILVER_ZONE  # noqa: E402
+from boston_lake.lake.zones.silver.model import SILVER_TABLE  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
 # The sizes (MB) at which the portal lists the legacy files, 2011 … 2026.
@@ -173,8 +173,15 @@ def bronze_paths(lake: Path) -> list[str]:
     return [str(path) for table in TABLES for path in bronze_files(lake, table.name)]
 
 
-def silver_glob(lake: Path) -> str:
-    return str(lake / layout.table_prefix(SILVER_ZONE, SILVER_TABLE) / "year=*" / "*.parquet")
+def silver_files(lake: Path) -> list[str]:
+    """The data files silver's Iceberg table reads now (a folder listing would also see replaced years' files)."""
+    from boston_lake.lake.targets import LocalTarget
+
+    tables = LocalTarget(lake).iceberg_reader()
+    keys = tables.keys_by_year(SILVER_TABLE) if tables is not None else {}
+    if not keys:
+        raise BenchError(f"silver holds no year in {lake}")
+    return [str(lake / key) for year in sorted(keys) for key in keys[year]]
 
 
 def check_history(lake: Path, legacy: dict[int, Generated], new_system_rows: int) -> int:
@@ -190,7 +197,7 @@ def check_history(lake: Path, legacy: dict[int, Generated], new_system_rows: int
     new_rows = sum(pq.ParquetFile(path).metadata.num_rows for path in bronze_files(lake, NEW_SYSTEM_REQUESTS.name))
     if new_rows != new_system_rows:
         raise BenchError(f"bronze NEW SYSTEM holds {new_rows} rows, the DataStore served {new_system_rows}")
-    [(silver_rows,)] = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{silver_glob(lake)}')").fetchall()
+    [(silver_rows,)] = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet({silver_files(lake)!r})").fetchall()
     return int(silver_rows)
 
 
@@ -234,7 +241,7 @@ def measure(
             beside: dict[str, Callable[[], list[tuple[str, list[str]]]]] = {
                 INGEST_LEGACY: lambda: [(CONVERSION, floor_of("convert", legacy_paths))],
                 SILVER: lambda: [(REWRITE, floor_of("rewrite", bronze_paths(lake), str(scratch / "rewrite")))],
-                GOLD: lambda: [(AGGREGATION, floor_of("aggregate", silver_glob(lake)))],
+                GOLD: lambda: [(AGGREGATION, floor_of("aggregate", silver_files(lake)))],
             }
             for name, argv in backfill_runs().items():
                 if profile_dir is not None:  # the run under cProfile: it runs its steps in its own process
@@ -262,7 +269,7 @@ def measure(
             noop = noop_run(BENCH_DIR / "noop_definitions.py", list(range(legacy_years[0], legacy_years[1] + 1)))
             run(NOOP, in_turn([noop, noop]))  # one per table, as the refresh
             run(QUERY, floor_of("catalog", str(lake)))
-            run(DIRECT, floor_of("count", silver_glob(lake)))
+            run(DIRECT, floor_of("count", silver_files(lake)))
     return results, loads
 
 
@@ -318,7 +325,7 @@ def floor(kind: str, *arguments: object) -> float:
             f"SELECT year(opened_at) AS year, month(opened_at) AS month, source_system, neighborhood, department, "
             f"count(*) AS cases, median(date_diff('minute', opened_at, closed_at)) AS minutes_to_close, "
             f"avg(CAST(on_time AS INTEGER)) AS on_time_share "
-            f"FROM read_parquet('{arguments[0]}') GROUP BY ALL"
+            f"FROM read_parquet({list(arguments[0])!r}) GROUP BY ALL"  # type: ignore[call-overload]
         ).fetchall()
     elif kind == "catalog":
         from boston_lake.lake.targets import LocalTarget
@@ -327,7 +334,7 @@ def floor(kind: str, *arguments: object) -> float:
         started = time.perf_counter()
         target.query(f"SELECT count(*) FROM {DATABASE}.{SILVER_TABLE}")
     elif kind == "count":
-        connection.execute(f"SELECT count(*) FROM read_parquet('{arguments[0]}')").fetchall()
+        connection.execute(f"SELECT count(*) FROM read_parquet({list(arguments[0])!r})").fetchall()  # type: ignore[call-overload]
     else:
         raise BenchError(f"no floor named {kind!r}")
     return time.perf_counter() - started

@@ -62,6 +62,7 @@ def test_bronze_that_lands_builds_silver_which_sql_reads_across_generations(loca
         "case_id_unique",
         "bronze_cases_placed_once",
         "local_hour_trough_at_night",
+        "withdrawn_cases_reported",
     }
     assert all(check.passed for check in checks), [c.description for c in checks if not c.passed]
 
@@ -188,7 +189,10 @@ def test_a_silver_year_that_would_shrink_is_refused_while_its_neighbours_are_bui
     accepted = build_silver(local_defs, dagster_instance, "2022", "2022", accept_shrink="bronze 2022 has 60 cases")
     assert accepted.success
     meta = partition_metadata(accepted, 2022)
-    assert meta["dagster/row_count"].value == 60
+    # Silver keeps the 40 cases the source withdrew, marked with withdrawn_at; accepting publishes their withdrawal.
+    assert meta["dagster/row_count"].value == 100 and meta["withdrawn_cases"].value == 40
     assert meta["shrink_accepted"].value["reason"] == "bronze 2022 has 60 cases"
-    assert local_defs.resources["catalog"].query(query).to_pylist() == [{"n": 60}]
+    live = query.replace("WHERE", "WHERE withdrawn_at IS NULL AND")
+    assert local_defs.resources["catalog"].query(query).to_pylist() == [{"n": 100}]
+    assert local_defs.resources["catalog"].query(live).to_pylist() == [{"n": 60}]
     assert not kept.exists()
