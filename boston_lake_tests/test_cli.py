@@ -213,6 +213,7 @@ def crawled_home(tmp_path: Path, bronze_samples: BronzeSamples) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow  # five CLI processes over a crawled lake
 def test_query_lists_and_describes_tables_and_prints_numbers_as_numbers(crawled_home: Path):
     home = ["--home", str(crawled_home)]
     tables = boston_lake(*home, "query", "SHOW TABLES", "--format", "csv")

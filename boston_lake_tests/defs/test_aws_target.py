@@ -208,6 +208,7 @@ def test_a_dagster_cli_run_in_a_subprocess_reaches_moto_through_aws_endpoint_url
     assert pq.read_metadata(tmp_path / "part.parquet").num_rows == 100
 
 
+@pytest.mark.slow  # three provision runs as subprocesses against moto
 def test_provision_dry_run_then_apply_then_nothing_to_change(aws_environment, aws_env):
     env = {**os.environ, **aws_environment}
 

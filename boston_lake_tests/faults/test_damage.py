@@ -24,6 +24,9 @@ from boston_lake_tests.faults.conftest import LOG, Lake, boston_lake, one_line
 from boston_lake_tests.faults.scenario import fault
 from boston_lake_tests.support.portal import TestPortal
 
+# Each scenario damages a lake built by the real pipeline and asks the CLI about it: `make test` runs them.
+pytestmark = pytest.mark.slow
+
 YEARS = (2013, 2022, 2023)
 COUNT_2013 = "SELECT count(*) AS n FROM boston311.legacy_requests WHERE year = '2013'"
 

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from dagster import (
     AssetMaterialization,
     DagsterInstance,
@@ -70,6 +71,7 @@ class HiddenSilverYear:
     "ended; then given up, saying so on every tick; the next silver update builds the year",
     "n/a",
 )
+@pytest.mark.slow  # builds silver, then runs gold four times
 def test_a_failed_or_canceled_gold_run_is_requested_again_then_given_up(
     local_defs: Definitions, dagster_instance: DagsterInstance, lake_home: Path
 ) -> None:
@@ -126,6 +128,7 @@ def test_a_failed_or_canceled_gold_run_is_requested_again_then_given_up(
     "requested again on the sensor's next tick, which names the failed run; the retry builds the year",
     "n/a",
 )
+@pytest.mark.slow  # builds silver, then runs gold twice
 def test_a_gold_run_that_failed_once_is_built_by_its_retry(
     local_defs: Definitions, dagster_instance: DagsterInstance, lake_home: Path, capfd: Any
 ) -> None:

@@ -204,6 +204,7 @@ def test_killed_holder_on_s3_is_taken_over_at_once(runs, aws_client, aws_buckets
     "holder, expiry and the command that clears it; once cleared, the next run claims the year",
     "n/a",
 )
+@pytest.mark.slow  # a second process, SIGKILLed, against moto
 def test_killed_holder_on_another_machine(
     runs, aws_client, aws_buckets: LakeBuckets, aws_environment: dict[str, str], tmp_path: Path
 ) -> None:
@@ -240,6 +241,7 @@ def test_killed_holder_on_another_machine(
     "the release is retried with backoff until it goes through; no lease is left to lock the next run out",
     "n/a",
 )
+@pytest.mark.slow  # waits out the release's retries through a throttling proxy
 def test_throttled_release_is_retried(s3_proxy: S3Proxy, aws_client, aws_buckets: LakeBuckets) -> None:
     client = AwsSession(REGION, {"": s3_proxy.url}).client("s3")  # the product's client, botocore's retries on
     store = S3ObjectStore(client, aws_buckets.lake, run_id="throttled", lease_backoff=Backoff(0.05, 2, 0.5))
