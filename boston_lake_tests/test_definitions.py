@@ -123,3 +123,26 @@ def test_assets_carry_their_owner_and_the_kinds_of_their_target(tmp_path, target
         {"parquet", "s3", "spark"} if target == "aws" else {"parquet", "duckdb"}
     )
     assert {owner for spec in specs.values() for owner in spec.owners} == {"team:data-platform"}
+
+
+@pytest.mark.parametrize("target", ["local", "aws"])
+def test_loading_the_code_location_leaves_pyiceberg_and_glue_pipes_to_the_runs_that_use_them(tmp_path, target):
+    """Every run and the sensors' code server load the code location: what only silver, gold and the Glue job
+    need (pyiceberg with SQLAlchemy, dagster_aws.pipes: seconds of imports) is imported by them alone."""
+    probe = (
+        "import sys, boston_lake.definitions as location; location.defs.resolve_asset_graph(); "
+        "print(sorted(name for name in sys.modules if name.startswith(('pyiceberg', 'dagster_aws.pipes'))))"
+    )
+    env = {
+        "BOSTON_LAKE_TARGET": target,
+        "BOSTON_LAKE_HOME": str(tmp_path),
+        "AWS_REGION": "us-east-1",
+        "BOSTON_LAKE_RAW_BUCKET": "raw-a",
+        "BOSTON_LAKE_LAKE_BUCKET": "lake-a",
+        "BOSTON_LAKE_CODE_BUCKET": "code-a",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

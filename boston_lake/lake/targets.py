@@ -17,8 +17,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
-from pyiceberg.catalog.glue import GlueCatalog as PyIcebergGlueCatalog
-from pyiceberg.catalog.sql import SqlCatalog
 
 from boston_lake.lake.aws.athena import AthenaQueryEngine
 from boston_lake.lake.aws.glue import GlueCatalog
@@ -141,6 +139,8 @@ class LocalTarget(LakeTarget):
 
     def iceberg(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> IcebergTables:
         """pyiceberg's SQL catalog on SQLite beside the Glue-shaped one; the warehouse is the lake folder."""
+        from pyiceberg.catalog.sql import SqlCatalog
+
         self._iceberg_catalog_file.parent.mkdir(parents=True, exist_ok=True)
         catalog = SqlCatalog(ICEBERG_CATALOG, uri=f"sqlite:///{self._iceberg_catalog_file}", warehouse=self._warehouse)
         return IcebergTables(catalog, self.lake_zone(run_id, holder_ended), self.database, retire=self._retire)
@@ -148,6 +148,8 @@ class LocalTarget(LakeTarget):
     def iceberg_reader(self) -> IcebergTables | None:
         """The Iceberg tables opened read-only (a reader never writes the lake, which may be read-only to it); None
         when no run has created any yet."""
+        from pyiceberg.catalog.sql import SqlCatalog
+
         path = self._iceberg_catalog_file
         if not path.is_file():
             return None
@@ -251,6 +253,8 @@ class AwsTarget(LakeTarget):
             properties |= {"s3.access-key-id": frozen.access_key, "s3.secret-access-key": frozen.secret_key}
             if frozen.token:
                 properties["s3.session-token"] = frozen.token
+        from pyiceberg.catalog.glue import GlueCatalog as PyIcebergGlueCatalog
+
         catalog = PyIcebergGlueCatalog(ICEBERG_CATALOG, client=self.session.client("glue"), **properties)
         return IcebergTables(catalog, lake, self.database, retire=self._retire)
 

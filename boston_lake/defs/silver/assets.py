@@ -27,7 +27,6 @@ from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY, bronze_key
 from boston_lake.defs.metadata import column_schema, record_years
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import LakeStorageResource
-from boston_lake.defs.silver.glue import build_on_glue
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import GLUE
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
@@ -112,6 +111,9 @@ def silver_service_requests(
     for year in run_years(context):
         try:
             if storage.target.silver_engine == GLUE:  # the AWS target: one Glue job run per year
+                # dagster_aws.pipes costs every run of the code location 1-3 s to import: only Glue's runs pay it.
+                from boston_lake.defs.silver.glue import build_on_glue
+
                 glue_job = storage.target.silver_glue_job()
                 partition = build_on_glue(context, glue_job, tables, year, force=config.force, shrink=shrink)
             else:

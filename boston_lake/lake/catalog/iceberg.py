@@ -15,22 +15,23 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-from pyiceberg.catalog import Catalog as IcebergCatalog
-from pyiceberg.exceptions import CommitFailedException, NamespaceAlreadyExistsError, NoSuchTableError
-from pyiceberg.io.pyarrow import parquet_file_to_data_file
-from pyiceberg.manifest import DataFile
-from pyiceberg.partitioning import PartitionField, PartitionSpec
-from pyiceberg.schema import Schema
-from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
-from pyiceberg.transforms import IdentityTransform
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog import Catalog, EntityNotFound
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore
+
+# pyiceberg (with SQLAlchemy) costs every process that loads it about a second: the code location loads this module,
+# and its ingest and crawl runs never touch an Iceberg table, so pyiceberg is imported where a table is used.
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog as IcebergCatalog
+    from pyiceberg.manifest import DataFile
+    from pyiceberg.schema import Schema
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
 
 YEAR = "year"
 PREFIX = "boston-lake."
@@ -133,6 +134,8 @@ class IcebergTables:
         """The table, or None when it does not exist yet. Iceberg's metadata names absolute paths, so a lake copied
         or moved to a new home still names the old one: a writer forgets such a table (its next runs rebuild it from
         bronze into the new home), a reader is told so."""
+        from pyiceberg.exceptions import NoSuchTableError
+
         try:
             table = self.catalog.load_table((self.database, name))
             moved = not table.metadata_location.startswith(self.store.uri("").rstrip("/") + "/")
@@ -167,6 +170,10 @@ class IcebergTables:
     ) -> Table:
         """The table, created (format v2, identity-partitioned by `year`, each field with its `docs` entry) the
         first time a year is published."""
+        from pyiceberg.exceptions import NamespaceAlreadyExistsError
+        from pyiceberg.partitioning import PartitionField, PartitionSpec
+        from pyiceberg.transforms import IdentityTransform
+
         existing = self.load(name)
         if existing is not None:
             return existing
@@ -321,6 +328,8 @@ class IcebergTables:
             **extra,
         }
 
+        from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
         def overwrite(current: Table) -> None:
             with current.transaction() as transaction:
                 arrow_schema = pa.schema(
@@ -368,6 +377,8 @@ class IcebergTables:
         return self._commit(table, restore)
 
     def _commit(self, table: Table, change: Callable[[Table], None]) -> Snapshot:
+        from pyiceberg.exceptions import CommitFailedException
+
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             current = table if attempt == 1 else self.table(_name(table).split(".")[-1])
             try:
@@ -417,7 +428,7 @@ def _file_schema(table: Table, path: str) -> pa.Schema:
 def _iceberg_schema(schema: pa.Schema, docs: Mapping[str, str]) -> Schema:
     """The Iceberg schema of Arrow `schema`, with fresh field ids and each field's doc."""
     from pyiceberg.io.pyarrow import _ConvertToIcebergWithoutIDs, visit_pyarrow
-    from pyiceberg.schema import assign_fresh_schema_ids
+    from pyiceberg.schema import Schema, assign_fresh_schema_ids
     from pyiceberg.types import NestedField
 
     fresh = assign_fresh_schema_ids(visit_pyarrow(schema, _ConvertToIcebergWithoutIDs()))

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-
-from pyiceberg.table import Table
+from typing import TYPE_CHECKING
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.iceberg import DATA_FOLDER, IcebergTables, latest_per_month, millis
 from boston_lake.lake.clock import utc_now
 from boston_lake.lake.log import Log
 from boston_lake.lake.stores import WorkBusy
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
 
 
 @dataclass

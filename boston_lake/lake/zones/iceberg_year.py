@@ -11,16 +11,18 @@ so the lake never holds two truths of a year.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import pyarrow as pa
-from pyiceberg.table import Table
-from pyiceberg.table.snapshots import Snapshot
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.iceberg import FINGERPRINT_PROPERTY, IcebergTables, summary_of
 from boston_lake.lake.log import Log
 from boston_lake.lake.zones.publish import PartitionBuild, Staged
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
 
 R = TypeVar("R")
 

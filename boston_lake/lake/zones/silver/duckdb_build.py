@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-from pyiceberg.table.snapshots import Snapshot
 
 from boston_lake.lake.catalog.iceberg import PREFIX, IcebergTables, summary_of
 from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
@@ -53,6 +52,9 @@ from boston_lake.lake.zones.silver.model import (
     transform_statements,
 )
 from boston_lake.lake.zones.silver.withdrawn import WITHDRAWN_AT, with_withdrawn
+
+if TYPE_CHECKING:
+    from pyiceberg.table.snapshots import Snapshot
 
 LEDGER_PROPERTY = PREFIX + "ledger"  # in the summary of the snapshot that published a year
 WITHDRAWN_PROPERTY = PREFIX + "withdrawn"  # ... with how many withdrawn cases it keeps
