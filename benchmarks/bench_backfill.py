@@ -52,7 +52,7 @@ from benchmarks.bench_bronze import (  # noqa: E402
 from boston_lake.defs.keys import RANGE_END, RANGE_START  # noqa: E402
 from boston_lake.lake import layout  # noqa: E402
 from boston_lake.lake.stores import STAGING_DIR  # noqa: E402
-from boston_lake.lake.tables import DATABASE, LEGACY_REQUESTS  # noqa: E402
+from boston_lake.lake.tables import DATABASE, LEGACY_REQUESTS, LakeTable  # noqa: E402
 from boston_lake.sample_portal.server import DATA_DIR, PortalHandler, SamplePortal  # noqa: E402
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -354,14 +354,14 @@ def _read_through(path: Path) -> None:
 # --- The baselines' own processes -------------------------------------------------------------------------
 
 
-def convert_files(paths: list[Path]) -> float:
-    """The files through the bronze converter, one after another, with its default settings."""
+def convert_files(paths: list[Path], table: LakeTable = LEGACY_REQUESTS) -> float:
+    """The files of `table` through the bronze converter, one after another, with its default settings."""
     from boston_lake.lake.zones.bronze import convert_csv
 
     with tempfile.TemporaryDirectory(prefix="bench_convert_") as out:
         started = time.perf_counter()
         for number, path in enumerate(paths):
-            convert_csv(path, Path(out) / f"{number}.parquet", LEGACY_REQUESTS)
+            convert_csv(path, Path(out) / f"{number}.parquet", table)
         return time.perf_counter() - started
 
 

@@ -11,9 +11,10 @@ the NEW SYSTEM records through `datastore_search`. Then, on a fresh lake and Dag
   location (its executor and checks), its wall time and peak RSS measured whole;
 - silver of one year, forced, and the daily refresh finding nothing new (both ingest runs again);
 - a query of every silver year through the catalog (`boston-lake query`);
-- the floors: the legacy files converted in one process (`convert_csv`), a plain DuckDB rewrite of every bronze
-  year (no transform) and of the one year, one DuckDB aggregation pass over silver, DuckDB counting silver's
-  files directly, and a do-nothing Dagster run of the refresh's steps (benchmarks/noop_definitions.py).
+- the floors: the legacy files and the NEW SYSTEM records converted in one process (`convert_csv`), a plain
+  DuckDB rewrite of every bronze year (no transform) and of the one year, one DuckDB aggregation pass over
+  silver, DuckDB counting silver's files directly, and a do-nothing Dagster run of the refresh's steps
+  (benchmarks/noop_definitions.py).
 
     python benchmarks/bench_history.py                 # the issue's sizes, 1.93 GB of legacy CSV
     python benchmarks/bench_history.py --scale 0.05    # 5 % of each size, for a quick look
@@ -102,7 +103,7 @@ SILVER_ONE, REFRESH, NOOP, QUERY = (
     "query of all silver years through the catalog (in one process, after imports)",
 )
 CONVERSION, REWRITE, REWRITE_ONE, AGGREGATION, DIRECT = (
-    "floor: pure conversion of the legacy files",
+    "floor: pure conversion of the legacy files and the NEW SYSTEM records",
     "floor: plain DuckDB rewrite of every bronze year",
     f"floor: plain DuckDB rewrite of bronze {ONE_YEAR}",
     "floor: one DuckDB aggregation pass over silver",
@@ -239,7 +240,7 @@ def measure(
             # Each floor runs right after the run it is the floor of, so that both meet the same load.
             legacy_paths = [str(legacy[year].path) for year in sorted(legacy)]
             beside: dict[str, Callable[[], list[tuple[str, list[str]]]]] = {
-                INGEST_LEGACY: lambda: [(CONVERSION, floor_of("convert", legacy_paths))],
+                INGEST_NEW: lambda: [(CONVERSION, floor_of("convert", legacy_paths, str(new_system)))],
                 SILVER: lambda: [(REWRITE, floor_of("rewrite", bronze_paths(lake), str(scratch / "rewrite")))],
                 GOLD: lambda: [(AGGREGATION, floor_of("aggregate", silver_files(lake)))],
             }
@@ -310,8 +311,10 @@ def floor(kind: str, *arguments: object) -> float:
 
     connection = duckdb.connect()
     started = time.perf_counter()
-    if kind == "convert":
-        return convert_files([Path(path) for path in arguments[0]])  # type: ignore[union-attr]
+    if kind == "convert":  # both tables' files, as the two ingest runs convert them
+        legacy_paths, new_system = arguments
+        legacy_seconds = convert_files([Path(path) for path in legacy_paths])  # type: ignore[attr-defined]
+        return legacy_seconds + convert_files([Path(str(new_system))], NEW_SYSTEM_REQUESTS)
     if kind == "rewrite":
         paths, out = arguments
         Path(str(out)).mkdir(parents=True, exist_ok=True)
