@@ -126,24 +126,17 @@ class _PacedHandler(PortalHandler):
 
 
 class BenchPortal(SamplePortal):
-    """The sample portal over generated files that never change: each file is hashed, and parsed for the
-    DataStore, once, not per request."""
+    """The sample portal over generated files that never change: each file is hashed once, not per request."""
 
     def __init__(self, data_dir: Path, bytes_per_second: float | None):
         super().__init__(data_dir, handler=_PacedHandler)
         self.bytes_per_second = bytes_per_second
         self._hashes: dict[Path, str] = {}
-        self._rows: dict[Path, tuple[list[str], list[dict[str, str]]]] = {}
 
     def content_md5(self, path: Path) -> str:
         if path not in self._hashes:
             self._hashes[path] = super().content_md5(path)
         return self._hashes[path]
-
-    def datastore_rows(self, path: Path) -> tuple[list[str], list[dict[str, str]]]:
-        if path not in self._rows:
-            self._rows[path] = super().datastore_rows(path)
-        return self._rows[path]
 
 
 def generate_years(years: list[int], size: int, work_dir: Path) -> dict[int, Generated]:

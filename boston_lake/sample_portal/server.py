@@ -3,8 +3,9 @@
 It speaks the parts of CKAN and HTTP the pipeline relies on (package_show, resource downloads with
 Content-Length, ETag and Last-Modified, 304 on If-None-Match, and `datastore_search` over the records of
 every `datastore_active` resource, in CKAN's response shape), so the demo and the tests exercise the real
-client over a real socket. Files are read from a folder on every request: edit one and the portal
-publishes a new version, with a new hash, ETag and last_modified, as data.boston.gov would.
+client over a real socket. Files are read from a folder: edit one and the portal publishes a new version, with
+a new hash, ETag and last_modified, as data.boston.gov would; the DataStore serves its pages from the file's
+rows parsed once per version.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class SamplePortal:
         self.httpd.daemon_threads = True
         self.httpd.portal = self  # type: ignore[attr-defined]
         self._thread: threading.Thread | None = None
+        self._datastore_lock = threading.Lock()
+        self._datastore_index: dict[Path, tuple[tuple[int, int, int], tuple[list[str], list[dict[str, str]]]]] = {}
 
     @property
     def url(self) -> str:
@@ -83,11 +86,20 @@ class SamplePortal:
         return file_md5(path)
 
     def datastore_rows(self, path: Path) -> tuple[list[str], list[dict[str, str]]]:
-        """The file's field names and rows as `datastore_search` pages through them; read afresh for every page,
-        like `content_md5`, so an edited file is served at once. A benchmark may remember them."""
-        with open(path, encoding="utf-8", newline="") as stream:
-            reader = csv.DictReader(stream)
-            return list(reader.fieldnames or []), list(reader)
+        """The file's field names and rows as `datastore_search` pages through them: parsed once per version of
+        the file (its size, modification time and inode), so paging costs one parse, and an edited file, even one
+        edited within the same second, is served at once."""
+        version = _file_version(path)
+        with self._datastore_lock:
+            cached = self._datastore_index.get(path)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            with open(path, encoding="utf-8", newline="") as stream:
+                reader = csv.DictReader(stream)
+                rows = list(reader.fieldnames or []), list(reader)
+            if _file_version(path) == version:  # not edited while it was read
+                self._datastore_index[path] = (version, rows)
+            return rows
 
     def file_for(self, resource_id: str) -> Path | None:
         name = self.files_by_resource_id.get(resource_id)
@@ -173,6 +185,11 @@ def _help(base_url: str, action: str) -> str:
 
 def _ckan_error(base_url: str, action: str, kind: str, message: str) -> dict[str, Any]:
     return {"help": _help(base_url, action), "success": False, "error": {"message": message, "__type": kind}}
+
+
+def _file_version(path: Path) -> tuple[int, int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino
 
 
 def file_md5(path: Path) -> str:

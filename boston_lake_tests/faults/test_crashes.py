@@ -195,7 +195,7 @@ with LocalObjectStore(sys.argv[1]).workspace(sys.argv[2]):
 )
 def test_a_split_year_held_by_another_run_is_not_overwritten(lake: Lake) -> None:
     store, years = lake.store, [2025, 2026]
-    ingest = LiveRawZone(store, lake.client(), LOG, source="datastore")
+    ingest = LiveRawZone(store, lake.client(), LOG, source="datastore", full_read=True)  # an edit in place
     ingest.ingest(NEW_SYSTEM_REQUESTS, years, LEGACY_YEARS)
     year_file = (
         lake.home / layout.raw_partition_prefix(NEW_SYSTEM_REQUESTS.name, 2025) / "new_system_requests_2025.jsonl"

@@ -31,7 +31,7 @@ from boston_lake.lake.tables import TABLES, LakeTable
 from boston_lake.lake.zones.bronze import CONVERTER_VERSION, BronzeError, BronzePartition, BronzeZone
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
 from boston_lake.lake.zones.raw import PartialIngestError, RawPartition
-from boston_lake.lake.zones.raw_datastore import LiveRawZone
+from boston_lake.lake.zones.raw_datastore import DEFAULT_FULL_READ_DAYS, LiveRawZone
 
 # One asset group per zone of the lake, so the graph reads raw -> bronze -> catalog by group.
 RAW_GROUP, BRONZE_GROUP = "raw", "bronze"
@@ -56,6 +56,12 @@ class RawConfig(Config):
     accept_shrink: str = ""
     """Why the DataStore may serve fewer records of a year than the lake holds in this run (e.g. "the city
     withdrew the transitioned case types"); logged with the run. Empty: such a fetch is refused, nothing kept."""
+    full_read: bool = False
+    """Read every DataStore record again, not only those past the stored ones: sees records edited in place under
+    their old _id, which a refresh otherwise sees only at the periodic full read."""
+    full_read_days: float = DEFAULT_FULL_READ_DAYS
+    """A refresh reads only the DataStore records past the stored ones, and all of them when the last full read
+    is this many days old (0: every run reads them all)."""
 
 
 class BronzeConfig(Config):
@@ -132,6 +138,8 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
             portal.new_system_source,
             portal.datastore_page_limit,
             accept_fewer=config.accept_shrink,
+            full_read=config.full_read,
+            full_read_days=config.full_read_days,
         )
         failures: dict[int, str] = {}
         try:

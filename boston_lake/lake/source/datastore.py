@@ -14,6 +14,12 @@ Every page is checked before anything is kept, and every failure names the page:
   `datastore_contains_all_records_of_source_file`) are numbered without gaps, so a page that repeats or
   skips `_id`s has repeated or skipped records;
 - the records received must add up to `total`.
+
+A fetch can also continue a stored one (`Resume`): it asks only for the records past those stored, and the
+first of them must carry the `_id` after the stored last one. That sees every appended record and every
+deletion (the total falls below what is stored: `NotAnAppend`, and the caller reads everything again), but not
+a record edited in place under its old `_id`: the DataStore has no modification time to ask by, so only a full
+read sees those (see `raw_datastore.py` for when one is made).
 """
 
 from __future__ import annotations
@@ -44,6 +50,22 @@ class _TotalChanged(DataStoreError):
     """The DataStore's record count changed between pages: it is being reloaded."""
 
 
+class NotAnAppend(DataStoreError):
+    """The DataStore no longer continues the stored fetch (fewer records, other fields or `_id`s): only a full
+    read can say what changed."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a fetch that continues a stored one starts: after its `total` records, the last with `_id` `last_id`,
+    its pages numbered from `first_page`."""
+
+    total: int
+    last_id: int
+    fields: list[str]
+    first_page: int
+
+
 @dataclass(frozen=True)
 class FetchedPage:
     number: int
@@ -64,6 +86,7 @@ class DataStoreFetch:
     fields: list[str]  # field ids in the portal's order, `_id` first
     pages: list[FetchedPage]
     seconds: float
+    last_id: int | None = None  # the `_id` of the last record, None when there is none
 
     @property
     def sha256(self) -> str:
@@ -88,13 +111,15 @@ def fetch_records(
     *,
     limit: int = DEFAULT_PAGE_LIMIT,
     restarts: int = 1,
+    after: Resume | None = None,
 ) -> DataStoreFetch:
-    """Page through every record of `resource_id`, writing page N to `page_path(N)`.
+    """Page through every record of `resource_id` (or, `after` a stored fetch, through the records past it),
+    writing page N to `page_path(N)`.
 
     A `total` that changes while paging starts the fetch over, up to `restarts` times; then it fails."""
     for attempt in range(restarts + 1):
         try:
-            return _fetch_once(portal, resource_id, page_path, log, limit)
+            return _fetch_once(portal, resource_id, page_path, log, limit, after)
         except _TotalChanged as change:
             if attempt == restarts:
                 raise DataStoreError(
@@ -106,17 +131,22 @@ def fetch_records(
 
 
 def _fetch_once(
-    portal: CkanPortal, resource_id: str, page_path: Callable[[int], Path], log: Log, limit: int
+    portal: CkanPortal,
+    resource_id: str,
+    page_path: Callable[[int], Path],
+    log: Log,
+    limit: int,
+    after: Resume | None,
 ) -> DataStoreFetch:
     started = time.monotonic()
     pages: list[FetchedPage] = []
     total: int | None = None
     fields: list[str] = []
     first_url = ""
-    last_id: int | None = None
-    offset = 0
+    last_id = after.last_id if after else None
+    offset = after.total if after else 0
     while total is None or offset < total:
-        number = len(pages) + 1
+        number = len(pages) + (after.first_page if after else 1)
         response = portal.action(
             SEARCH_ACTION, {"resource_id": resource_id, "limit": limit, "offset": offset, "sort": ROW_ID}
         )
@@ -126,11 +156,20 @@ def _fetch_once(
             total, fields, first_url = result["total"], [f["id"] for f in result["fields"]], response.url
             if ROW_ID not in fields:
                 raise DataStoreError(f"{where}: the fields {fields} have no {ROW_ID!r}; cannot page in order")
+            if after is not None:
+                _check_continues(after, total, fields, where)
+                if total == after.total:
+                    break  # nothing past the stored records
         elif result["total"] != total:
             raise _TotalChanged(f"{where}: total changed from {total} to {result['total']} while paging")
         records = result["records"]
         expected = min(int(result.get("limit") or limit), total - offset)
-        last_id = _check_ids(records, last_id, where)
+        try:
+            last_id = _check_ids(records, last_id, where)
+        except DataStoreError as error:
+            if after is not None and offset == after.total:  # the first record past the stored ones
+                raise NotAnAppend(f"{error}: the stored records are no longer a prefix of the DataStore's") from error
+            raise
         if len(records) != expected:
             raise DataStoreError(
                 f"{where}: {len(records)} records where {expected} were due (limit {result.get('limit')}, "
@@ -153,7 +192,15 @@ def _fetch_once(
             f"DataStore {resource_id}: page {number}, {offset:,} of {total:,} records "
             f"({100 * offset / total if total else 100:.0f}%) in {time.monotonic() - started:.1f}s"
         )
-    return DataStoreFetch(resource_id, first_url, total, fields, pages, time.monotonic() - started)
+    assert total is not None, "the loop asks for one page at least"
+    return DataStoreFetch(resource_id, first_url, total, fields, pages, time.monotonic() - started, last_id)
+
+
+def _check_continues(after: Resume, total: int, fields: list[str], where: str) -> None:
+    if total < after.total:
+        raise NotAnAppend(f"{where}: the DataStore holds {total} records, fewer than the {after.total} stored")
+    if fields != after.fields:
+        raise NotAnAppend(f"{where}: the fields changed from {after.fields} to {fields}")
 
 
 def _result(response: ActionResponse, where: str) -> dict[str, Any]:
@@ -218,6 +265,14 @@ class DataStoreManifest:
     seconds: float
     pages: list[dict[str, Any]] = field(default_factory=list)  # key, offset, records, bytes, sha256 per page
     version: int = MANIFEST_VERSION
+    last_id: int | None = None  # the `_id` of the last record: where a fetch that continues this one starts
+    full_read_at: str | None = None  # when every record was last read (a continued fetch carries it over)
+
+    def resume(self) -> Resume | None:
+        """Where a fetch continuing this one starts; None when this manifest does not say (an older one)."""
+        if self.last_id is None:
+            return None
+        return Resume(self.total, self.last_id, self.fields, first_page=len(self.pages) + 1)
 
     def page_keys(self) -> list[str]:
         return [page["key"] for page in self.pages]

@@ -1,10 +1,16 @@
 """The raw zone of a split table read from the CKAN DataStore (JSON) instead of the resource's CSV file.
 
-One fetch pages through every record (see `datastore.py`). Its pages are kept as received under
+A full read pages through every record (see `datastore.py`). Its pages are kept as received under
 `_source/datastore/` with a manifest (resource id, total, pages, sha256, fetched_at); each year's records
 are cut from them by open date into one JSON-lines file per year (`year=YYYY/<table>_YYYY.jsonl`, one
 record per line, values exactly as sent). Records whose open date names no partition go to `_unassigned/`,
 counted. Every record lands exactly once, or nothing is published: the years add up to `total`.
+
+A refresh continues the stored fetch: it asks only for the records past the stored ones (one request when there
+are none, and then nothing is read or written). New records become new pages beside the stored ones, and the
+years are cut again from all of them. A DataStore that holds fewer records than stored, other fields, or `_id`s
+that do not continue the stored ones is read in full at once. A record edited in place under its old `_id` is
+seen only by a full read: one is made when the last is `full_read_days` old, or when a run asks for it.
 
 Nothing is written before the whole fetch has been checked, and a year whose records did not change is
 not rewritten, so a refresh that finds nothing new writes nothing.
@@ -14,14 +20,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from boston_lake.lake import layout
-from boston_lake.lake.clock import utc_now_iso
+from boston_lake.lake.clock import utc_now, utc_now_iso
 from boston_lake.lake.source.datastore import (
     DEFAULT_PAGE_LIMIT,
     DataStoreFetch,
     DataStoreManifest,
+    FetchedPage,
+    NotAnAppend,
     fetch_records,
     read_datastore_manifest,
 )
@@ -41,6 +51,7 @@ from boston_lake.lake.zones.raw import (
 from boston_lake.lake.zones.year_split import JsonLinesPart, YearSplit, open_year
 
 SOURCES = ("datastore", "csv")
+DEFAULT_FULL_READ_DAYS = 7  # a record edited in place under its old `_id` reaches the lake within this many days
 
 
 class LiveRawZone(RawZone):
@@ -55,14 +66,22 @@ class LiveRawZone(RawZone):
         source: str | None = None,
         page_limit: int = DEFAULT_PAGE_LIMIT,
         accept_fewer: str = "",
+        full_read: bool = False,
+        full_read_days: float = DEFAULT_FULL_READ_DAYS,
     ):
-        """`accept_fewer`: why a fetch may hold fewer records of a year than the lake holds (empty: refused)."""
+        """`accept_fewer`: why a fetch may hold fewer records of a year than the lake holds (empty: refused).
+        `full_read`: read every record, not only those past the stored ones, as is done anyway when the last full
+        read is `full_read_days` old."""
         super().__init__(store, portal, log)
         self.accept_fewer = accept_fewer
         if source not in (None, *SOURCES):
             raise ValueError(f"source {source!r} is not one of {SOURCES}")
+        if full_read_days < 0:
+            raise ValueError(f"full_read_days must be 0 or more, not {full_read_days}")
         self.source = source
         self.page_limit = page_limit
+        self.full_read = full_read
+        self.full_read_days = full_read_days
 
     def ingest_split(
         self, table: LakeTable, resources: Sequence[PortalResource], years: Sequence[int], valid_years: Sequence[int]
@@ -74,22 +93,23 @@ class LiveRawZone(RawZone):
         if not self._reads_datastore(table, resource):
             return super().ingest_split(table, resources, years, valid_years)
         with ExitStack() as stack:
-            scratch: dict[int, Path] = {}
-
-            def page_path(number: int) -> Path:
-                if number not in scratch:
-                    scratch[number] = stack.enter_context(self.store.scratch_file(f".page{number}.json"))
-                return scratch[number]
-
-            fetch = fetch_records(self.portal, resource.id, page_path, self.log, limit=self.page_limit)
+            fetched = self._fetch_records(stack, table, previous, resource, years)
+            if isinstance(fetched, list):  # nothing past the stored records, and every year cut from them
+                assert previous is not None
+                return fetched, SplitReport(previous)
+            fetch, reason, full = fetched
             split = self._split_fetch(stack, table, fetch, years, valid_years)
             self._refuse_fewer(table, years, split, fetch)
-            manifest = self._source_manifest(prefix, resource, fetch)
+            manifest = self._source_manifest(prefix, resource, fetch, previous if not full else None)
             if previous and previous.sha256 == manifest.sha256:
-                reason = "the DataStore sent the same pages as the stored fetch (same sha256)"
+                reason = f"the DataStore sent the same records as the stored fetch (same sha256; {reason})"
+                manifest = replace(previous, full_read_at=manifest.full_read_at, last_id=manifest.last_id)
+                if manifest != previous:  # a full read confirmed the stored pages: the next runs continue them
+                    self.store.put_bytes(prefix + layout.MANIFEST, manifest.to_json())
             else:
-                reason = "first fetch" if previous is None else f"the records changed since {previous.fetched_at}"
-                self._publish_fetch(prefix, previous, fetch, manifest)
+                if previous is not None and full:
+                    reason = f"{reason}: the records changed since {previous.fetched_at}"
+                self._publish_fetch(prefix, previous, fetch, manifest, full)
             partitions = [
                 self._publish_year(table, year, split.parts[year], manifest, resource, reason) for year in years
             ]
@@ -98,6 +118,92 @@ class LiveRawZone(RawZone):
                 table, f"{table.name}.jsonl", manifest, unassigned.path, unassigned.rows, split.unassigned_reasons
             )
         return partitions, SplitReport(manifest, split.rows_by_year(), unassigned.rows)
+
+    def _fetch_records(
+        self,
+        stack: ExitStack,
+        table: LakeTable,
+        previous: DataStoreManifest | None,
+        resource: PortalResource,
+        years: Sequence[int],
+    ) -> tuple[DataStoreFetch, str, bool] | list[RawPartition]:
+        """Every record as one fetch, why it is read, and whether it was read in full; or, when the stored fetch
+        is continued and nothing lies past it, the requested years as stored (None of them re-cut)."""
+        scratch: dict[int, Path] = {}
+
+        def page_path(number: int) -> Path:
+            if number not in scratch:  # a fetch started over writes its pages again
+                scratch[number] = stack.enter_context(self.store.scratch_file(f".page{number}.json"))
+            return scratch[number]
+
+        why_full = self._why_full_read(previous, resource)
+        if why_full is None:
+            assert previous is not None and (resume := previous.resume()) is not None
+            try:
+                new = fetch_records(self.portal, resource.id, page_path, self.log, limit=self.page_limit, after=resume)
+            except NotAnAppend as error:
+                self.log.warning(f"{table.name}: {error}; reading every record again")
+                why_full = str(error)
+            else:
+                last_full = previous.full_read_at or previous.fetched_at
+                if not new.pages:
+                    reason = f"no records past the {previous.total} stored (the last full read was at {last_full})"
+                    stored = self._stored_years(table, previous, years, reason)
+                    if stored is not None:
+                        return stored
+                else:
+                    reason = f"{new.total - previous.total} records past the {previous.total} stored"
+                return self._continued(stack, previous, new), reason, False
+        fetch = fetch_records(self.portal, resource.id, page_path, self.log, limit=self.page_limit)
+        return fetch, why_full if previous is None else f"a full read ({why_full})", True
+
+    def _why_full_read(self, previous: DataStoreManifest | None, resource: PortalResource) -> str | None:
+        """Why this run reads every record; None when it may continue the stored fetch."""
+        if previous is None:
+            return "first fetch"
+        if self.full_read:
+            return "asked for by the run"
+        if previous.resource_id != resource.id:
+            return f"the stored fetch is of resource {previous.resource_id}, the portal now serves {resource.id}"
+        if previous.resume() is None:
+            return "the stored fetch does not record its last _id"
+        last_full = datetime.fromisoformat(previous.full_read_at or previous.fetched_at)
+        if utc_now() - last_full >= timedelta(days=self.full_read_days):
+            return (
+                f"the last full read, at {last_full.isoformat()}, is {self.full_read_days:g} days old or more: "
+                "records edited in place are seen only by a full read"
+            )
+        missing = [key for key in previous.page_keys() if not self.store.exists(key)]
+        if missing:
+            return f"stored pages are missing: {', '.join(missing)}"
+        return None
+
+    def _continued(self, stack: ExitStack, previous: DataStoreManifest, new: DataStoreFetch) -> DataStoreFetch:
+        """The stored pages followed by the new ones: every record, as one fetch."""
+        stored = [
+            FetchedPage(
+                number=number,
+                offset=page["offset"],
+                path=stack.enter_context(self.store.reading(page["key"])),
+                bytes=page["bytes"],
+                sha256=page["sha256"],
+                records=page["records"],
+            )
+            for number, page in enumerate(previous.pages, start=1)
+        ]
+        return replace(new, url=previous.source_url, pages=stored + new.pages)
+
+    def _stored_years(
+        self, table: LakeTable, source: DataStoreManifest, years: Sequence[int], reason: str
+    ) -> list[RawPartition] | None:
+        """The requested years as stored, when each was cut from this very fetch; else None (cut them again)."""
+        current = []
+        for year in years:
+            manifest = read_manifest(self.store, layout.raw_partition_prefix(table.name, year) + layout.MANIFEST)
+            if manifest is None or manifest.source_sha256 != source.sha256 or not self.store.exists(manifest.key):
+                return None
+            current.append(RawPartition(table.name, year, manifest, changed=False, reason=reason))
+        return current
 
     def _split_fetch(
         self,
@@ -157,7 +263,11 @@ class LiveRawZone(RawZone):
             )
         return self.source == "datastore" or (self.source is None and resource.datastore_active)
 
-    def _source_manifest(self, prefix: str, resource: PortalResource, fetch: DataStoreFetch) -> DataStoreManifest:
+    def _source_manifest(
+        self, prefix: str, resource: PortalResource, fetch: DataStoreFetch, continued: DataStoreManifest | None
+    ) -> DataStoreManifest:
+        """The manifest of `fetch`; a fetch that `continued` a stored one keeps the time of that one's full read."""
+        fetched_at = utc_now_iso()
         return DataStoreManifest(
             resource_id=resource.id,
             resource_name=resource.name,
@@ -166,7 +276,7 @@ class LiveRawZone(RawZone):
             fields=fetch.fields,
             sha256=fetch.sha256,
             size=fetch.bytes,
-            fetched_at=utc_now_iso(),
+            fetched_at=fetched_at,
             seconds=round(fetch.seconds, 3),
             pages=[
                 {
@@ -178,19 +288,28 @@ class LiveRawZone(RawZone):
                 }
                 for page in fetch.pages
             ],
+            last_id=fetch.last_id,
+            full_read_at=(continued.full_read_at or continued.fetched_at) if continued else fetched_at,
         )
 
     def _publish_fetch(
-        self, prefix: str, previous: DataStoreManifest | None, fetch: DataStoreFetch, manifest: DataStoreManifest
+        self,
+        prefix: str,
+        previous: DataStoreManifest | None,
+        fetch: DataStoreFetch,
+        manifest: DataStoreManifest,
+        full: bool,
     ) -> None:
-        """Publish the new pages and their manifest; the previous fetch is copied to history first."""
+        """Publish the new pages and their manifest; the previous fetch is copied to history first (of a fetch that
+        continued it, only its manifest: its pages stay where they are, still current)."""
         if previous:
             history = layout.history_prefix(prefix, _stamp(previous.fetched_at), previous.sha256)
-            for key in previous.page_keys():
+            for key in previous.page_keys() if full else []:
                 if self.store.exists(key):
                     self.store.copy(key, history + Path(key).name)
             self.store.put_bytes(history + layout.MANIFEST, previous.to_json())
-        for page, key in zip(fetch.pages, manifest.page_keys(), strict=True):
+        kept = 0 if full or previous is None else len(previous.pages)
+        for page, key in list(zip(fetch.pages, manifest.page_keys(), strict=True))[kept:]:
             self.store.publish(page.path, key)
         self.store.put_bytes(prefix + layout.MANIFEST, manifest.to_json())
         for stale in set(previous.page_keys() if previous else []) - set(manifest.page_keys()):

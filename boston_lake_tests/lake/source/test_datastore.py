@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import logging
+from urllib.parse import parse_qs, urlparse
 
 import pyarrow.parquet as pq
 import pytest
@@ -50,13 +51,19 @@ def store(tmp_path):
     return LocalObjectStore(tmp_path / "lake")
 
 
-def live_zone(portal, store, log, source=None):
-    return LiveRawZone(store, CkanPortal(portal.url, backoff_seconds=0.01, log=log), log, source)
+def live_zone(portal, store, log, source=None, **options):
+    return LiveRawZone(store, CkanPortal(portal.url, backoff_seconds=0.01, log=log), log, source, **options)
 
 
 @pytest.fixture
 def zone(paged_portal, store, log):
     return live_zone(paged_portal, store, log)
+
+
+@pytest.fixture
+def full_zone(paged_portal, store, log):
+    """Reads every record on every run, as the periodic full read does."""
+    return live_zone(paged_portal, store, log, full_read=True)
 
 
 def sample_rows(portal) -> int:
@@ -69,6 +76,18 @@ def close_the_2026_cases(portal) -> None:
     changed = [line.replace(b",In progress,", b",Closed,") if b",2026-" in line[:20] else line for line in lines]
     assert changed != lines
     portal.replace_file(NEW_SYSTEM_ID, b"\r\n".join(changed))
+
+
+def append_2026_cases(portal, count: int) -> None:
+    """The city opens `count` new cases: records past the stored ones, in 2026."""
+    data = portal.file_for(NEW_SYSTEM_ID).read_bytes()
+    template = next(line for line in data.split(b"\r\n") if b",2026-" in line[:20])
+    new = [template.replace(template[: template.index(b",")], b"BCS-9%07d" % number, 1) for number in range(count)]
+    portal.replace_file(NEW_SYSTEM_ID, data.rstrip(b"\r\n") + b"\r\n" + b"\r\n".join(new) + b"\r\n")
+
+
+def offsets_asked(portal) -> list[int]:
+    return [int(parse_qs(urlparse(seen.path).query)["offset"][0]) for seen in portal.datastore_requests()]
 
 
 def snapshot(store) -> dict[str, bytes]:
@@ -130,19 +149,77 @@ def test_raw_keeps_the_pages_and_one_json_lines_file_per_year(zone, store, paged
     assert sorted(seen) == list(range(1, total + 1))  # every record in exactly one year
 
 
-def test_a_refresh_that_finds_nothing_new_writes_nothing(zone, store):
+def test_a_refresh_that_finds_nothing_new_writes_nothing(zone, store, paged_portal):
     zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
     before = {o.key: o.last_modified for o in store.list("raw/")}
+    asked = len(paged_portal.datastore_requests())
     again = zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
-    assert [p.changed for p in again] == [False, False] and "same sha256" in again[0].reason
+    assert [p.changed for p in again] == [False, False]
+    assert again[0].reason.startswith(f"no records past the {sample_rows(paged_portal)} stored")
+    assert offsets_asked(paged_portal)[asked:] == [sample_rows(paged_portal)]  # one request, past the stored
     assert {o.key: o.last_modified for o in store.list("raw/")} == before
 
 
-def test_changed_records_change_only_their_year_and_the_old_fetch_goes_to_history(zone, store, paged_portal):
+def test_a_refresh_reads_only_the_new_records_and_keeps_the_stored_pages(zone, store, paged_portal):
     zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    stored = sample_rows(paged_portal)
+    old_pages = {o.key: store.get_bytes(o.key) for o in store.list(SOURCE) if "/page-" in o.key}
+    asked = len(paged_portal.datastore_requests())
+    append_2026_cases(paged_portal, 1500)
+    by_year = {p.year: p for p in zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
+    assert offsets_asked(paged_portal)[asked:] == [stored, stored + 1000]  # only the records past the stored
+    assert by_year[2026].changed and not by_year[2025].changed
+    source = json.loads(store.get_bytes(SOURCE + "_manifest.json"))
+    assert source["total"] == stored + 1500 and source["last_id"] == stored + 1500
+    assert [page["offset"] for page in source["pages"]] == [0, 1000, 2000, 3000, 4000, 5000, stored, stored + 1000]
+    assert {key: store.get_bytes(key) for key in old_pages} == old_pages  # the stored pages stay as they were
+    history = [o.key for o in store.list(SOURCE + "_history/")]
+    assert [key.rsplit("/", 1)[-1] for key in history] == ["_manifest.json"]  # its pages are still current
+    ids = [json.loads(line)["_id"] for p in by_year.values() for line in store.get_bytes(p.manifest.key).splitlines()]
+    assert sorted(ids) == list(range(1, stored + 1501))  # every record in exactly one year
+    assert sum(p.manifest.data_rows for p in by_year.values()) == stored + 1500
+
+
+def test_a_record_edited_in_place_waits_for_the_periodic_full_read(paged_portal, store, log):
+    live_zone(paged_portal, store, log).ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    close_the_2026_cases(paged_portal)  # the same _ids, other values: a continued read cannot see it
+    continued = {p.year: p for p in live_zone(paged_portal, store, log).ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
+    assert not continued[2026].changed
+    weekly = live_zone(paged_portal, store, log, full_read_days=0)  # the last full read is old enough
+    by_year = {p.year: p for p in weekly.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
+    assert by_year[2026].changed and not by_year[2025].changed
+    assert "a full read (the last full read, at " in by_year[2025].reason and "days old" in by_year[2025].reason
+
+
+def test_a_full_read_that_finds_the_same_records_notes_only_its_time(zone, full_zone, store):
+    zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    first = json.loads(store.get_bytes(SOURCE + "_manifest.json"))
+    before = {
+        o.key: store.get_bytes(o.key) for o in store.list("raw/") if not o.key.endswith(SOURCE + "_manifest.json")
+    }
+    again = full_zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    assert [p.changed for p in again] == [False, False] and "same sha256" in again[0].reason
+    after = json.loads(store.get_bytes(SOURCE + "_manifest.json"))
+    assert after == {**first, "full_read_at": after["full_read_at"]} and after["full_read_at"] >= first["full_read_at"]
+    assert {o.key: store.get_bytes(o.key) for o in store.list("raw/") if o.key in before} == before
+
+
+def test_fewer_records_than_stored_are_read_in_full_and_refused(zone, store, paged_portal, caplog):
+    zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    before = snapshot(store)
+    lines = paged_portal.file_for(NEW_SYSTEM_ID).read_bytes().split(b"\r\n")
+    paged_portal.replace_file(NEW_SYSTEM_ID, b"\r\n".join(lines[:1] + lines[2:]))  # the first case withdrawn
+    with pytest.raises(RawIngestError, match="serves fewer records than the lake holds"):
+        zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    assert any("fewer than the 5473 stored; reading every record again" in m for m in caplog.messages)
+    assert snapshot(store) == before
+
+
+def test_changed_records_change_only_their_year_and_the_old_fetch_goes_to_history(full_zone, store, paged_portal):
+    full_zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
     old_pages = {o.key: store.get_bytes(o.key) for o in store.list(SOURCE) if "/page-" in o.key}
     close_the_2026_cases(paged_portal)
-    by_year = {p.year: p for p in zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
+    by_year = {p.year: p for p in full_zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
     assert by_year[2026].changed and not by_year[2025].changed
     history = {o.key.rsplit("/", 1)[-1]: o.key for o in store.list(SOURCE + "_history/")}
     assert len(history) == len(old_pages) + 1  # every old page and the old manifest
@@ -163,13 +240,13 @@ def test_changed_records_change_only_their_year_and_the_old_fetch_goes_to_histor
     ],
     ids=["success_false", "html", "truncated_json", "repeated_ids", "skipped_ids", "total_keeps_changing"],
 )
-def test_a_bad_page_fails_naming_it_and_publishes_nothing(zone, store, paged_portal, faults, message):
-    zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+def test_a_bad_page_fails_naming_it_and_publishes_nothing(full_zone, store, paged_portal, faults, message):
+    full_zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
     before = snapshot(store)
     close_the_2026_cases(paged_portal)
     paged_portal.datastore_faults.extend(faults)
     with pytest.raises(DataStoreError, match=message):
-        zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+        full_zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
     assert snapshot(store) == before  # the previous fetch and every previous year stay whole
 
 
@@ -256,3 +333,16 @@ def test_the_year_manifest_points_at_the_fetch(zone, store):
     source = json.loads(store.get_bytes(SOURCE + "_manifest.json"))
     assert year.source_key == SOURCE + "_manifest.json" and year.source_sha256 == source["sha256"]
     assert year.header == source["fields"] and year.resource_id == NEW_SYSTEM_ID
+
+
+def test_the_sample_portal_serves_an_edited_file_at_once_though_it_pages_from_an_index(paged_portal):
+    def page(offset: int) -> dict:
+        params = {"resource_id": NEW_SYSTEM_ID, "offset": offset, "limit": 1000}
+        url = f"{paged_portal.url}/api/3/action/datastore_search"
+        return requests.get(url, params=params, timeout=10).json()["result"]
+
+    first = page(0)
+    append_2026_cases(paged_portal, 3)  # a new version of the file, parsed again on the next page asked for
+    edited = page(5000)
+    assert edited["total"] == first["total"] + 3
+    assert [r["case_id"] for r in edited["records"][-3:]] == ["BCS-90000000", "BCS-90000001", "BCS-90000002"]
