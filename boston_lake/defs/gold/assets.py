@@ -27,10 +27,11 @@ from boston_lake.defs.automation import REQUESTED_BY
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY
 from boston_lake.defs.metadata import column_schema
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
-from boston_lake.defs.resources import CatalogResource, LakeStorageResource
+from boston_lake.defs.resources import LakeStorageResource
 from boston_lake.lake.answers import charts, questions
 from boston_lake.lake.catalog.registration import TABLE_ROWS
 from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldTable, build_gold_partition
+from boston_lake.lake.zones.silver.model import SILVER_TABLE
 
 GOLD_GROUP = "gold"
 GOLD_PARTITIONS = SILVER_PARTITIONS  # gold year Y reads silver year Y
@@ -79,18 +80,22 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         kinds={"duckdb", "iceberg"},
         description=f"boston311.{table.name}: {table.description}",
     )
-    def gold_asset(
-        context: AssetExecutionContext, catalog: CatalogResource, storage: LakeStorageResource
-    ) -> MaterializeResult:
+    def gold_asset(context: AssetExecutionContext, storage: LakeStorageResource) -> MaterializeResult:
         tables, years = storage.iceberg(), run_years(context)
         memory_limit = storage.duckdb_memory_limit()
         run_id = context.run.run_id
+        silver_keys = tables.keys_by_year(SILVER_TABLE)  # once for the run, not once per year
         built = [
-            build_gold_partition(tables, table, year, memory_limit=memory_limit, log=context.log, run_id=run_id)
+            build_gold_partition(
+                tables, table, year, memory_limit=memory_limit, log=context.log, run_id=run_id, silver_keys=silver_keys
+            )
             for year in years
         ]
+        if not built:
+            return MaterializeResult()
 
-        images = charts_of_year(catalog.query, years)
+        with questions.gold_answers(tables, [table], memory_limit) as query:
+            images = charts_of_year(query, years)
         for partition in built:
             context.add_asset_metadata(
                 {
@@ -104,17 +109,16 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
                 },
                 partition_key=str(partition.year),
             )
-        if built:
-            iceberg_table = tables.table(table.name)
-            snapshot = iceberg_table.current_snapshot()
-            columns = [(field.name, str(field.field_type)) for field in iceberg_table.schema().fields]
-            context.add_asset_metadata(
-                {
-                    "dagster/table_name": f"{tables.database}.{table.name}",
-                    "dagster/column_schema": column_schema(table.name, columns),
-                    TABLE_ROWS: int(snapshot.summary["total-records"] or 0) if snapshot and snapshot.summary else 0,
-                }
-            )
+        iceberg_table = tables.table(table.name)
+        snapshot = iceberg_table.current_snapshot()
+        columns = [(field.name, str(field.field_type)) for field in iceberg_table.schema().fields]
+        context.add_asset_metadata(
+            {
+                "dagster/table_name": f"{tables.database}.{table.name}",
+                "dagster/column_schema": column_schema(table.name, columns),
+                TABLE_ROWS: int(snapshot.summary["total-records"] or 0) if snapshot and snapshot.summary else 0,
+            }
+        )
         return MaterializeResult()
 
     return gold_asset

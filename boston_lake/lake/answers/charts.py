@@ -2,6 +2,9 @@
 
 matplotlib's object API (Figure, no pyplot) draws them: no display, no global state, safe in any run worker.
 Each chart is a few tens of KB, embedded as a data URI, which Dagster's markdown renderer shows inline.
+A gold run draws three charts a year, so each figure's margins are measured from its labels' widths (as the Agg
+renderer lays them out) instead of by a layout engine, which draws every text again to fit it: half
+the time of a chart.
 matplotlib is imported by the first chart drawn, not with the code location: every run loads the code location
 (ingest and crawl runs too), and matplotlib costs each about a second and 40 MiB (benchmarks/bench_history.py).
 """
@@ -11,29 +14,34 @@ from __future__ import annotations
 import base64
 import io
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import date
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 NOT_GIVEN = "(not given)"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 SOURCE_COLORS = {"legacy": "#1f77b4", "new_system": "#d62728"}
 DPI = 80
+TICK_POINTS = 10  # matplotlib's default text size, of tick labels unless set
+BAR_LABEL_POINTS = 8
 
 
 def cases_per_month_png(cases: pa.Table) -> bytes:
     """Lines of cases per month by source system, with the first month of the new CRM marked."""
     from matplotlib.dates import date2num
 
-    figure = _figure(9, 3.2)
-    axes = figure.subplots()
     series: dict[str, list[tuple[date, int]]] = defaultdict(list)
     for row in cases.to_pylist():
         series[row["source_system"]].append((row["month"], row["cases"]))
+    most = max((count for points in series.values() for _, count in points), default=0)
+    # The widest y tick label has at most the digits of the largest count, one more for the axis's headroom.
+    figure, axes = _figure(9, 3.2, left=_text_inches([str(most * 10)], TICK_POINTS) + 0.45)
     for source, points in sorted(series.items()):
         for run_number, run in enumerate(consecutive_months(sorted(points))):
             months, counts = zip(*run, strict=True)
@@ -85,8 +93,10 @@ def intake_heatmap_png(intake: pa.Table, year: int) -> bytes:
     for row in intake.to_pylist():
         if row["year"] == str(year):
             grid[row["weekday"] - 1][row["hour"]] += row["cases_opened"]
-    figure = _figure(9, 3)
-    axes = figure.subplots()
+    most = max(max(hours) for hours in grid)
+    # The colorbar takes its room from the axes; its tick labels and title need the right margin.
+    right = _text_inches([str(most * 10)], TICK_POINTS) + 0.45
+    figure, axes = _figure(9, 3, left=_text_inches(WEEKDAYS, TICK_POINTS) + 0.15, right=right)
     image = axes.imshow(grid, aspect="auto", cmap="viridis")
     axes.set_yticks(range(len(WEEKDAYS)), WEEKDAYS)
     axes.set_xticks(range(0, 24, 2))
@@ -119,8 +129,8 @@ def markdown(images: dict[str, bytes]) -> str:
 def _bars(labels: list[str], values: list[float], title: str, unit: str, percent: bool = False) -> bytes:
     from matplotlib.ticker import PercentFormatter
 
-    figure = _figure(7, 0.9 + 0.22 * max(len(labels), 1))
-    axes = figure.subplots()
+    left = _text_inches(labels or [""], BAR_LABEL_POINTS) + 0.15
+    figure, axes = _figure(7, 0.9 + 0.22 * max(len(labels), 1), left=left, right=0.3)
     axes.barh(labels, values, color="#4c72b0")
     if percent:
         axes.xaxis.set_major_formatter(PercentFormatter(1.0))
@@ -133,10 +143,26 @@ def _bars(labels: list[str], values: list[float], title: str, unit: str, percent
     return _png(figure)
 
 
-def _figure(width: float, height: float) -> Figure:
+def _figure(
+    width: float, height: float, *, left: float, right: float = 0.2, top: float = 0.35, bottom: float = 0.5
+) -> tuple[Figure, Axes]:
+    """A figure of one axes with margins in inches: room for the tick labels and axis label left and below, the
+    title above."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    figure = Figure(figsize=(width, height), dpi=DPI)
+    figure.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height)
+    return figure, figure.subplots()
+
+
+def _text_inches(texts: Iterable[str], points: float) -> float:
+    """The width of the widest of `texts` at `points`, as the Agg renderer lays it out (no drawing)."""
+    from matplotlib.backends.backend_agg import RendererAgg
+    from matplotlib.font_manager import FontProperties
+
+    renderer, font = RendererAgg(1, 1, DPI), FontProperties(size=points)
+    widths = [renderer.get_text_width_height_descent(text, font, ismath=False)[0] for text in texts]
+    return max(widths, default=0.0) / DPI
 
 
 def _png(figure: Figure) -> bytes:

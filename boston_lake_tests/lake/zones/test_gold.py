@@ -119,3 +119,16 @@ def test_a_gold_year_is_one_iceberg_commit_through_the_partition_protocol(lake, 
     history = tables.history(table)
     assert [(entry.year, entry.run_id) for entry in history] == [("2025", "run-1"), ("2025", "run-2")]
     assert history[-1].snapshot_id == rebuilt.snapshot_id
+
+
+def test_silver_listed_once_for_many_years_is_the_listing_each_year_makes(lake) -> None:
+    """A run of many years lists silver once: the same fingerprint as a year that lists its own files, and a year
+    the listing lacks is the error of a year without silver."""
+    tables, _ = lake
+    listed = tables.keys_by_year("service_requests")
+    built = build_gold_partition(tables, INTAKE, 2023, silver_keys=listed)
+    assert built.changed and built.silver_files == tuple(sorted(listed[2023]))
+    again = build_gold_partition(tables, INTAKE, 2023)
+    assert not again.changed and again.snapshot_id == built.snapshot_id
+    with pytest.raises(GoldError, match=r"gold/intake 2019: the silver table boston311.service_requests has no data"):
+        build_gold_partition(tables, INTAKE, 2019, silver_keys=listed)

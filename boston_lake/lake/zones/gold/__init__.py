@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import json
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -133,11 +134,15 @@ def build_gold_partition(
     log: Log | None = None,
     force: bool = False,
     run_id: str | None = None,
+    silver_keys: Mapping[int, Sequence[str]] | None = None,
 ) -> GoldPartition:
     """Run `table`'s SQL over silver `year` and commit the result as that year of the gold table, through the
     partition protocol; DuckDB may use `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases
-    needs under 64MB). A year already built from the same silver data files by the same SQL is left as it is."""
-    return publish_partition(_GoldBuild(tables, table, year, memory_limit, run_id), log or LOG, force=force)
+    needs under 64MB). A year already built from the same silver data files by the same SQL is left as it is.
+    `silver_keys`: silver's data files per year (`IcebergTables.keys_by_year`), listed once by a caller that builds
+    many years, since each listing reads every manifest of silver (None: list the year's files here)."""
+    build = _GoldBuild(tables, table, year, memory_limit, run_id, silver_keys)
+    return publish_partition(build, log or LOG, force=force)
 
 
 class _GoldBuild(IcebergYearBuild[GoldPartition]):
@@ -145,10 +150,19 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
 
     error = GoldError
 
-    def __init__(self, tables: IcebergTables, table: GoldTable, year: int, memory_limit: str, run_id: str | None):
+    def __init__(
+        self,
+        tables: IcebergTables,
+        table: GoldTable,
+        year: int,
+        memory_limit: str,
+        run_id: str | None,
+        silver_keys: Mapping[int, Sequence[str]] | None,
+    ):
         super().__init__(tables, GOLD_ZONE, table.name, year, run_id)
         self.gold = table
         self.memory_limit = memory_limit
+        self.listed_silver = silver_keys
         self.silver_files: list[str] = []
         self.silver_rows = 0
         self.built_from = ""
@@ -158,17 +172,23 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
         return f"gold/{self.table} {self.year}"
 
     def fingerprint(self) -> str:
-        silver = self.tables.load(SILVER_TABLE)
-        files = self.tables.files(silver, year=self.year) if silver is not None else []
-        if not files:
+        # Iceberg never rewrites a committed data file: its key names its content.
+        self.silver_files = sorted(self._silver_keys())
+        if not self.silver_files:
             raise GoldError(
                 f"{self.label}: the silver table {self.tables.database}.{SILVER_TABLE} has no data for {self.year}; "
                 f"materialize silver/{SILVER_TABLE} for {self.year} first"
             )
-        # Iceberg never rewrites a committed data file: its key names its content.
-        self.silver_files = sorted(self.tables.key_of(data_file) for data_file in files)
         described = {"sql": hashlib.sha256(self.gold.sql.encode()).hexdigest(), "silver": self.silver_files}
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+    def _silver_keys(self) -> Sequence[str]:
+        if self.listed_silver is not None:
+            return self.listed_silver.get(self.year, ())
+        silver = self.tables.load(SILVER_TABLE)
+        return (
+            [self.tables.key_of(data_file) for data_file in self.tables.files(silver, year=self.year)] if silver else []
+        )
 
     def current(self, fingerprint: str) -> GoldPartition | None:
         """The published year, if it was built from these very silver data files by this SQL."""
