@@ -77,6 +77,25 @@ def _single_version(versions: Sequence[str]) -> DataVersion | None:
     return DataVersion(versions[0]) if len(versions) == 1 else None
 
 
+def log_unchanged(context: AssetExecutionContext, table: LakeTable, years_by_reason: dict[str, list[int]]) -> None:
+    """One line per reason for the years a run left as they were, not one per year: each line is an event that
+    Dagster stores, and a refresh of 16 unchanged years would spend more on them than on its own work. Each
+    year's metadata still says `changed: false` and why."""
+    for reason, years in years_by_reason.items():
+        context.log.info(f"{table.name} {year_list(years)}: unchanged, {reason}")
+
+
+def year_list(years: Sequence[int]) -> str:
+    """2011-2016, 2019: runs of consecutive years as ranges."""
+    runs: list[list[int]] = []
+    for year in sorted(years):
+        if runs and year == runs[-1][-1] + 1:
+            runs[-1].append(year)
+        else:
+            runs.append([year])
+    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+
+
 def raw_metadata(partition: RawPartition, storage_uri: str) -> dict[str, Any]:
     meta = partition.metadata()
     del meta["data_rows"]  # shown once, as dagster/row_count
@@ -146,10 +165,13 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
             partitions = zone.ingest(table, run_years(context), valid_years=all_years(table))
         except PartialIngestError as error:
             partitions, failures = error.stored, error.failures
+        unchanged: dict[str, list[int]] = {}
         for partition in partitions:
-            context.log.info(
-                f"{table.name} {partition.year}: {'stored' if partition.changed else 'unchanged'}, {partition.reason}"
-            )
+            if partition.changed:
+                context.log.info(f"{table.name} {partition.year}: stored, {partition.reason}")
+            else:
+                unchanged.setdefault(partition.reason, []).append(partition.year)
+        log_unchanged(context, table, unchanged)
         for year, unpublished in partitions.unpublished.items():
             context.log_event(
                 AssetObservation(
@@ -189,6 +211,7 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
         failures: dict[int, str | PublishRefused] = {}
         versions = []
         shrink = ShrinkGuard(storage.max_shrink(table.name), config.accept_shrink)
+        unchanged: dict[str, list[int]] = {}
         for year in run_years(context):
             try:
                 partition = zone.build(table, year, force=config.force, shrink=shrink)
@@ -200,12 +223,16 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
                 context.log.error(str(error))
                 failures[year] = str(error)
                 continue
-            context.log.info(
-                f"{table.name} {year}: {partition.rows} rows, {partition.rejects} rejects "
-                f"({'rebuilt' if partition.changed else 'unchanged'}: {partition.reason})"
-            )
+            if partition.changed:
+                context.log.info(
+                    f"{table.name} {year}: {partition.rows} rows, {partition.rejects} rejects "
+                    f"(rebuilt: {partition.reason})"
+                )
+            else:
+                unchanged.setdefault(partition.reason, []).append(year)
             built[year] = bronze_metadata(partition, store.uri(partition.key))
             versions.append(f"{partition.raw_sha256}-c{CONVERTER_VERSION}")
+        log_unchanged(context, table, unchanged)
         record_years(context, built, failures)
         return MaterializeResult(data_version=_single_version(versions))
 

@@ -100,6 +100,16 @@ class RawManifest:
             and self.ckan_hash == resource.hash
         )
 
+    def vouched_for_by(self, resource: PortalResource) -> bool:
+        """True when the portal's package metadata alone says the resource holds the stored bytes: the same resource,
+        last_modified and hash as at this download (at least one of the two given, since CKAN changes them with
+        every upload), and the listed size, when listed, the stored size. Then there is nothing to ask the server."""
+        return (
+            self.describes(resource)
+            and bool(resource.last_modified or resource.hash)
+            and resource.size in (None, self.bytes)
+        )
+
     def repinned(self, resource: PortalResource, download: Download) -> RawManifest:
         """This manifest for the same bytes served under `resource` and `download`'s validators: after a rename
         of the resource or a change of its metadata alone, later runs ask conditionally again."""

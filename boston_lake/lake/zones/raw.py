@@ -370,8 +370,11 @@ class RawZone:
     ) -> tuple[RawManifest, bool, str]:
         """Download into `scratch`: (the stored manifest, False, why) when nothing changed since `previous`,
         else (the manifest of the new file, to publish, True, why it is new)."""
+        stored = previous is not None and self.store.exists(previous.key)
+        if previous is not None and stored and previous.vouched_for_by(resource):
+            return previous, False, "the portal's metadata (last_modified, hash, size) is that of the stored file"
         # Conditional only while the portal's own metadata agrees nothing changed: then a 304 is trustworthy.
-        conditional = previous is not None and previous.describes(resource) and self.store.exists(previous.key)
+        conditional = previous is not None and previous.describes(resource) and stored
         validators = previous.validators if previous is not None and conditional else None
         download = self.portal.download(resource.url, scratch, validators)
         if download.not_modified:

@@ -5,6 +5,7 @@ import pytest
 from dagster import AssetKey
 
 from boston_lake.definitions import build_definitions
+from boston_lake.defs.ingest.assets import year_list
 from boston_lake.lake import layout
 from boston_lake.lake.settings import Settings
 from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID, status
@@ -222,3 +223,23 @@ def test_rejected_rows_raise_a_warning_naming_the_rejects_file(local_defs, dagst
     )
     assert checks["rows_reconcile_with_raw"].passed
     assert materializations(result, "bronze/legacy_requests")["2022"]["rejects"].value == 1
+
+
+def test_a_refresh_of_unchanged_years_logs_one_line_per_step_not_one_per_year(local_defs, dagster_instance, portal):
+    assert run(local_defs, dagster_instance, "legacy_requests", years=("2013", "2016")).success
+    again = run(local_defs, dagster_instance, "legacy_requests", years=("2013", "2016"))
+    assert again.success
+    assert {meta["changed"].value for meta in materializations(again, "raw/legacy_requests").values()} == {False}
+    lines = [entry.user_message for entry in dagster_instance.all_logs(again.run_id) if entry.dagster_event is None]
+    by_year = [line for line in lines if line.startswith("legacy_requests 201")]
+    assert by_year == [
+        "legacy_requests 2013-2016: unchanged, the portal's metadata (last_modified, hash, size) is that of the "
+        "stored file",
+        "legacy_requests 2013-2016: unchanged, already built from this raw file (same sha256) by this converter "
+        "version",
+    ]
+
+
+def test_years_are_listed_as_ranges():
+    assert year_list([2016, 2011, 2012, 2013, 2019, 2020]) == "2011-2013, 2016, 2019-2020"
+    assert year_list([2025]) == "2025"

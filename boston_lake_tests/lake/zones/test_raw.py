@@ -41,13 +41,51 @@ def test_a_legacy_year_is_stored_as_downloaded_with_its_manifest(zone, store, po
     assert stored["etag"] and stored["downloaded_at"] and stored["source_url"].startswith(portal.url)
 
 
-def test_an_unchanged_source_writes_nothing(zone, store, portal):
+def test_an_unchanged_source_is_not_asked_for_and_writes_nothing(zone, store, portal):
     zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
     before = {o.key: o.last_modified for o in store.list("raw/")}
+    asked = len(portal.downloads())
+    (again,) = zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
+    assert not again.changed and "metadata (last_modified, hash, size) is that of the stored file" in again.reason
+    assert len(portal.downloads()) == asked  # the package metadata said so: no request for the file
+    assert {o.key: o.last_modified for o in store.list("raw/")} == before
+
+
+def without_change_metadata(portal):
+    """The portal's package lists no last_modified and no hash (some CKAN resources have neither)."""
+    listed = portal.package_show
+
+    def package_show():
+        answer = listed()
+        for resource in answer["result"]["resources"]:
+            resource.update(last_modified=None, hash="")
+        return answer
+
+    portal.package_show = package_show
+
+
+def test_a_source_whose_metadata_cannot_vouch_for_it_is_asked_for_conditionally(zone, store, portal):
+    without_change_metadata(portal)
+    zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
     (again,) = zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
     assert not again.changed and "304" in again.reason
-    assert {o.key: o.last_modified for o in store.list("raw/")} == before
     assert "If-None-Match" in portal.downloads()[-1].headers
+
+
+def test_a_listed_size_other_than_the_stored_one_is_asked_for(zone, store, portal):
+    zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
+    listed = portal.package_show
+
+    def package_show():
+        answer = listed()
+        for resource in answer["result"]["resources"]:
+            resource["size"] = (resource.get("size") or 0) + 1
+        return answer
+
+    portal.package_show = package_show
+    asked = len(portal.downloads())
+    (again,) = zone.ingest(LEGACY_REQUESTS, [2022], LEGACY_YEARS)
+    assert not again.changed and len(portal.downloads()) == asked + 1  # asked, and the 304 says it is the same
 
 
 def test_a_changed_source_replaces_the_file_and_keeps_the_old_one_in_history(zone, store, portal):
