@@ -16,7 +16,7 @@ from boston_lake.defs.executor import EXECUTOR
 from boston_lake.defs.gold import GOLD_ASSETS, GOLD_JOB, GOLD_SENSORS
 from boston_lake.defs.ingest import BRONZE_CHECKS, INGEST_ASSETS, SCHEDULES, ingest_jobs
 from boston_lake.defs.resources import build_resources
-from boston_lake.defs.silver import SILVER_ASSETS, SILVER_CHECKS, SILVER_JOBS, SILVER_SENSORS
+from boston_lake.defs.silver import SILVER_ASSETS, SILVER_JOBS, SILVER_SENSORS
 from boston_lake.lake.settings import Settings
 
 OWNERS = ["team:data-platform"]
@@ -40,7 +40,7 @@ def build_definitions(settings: Settings) -> Definitions:
             *_placed(SILVER_ASSETS, ZONE_KINDS[settings.target] | SILVER_ENGINE_KINDS[settings.target]),
             *_placed(GOLD_ASSETS, ZONE_KINDS[settings.target]),
         ],
-        asset_checks=BRONZE_CHECKS + CATALOG_CHECKS + SILVER_CHECKS,
+        asset_checks=BRONZE_CHECKS + CATALOG_CHECKS,
         jobs=[*ingest_jobs(settings.run_launcher), *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB, iceberg_housekeeping],
         schedules=[*SCHEDULES, HOUSEKEEPING_SCHEDULE],
         sensors=[*CATALOG_SENSORS, *SILVER_SENSORS, *GOLD_SENSORS],

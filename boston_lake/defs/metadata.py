@@ -6,7 +6,9 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetMaterialization,
+    AssetObservation,
     Failure,
     MetadataValue,
     TableColumn,
@@ -68,6 +70,17 @@ def refusal_metadata(refused: PublishRefused) -> dict[str, Any]:
         "refused_uri": MetadataValue.path(fields["refused_uri"]),
         "failed_checks": MetadataValue.text(", ".join(fields["failed_checks"])),
     }
+
+
+def observe_empty_years(context: AssetExecutionContext, asset_key: AssetKey, reasons: Mapping[int, str]) -> None:
+    """Observe, not materialize, each year that holds no rows: its partition stays missing rather than filled with
+    0 rows, and the observation (Events, with `rows: 0`) says why."""
+    for year, reason in sorted(reasons.items()):
+        line = f"{asset_key.to_user_string()} {year}: no rows, not materialized: {reason}"
+        context.log.warning(line)
+        context.log_event(
+            AssetObservation(asset_key, partition=str(year), metadata={"rows": 0, "reason": reason}, description=line)
+        )
 
 
 def record_years(

@@ -65,18 +65,21 @@ def silver_sample_rows() -> pa.Table:
 
 def write_silver_samples(root: Path) -> dict[int, str]:
     """Each year committed to the Iceberg table boston311.service_requests of the lake at `root`: year -> key."""
-    tables = LocalTarget(root).iceberg()
     rows = silver_sample_rows()
-    written = {}
-    for year in sorted(set(rows.column("year").to_pylist())):
-        year_rows = rows.filter(pc.equal(rows.column("year"), year))
-        key = tables.data_key(SILVER_ZONE, SILVER_TABLE, year)
-        (root / key).parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(year_rows, root / key)
-        table = tables.open(SILVER_ZONE, SILVER_TABLE, year_rows.schema)
-        tables.replace_year(table, year, key, year_rows.num_rows, "silver samples", None)
-        written[year] = key
-    return written
+    return {
+        year: write_silver_year(root, year, rows.filter(pc.equal(rows.column("year"), year)))
+        for year in sorted(set(rows.column("year").to_pylist()))
+    }
+
+
+def write_silver_year(root: Path, year: int, rows: pa.Table) -> str:
+    """`rows` committed as `year` of the Iceberg table boston311.service_requests of the lake at `root`: its key."""
+    tables = LocalTarget(root).iceberg()
+    key = tables.data_key(SILVER_ZONE, SILVER_TABLE, year)
+    (root / key).parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(rows, root / key)
+    tables.replace_year(tables.open(SILVER_ZONE, SILVER_TABLE, rows.schema), year, key, rows.num_rows, "samples", None)
+    return key
 
 
 @pytest.fixture(scope="session")

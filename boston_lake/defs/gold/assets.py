@@ -6,7 +6,7 @@ updated (any year, not just the latest: backfilled silver years flow through too
 evaluates it is on by default.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from dagster import (
     AssetExecutionContext,
@@ -25,7 +25,7 @@ from dagster import (
 
 from boston_lake.defs.automation import REQUESTED_BY
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY
-from boston_lake.defs.metadata import column_schema
+from boston_lake.defs.metadata import column_schema, observe_empty_years, record_years
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import LakeStorageResource
 from boston_lake.lake.answers import charts, questions
@@ -78,9 +78,11 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         pool=CRAWLER_POOL,  # one writer of the catalogs at a time, as the crawls
         group_name=GOLD_GROUP,
         kinds={"duckdb", "iceberg"},
+        # A year with no rows is observed, not materialized: it stays missing rather than filled with 0 rows.
+        output_required=False,
         description=f"boston311.{table.name}: {table.description}",
     )
-    def gold_asset(context: AssetExecutionContext, storage: LakeStorageResource) -> MaterializeResult:
+    def gold_asset(context: AssetExecutionContext, storage: LakeStorageResource) -> Iterator[MaterializeResult]:
         tables, years = storage.iceberg(), run_years(context)
         memory_limit = storage.duckdb_memory_limit()
         run_id = context.run.run_id
@@ -91,35 +93,39 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
             )
             for year in years
         ]
-        if not built:
-            return MaterializeResult()
+        empty = {p.year: f"its silver year holds {p.silver_rows} rows" for p in built if not p.rows}
+        observe_empty_years(context, context.asset_key, empty)
+        filled = [partition for partition in built if partition.rows]
+        if not filled:
+            if record_years(context, {}, {}, absent=empty):
+                yield MaterializeResult()
+            return
 
         with questions.gold_answers(tables, [table], memory_limit) as query:
-            images = charts_of_year(query, years)
-        for partition in built:
-            context.add_asset_metadata(
-                {
-                    "changed": partition.changed,
-                    "reason": partition.reason,
-                    "dagster/row_count": MetadataValue.int(partition.rows),
-                    "silver_rows": MetadataValue.int(partition.silver_rows),
-                    "path": MetadataValue.path(tables.store.uri(partition.key)),
-                    "snapshot_id": MetadataValue.text(str(partition.snapshot_id)),
-                    "charts": MetadataValue.md(charts.markdown(images[partition.year])),
-                },
-                partition_key=str(partition.year),
-            )
+            images = charts_of_year(query, [partition.year for partition in filled])
         iceberg_table = tables.table(table.name)
         snapshot = iceberg_table.current_snapshot()
         columns = [(field.name, str(field.field_type)) for field in iceberg_table.schema().fields]
-        context.add_asset_metadata(
-            {
-                "dagster/table_name": f"{tables.database}.{table.name}",
-                "dagster/column_schema": column_schema(table.name, columns),
-                TABLE_ROWS: int(snapshot.summary["total-records"] or 0) if snapshot and snapshot.summary else 0,
+        table_wide = {
+            "dagster/table_name": f"{tables.database}.{table.name}",
+            "dagster/column_schema": column_schema(table.name, columns),
+            TABLE_ROWS: int(snapshot.summary["total-records"] or 0) if snapshot and snapshot.summary else 0,
+        }
+        metadata_by_year = {
+            partition.year: {
+                "changed": partition.changed,
+                "reason": partition.reason,
+                "dagster/row_count": MetadataValue.int(partition.rows),
+                "silver_rows": MetadataValue.int(partition.silver_rows),
+                "path": MetadataValue.path(tables.store.uri(partition.key)),
+                "snapshot_id": MetadataValue.text(str(partition.snapshot_id)),
+                "charts": MetadataValue.md(charts.markdown(images[partition.year])),
+                **table_wide,
             }
-        )
-        return MaterializeResult()
+            for partition in filled
+        }
+        if record_years(context, metadata_by_year, {}, absent=empty):
+            yield MaterializeResult()
 
     return gold_asset
 

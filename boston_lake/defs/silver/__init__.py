@@ -2,7 +2,6 @@
 rebuilds the years a bronze change reaches."""
 
 from boston_lake.defs.silver.assets import SILVER_ASSETS
-from boston_lake.defs.silver.checks import SILVER_CHECKS
 from boston_lake.defs.silver.sensors import SILVER_JOBS, SILVER_SENSORS
 
-__all__ = ["SILVER_ASSETS", "SILVER_CHECKS", "SILVER_JOBS", "SILVER_SENSORS"]
+__all__ = ["SILVER_ASSETS", "SILVER_JOBS", "SILVER_SENSORS"]

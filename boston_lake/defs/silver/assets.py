@@ -1,17 +1,25 @@
-"""The silver table `silver/service_requests`: the asset that builds and registers its years.
+"""The silver table `silver/service_requests`: the asset that builds and registers its years, and its checks.
 
 A silver year reads bronze Y-1..Y+1 of both tables (a case opened on New Year's Day sits in two files), stages
 one file, and commits it to the Iceberg table `boston311.service_requests` in the same run, so a finished run is
 always queryable; the materialization names the snapshot. The run shares the crawler pool with the bronze crawls
 (the bronze years it reads are being registered by them).
+
+A year that holds no case (no bronze file it reads has one opened in it) is observed, not materialized: the
+partition stays missing rather than filled with 0 rows. The asset's output is therefore optional, and its checks
+are judged in the same step (a check step of its own would be skipped whenever the output is); the step is
+subsettable, so each check still runs alone from the Checks tab.
 """
 
 import warnings
+from collections.abc import Generator, Iterator
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
+    AssetSpec,
     BackfillPolicy,
     BetaWarning,
     Config,
@@ -20,13 +28,14 @@ from dagster import (
     MetadataValue,
     TableSchema,
     TimeWindowPartitionMapping,
-    asset,
+    multi_asset,
 )
 
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY, bronze_key
-from boston_lake.defs.metadata import column_schema, record_years
+from boston_lake.defs.metadata import column_schema, observe_empty_years, record_years
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import LakeStorageResource
+from boston_lake.defs.silver.checks import SILVER_CHECK_SPECS, check_results, silver_years
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import GLUE
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
@@ -87,25 +96,52 @@ def silver_metadata(partition: SilverPartition, storage_uri: str) -> dict[str, A
     }
 
 
-@asset(
-    key=SILVER_KEY,
-    deps=[AssetDep(bronze_key(table), partition_mapping=NEIGHBOUR_YEARS) for table in TABLES],
+@multi_asset(
+    name="silver__service_requests",  # the op's name in run config, as an @asset of this key would have it
+    specs=[
+        AssetSpec(
+            SILVER_KEY,
+            deps=[AssetDep(bronze_key(table), partition_mapping=NEIGHBOUR_YEARS) for table in TABLES],
+            group_name=SILVER_GROUP,
+            kinds={"parquet"},  # and the engine of the target (definitions.py)
+            code_version=TRANSFORM_VERSION,
+            description=(f"{DESCRIPTION} The Iceberg table boston311.service_requests."),
+            skippable=True,  # a run where some year holds no case materializes the others one by one
+        )
+    ],
+    check_specs=SILVER_CHECK_SPECS,
+    can_subset=True,  # each check runs alone from the Checks tab, without a build
     partitions_def=SILVER_PARTITIONS,
     backfill_policy=BackfillPolicy.single_run(),
     pool=CRAWLER_POOL,
-    group_name=SILVER_GROUP,
-    kinds={"parquet"},  # and the engine of the target (definitions.py)
-    code_version=TRANSFORM_VERSION,
-    description=(f"{DESCRIPTION} The Iceberg table boston311.service_requests."),
 )
 def silver_service_requests(
     context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource
-) -> MaterializeResult:
+) -> Iterator[MaterializeResult | AssetCheckResult]:
+    tables = storage.iceberg()
+    if SILVER_KEY in context.selected_asset_keys:
+        years = yield from _build_years(context, config, storage)
+    elif context.has_partition_key or context.has_partition_key_range:
+        years = run_years(context)
+    else:  # a check run on its own, unpartitioned: every year the table holds
+        years = silver_years(tables)
+    selected = {key.name for key in context.selected_asset_check_keys}
+    if selected:
+        context.log.info(f"checking silver for {years}")
+        yield from check_results(tables, years, selected)
+
+
+def _build_years(
+    context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource
+) -> Generator[MaterializeResult, None, list[int]]:
+    """Build the run's years; yields the output when it stands for every year of the run. Returns the years
+    materialized."""
     tables = storage.iceberg()
     lake = tables.store
     zone = SilverZone(tables, context.log, storage.silver_settings(), context.run.run_id)
     shrink = ShrinkGuard(storage.max_shrink(SILVER_TABLE), config.accept_shrink)
     built: dict[int, dict[str, Any]] = {}
+    empty: dict[int, str] = {}
     failures: dict[int, str | PublishRefused] = {}
     fingerprints = []
     for year in run_years(context):
@@ -122,18 +158,28 @@ def silver_service_requests(
             context.log.error(refused.line)
             failures[year] = refused
             continue
+        read_as_empty = ", ".join(partition.inputs.missing) or "none"
+        if not partition.summary.rows:
+            empty[year] = (
+                f"no case opened in {year} is in the bronze it reads ({partition.inputs.rows} rows read; "
+                f"read as empty: {read_as_empty})"
+            )
+            continue
         context.log.info(
             f"silver {year}: {partition.summary.rows} cases from {partition.inputs.rows} bronze rows, "
             f"{partition.ledger['duplicates_merged']} duplicates merged "
-            f"({'rebuilt' if partition.changed else 'unchanged'}: {partition.reason}); "
-            f"read as empty: {', '.join(partition.inputs.missing) or 'none'}"
+            f"({'rebuilt' if partition.changed else 'unchanged'}: {partition.reason}); read as empty: {read_as_empty}"
         )
         built[year] = silver_metadata(partition, lake.uri(partition.key))
         fingerprints.append(partition.inputs.fingerprint())
+    observe_empty_years(context, SILVER_KEY, empty)
     table_name = f"{tables.database}.{SILVER_TABLE}"
     built = {year: {**metadata, "dagster/table_name": table_name} for year, metadata in built.items()}
-    record_years(context, built, failures)
-    return MaterializeResult(data_version=DataVersion(fingerprints[0]) if len(fingerprints) == 1 else None)
+    if record_years(context, built, failures, absent=empty):
+        yield MaterializeResult(
+            asset_key=SILVER_KEY, data_version=DataVersion(fingerprints[0]) if len(fingerprints) == 1 else None
+        )
+    return sorted(built)
 
 
 SILVER_ASSETS = [silver_service_requests]

@@ -1,19 +1,16 @@
 """Silver's checks, judged per year from one read of the year and its neighbours: ids unique, every case in its
-year, and the night trough where Boston's night is (the evidence that times were converted right)."""
+year, and the night trough where Boston's night is (the evidence that times were converted right). The silver
+asset's step judges them (assets.py), after its build or alone."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetCheckSpec,
-    MetadataValue,
-    multi_asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSpec, MetadataValue
 
 from boston_lake.defs.keys import SILVER_KEY
-from boston_lake.defs.resources import LakeStorageResource
+from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.zones.silver.quality import NIGHT_HOURS, SilverFacts, silver_facts, silver_years
+
+__all__ = ["SILVER_CHECK_SPECS", "check_results", "silver_years"]
 
 
 def _unique_result(facts: list[SilverFacts]) -> AssetCheckResult:
@@ -103,43 +100,33 @@ RESULTS: dict[str, Callable[[list[SilverFacts]], AssetCheckResult]] = {
 }
 
 
-@multi_asset_check(
-    specs=[
-        AssetCheckSpec(
-            "case_id_unique",
-            asset=SILVER_KEY,
-            description="Every case id appears once in the year and in neither neighbouring year.",
-        ),
-        AssetCheckSpec(
-            "bronze_cases_placed_once",
-            asset=SILVER_KEY,
-            description="Every case id of the year's bronze files is in exactly one silver year (Y-1, Y or Y+1).",
-        ),
-        AssetCheckSpec(
-            "local_hour_trough_at_night",
-            asset=SILVER_KEY,
-            description="The quietest three local hours of opened_at are centred in 01:00-05:00 Boston time.",
-        ),
-        AssetCheckSpec(
-            "withdrawn_cases_reported",
-            asset=SILVER_KEY,
-            description="How many cases per year the source withdrew (kept in silver with withdrawn_at), with "
-            "examples.",
-        ),
-    ],
-    name="silver_service_requests_checks",
-    can_subset=True,  # each runs alone from the Checks tab
-)
-def silver_checks(context: AssetCheckExecutionContext, storage: LakeStorageResource) -> Iterator[AssetCheckResult]:
-    tables = storage.iceberg()
-    partitioned = context.has_partition_key or context.has_partition_key_range
-    years = [int(key) for key in context.partition_keys] if partitioned else silver_years(tables)
-    context.log.info(f"checking silver for {years}")
+SILVER_CHECK_SPECS = [
+    AssetCheckSpec(
+        "case_id_unique",
+        asset=SILVER_KEY,
+        description="Every case id appears once in the year and in neither neighbouring year.",
+    ),
+    AssetCheckSpec(
+        "bronze_cases_placed_once",
+        asset=SILVER_KEY,
+        description="Every case id of the year's bronze files is in exactly one silver year (Y-1, Y or Y+1).",
+    ),
+    AssetCheckSpec(
+        "local_hour_trough_at_night",
+        asset=SILVER_KEY,
+        description="The quietest three local hours of opened_at are centred in 01:00-05:00 Boston time.",
+    ),
+    AssetCheckSpec(
+        "withdrawn_cases_reported",
+        asset=SILVER_KEY,
+        description="How many cases per year the source withdrew (kept in silver with withdrawn_at), with examples.",
+    ),
+]
+
+
+def check_results(tables: IcebergTables, years: list[int], selected: Collection[str]) -> Iterator[AssetCheckResult]:
+    """The `selected` checks' results over `years`, from one read of each year."""
     facts = [silver_facts(tables, year) for year in years]
-    selected = {key.name for key in context.selected_asset_check_keys}
     for name, result in RESULTS.items():
         if name in selected:
             yield result(facts)
-
-
-SILVER_CHECKS = [silver_checks]

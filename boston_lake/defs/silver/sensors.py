@@ -38,8 +38,9 @@ def silver_years_to_rebuild(instance: DagsterInstance, landed_at: dict[int, int]
     """The silver years whose window holds a bronze year that landed changed (`landed_at`: year -> the newest
     landing's storage id) and that no silver build has followed since, each with its newest landing.
 
-    A silver year materialized after every landing it reads is not rebuilt again, so a lost or fresh cursor
-    (the demo builds silver in-process, then `make demo-ui` starts the daemon on the same instance) costs nothing.
+    A silver year materialized (or observed empty) after every landing it reads is not rebuilt again, so a lost or
+    fresh cursor (the demo builds silver in-process, then `make demo-ui` starts the daemon on the same instance)
+    costs nothing.
     """
     partition_years = {int(key) for key in SILVER_PARTITIONS.get_partition_keys()}
     newest_input: dict[int, int] = {}
@@ -48,10 +49,17 @@ def silver_years_to_rebuild(instance: DagsterInstance, landed_at: dict[int, int]
             silver_year = bronze_year - offset
             if silver_year in partition_years:
                 newest_input[silver_year] = max(newest_input.get(silver_year, 0), storage_id)
-    built = instance.get_latest_storage_id_by_partition(
-        SILVER_KEY, DagsterEventType.ASSET_MATERIALIZATION, partitions={str(year) for year in newest_input}
-    )
-    return {year: landed for year, landed in sorted(newest_input.items()) if built.get(str(year), 0) < landed}
+    # A build that found no case in the year observes it instead of materializing it: it followed the landing too.
+    partitions = {str(year) for year in newest_input}
+    built = {
+        kind: instance.get_latest_storage_id_by_partition(SILVER_KEY, kind, partitions=partitions)
+        for kind in (DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_OBSERVATION)
+    }
+    return {
+        year: landed
+        for year, landed in sorted(newest_input.items())
+        if max(by_year.get(str(year), 0) for by_year in built.values()) < landed
+    }
 
 
 def silver_request(first: int, last: int, landing: int, run_key: str, attempt: int = 1) -> RunRequest:

@@ -9,7 +9,7 @@ from dagster import AssetMaterialization, evaluate_automation_conditions, materi
 from boston_lake.defs.gold import GOLD_ASSETS, gold_key
 from boston_lake.defs.keys import SILVER_KEY
 from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS
-from boston_lake_tests.support.silver_samples import write_silver_samples
+from boston_lake_tests.support.silver_samples import silver_sample_rows, write_silver_samples, write_silver_year
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
@@ -106,3 +106,26 @@ def test_gold_follows_every_silver_year_that_is_updated(local_defs, dagster_inst
     dagster_instance.report_runless_asset_event(AssetMaterialization(SILVER_KEY, partition="2023"))
     wanted, _ = requested(cursor)
     assert wanted == {"gold/service_levels": ["2023"], "gold/intake": ["2023"]}
+
+
+def test_a_gold_year_whose_silver_year_holds_no_case_is_observed_not_materialized(
+    local_defs, dagster_instance, lake_home
+):
+    write_silver_samples(lake_home)
+    write_silver_year(lake_home, 2024, silver_sample_rows().slice(0, 0))
+
+    result = materialize_gold(local_defs, dagster_instance, "2024", "2025")
+    assert result.success
+    assert set(metadata_by_partition(result, INTAKE)) == {"2025"}  # 2024 is not filled with 0 rows
+    for table in (SERVICE_LEVELS, INTAKE):
+        assert dagster_instance.get_materialized_partitions(gold_key(table)) == {"2025"}
+        (observed,) = [
+            event.asset_observation_data.asset_observation
+            for event in result.all_events
+            if event.event_type_value == "ASSET_OBSERVATION"
+            and event.asset_observation_data.asset_observation.asset_key == gold_key(table)
+        ]
+        assert observed.partition == "2024" and observed.metadata["rows"].value == 0
+        assert observed.description == (
+            f"gold/{table.name} 2024: no rows, not materialized: its silver year holds 0 rows"
+        )

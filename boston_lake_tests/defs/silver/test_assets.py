@@ -160,7 +160,7 @@ def build_silver(defs, instance, first, last, **config):
 def test_a_silver_year_that_would_shrink_is_refused_while_its_neighbours_are_built(
     local_defs, dagster_instance, portal, lake_home
 ):
-    ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
+    ingest(local_defs, dagster_instance, "legacy_requests", years=("2021", "2023"))
     assert build_silver(local_defs, dagster_instance, "2021", "2023").success
     lines = portal.file_for(LEGACY_2022_ID).read_bytes().splitlines(keepends=True)
     portal.replace_file(LEGACY_2022_ID, b"".join(lines[:61]))
@@ -196,3 +196,35 @@ def test_a_silver_year_that_would_shrink_is_refused_while_its_neighbours_are_bui
     assert local_defs.resources["catalog"].query(query).to_pylist() == [{"n": 100}]
     assert local_defs.resources["catalog"].query(live).to_pylist() == [{"n": 60}]
     assert not kept.exists()
+
+
+@pytest.mark.slow
+def test_a_silver_year_that_holds_no_case_is_observed_not_materialized_and_the_checks_still_judge_the_others(
+    local_defs, dagster_instance
+):
+    ingest(local_defs, dagster_instance, "legacy_requests", year="2013")  # no bronze of 2010-2012: 2011 has no case
+    result = build_silver(local_defs, dagster_instance, "2011", "2013")
+    assert result.success
+    built = {e.event_specific_data.materialization.partition for e in result.get_asset_materialization_events()}
+    assert "2011" not in built and "2013" in built
+    assert dagster_instance.get_materialized_partitions(SILVER_KEY) == built
+    observed = {
+        e.asset_observation_data.asset_observation.partition: e.asset_observation_data.asset_observation
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    }
+    assert observed.keys() == {"2011", "2012", "2013"} - built
+    assert observed["2011"].metadata["rows"].value == 0
+    assert observed["2011"].description.startswith(
+        "silver/service_requests 2011: no rows, not materialized: no case opened in 2011 is in the bronze it reads"
+    )
+    # The build that observed the empty years followed the landing: the sensor asks only for 2014, never built.
+    assert [covered(request) for request in tick(local_defs, dagster_instance).run_requests] == [[2014]]
+    checks = result.get_asset_check_evaluations()
+    assert sorted(check.check_name for check in checks) == [
+        "bronze_cases_placed_once",
+        "case_id_unique",
+        "local_hour_trough_at_night",
+        "withdrawn_cases_reported",
+    ]
+    assert all(check.passed for check in checks), [c.description for c in checks if not c.passed]
