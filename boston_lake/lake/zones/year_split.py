@@ -21,6 +21,8 @@ from typing import Any, BinaryIO, Generic, TypeVar
 from boston_lake.lake.source.csvscan import CsvProfile, Record, parse_header
 
 NO_OPEN_DATE = "no parseable open date"
+# One encoder for every record: json.dumps with options builds a new one per call.
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _OPEN_DATE = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
 
 R = TypeVar("R")
@@ -88,7 +90,7 @@ class JsonLinesPart(Part[dict[str, Any]]):
         return self._rows
 
     def write(self, record: dict[str, Any]) -> None:
-        self._write(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        self._write(_encode_json(record).encode() + b"\n")
         self._rows += 1
 
 
