@@ -24,7 +24,8 @@ from boston_lake.lake.aws.glue_crawler import run_managed_crawler
 from boston_lake.lake.aws.s3 import S3ObjectStore, ServerSideEncryption
 from boston_lake.lake.aws.session import AwsSession, Backoff
 from boston_lake.lake.catalog import Catalog
-from boston_lake.lake.catalog.iceberg import IcebergError, IcebergTables, TimeTravel, retire_hive_table
+from boston_lake.lake.catalog.iceberg import IcebergTables, retire_hive_table
+from boston_lake.lake.catalog.iceberg_plans import IcebergError, IndexedPlans, SnapshotFiles, TimeTravel
 from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.catalog.registration import direct_crawl
 from boston_lake.lake.log import Log
@@ -48,6 +49,7 @@ HolderEnded = Callable[[Mapping[str, Any]], bool]
 
 ICEBERG_CATALOG = "boston_lake"
 ICEBERG_CATALOG_FILE = "iceberg.sqlite"
+SNAPSHOT_INDEX_FILE = "iceberg_files.sqlite"
 DUCKDB = "duckdb"
 GLUE = "glue"
 
@@ -109,6 +111,9 @@ class LakeTarget(ABC):
     def iceberg(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> IcebergTables:
         """The Iceberg tables (silver, gold) in the target's Iceberg catalog, over `lake_zone(run_id, holder_ended)`."""
 
+    def _retire(self, name: str) -> None:
+        retire_hive_table(self.catalog(), self.database, name)
+
 
 class LocalTarget(LakeTarget):
     """Both zones as folders under one home, Glue's data model in SQLite there, our crawler, DuckDB."""
@@ -133,28 +138,54 @@ class LocalTarget(LakeTarget):
         return direct_crawl(self.lake_zone(), self.catalog(), self.database, table, log)
 
     def query_engine(self, **options: Any) -> QueryEngine:
+        """DuckDB over the catalog; silver and gold planned from the snapshot index, pyiceberg loaded only for what
+        it lacks."""
+        plans = None
+        if self._iceberg_catalog_file.is_file():
+            plans = IndexedPlans(
+                self._iceberg_catalog_file,
+                ICEBERG_CATALOG,
+                self.lake_zone(),
+                self.database,
+                self._snapshot_files,
+                self._iceberg_reader,
+            )
         return DuckDBQueryEngine(
-            self.catalog(read_only=True), self.lake_zone(), self.database, iceberg=self.iceberg_reader(), **options
+            self.catalog(read_only=True), self.lake_zone(), self.database, iceberg=plans, **options
         )
 
     def iceberg(self, run_id: str | None = None, holder_ended: HolderEnded | None = None) -> IcebergTables:
-        """pyiceberg's SQL catalog on SQLite beside the Glue-shaped one; the warehouse is the lake folder."""
+        """pyiceberg's SQL catalog on SQLite beside the Glue-shaped one; the warehouse is the lake folder. Each commit
+        records its snapshot's files in the index readers plan from."""
         from pyiceberg.catalog.sql import SqlCatalog
 
         self._iceberg_catalog_file.parent.mkdir(parents=True, exist_ok=True)
         catalog = SqlCatalog(ICEBERG_CATALOG, uri=f"sqlite:///{self._iceberg_catalog_file}", warehouse=self._warehouse)
-        return IcebergTables(catalog, self.lake_zone(run_id, holder_ended), self.database, retire=self._retire)
+        return IcebergTables(
+            catalog,
+            self.lake_zone(run_id, holder_ended),
+            self.database,
+            retire=self._retire,
+            index=self._snapshot_files,
+        )
 
     def iceberg_reader(self) -> IcebergTables | None:
         """The Iceberg tables opened read-only (a reader never writes the lake, which may be read-only to it); None
         when no run has created any yet."""
+        if not self._iceberg_catalog_file.is_file():
+            return None
+        return self._iceberg_reader()
+
+    def _iceberg_reader(self) -> IcebergTables:
         from pyiceberg.catalog.sql import SqlCatalog
 
         path = self._iceberg_catalog_file
-        if not path.is_file():
-            return None
         catalog = SqlCatalog(ICEBERG_CATALOG, uri=f"sqlite:///file:{path}?mode=ro&uri=true", warehouse=self._warehouse)
         return IcebergTables(catalog, self.lake_zone(), self.database, read_only=True)
+
+    @property
+    def _snapshot_files(self) -> SnapshotFiles:
+        return SnapshotFiles(self.home / "catalog" / SNAPSHOT_INDEX_FILE)
 
     @property
     def _iceberg_catalog_file(self) -> Path:
@@ -163,9 +194,6 @@ class LocalTarget(LakeTarget):
     @property
     def _warehouse(self) -> str:
         return self.home.resolve().as_uri()
-
-    def _retire(self, name: str) -> None:
-        retire_hive_table(self.catalog(), self.database, name)
 
 
 class AwsTarget(LakeTarget):
@@ -257,9 +285,6 @@ class AwsTarget(LakeTarget):
 
         catalog = PyIcebergGlueCatalog(ICEBERG_CATALOG, client=self.session.client("glue"), **properties)
         return IcebergTables(catalog, lake, self.database, retire=self._retire)
-
-    def _retire(self, name: str) -> None:
-        retire_hive_table(self.catalog(), self.database, name)
 
     def query_engine(self, **options: Any) -> QueryEngine:
         travel = options.pop("travel", None)

@@ -11,7 +11,9 @@ what `history` shows, what "already built?" reads, and what housekeeping keeps.
 from __future__ import annotations
 
 import getpass
+import sqlite3
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +23,15 @@ import pyarrow as pa
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog import Catalog, EntityNotFound
-from boston_lake.lake.errors import LakeError
+from boston_lake.lake.catalog.iceberg_plans import (
+    IcebergError,
+    ReadPlan,
+    ReadPlans,
+    SnapshotFiles,
+    TimeTravel,
+    millis,
+    no_such_snapshot,
+)
 from boston_lake.lake.stores import ObjectStore
 
 # pyiceberg (with SQLAlchemy) costs every process that loads it about a second: the code location loads this module,
@@ -48,10 +58,6 @@ DATA_FOLDER = "data"
 COMMIT_ATTEMPTS = 5
 
 
-class IcebergError(LakeError, RuntimeError):
-    """An Iceberg table, snapshot or commit could not be used; the message names the table and what is wrong."""
-
-
 @dataclass(frozen=True)
 class SnapshotEntry:
     """One snapshot of a table as `boston-lake history` shows it."""
@@ -76,29 +82,6 @@ class SnapshotEntry:
         }
 
 
-@dataclass(frozen=True)
-class TimeTravel:
-    """Which state of the Iceberg tables a reader reads: the current one, the one current at `as_of`, or the
-    snapshot `snapshot_id` of the table that has it (the other tables current)."""
-
-    as_of: datetime | None = None
-    snapshot_id: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.as_of is not None and self.snapshot_id is not None:
-            raise IcebergError("read as of a time or at a snapshot, not both")
-        if self.as_of is not None and self.as_of.tzinfo is None:
-            raise IcebergError(f"as of {self.as_of.isoformat()}: give a time zone (e.g. 2026-08-20T12:00:00Z)")
-
-
-# A table as a reader reads it: its columns (name, Iceberg type) and the paths of its data files.
-ReadPlan = tuple[list[tuple[str, str]], list[str]]
-
-
-def millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def _utc(timestamp_ms: int) -> datetime:
     return datetime.fromtimestamp(timestamp_ms / 1000, UTC)
 
@@ -113,12 +96,14 @@ class IcebergTables:
         database: str,
         retire: Callable[[str], None] = lambda name: None,
         read_only: bool = False,
+        index: SnapshotFiles | None = None,
     ):
         self.catalog = catalog
         self.store = store
         self.database = database
         self.retire = retire  # removes a table of the same name the lake before Iceberg registered
         self.read_only = read_only
+        self.index = index  # where each commit records its snapshot's files, for readers (iceberg_plans.py)
 
     def __repr__(self) -> str:
         return f"IcebergTables({self.catalog.name!r}, {self.store.uri()!r}, {self.database!r})"
@@ -230,13 +215,23 @@ class IcebergTables:
             if year is None or entry.data_file.partition[0] == year
         ]
 
-    def read_plan(self, travel: TimeTravel) -> tuple[dict[str, ReadPlan], dict[str, str]]:
-        """Per table: its columns (name, Iceberg type) and the data files a reader reads, in the state `travel`
-        asks for; and the tables that cannot be read, with why. An error when no table has the snapshot asked for."""
+    def read_plan(self, travel: TimeTravel, names: Iterable[str] | None = None) -> ReadPlans:
+        """Per table (of `names`, or every one): its columns (name, Iceberg type) and the data files a reader reads,
+        in the state `travel` asks for; and the tables that cannot be read, with why. An error when no table has
+        the snapshot asked for."""
+        known = self.names()
+        plan, unreadable, found = self.plan_tables(travel, known if names is None else sorted(set(names) & set(known)))
+        if not found:
+            raise no_such_snapshot(self.database, travel.snapshot_id)
+        return plan, unreadable
+
+    def plan_tables(self, travel: TimeTravel, names: Iterable[str]) -> tuple[dict[str, ReadPlan], dict[str, str], bool]:
+        """`read_plan` of `names`, and whether one of them has the snapshot `travel` asks for (True if it asks for
+        none)."""
         plan: dict[str, ReadPlan] = {}
         unreadable: dict[str, str] = {}
         found = travel.snapshot_id is None
-        for name in self.names():
+        for name in names:
             try:
                 table = self.table(name)
             except IcebergError as error:
@@ -255,12 +250,7 @@ class IcebergTables:
             columns = [(field.name, str(field.field_type)) for field in schema.fields]
             files = self.files(table, snapshot) if snapshot is not None else []
             plan[name] = (columns, [data_file.file_path for data_file in files])
-        if not found:
-            raise IcebergError(
-                f"no Iceberg table of {self.database} has a snapshot {travel.snapshot_id} "
-                f"(`boston-lake history TABLE` lists them)"
-            )
-        return plan, unreadable
+        return plan, unreadable, found
 
     def keys_by_year(self, name: str) -> dict[int, list[str]]:
         """The keys of the data files readers read now, per year; empty when the table does not exist yet."""
@@ -389,10 +379,25 @@ class IcebergTables:
                         f"{_name(table)}: the commit lost to other writers {COMMIT_ATTEMPTS} times ({error})"
                     ) from error
                 continue
-            committed = current.refresh().current_snapshot()
+            refreshed = current.refresh()
+            committed = refreshed.current_snapshot()
             assert committed is not None, "a commit leaves a current snapshot"
+            self._index(refreshed, committed)
             return committed
         raise AssertionError("unreachable")
+
+    def _index(self, table: Table, snapshot: Snapshot) -> None:
+        """Record the committed snapshot's files for readers. The commit stands whatever happens here: a snapshot
+        the index lacks is planned through pyiceberg."""
+        if self.index is None:
+            return
+        paths = [data_file.file_path for data_file in self.files(table, snapshot)]
+        try:
+            self.index.record(self.database, _name(table).split(".")[-1], snapshot.snapshot_id, paths)
+        except sqlite3.Error as error:
+            warnings.warn(
+                f"{_name(table)}: snapshot {snapshot.snapshot_id} not indexed for readers ({error})", stacklevel=2
+            )
 
     def drop(self, name: str) -> None:
         """Forget the table in the catalog (its files stay; used when a lake's tables are replaced by a test)."""

@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
-from boston_lake.lake.catalog.iceberg import IcebergTables, TimeTravel
+from boston_lake.lake.catalog.iceberg_plans import PlanSource, TimeTravel
 from boston_lake.lake.catalog.scan import data_objects
 from boston_lake.lake.duck import connect, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
@@ -88,7 +88,7 @@ class DuckDBQueryEngine:
         catalog: Catalog,
         store: ObjectStore,
         database: str = DATABASE,
-        iceberg: IcebergTables | None = None,
+        iceberg: PlanSource | None = None,
         travel: TimeTravel | None = None,
     ):
         self.catalog = catalog
@@ -128,7 +128,7 @@ class DuckDBQueryEngine:
     def query(self, sql: str) -> pa.Table:
         with self._lock:
             self._refuse_writes(sql)
-            known, broken = self._refresh_views()
+            known, broken = self._refresh_views(self._named_tables(sql))
             try:
                 relation = self._connection.sql(sql)
                 return relation.to_arrow_table() if relation is not None else pa.table({})
@@ -162,8 +162,19 @@ class DuckDBQueryEngine:
                 f"{', '.join(refused)}\nSQL: {sql}"
             )
 
-    def _refresh_views(self) -> tuple[list[str], dict[str, str]]:
-        """(queryable tables, tables whose catalog entry cannot be read, with the reason).
+    def _named_tables(self, sql: str) -> set[str] | None:
+        """The tables of this database that `sql` names; None when it may reach others (SHOW TABLES, the
+        information schema, a name that is no table of the catalog yet): then every view is brought up to date."""
+        try:
+            named = duckdb.get_table_names(sql, qualified=True)
+        except duckdb.Error:
+            return None
+        own = {name.removeprefix(f"{self.database}.") for name in named}
+        return own if own and not any("." in name for name in own) else None
+
+    def _refresh_views(self, named: set[str] | None = None) -> tuple[list[str], dict[str, str]]:
+        """(queryable tables, tables whose catalog entry cannot be read, with the reason); only the `named` tables
+        when each of them is in the catalog.
 
         A view is re-created only when its SQL or its files changed: DuckDB reads the footers of the files
         it names when it binds a view, which would otherwise be paid twice per query.
@@ -174,16 +185,22 @@ class DuckDBQueryEngine:
             tables = []
         schema = sql_identifier(self.database)
         views, broken = {}, {}
+        if named is not None:
+            tables = [table for table in tables if table["Name"] in named]
         for table in tables:
             try:
                 views[table["Name"]] = self._view(table)
             except QueryError as error:
                 broken[table["Name"]] = str(error)
         if self.iceberg is not None:
-            plans, unreadable = self.iceberg.read_plan(self.travel)
+            plans, unreadable = self.iceberg.read_plan(self.travel, named)
             for name, (columns, paths) in plans.items():
                 views[name] = _iceberg_view(columns, paths)
             broken.update(unreadable)
+        if named is not None and not named <= views.keys() | broken.keys():
+            return self._refresh_views()  # a name the catalog does not hold: the error lists every table
+        if named is not None:  # the other views stay as they are; a query that needs them refreshes them
+            views = {**{name: view for name, view in self._views.items() if name not in named}, **views}
         for name in self._views.keys() - views.keys():
             self._connection.execute(f"DROP VIEW {schema}.{sql_identifier(name)}")
         for name, view in list(views.items()):

@@ -3,6 +3,8 @@ embedded target's SQL catalog and on the Glue Data Catalog and S3 of the moto se
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake.catalog.iceberg import IcebergError, IcebergTables, TimeTravel
+from boston_lake.lake.catalog.iceberg_plans import IndexedPlans, SnapshotFiles
 from boston_lake.lake.settings import Settings
 from boston_lake.lake.targets import AwsTarget, LocalTarget
 
@@ -110,3 +113,73 @@ def test_on_aws_the_glue_table_is_an_iceberg_table_whose_metadata_is_in_the_lake
     bucket, key = location.removeprefix("s3://").split("/", 1)
     assert aws_client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] > 0
     assert glue["StorageDescriptor"]["Location"] == f"s3://{aws_buckets.lake}/{ZONE}/boston311/{TABLE}"
+
+
+def test_readers_plan_from_the_snapshot_index_without_pyiceberg_in_every_state_pyiceberg_gives(
+    tmp_path: Path,
+) -> None:
+    """Each commit records its snapshot's files: the query engine's plans (current, as of a time, at a snapshot)
+    equal pyiceberg's without opening pyiceberg, and a new commit or a rollback is seen at once."""
+    target = LocalTarget(tmp_path)
+    tables = target.iceberg()
+    before_any = datetime.now(UTC) - timedelta(days=1)
+    first = publish(tables, year_rows(2024, 3, "first"), 2024, "run-1")
+    between = tables.history(tables.table(TABLE))[0].committed_at
+    publish(tables, year_rows(2025, 2, "other year"), 2025, "run-2")
+
+    def opened() -> IcebergTables:
+        raise AssertionError("pyiceberg opened though the index holds every snapshot asked for")
+
+    plans = indexed_plans(target, opened)
+    travels = [TimeTravel(), TimeTravel(as_of=between), TimeTravel(as_of=before_any), TimeTravel(snapshot_id=first)]
+    for travel in travels:
+        assert plans.read_plan(travel) == tables.read_plan(travel), travel
+    assert plans.read_plan(TimeTravel(), [TABLE, "bronze_table"]) == tables.read_plan(TimeTravel())
+    with pytest.raises(IcebergError, match=r"no Iceberg table of boston311 has a snapshot 42"):
+        plans.read_plan(TimeTravel(snapshot_id=42))
+
+    tables.rollback(tables.table(TABLE), first, "2025 was wrong")
+    ((_, paths),) = plans.read_plan(TimeTravel())[0].values()
+    assert [Path(path).parent.name for path in paths] == ["year=2024"]
+
+
+def test_a_snapshot_the_index_lacks_is_planned_through_pyiceberg(tmp_path: Path) -> None:
+    target = LocalTarget(tmp_path)
+    tables = target.iceberg()
+    publish(tables, year_rows(2024, 3, "first"), 2024, "run-1")
+    (tmp_path / "catalog" / "iceberg_files.sqlite").unlink()  # as a lake committed to by an older version
+    opened: list[IcebergTables] = []
+
+    def reader() -> IcebergTables:
+        opened.append(tables)
+        return tables
+
+    assert indexed_plans(target, reader).read_plan(TimeTravel()) == tables.read_plan(TimeTravel())
+    assert opened
+
+
+def test_a_moved_lake_is_named_unreadable_as_pyiceberg_names_it(tmp_path: Path) -> None:
+    tables = LocalTarget(tmp_path / "old").iceberg()
+    publish(tables, year_rows(2024, 3, "first"), 2024, "run-1")
+    (tmp_path / "old").rename(tmp_path / "new")
+    target = LocalTarget(tmp_path / "new")
+
+    def reader() -> IcebergTables:
+        opened = target.iceberg_reader()
+        assert opened is not None
+        return opened
+
+    plans, unreadable = indexed_plans(target, reader).read_plan(TimeTravel())
+    assert plans == {} and "the lake was copied or moved" in unreadable[TABLE]
+
+
+def indexed_plans(target: LocalTarget, tables: Callable[[], IcebergTables]) -> IndexedPlans:
+    catalog = target.home / "catalog"
+    return IndexedPlans(
+        catalog / "iceberg.sqlite",
+        "boston_lake",
+        target.lake_zone(),
+        target.database,
+        SnapshotFiles(catalog / "iceberg_files.sqlite"),
+        tables,
+    )

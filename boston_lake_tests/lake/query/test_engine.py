@@ -114,6 +114,19 @@ def test_a_crawl_after_the_engine_started_is_seen_at_once(
     ]
 
 
+def test_a_query_of_one_table_leaves_the_others_listed_and_queryable(
+    engine: DuckDBQueryEngine, bronze_samples: BronzeSamples
+) -> None:
+    """A query binds only the tables it names; SHOW TABLES and a query of the others still see every table."""
+    assert engine.query(f"SELECT count(*) AS n FROM boston311.{LEGACY}")["n"].to_pylist() == [
+        sum(s.rows for s in bronze_samples.legacy)
+    ]
+    assert sorted(engine.query("SHOW TABLES")["name"].to_pylist()) == [LEGACY, NEW_SYSTEM]
+    assert engine.query(f"SELECT count(*) AS n FROM {NEW_SYSTEM}")["n"].to_pylist() == [
+        sum(s.rows for s in bronze_samples.new_system)
+    ]
+
+
 def test_errors_in_sql_carry_the_sql(engine: DuckDBQueryEngine) -> None:
     with pytest.raises(QueryError, match=r"(?s)^Parser Error.*SQL: SELEC year FROM x"):
         engine.query("SELEC year FROM x")
