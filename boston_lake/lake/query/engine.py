@@ -166,7 +166,7 @@ class DuckDBQueryEngine:
         """The tables of this database that `sql` names; None when it may reach others (SHOW TABLES, the
         information schema, a name that is no table of the catalog yet): then every view is brought up to date."""
         try:
-            named = duckdb.get_table_names(sql, qualified=True)
+            named = self._connection.get_table_names(sql, qualified=True)
         except duckdb.Error:
             return None
         own = {name.removeprefix(f"{self.database}.") for name in named}
