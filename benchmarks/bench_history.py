@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -333,9 +334,12 @@ def floor(kind: str, *arguments: object) -> float:
     elif kind == "catalog":
         from boston_lake.lake.targets import LocalTarget
 
-        target = LocalTarget(Path(str(arguments[0])))
-        started = time.perf_counter()
-        target.query(f"SELECT count(*) FROM {DATABASE}.{SILVER_TABLE}")
+        # The engine is opened before the clock, as the direct count's connection is: both then time what a query
+        # costs (opening a DuckDB connection is ~15 ms either way); the catalog's plan is read inside the query.
+        with closing(LocalTarget(Path(str(arguments[0]))).query_engine()) as engine:
+            started = time.perf_counter()
+            engine.query(f"SELECT count(*) FROM {DATABASE}.{SILVER_TABLE}")
+            return time.perf_counter() - started
     elif kind == "count":
         connection.execute(f"SELECT count(*) FROM read_parquet({list(arguments[0])!r})").fetchall()  # type: ignore[call-overload]
     else:
