@@ -9,6 +9,7 @@ withdrawn cases is the version that is audited and committed.
 
 from __future__ import annotations
 
+import shutil
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +34,11 @@ def keep_withdrawn(
 ) -> int:
     """Write `destination`: the `staged` year and every case of the `published` year whose id no `bronze` file
     ((id column, path) of each input) lists, withdrawn at its earlier time or at `withdrawn_at`. Returns how many
-    withdrawn cases it holds."""
+    withdrawn cases it holds. With none (always on a first build), `destination` is a copy of `staged`: the year is
+    not encoded twice."""
+    if not published:
+        shutil.copyfile(staged, destination)
+        return 0
     with connect(memory_limit=memory_limit) as connection:
         connection.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(str(staged))})")
         columns = connection.execute("DESCRIBE staged").fetchall()
@@ -45,13 +50,9 @@ def keep_withdrawn(
             "CREATE VIEW bronze_ids AS "
             + (" UNION ALL ".join(ids) if ids else "SELECT CAST(NULL AS VARCHAR) AS case_id WHERE false")
         )
-        if published:
-            files = ", ".join(sql_literal(str(path)) for path in published)
-            connection.execute(f"CREATE VIEW published AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
-            had = {name for name, *_ in connection.execute("DESCRIBE published").fetchall()}
-        else:
-            connection.execute("CREATE VIEW published AS SELECT * FROM staged WHERE false")
-            had = {name for name, *_ in columns}
+        files = ", ".join(sql_literal(str(path)) for path in published)
+        connection.execute(f"CREATE VIEW published AS SELECT * FROM read_parquet([{files}], union_by_name = true)")
+        had = {name for name, *_ in connection.execute("DESCRIBE published").fetchall()}
         projected = []
         for name, duck_type, *_ in columns:
             value = sql_identifier(name) if name in had else "NULL"
@@ -64,6 +65,9 @@ def keep_withdrawn(
             "AND case_id NOT IN (SELECT case_id FROM staged WHERE case_id IS NOT NULL)"
         )
         (count,) = one_row(connection, "SELECT count(*) FROM withdrawn")
+        if not count:
+            shutil.copyfile(staged, destination)
+            return 0
         connection.execute(
             f"COPY (SELECT * FROM staged UNION ALL SELECT * FROM withdrawn) TO {sql_literal(str(destination))} "
             "(FORMAT parquet, COMPRESSION zstd)"
