@@ -86,10 +86,18 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
         tables, years = storage.iceberg(), run_years(context)
         memory_limit = storage.duckdb_memory_limit()
         run_id = context.run.run_id
-        silver_keys = tables.keys_by_year(SILVER_TABLE)  # once for the run, not once per year
+        # Each listing reads every manifest of its table: once for the run, not once per year.
+        silver_keys, gold_keys = tables.keys_by_year(SILVER_TABLE), tables.keys_by_year(table.name)
         built = [
             build_gold_partition(
-                tables, table, year, memory_limit=memory_limit, log=context.log, run_id=run_id, silver_keys=silver_keys
+                tables,
+                table,
+                year,
+                memory_limit=memory_limit,
+                log=context.log,
+                run_id=run_id,
+                silver_keys=silver_keys,
+                gold_keys=gold_keys,
             )
             for year in years
         ]

@@ -121,14 +121,19 @@ def test_a_gold_year_is_one_iceberg_commit_through_the_partition_protocol(lake, 
     assert history[-1].snapshot_id == rebuilt.snapshot_id
 
 
-def test_silver_listed_once_for_many_years_is_the_listing_each_year_makes(lake) -> None:
-    """A run of many years lists silver once: the same fingerprint as a year that lists its own files, and a year
-    the listing lacks is the error of a year without silver."""
+def test_tables_listed_once_for_many_years_are_the_listings_each_year_makes(lake) -> None:
+    """A run of many years lists silver and the gold table once: the same fingerprint and published year as a year
+    that lists its own files, and a year the listing lacks is the error of a year without silver."""
     tables, _ = lake
     listed = tables.keys_by_year("service_requests")
-    built = build_gold_partition(tables, INTAKE, 2023, silver_keys=listed)
+    built = build_gold_partition(tables, INTAKE, 2023, silver_keys=listed, gold_keys=tables.keys_by_year("intake"))
     assert built.changed and built.silver_files == tuple(sorted(listed[2023]))
     again = build_gold_partition(tables, INTAKE, 2023)
     assert not again.changed and again.snapshot_id == built.snapshot_id
+    gold = tables.keys_by_year("intake")
+    for year in (2023, 2025):  # one run: 2025 is built after 2023 from the listing made before both
+        built = build_gold_partition(tables, INTAKE, year, silver_keys=listed, gold_keys=gold)
+        assert built.changed == (year == 2025)
+    assert set(tables.keys_by_year("intake")) == {2023, 2025}
     with pytest.raises(GoldError, match=r"gold/intake 2019: the silver table boston311.service_requests has no data"):
         build_gold_partition(tables, INTAKE, 2019, silver_keys=listed)

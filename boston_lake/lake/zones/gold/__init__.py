@@ -135,13 +135,16 @@ def build_gold_partition(
     force: bool = False,
     run_id: str | None = None,
     silver_keys: Mapping[int, Sequence[str]] | None = None,
+    gold_keys: Mapping[int, Sequence[str]] | None = None,
 ) -> GoldPartition:
     """Run `table`'s SQL over silver `year` and commit the result as that year of the gold table, through the
     partition protocol; DuckDB may use `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases
     needs under 64MB). A year already built from the same silver data files by the same SQL is left as it is.
-    `silver_keys`: silver's data files per year (`IcebergTables.keys_by_year`), listed once by a caller that builds
-    many years, since each listing reads every manifest of silver (None: list the year's files here)."""
-    build = _GoldBuild(tables, table, year, memory_limit, run_id, silver_keys)
+    `silver_keys` and `gold_keys`: silver's and the gold table's data files per year (`IcebergTables.keys_by_year`),
+    listed once by a caller that builds many years, since each listing reads every manifest of the table (None:
+    list the year's files here). A year's build changes that year alone, so one listing serves every year of a
+    run."""
+    build = _GoldBuild(tables, table, year, memory_limit, run_id, silver_keys, gold_keys)
     return publish_partition(build, log or LOG, force=force)
 
 
@@ -158,11 +161,13 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
         memory_limit: str,
         run_id: str | None,
         silver_keys: Mapping[int, Sequence[str]] | None,
+        gold_keys: Mapping[int, Sequence[str]] | None,
     ):
         super().__init__(tables, GOLD_ZONE, table.name, year, run_id)
         self.gold = table
         self.memory_limit = memory_limit
         self.listed_silver = silver_keys
+        self.listed_gold = gold_keys  # the year as published before this build; None once it commits
         self.silver_files: list[str] = []
         self.silver_rows = 0
         self.built_from = ""
@@ -189,6 +194,12 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
         return (
             [self.tables.key_of(data_file) for data_file in self.tables.files(silver, year=self.year)] if silver else []
         )
+
+    def published_file(self) -> str | None:
+        if self.listed_gold is None:
+            return super().published_file()
+        keys = self.listed_gold.get(self.year, ())
+        return keys[0] if len(keys) == 1 else None
 
     def current(self, fingerprint: str) -> GoldPartition | None:
         """The published year, if it was built from these very silver data files by this SQL."""
@@ -224,6 +235,7 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
         key, snapshot = self.commit(
             staged, schema, rows, self.built_from, self.gold.description, dict(self.gold.columns), **extra
         )
+        self.listed_gold = None
         return self._partition(key, rows, self.silver_rows, schema, snapshot.snapshot_id)
 
     def _partition(
