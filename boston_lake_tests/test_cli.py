@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import DagsterInstance
 
+from boston_lake.defs.keys import RANGE_END, RANGE_START
 from boston_lake.demo import DEMO_QUERIES
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.crawler import Crawler
@@ -67,6 +68,12 @@ def test_demo_materializes_every_offered_year_through_dagster_and_prints_counts(
     assert runs, "the demo's runs are kept in its Dagster home for the UI"
     with DagsterInstance.from_config(str(demo / "dagster_home")) as instance:
         launched_by = {run.job_name: run.tags.get("dagster/sensor_name") for run in instance.get_runs()}
+        ingests = [(run.job_name, run.tags.get(RANGE_START), run.tags.get(RANGE_END)) for run in instance.get_runs()]
+    # One range run per table, as a UI backfill of every year with its single-run policy launches it.
+    assert sorted(run for run in ingests if run[0].startswith("ingest_")) == [
+        ("ingest_legacy_requests", "2011", "2026"),
+        ("ingest_new_system_requests", "2025", "2026"),
+    ]
     assert launched_by == {  # what a sensor requested says so in the UI; ingest is the demo's own
         "ingest_legacy_requests": None,
         "ingest_new_system_requests": None,

@@ -9,61 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from boston_lake_tests.support.dagster_server import REPOSITORY, DagsterServer
+from boston_lake_tests.support.dagster_server import REPOSITORY, DagsterServer, partition_status
 from boston_lake_tests.support.portal import status
-
-LAUNCH_BACKFILL = """
-mutation ($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on UnauthorizedError { message }
-    ... on PartitionSetNotFoundError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on InvalidOutputError { invalidOutputName }
-    ... on RunConflict { message }
-    ... on ConflictingExecutionParamsError { message }
-    ... on PresetNotFoundError { message }
-    ... on RunConfigValidationInvalid { errors { message } }
-    ... on NoModeProvidedError { message }
-    ... on InvalidSubsetError { message }
-  }
-}
-"""
-
-BACKFILL_STATUS = """
-query ($id: String!) {
-  partitionBackfillOrError(backfillId: $id) {
-    ... on PartitionBackfill { status }
-  }
-}
-"""
-
-PARTITION_STATUS = """
-query ($key: AssetKeyInput!) {
-  assetNodeOrError(assetKey: $key) {
-    ... on AssetNode {
-      assetPartitionStatuses {
-        ... on TimePartitionStatuses { ranges { status startKey endKey } }
-      }
-    }
-  }
-}
-"""
-
-FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-
-def partition_status(server: DagsterServer, *path: str) -> dict[str, str]:
-    """Year -> MATERIALIZED / FAILED / MATERIALIZING as the asset's partition view shows it (absent: missing)."""
-    node = server.graphql(PARTITION_STATUS, key={"path": list(path)})["assetNodeOrError"]
-    years = {}
-    for status_range in node["assetPartitionStatuses"]["ranges"]:
-        for year in range(int(status_range["startKey"]), int(status_range["endKey"]) + 1):
-            years[str(year)] = status_range["status"]
-    return years
-
 
 OBSERVATIONS = """
 query ($key: AssetKeyInput!) {
@@ -78,21 +25,13 @@ query ($key: AssetKeyInput!) {
 
 def backfill(server: DagsterServer, years: list[str]) -> str:
     """Launch a backfill of raw and bronze legacy_requests as the UI's "Launch backfill" does; its final status."""
-    launched = server.graphql(
-        LAUNCH_BACKFILL,
-        params={
+    return server.backfill(
+        {
             "partitionNames": years,
             "assetSelection": [{"path": ["raw", "legacy_requests"]}, {"path": ["bronze", "legacy_requests"]}],
         },
-    )["launchPartitionBackfill"]
-    assert launched["__typename"] == "LaunchBackfillSuccess", launched
-    backfill_id = launched["backfillId"]
-
-    def finished() -> str | None:
-        status = server.graphql(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
-        return status if status in FINISHED else None
-
-    return server.wait_for(finished, timeout=300, what=f"backfill {backfill_id}")
+        timeout=300,
+    )
 
 
 def test_a_partly_failed_backfill_shows_the_stored_years_materialized_and_carries_them_downstream(

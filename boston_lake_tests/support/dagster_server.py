@@ -38,6 +38,45 @@ mutation ($params: ExecutionParams!) {
 }
 """
 
+LAUNCH_BACKFILL = """
+mutation ($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on UnauthorizedError { message }
+    ... on PartitionSetNotFoundError { message }
+    ... on InvalidStepError { invalidStepKey }
+    ... on InvalidOutputError { invalidOutputName }
+    ... on RunConflict { message }
+    ... on ConflictingExecutionParamsError { message }
+    ... on PresetNotFoundError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on NoModeProvidedError { message }
+    ... on InvalidSubsetError { message }
+  }
+}
+"""
+BACKFILL_STATUS = """
+query ($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    ... on PartitionBackfill { status }
+  }
+}
+"""
+BACKFILL_FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+PARTITION_STATUS = """
+query ($key: AssetKeyInput!) {
+  assetNodeOrError(assetKey: $key) {
+    ... on AssetNode {
+      assetPartitionStatuses {
+        ... on TimePartitionStatuses { ranges { status startKey endKey } }
+      }
+    }
+  }
+}
+"""
+
 
 class GraphQLError(AssertionError):
     pass
@@ -71,6 +110,18 @@ class DagsterServer:
         assert launched["__typename"] == "LaunchRunSuccess", launched
         return launched["run"]["runId"]
 
+    def backfill(self, params: dict[str, Any], timeout: float) -> str:
+        """Launch a backfill as the UI's "Launch backfill" does (`params`: LaunchBackfillParams); its final status."""
+        launched = self.graphql(LAUNCH_BACKFILL, params=params)["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfill_id = launched["backfillId"]
+
+        def finished() -> str | None:
+            status = self.graphql(BACKFILL_STATUS, id=backfill_id)["partitionBackfillOrError"]["status"]
+            return status if status in BACKFILL_FINISHED else None
+
+        return self.wait_for(finished, timeout=timeout, what=f"backfill {backfill_id}")
+
     def wait_for(self, condition: Any, timeout: float, what: str, interval: float = 2.0) -> Any:
         """Poll `condition()` until it returns something truthy; fail naming `what` and the server's log tail."""
         deadline = time.monotonic() + timeout
@@ -81,6 +132,16 @@ class DagsterServer:
             time.sleep(interval)
         tail = self.log.read_text(errors="replace")[-4000:]
         raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; dagster dev log ends:\n{tail}")
+
+
+def partition_status(server: DagsterServer, *path: str) -> dict[str, str]:
+    """Year -> MATERIALIZED / FAILED / MATERIALIZING as the asset's partition view shows it (absent: missing)."""
+    node = server.graphql(PARTITION_STATUS, key={"path": list(path)})["assetNodeOrError"]
+    years = {}
+    for status_range in node["assetPartitionStatuses"]["ranges"]:
+        for year in range(int(status_range["startKey"]), int(status_range["endKey"]) + 1):
+            years[str(year)] = status_range["status"]
+    return years
 
 
 def free_port() -> int:
