@@ -126,7 +126,7 @@ SILVER_CHECK_SPECS = [
 
 def check_results(tables: IcebergTables, years: list[int], selected: Collection[str]) -> Iterator[AssetCheckResult]:
     """The `selected` checks' results over `years`, from one read of each year."""
-    facts = [silver_facts(tables, year) for year in years]
+    facts = silver_facts(tables, years)
     for name, result in RESULTS.items():
         if name in selected:
             yield result(facts)

@@ -56,6 +56,7 @@ REASON_PROPERTY = PREFIX + "reason"
 DATA_FOLDER = "data"
 # A commit that lost a race with another year's commit is redone on the table as it now is.
 COMMIT_ATTEMPTS = 5
+SNAPSHOTS_REMEMBERED = 4  # per IcebergTables: the current snapshot of each table, and the one a commit made
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,9 @@ class IcebergTables:
         self.retire = retire  # removes a table of the same name the lake before Iceberg registered
         self.read_only = read_only
         self.index = index  # where each commit records its snapshot's files, for readers (iceberg_plans.py)
+        # The files of the snapshots last read: a snapshot's files never change, and reading them decodes every
+        # manifest of the snapshot (a silver year asked for them five times, a fifth of its run).
+        self._snapshot_files: dict[tuple[str, int], list[DataFile]] = {}
 
     def __repr__(self) -> str:
         return f"IcebergTables({self.catalog.name!r}, {self.store.uri()!r}, {self.database!r})"
@@ -208,12 +212,16 @@ class IcebergTables:
         snapshot = snapshot or table.current_snapshot()
         if snapshot is None:
             return []
-        return [
-            entry.data_file
-            for manifest in snapshot.manifests(table.io)
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
-            if year is None or entry.data_file.partition[0] == year
-        ]
+        key = (_name(table), snapshot.snapshot_id)
+        if key not in self._snapshot_files:
+            if len(self._snapshot_files) >= SNAPSHOTS_REMEMBERED:
+                del self._snapshot_files[next(iter(self._snapshot_files))]
+            self._snapshot_files[key] = [
+                entry.data_file
+                for manifest in snapshot.manifests(table.io)
+                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+            ]
+        return [data_file for data_file in self._snapshot_files[key] if year is None or data_file.partition[0] == year]
 
     def read_plan(self, travel: TimeTravel, names: Iterable[str] | None = None) -> ReadPlans:
         """Per table (of `names`, or every one): its columns (name, Iceberg type) and the data files a reader reads,

@@ -24,6 +24,7 @@ from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.stores import ObjectStore, Workspace
+from boston_lake.lake.zones.bronze import release_freed_memory, use_returnable_memory
 from boston_lake.lake.zones.iceberg_year import IcebergYearBuild
 from boston_lake.lake.zones.publish import (
     DEFAULT_GUARD,
@@ -161,6 +162,7 @@ class SilverZone:
     def __init__(
         self, tables: IcebergTables, log: Log, settings: SilverSettings = SilverSettings(), run_id: str | None = None
     ):
+        use_returnable_memory()
         self.tables = tables
         self.store = tables.store
         self.log = log
@@ -170,7 +172,10 @@ class SilverZone:
     def build(self, year: int, force: bool = False, shrink: ShrinkGuard = DEFAULT_GUARD) -> SilverPartition:
         """Build the year from its bronze inputs and commit it through the partition protocol: raises PublishRefused
         when the staged year shrinks beyond the limit (the published year stays)."""
-        return publish_partition(_SilverBuild(self, year, force), self.log, force=force, shrink=shrink)
+        try:
+            return publish_partition(_SilverBuild(self, year, force), self.log, force=force, shrink=shrink)
+        finally:
+            release_freed_memory()  # a run of many years stays at the memory of one
 
     @contextmanager
     def _connection(self, work: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -14,6 +14,7 @@ import duckdb
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
+from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.zones.silver.inputs import window
 from boston_lake.lake.zones.silver.model import SILVER_TABLE, TIMEZONE
@@ -60,10 +61,15 @@ def silver_years(tables: IcebergTables) -> list[int]:
     return sorted(tables.keys_by_year(SILVER_TABLE))
 
 
-def silver_facts(tables: IcebergTables, year: int) -> SilverFacts:
+def silver_facts(tables: IcebergTables, years: list[int]) -> list[SilverFacts]:
+    """The facts of each of `years`, from one reading of the table's current files."""
+    published = tables.keys_by_year(SILVER_TABLE)
+    return [_year_facts(tables, published, year) for year in years]
+
+
+def _year_facts(tables: IcebergTables, published: dict[int, list[str]], year: int) -> SilverFacts:
     store = tables.store
     neighbours = [y for y in window(year) if y != year]
-    published = tables.keys_by_year(SILVER_TABLE)
     present = {y: published[y] for y in window(year) if y in published}
     if year not in present:
         raise FileNotFoundError(
@@ -74,7 +80,7 @@ def silver_facts(tables: IcebergTables, year: int) -> SilverFacts:
         for table in TABLES
         if store.exists(layout.bronze_data_key(table.name, year))
     ]
-    with ExitStack() as stack, connect(memory_limit=None) as connection:
+    with ExitStack() as stack, connect(memory_limit=DUCKDB_MEMORY_LIMIT) as connection:
         paths = [(y, stack.enter_context(store.reading(key))) for y, keys in present.items() for key in keys]
         connection.execute(
             "CREATE TEMP VIEW silver AS "

@@ -138,7 +138,7 @@ def test_a_case_in_two_files_lands_once_in_its_open_year_with_its_latest_state(b
     latest = row(silver(bronze_store, 2022), first_id)
     assert latest["case_status"] == "Closed" and latest["source_year"] == 2023
     assert latest["closed_at"] == utc("2022-02-01 14:00:00")
-    facts = silver_facts(LocalTarget(bronze_store.root).iceberg(), 2023)
+    (facts,) = silver_facts(LocalTarget(bronze_store.root).iceberg(), [2023])
     assert facts.bronze_ids == 10 and facts.bronze_ids_unplaced == 0 and facts.bronze_ids_placed_twice == 0
 
 
@@ -331,7 +331,7 @@ def test_a_case_no_bronze_file_lists_any_more_stays_withdrawn_and_gold_leaves_it
     assert sorted(withdrawn["case_id"].to_pylist()) == sorted(str(case_id) for case_id in ids[90:])
     (first_seen,) = set(withdrawn["withdrawn_at"].to_pylist())
 
-    facts = silver_facts(LocalTarget(bronze_store.root).iceberg(), 2022)
+    (facts,) = silver_facts(LocalTarget(bronze_store.root).iceberg(), [2022])
     assert facts.withdrawn == 10 and len(facts.withdrawn_examples) == 5
     gold = build_gold_partition(LocalTarget(bronze_store.root).iceberg(), INTAKE, 2022)
     assert gold.silver_rows == 90  # the answers count the cases the source lists
