@@ -139,11 +139,10 @@ def test_of_a_refreshed_range_only_the_years_that_changed_are_crawled(local_defs
     ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
     first = tick(local_defs, dagster_instance)
     assert [covered_years(r) for r in first.run_requests] == [[2025, 2026]]
-    lines = portal.file_for(NEW_SYSTEM_ID).read_bytes().split(b"\r\n")
-    portal.replace_file(
-        NEW_SYSTEM_ID,
-        b"\r\n".join(line.replace(b",In progress,", b",Closed,") if b",2026-" in line[:20] else line for line in lines),
-    )
+    data = portal.file_for(NEW_SYSTEM_ID).read_bytes()
+    opened_2026 = next(line for line in data.split(b"\r\n") if b",2026-" in line[:20])
+    new_case = b"BCS-99999999" + opened_2026[opened_2026.index(b",") :]
+    portal.replace_file(NEW_SYSTEM_ID, data.rstrip(b"\r\n") + b"\r\n" + new_case + b"\r\n")  # a case opened
     ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
     later = tick(local_defs, dagster_instance, cursor=first.cursor)
     assert [covered_years(r) for r in later.run_requests] == [[2026]]

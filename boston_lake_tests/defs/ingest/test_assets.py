@@ -225,6 +225,7 @@ def test_rejected_rows_raise_a_warning_naming_the_rejects_file(local_defs, dagst
     assert materializations(result, "bronze/legacy_requests")["2022"]["rejects"].value == 1
 
 
+@pytest.mark.slow
 def test_a_refresh_of_unchanged_years_logs_one_line_per_step_not_one_per_year(local_defs, dagster_instance, portal):
     assert run(local_defs, dagster_instance, "legacy_requests", years=("2013", "2016")).success
     again = run(local_defs, dagster_instance, "legacy_requests", years=("2013", "2016"))
