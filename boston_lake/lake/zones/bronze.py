@@ -9,6 +9,7 @@ case id once and reconcile with the raw file's data rows, and may not shrink bey
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import tempfile
@@ -91,12 +92,13 @@ class ConverterSettings:
 
     def connection(self, temp_directory: str) -> duckdb.DuckDBPyConnection:
         """A connection with these limits, spilling into `temp_directory`."""
-        return connect(
+        connection = connect(
             memory_limit=self.memory_limit,
             threads=self.threads,
             preserve_insertion_order=self.preserve_insertion_order,
             temp_directory=temp_directory,
         )
+        return connection
 
 
 def convert_csv(
@@ -339,6 +341,7 @@ class BronzeZone:
         log: Log,
         settings: ConverterSettings = ConverterSettings(),
     ):
+        use_returnable_memory()
         self.raw_store = raw_store
         self.lake_store = lake_store
         self.log = log
@@ -362,9 +365,7 @@ class BronzeZone:
                 _BronzeBuild(self, table, year, manifest, force), self.log, force=force, shrink=shrink
             )
         finally:
-            # pyarrow's pool keeps what the year's conversion and audits freed: given back, a run's memory stays
-            # flat over its years instead of growing with them (16 legacy years: peak 543 -> 453 MiB).
-            pa.default_memory_pool().release_unused()
+            release_freed_memory()
         if partition.changed and partition.encoding_repaired_rows:
             self.log.warning(
                 f"{table.name} {year}: {partition.encoding_repaired_rows} rows had bytes that are not UTF-8 "
@@ -425,6 +426,35 @@ class BronzeZone:
                 )
             except (CsvFormatError, HeaderMismatch, BronzeError, duckdb.Error) as error:
                 raise BronzeError(f"{table.name} {year}: {self.raw_store.uri(manifest.key)}: {error}") from error
+
+
+def use_returnable_memory() -> None:
+    """Arrow's buffers from the C library's malloc, whose freed memory `release_freed_memory` can hand back: with
+    Arrow's bundled mimalloc a run kept 7-12 MiB more after every year even once its unused memory was released
+    (4 legacy years, 0.25x: 279 -> 305 MiB held between years, peak 336 -> 430 MiB; with malloc: 261-265 MiB
+    held, peak 336 -> 397 MiB). Set for the whole process, as a run builds one year after another."""
+    if _LIBC is not None and pa.default_memory_pool().backend_name != "system":
+        pa.set_memory_pool(pa.system_memory_pool())
+
+
+def release_freed_memory() -> None:
+    """Give back to the system what a year's conversion and audits freed, so that a run's memory stays flat over
+    its years instead of growing with them: Arrow's pool and the C library's heap keep freed memory for reuse."""
+    pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _glibc() -> ctypes.CDLL | None:
+    """The C library when it is glibc (the one with `malloc_trim`); None elsewhere (musl, macOS)."""
+    try:
+        libc = ctypes.CDLL(None)
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
 
 
 def kv_metadata(manifest: RawManifest) -> dict[str, str]:

@@ -108,7 +108,7 @@ class LiveRawZone(RawZone):
                     self.store.put_bytes(prefix + layout.MANIFEST, manifest.to_json())
             else:
                 if previous is not None and full:
-                    reason = f"{reason}: the records changed since {previous.fetched_at}"
+                    reason = f"{reason}: its pages differ from the stored fetch of {previous.fetched_at}"
                 self._publish_fetch(prefix, previous, fetch, manifest, full)
             partitions = [
                 self._publish_year(table, year, split.parts[year], manifest, resource, reason) for year in years
