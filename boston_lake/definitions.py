@@ -14,7 +14,7 @@ from boston_lake.defs.catalog import (
 )
 from boston_lake.defs.executor import EXECUTOR
 from boston_lake.defs.gold import GOLD_ASSETS, GOLD_JOB, GOLD_SENSORS
-from boston_lake.defs.ingest import BRONZE_CHECKS, INGEST_ASSETS, SCHEDULES, ingest_jobs
+from boston_lake.defs.ingest import BRONZE_CHECKS, INGEST_ASSETS, SCHEDULES, ingest_jobs, retry_raw_years_alone_sensor
 from boston_lake.defs.resources import build_resources
 from boston_lake.defs.silver import SILVER_ASSETS, SILVER_JOBS, SILVER_SENSORS
 from boston_lake.lake.settings import Settings
@@ -33,6 +33,7 @@ def _placed(assets: list[AssetsDefinition], kinds: set[str]) -> Sequence[AssetsD
 
 
 def build_definitions(settings: Settings) -> Definitions:
+    ingest = ingest_jobs(settings.run_launcher)
     return Definitions(
         assets=[
             *_placed(INGEST_ASSETS, ZONE_KINDS[settings.target]),
@@ -41,9 +42,9 @@ def build_definitions(settings: Settings) -> Definitions:
             *_placed(GOLD_ASSETS, ZONE_KINDS[settings.target]),
         ],
         asset_checks=BRONZE_CHECKS + CATALOG_CHECKS,
-        jobs=[*ingest_jobs(settings.run_launcher), *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB, iceberg_housekeeping],
+        jobs=[*ingest, *CRAWL_JOBS.values(), *SILVER_JOBS, GOLD_JOB, iceberg_housekeeping],
         schedules=[*SCHEDULES, HOUSEKEEPING_SCHEDULE],
-        sensors=[*CATALOG_SENSORS, *SILVER_SENSORS, *GOLD_SENSORS],
+        sensors=[*CATALOG_SENSORS, *SILVER_SENSORS, *GOLD_SENSORS, retry_raw_years_alone_sensor(ingest)],
         resources=build_resources(settings),
         executor=EXECUTOR,
     )

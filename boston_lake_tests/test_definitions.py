@@ -26,6 +26,7 @@ def test_local_definitions_hold_the_assets_checks_jobs_sensor_and_schedules(loca
         "rebuild_silver_on_bronze_change",
         "gold_follows_silver",
         "retry_undone_gold",
+        "retry_raw_years_alone",
     ]
     assert all(sensor.default_status.value == "RUNNING" for sensor in local_defs.sensors)
     crawl = graph.get(next(k for k in graph.get_all_asset_keys() if k.to_user_string() == "catalog/legacy_requests"))

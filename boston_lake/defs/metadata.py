@@ -20,6 +20,9 @@ from boston_lake.lake.catalog.registration import TableSnapshot
 from boston_lake.lake.zones.dictionary import column_descriptions
 from boston_lake.lake.zones.publish import PublishRefused
 
+# On the observation of a year that failed in a run beside years with nothing to store (their list).
+FAILED_BESIDE_ABSENT = "failed_beside_absent"
+
 
 def size_text(size: int) -> str:
     """Bytes as a person reads them (decimal units, as S3 and the OS file browsers show them)."""
@@ -88,9 +91,14 @@ def record_years(
     metadata_by_year: Mapping[int, Mapping[str, Any]],
     failures: Mapping[int, str | PublishRefused],
     absent: Iterable[int] = (),
+    retried_alone: bool = False,
 ) -> bool:
     """Attach each stored year's metadata to its partition; if any year failed, fail the run naming them.
     Returns whether the asset's output stands for every year of the run; if not, the caller yields none.
+
+    With `retried_alone`, a run where some year failed and another is absent does not fail: a failed run marks
+    every year it did not store Failed, the absent ones too, and only a materialization clears that. Each failed
+    year is observed with FAILED_BESIDE_ABSENT instead, for a sensor to request it again in a run of its own.
 
     A range run that fails materializes nothing in Dagster's eyes, and a returned output would materialize
     every year of the run, the `absent` ones too (years with nothing to store, which stay missing). So when
@@ -106,6 +114,19 @@ def record_years(
     for year, metadata in metadata_by_year.items():
         context.log_event(AssetMaterialization(context.asset_key, partition=str(year), metadata=dict(metadata)))
     if not failures:
+        return False
+    if retried_alone and set(absent):
+        nothing = ", ".join(map(str, sorted(set(absent))))
+        for year, reason in sorted(failures.items()):
+            line = (
+                f"{context.asset_key.to_user_string()} {year} failed, requested again in a run of its own so that "
+                f"{nothing}, with nothing to store, is not marked failed: {reason}"
+            )
+            context.log.error(line)
+            metadata = {FAILED_BESIDE_ABSENT: MetadataValue.text(nothing), "reason": str(reason)}
+            context.log_event(
+                AssetObservation(context.asset_key, partition=str(year), metadata=metadata, description=line)
+            )
         return False
     if len(failures) == 1 and not metadata_by_year:
         description = str(next(iter(failures.values())))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from boston_lake.sample_portal.server import PortalHandler
 from boston_lake_tests.support.dagster_server import REPOSITORY, DagsterServer, partition_status
 from boston_lake_tests.support.portal import status
 
@@ -57,6 +59,52 @@ def test_a_year_the_portal_does_not_publish_stays_missing_never_failed(dagster_s
     assert {"label": "published", "boolValue": False} in observed["metadataEntries"]
     bronze = partition_status(dagster_server, "bronze", "legacy_requests")
     assert "2014" not in bronze and bronze["2015"] == "MATERIALIZED"
+
+
+ALONE_RUNS = """
+query {
+  runsOrError(filter: {tags: [{key: "boston_lake/requested_by", value: "retry_raw_years_alone"}]}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}
+"""
+
+
+def refused_download(year: int) -> Callable[[PortalHandler, Path], bool]:
+    """A fault that answers 403 to the download of `year`'s file and lets any other download through."""
+    refuse = status(403)
+    return lambda handler, path: str(year) in path.name and refuse(handler, path)
+
+
+def test_a_year_the_portal_does_not_publish_stays_missing_when_another_year_of_the_run_fails(
+    dagster_server: DagsterServer,
+) -> None:
+    dagster_server.portal.withdraw_legacy_years(2017)
+    # 2016 is refused in the backfill's run (2018 downloads) and again in the run that retries it alone.
+    dagster_server.portal.faults.extend([refused_download(2016)] * 3)
+    # Its raw run succeeds; whether the backfill ends after the retry of 2016 failed (and so failed) is a race.
+    assert backfill(dagster_server, ["2016", "2017", "2018"]) in {"COMPLETED_SUCCESS", "COMPLETED_FAILED"}
+
+    def alone() -> dict | None:
+        runs = dagster_server.graphql(ALONE_RUNS)["runsOrError"]["results"]
+        return next((run for run in runs if run["status"] in {"SUCCESS", "FAILURE", "CANCELED"}), None)
+
+    run = dagster_server.wait_for(alone, timeout=300, what="the run that retries 2016 alone")
+    assert run["status"] == "FAILURE" and {"key": "dagster/partition", "value": "2016"} in run["tags"]
+    raw = partition_status(dagster_server, "raw", "legacy_requests")
+    assert raw["2016"] == "FAILED" and "2017" not in raw and raw["2018"] == "MATERIALIZED"
+    bronze = partition_status(dagster_server, "bronze", "legacy_requests")
+    # The retry is the ingest job (raw, then bronze): bronze 2016 fails with the raw year it could not read.
+    assert {year: bronze[year] for year in bronze.keys() & {"2016", "2017", "2018"}} == {
+        "2016": "FAILED",
+        "2018": "MATERIALIZED",
+    }
+    node = dagster_server.graphql(OBSERVATIONS, key={"path": ["raw", "legacy_requests"]})["assetNodeOrError"]
+    (failed,) = [o["description"] for o in node["assetObservations"] if o["partition"] == "2016"]
+    assert failed.startswith(
+        "raw/legacy_requests 2016 failed, requested again in a run of its own so that 2017, with nothing to store, "
+        "is not marked failed: "
+    )
 
 
 CHECKS = """
@@ -137,7 +185,9 @@ query ($selector: SensorSelector!) {
 """
 
 
-@pytest.mark.parametrize("sensor", ["crawl_landed_bronze", "rebuild_silver_on_bronze_change", "retry_undone_gold"])
+@pytest.mark.parametrize(
+    "sensor", ["crawl_landed_bronze", "rebuild_silver_on_bronze_change", "retry_undone_gold", "retry_raw_years_alone"]
+)
 def test_a_skipped_sensor_tick_logs_its_reason_where_view_logs_shows_it(dagster_server: DagsterServer, sensor) -> None:
     selector = {**REPOSITORY, "sensorName": sensor}
 

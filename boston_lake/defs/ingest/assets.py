@@ -186,7 +186,7 @@ def build_ingest_assets(table: LakeTable) -> list[AssetsDefinition]:
                 )
             )
         stored = {p.year: raw_metadata(p, store.uri(p.manifest.key)) for p in partitions}
-        if record_years(context, stored, failures, absent=partitions.unpublished):
+        if record_years(context, stored, failures, absent=partitions.unpublished, retried_alone=True):
             yield MaterializeResult(data_version=_single_version([p.manifest.sha256 for p in partitions]))
 
     @asset(
