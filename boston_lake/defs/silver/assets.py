@@ -36,6 +36,7 @@ from boston_lake.defs.metadata import column_schema, observe_empty_years, record
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import LakeStorageResource
 from boston_lake.defs.silver.checks import SILVER_CHECK_SPECS, check_results, silver_years
+from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.targets import GLUE
 from boston_lake.lake.zones.publish import PublishRefused, ShrinkGuard
@@ -120,7 +121,7 @@ def silver_service_requests(
 ) -> Iterator[MaterializeResult | AssetCheckResult]:
     tables = storage.iceberg()
     if SILVER_KEY in context.selected_asset_keys:
-        years = yield from _build_years(context, config, storage)
+        years = yield from _build_years(context, config, storage, tables)
     elif context.has_partition_key or context.has_partition_key_range:
         years = run_years(context)
     else:  # a check run on its own, unpartitioned: every year the table holds
@@ -132,11 +133,10 @@ def silver_service_requests(
 
 
 def _build_years(
-    context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource
+    context: AssetExecutionContext, config: SilverConfig, storage: LakeStorageResource, tables: IcebergTables
 ) -> Generator[MaterializeResult, None, list[int]]:
-    """Build the run's years; yields the output when it stands for every year of the run. Returns the years
-    materialized."""
-    tables = storage.iceberg()
+    """Build the run's years into `tables` (the checks' too: the files a snapshot holds are read once); yields the
+    output when it stands for every year of the run. Returns the years materialized."""
     lake = tables.store
     zone = SilverZone(tables, context.log, storage.silver_settings(), context.run.run_id)
     shrink = ShrinkGuard(storage.max_shrink(SILVER_TABLE), config.accept_shrink)

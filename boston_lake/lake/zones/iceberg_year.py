@@ -78,7 +78,10 @@ class IcebergYearBuild(PartitionBuild[R]):
             assert staged.key is not None, "staged first"
             self.store.copy(staged.key, key)
         try:
-            self.iceberg = self.tables.open(self.zone, self.table, schema, description, docs)
+            # The table as loaded when the build began: a commit another writer made since fails ours, which is then
+            # redone on the table as it is (IcebergTables._commit); loading it again here would read its metadata twice.
+            if self.iceberg is None:
+                self.iceberg = self.tables.open(self.zone, self.table, schema, description, docs)
             snapshot = self.tables.replace_year(self.iceberg, self.year, key, rows, fingerprint, self.run_id, **extra)
         except BaseException:
             self.store.delete(key)
