@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable
@@ -216,7 +217,7 @@ query ($key: AssetKeyInput!, $year: String!) {
   assetOrError(assetKey: $key) {
     ... on Asset {
       assetMaterializations(partitions: [$year], limit: 1) {
-        metadataEntries { label ... on MarkdownMetadataEntry { mdStr } }
+        metadataEntries { label ... on MarkdownMetadataEntry { mdStr } ... on TextMetadataEntry { text } }
       }
     }
   }
@@ -233,14 +234,22 @@ def test_landed_bronze_reaches_silver_and_gold_by_the_sensors_and_gold_shows_its
     if partition_status(dagster_server, "bronze", "legacy_requests").get("2013") != "MATERIALIZED":
         launch_ingest(dagster_server, "2013")
 
-    def charts() -> str | None:
-        asset = dagster_server.graphql(GOLD_CHARTS, key={"path": ["gold", "service_levels"]}, year="2013")
+    def charts(year: str = "2013") -> str | None:
+        asset = dagster_server.graphql(GOLD_CHARTS, key={"path": ["gold", "service_levels"]}, year=year)
         materializations = asset["assetOrError"].get("assetMaterializations") or []
         entries = {entry["label"]: entry for m in materializations for entry in m["metadataEntries"]}
-        return entries["charts"]["mdStr"] if "charts" in entries else None
+        if "charts" not in entries:
+            return None
+        if "mdStr" in entries["charts"]:
+            return entries["charts"]["mdStr"]
+        # A run of several years draws its charts once, on its newest year; the others say which.
+        newest = re.fullmatch(r"on the (\d{4}) materialization of the same run \(years .+\)", entries["charts"]["text"])
+        assert newest, entries["charts"]["text"]
+        return charts(newest.group(1))
 
     markdown = dagster_server.wait_for(charts, timeout=1200, what="gold/service_levels 2013 built by the sensors")
-    assert "Median hours to close by neighborhood, 2013" in markdown and "On-time share by department, 2013" in markdown
+    assert "Median hours to close by neighborhood and year" in markdown
+    assert "On-time share by department and year" in markdown
     assert markdown.count("(data:image/png;base64,") == 3  # cases per month, hours by neighborhood, on time
     assert partition_status(dagster_server, "silver", "service_requests").get("2013") == "MATERIALIZED"
     assert partition_status(dagster_server, "catalog", "legacy_requests").get("2013") == "MATERIALIZED"

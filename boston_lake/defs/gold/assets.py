@@ -1,5 +1,6 @@
 """Gold assets: one per gold table, a year per partition, built from the same silver year, committed to the gold
-table's Iceberg table, and carrying charts of the answers in their materialization metadata.
+table's Iceberg table, and carrying charts of the answers in their materialization metadata (one set per run,
+on its newest year).
 
 They follow silver by themselves: declarative automation requests a gold year whenever its silver year is
 updated (any year, not just the latest: backfilled silver years flow through too), and the sensor that
@@ -37,38 +38,47 @@ GOLD_GROUP = "gold"
 GOLD_PARTITIONS = SILVER_PARTITIONS  # gold year Y reads silver year Y
 FOLLOW_SILVER = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
 
-ChartsOfYear = Callable[[questions.Query, list[int]], dict[int, dict[str, bytes]]]
+ChartsOfRun = Callable[[questions.Query, int], dict[str, bytes]]
 
 
 def gold_key(table: GoldTable) -> AssetKey:
     return AssetKey([GOLD_ZONE, table.name])
 
 
-def service_level_charts(query: questions.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
-    """Per year: the volume across the 2025 switch (all years), and that year's speed and punctuality."""
-    per_month = charts.cases_per_month_png(questions.cases_per_month(query))
-    neighborhoods = questions.median_hours_by_neighborhood(query)
-    departments = questions.on_time_share_by_department(query)
+def service_level_charts(query: questions.Query, newest: int) -> dict[str, bytes]:
+    """The volume across the 2025 switch, speed and punctuality, each over every year of the table."""
     return {
-        year: {
-            "Cases per month by source system": per_month,
-            f"Median hours to close by neighborhood, {year}": charts.median_hours_by_neighborhood_png(
-                neighborhoods, year
-            ),
-            f"On-time share by department, {year}": charts.on_time_share_by_department_png(departments, year),
-        }
-        for year in years
+        "Cases per month by source system": charts.cases_per_month_png(questions.cases_per_month(query)),
+        "Median hours to close by neighborhood and year": charts.median_hours_by_neighborhood_png(
+            questions.median_hours_by_neighborhood(query)
+        ),
+        "On-time share by department and year": charts.on_time_share_by_department_png(
+            questions.on_time_share_by_department(query)
+        ),
     }
 
 
-def intake_charts(query: questions.Query, years: list[int]) -> dict[int, dict[str, bytes]]:
-    intake = questions.intake_by_weekday_and_hour(query)
+def intake_charts(query: questions.Query, newest: int) -> dict[str, bytes]:
+    """When the city is asked, in the run's newest year."""
     return {
-        year: {f"Cases opened by weekday and hour, {year}": charts.intake_heatmap_png(intake, year)} for year in years
+        f"Cases opened by weekday and hour, {newest}": charts.intake_heatmap_png(
+            questions.intake_by_weekday_and_hour(query), newest
+        )
     }
 
 
-def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDefinition:
+def year_ranges(years: list[int]) -> str:
+    """Sorted years as runs of consecutive ones: [2011, 2012, 2013, 2015] -> '2011-2013, 2015'."""
+    runs: list[list[int]] = []
+    for year in years:
+        if runs and year == runs[-1][-1] + 1:
+            runs[-1].append(year)
+        else:
+            runs.append([year])
+    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+
+
+def build_gold_asset(table: GoldTable, charts_of_run: ChartsOfRun) -> AssetsDefinition:
     @asset(
         key=gold_key(table),
         deps=[SILVER_KEY],
@@ -109,8 +119,15 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
                 yield MaterializeResult()
             return
 
+        # The charts span the table's years: drawn once per run, on the newest year's materialization (the one the
+        # asset's page shows as the latest); the run's other years say where they are.
+        filled_years = [partition.year for partition in filled]
+        newest = max(filled_years)
         with questions.gold_answers(tables, [table], memory_limit) as query:
-            images = charts_of_year(query, [partition.year for partition in filled])
+            images = charts_of_run(query, newest)
+        charts_elsewhere = MetadataValue.text(
+            f"on the {newest} materialization of the same run (years {year_ranges(sorted(filled_years))})"
+        )
         iceberg_table = tables.table(table.name)
         snapshot = iceberg_table.current_snapshot()
         columns = [(field.name, str(field.field_type)) for field in iceberg_table.schema().fields]
@@ -127,7 +144,7 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
                 "silver_rows": MetadataValue.int(partition.silver_rows),
                 "path": MetadataValue.path(tables.store.uri(partition.key)),
                 "snapshot_id": MetadataValue.text(str(partition.snapshot_id)),
-                "charts": MetadataValue.md(charts.markdown(images[partition.year])),
+                "charts": MetadataValue.md(charts.markdown(images)) if partition.year == newest else charts_elsewhere,
                 **table_wide,
             }
             for partition in filled
@@ -138,7 +155,7 @@ def build_gold_asset(table: GoldTable, charts_of_year: ChartsOfYear) -> AssetsDe
     return gold_asset
 
 
-CHARTS_BY_TABLE: dict[str, ChartsOfYear] = {SERVICE_LEVELS.name: service_level_charts, INTAKE.name: intake_charts}
+CHARTS_BY_TABLE: dict[str, ChartsOfRun] = {SERVICE_LEVELS.name: service_level_charts, INTAKE.name: intake_charts}
 GOLD_ASSETS = [build_gold_asset(table, CHARTS_BY_TABLE[table.name]) for table in GOLD_TABLES]
 
 GOLD_JOB = define_asset_job(

@@ -2,9 +2,8 @@
 
 matplotlib's object API (Figure, no pyplot) draws them: no display, no global state, safe in any run worker.
 Each chart is a few tens of KB, embedded as a data URI, which Dagster's markdown renderer shows inline.
-A gold run draws three charts a year, so each figure's margins are measured from its labels' widths (as the Agg
-renderer lays them out) instead of by a layout engine, which draws every text again to fit it: half
-the time of a chart.
+Each figure's margins are measured from its labels' widths (as the Agg renderer lays them out) instead of by a
+layout engine, which draws every text again to fit it: half the time of a chart.
 matplotlib is imported by the first chart drawn, not with the code location: every run loads the code location
 (ingest and crawl runs too), and matplotlib costs each about a second and 40 MiB (benchmarks/bench_history.py).
 """
@@ -14,7 +13,8 @@ from __future__ import annotations
 import base64
 import io
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -62,51 +62,57 @@ def cases_per_month_png(cases: pa.Table) -> bytes:
     return _png(figure)
 
 
-def median_hours_by_neighborhood_png(neighborhoods: pa.Table, year: int) -> bytes:
-    """Horizontal bars of the median hours to close in one year, slowest neighborhood on top."""
-    rows = sorted(
-        (row for row in neighborhoods.to_pylist() if row["year"] == str(year) and row["median_hours_to_close"]),
-        key=lambda row: row["median_hours_to_close"],
-    )
-    return _bars(
-        [row["neighborhood"] or NOT_GIVEN for row in rows],
-        [row["median_hours_to_close"] for row in rows],
-        f"Median hours to close, by neighborhood, {year}",
+def median_hours_by_neighborhood_png(neighborhoods: pa.Table) -> bytes:
+    """Neighborhoods by year, shaded by the median hours to close: where and since when cases wait."""
+    return _heatmap(
+        by_label_and_year(neighborhoods, "neighborhood", "median_hours_to_close"),
+        "Median hours to close, by neighborhood and year",
         "hours (median)",
+        cmap="viridis",
     )
 
 
-def on_time_share_by_department_png(departments: pa.Table, year: int) -> bytes:
-    """Horizontal bars of the share of cases closed within their target, per department in one year."""
-    rows = sorted(
-        (row for row in departments.to_pylist() if row["year"] == str(year)), key=lambda row: row["on_time_share"]
-    )
-    return _bars(
-        [row["department"] or NOT_GIVEN for row in rows],
-        [row["on_time_share"] for row in rows],
-        f"On-time share, by department, {year}",
+def on_time_share_by_department_png(departments: pa.Table) -> bytes:
+    """Departments by year, shaded by the share of cases closed within their target."""
+    return _heatmap(
+        by_label_and_year(departments, "department", "on_time_share"),
+        "On-time share, by department and year",
         "on time",
+        cmap="RdYlGn",
         percent=True,
     )
 
 
 def intake_heatmap_png(intake: pa.Table, year: int) -> bytes:
-    """Cases opened by weekday and local hour: when the city is asked."""
+    """Cases opened by weekday and local hour in one year: when the city is asked."""
     grid = [[0] * 24 for _ in WEEKDAYS]
     for row in intake.to_pylist():
         if row["year"] == str(year):
             grid[row["weekday"] - 1][row["hour"]] += row["cases_opened"]
-    most = max(max(hours) for hours in grid)
-    # The colorbar takes its room from the axes; its tick labels and title need the right margin.
-    right = _text_inches([str(most * 10)], TICK_POINTS) + 0.45
-    figure, axes = _figure(9, 3, left=_text_inches(WEEKDAYS, TICK_POINTS) + 0.15, right=right)
-    image = axes.imshow(grid, aspect="auto", cmap="viridis")
-    axes.set_yticks(range(len(WEEKDAYS)), WEEKDAYS)
-    axes.set_xticks(range(0, 24, 2))
-    axes.set_xlabel("hour of day (Boston time)")
-    axes.set_title(f"Cases opened by weekday and hour, {year}", y=TITLE_Y)
-    figure.colorbar(image, ax=axes, label="cases")
-    return _png(figure)
+    hours = Grid(rows=WEEKDAYS, columns=[str(hour) for hour in range(24)], values=grid)
+    return _heatmap(hours, f"Cases opened by weekday and hour, {year}", "cases", xlabel="hour of day (Boston time)")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A heatmap's cells: values[row][column], None where a row has no value in that column."""
+
+    rows: Sequence[str]
+    columns: Sequence[str]
+    values: Sequence[Sequence[float | None]]
+
+
+def by_label_and_year(answers: pa.Table, label: str, value: str) -> Grid:
+    """One row per `label` (alphabetical, the unnamed last), one column per year of `answers`."""
+    cells: dict[tuple[str, str], float | None] = {}
+    for row in answers.to_pylist():
+        cell = (row[label] or NOT_GIVEN, row["year"])
+        if cell in cells:
+            raise ValueError(f"{label} {cell[0]!r} has two {value} values in {cell[1]}: a chart shows one")
+        cells[cell] = row[value]
+    rows = sorted({name for name, _ in cells}, key=lambda name: (name == NOT_GIVEN, name))
+    years = sorted({year for _, year in cells})
+    return Grid(rows=rows, columns=years, values=[[cells.get((name, year)) for year in years] for name in rows])
 
 
 def consecutive_months(points: list[tuple[date, int]]) -> list[list[tuple[date, int]]]:
@@ -129,20 +135,37 @@ def markdown(images: dict[str, bytes]) -> str:
     )
 
 
-def _bars(labels: list[str], values: list[float], title: str, unit: str, percent: bool = False) -> bytes:
+def _heatmap(
+    grid: Grid, title: str, unit: str, *, cmap: str = "viridis", xlabel: str = "", percent: bool = False
+) -> bytes:
+    """Rows by columns shaded by value, with a colour bar; an empty cell (no value) is drawn light grey."""
+    import numpy as np
+    from matplotlib import colormaps
     from matplotlib.ticker import PercentFormatter
 
-    left = _text_inches(labels or [""], BAR_LABEL_POINTS) + 0.15
-    figure, axes = _figure(7, 0.9 + 0.22 * max(len(labels), 1), left=left, right=0.3)
-    axes.barh(labels, values, color="#4c72b0")
-    if percent:
-        axes.xaxis.set_major_formatter(PercentFormatter(1.0))
-        axes.set_xlim(0, 1)
-    if not labels:
-        axes.text(0.5, 0.5, "no data for this year", ha="center", va="center", transform=axes.transAxes)
+    values = np.ma.masked_invalid(np.array(grid.values, dtype=float).reshape(len(grid.rows), len(grid.columns)))
+    most = float(values.max()) if values.count() else 0.0
+    # The colour bar takes its room from the axes; its tick labels and label need the right margin.
+    right = _text_inches(["100%" if percent else f"{most:.1f}"], TICK_POINTS) + 0.45
+    left = _text_inches(grid.rows or [""], BAR_LABEL_POINTS) + 0.15
+    figure, axes = _figure(9, 0.9 + 0.22 * max(len(grid.rows), 4), left=left, right=right)
     axes.set_title(title, y=TITLE_Y)
-    axes.set_xlabel(unit)
-    axes.tick_params(axis="y", labelsize=8)
+    axes.set_xlabel(xlabel)
+    if not values.count():
+        axes.text(0.5, 0.5, "no data", ha="center", va="center", transform=axes.transAxes)
+        return _png(figure)
+    image = axes.imshow(
+        values,
+        aspect="auto",
+        cmap=colormaps[cmap].with_extremes(bad="#e8e8e8"),
+        vmin=0 if percent else None,
+        vmax=1 if percent else None,
+        interpolation="nearest",
+    )
+    axes.set_yticks(range(len(grid.rows)), grid.rows)
+    axes.set_xticks(range(len(grid.columns)), grid.columns)
+    axes.tick_params(labelsize=BAR_LABEL_POINTS)
+    figure.colorbar(image, ax=axes, label=unit, format=PercentFormatter(1.0) if percent else None)
     return _png(figure)
 
 

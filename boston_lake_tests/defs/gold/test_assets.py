@@ -8,6 +8,7 @@ from dagster import AssetMaterialization, evaluate_automation_conditions, materi
 
 from boston_lake.defs.gold import GOLD_ASSETS, gold_key
 from boston_lake.defs.keys import SILVER_KEY
+from boston_lake.lake.answers import charts
 from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS
 from boston_lake_tests.support.silver_samples import silver_sample_rows, write_silver_samples, write_silver_year
 
@@ -56,17 +57,47 @@ def test_gold_years_are_built_committed_and_charted(local_defs, dagster_instance
     columns = {column.name: column.description for column in levels["2025"]["dagster/column_schema"].schema.columns}
     assert columns == dict(SERVICE_LEVELS.columns)  # gold's own words: its on_time is a count, not a verdict
     assert levels["2025"]["table_rows_all_years"].value == sum(rows.column("n").to_pylist())  # every year
-    images = embedded_pngs(levels["2025"]["charts"].value)
+    images = embedded_pngs(levels["2026"]["charts"].value)  # the run's newest year carries the charts
     assert list(images) == [
         "Cases per month by source system",
-        "Median hours to close by neighborhood, 2025",
-        "On-time share by department, 2025",
+        "Median hours to close by neighborhood and year",
+        "On-time share by department and year",
     ]
     assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000 for png in images.values())
+    assert levels["2025"]["charts"].value == "on the 2026 materialization of the same run (years 2025-2026)"
 
     intake = metadata_by_partition(result, INTAKE)
     assert list(embedded_pngs(intake["2026"]["charts"].value)) == ["Cases opened by weekday and hour, 2026"]
     assert intake["2026"]["silver_rows"].value == 1339
+
+
+def test_a_run_of_many_years_draws_each_chart_once_on_its_newest_year(
+    local_defs, dagster_instance, lake_home, monkeypatch
+):
+    write_silver_samples(lake_home)
+    drawn = []
+
+    def counted(figure):
+        drawn.append(figure.axes[0].get_title())
+        return draw(figure)
+
+    draw = charts._png
+    monkeypatch.setattr(charts, "_png", counted)
+    result = materialize_gold(local_defs, dagster_instance, "2021", "2023")
+    assert result.success
+
+    assert sorted(drawn) == [
+        "Cases opened by weekday and hour, 2023",
+        "Cases opened per month, by source system",
+        "Median hours to close, by neighborhood and year",
+        "On-time share, by department and year",
+    ]
+    for table, titles in ((SERVICE_LEVELS, 3), (INTAKE, 1)):
+        metadata = metadata_by_partition(result, table)
+        assert set(metadata) == {"2021", "2022", "2023"}
+        assert len(embedded_pngs(metadata["2023"]["charts"].value)) == titles
+        for year in ("2021", "2022"):
+            assert metadata[year]["charts"].value == "on the 2023 materialization of the same run (years 2021-2023)"
 
 
 def test_a_gold_year_without_silver_fails_naming_it(local_defs, dagster_instance, lake_home):
