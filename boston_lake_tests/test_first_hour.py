@@ -1,6 +1,7 @@
 """The first hour in the UI, walked end to end: `make demo-ui` on a fresh Dagster home and lake, a backfill of
 every year of every asset launched as the UI launches it, and then the daemon's sensors and automation left to
-finish. The lake it leaves is whole: every partition of every asset materialized with rows, none failed."""
+finish. The lake it leaves is whole: every partition of every asset materialized with rows, none failed; and
+every run says who launched it."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ query {
     ... on Runs { results { runId jobName } }
   }
 }
+"""
+RUN_TAGS = """
+query { runsOrError { ... on Runs { results { jobName tags { key } } } } }
 """
 RUN_COUNT = """
 query { runsOrError { ... on Runs { count } } }
@@ -100,6 +104,15 @@ def test_a_backfill_of_every_year_of_every_asset_leaves_the_demo_lake_whole(dags
     )
     assert status == "COMPLETED_SUCCESS", status
     dagster_server.wait_for(lambda: settled(dagster_server), timeout=600, what="the sensors' runs to finish")
+
+    # Every run says who launched it (the backfill, or a sensor or the automation): none "Manually launched".
+    runs = dagster_server.graphql(RUN_TAGS)["runsOrError"]["results"]
+    unattributed = [
+        run["jobName"]
+        for run in runs
+        if not {"dagster/backfill", "dagster/sensor_name"} & {t["key"] for t in run["tags"]}
+    ]
+    assert runs and not unattributed, unattributed
 
     for asset, years in EVERY_ASSET.items():
         statuses = partition_status(dagster_server, *asset.split("/"))
