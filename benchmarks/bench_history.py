@@ -353,16 +353,28 @@ def floor(kind: str, *arguments: object) -> float:
 def verdicts(results: Results) -> list[str]:
     end_to_end = sum(results.seconds(name) for name in BACKFILL_RUNS)
     floor_seconds = sum(results.seconds(name) for name in FLOORS)
+    # What a Dagster run costs doing nothing (the do-nothing measure is two runs): every run pays it before any
+    # work, so it bounds each ratio from below whatever the lake's code does.
+    empty_run = results.seconds(NOOP) / 2
     lines = [
-        _verdict("full history end to end / floor", end_to_end / floor_seconds, END_TO_END_VS_FLOOR)
+        _verdict(
+            "full history end to end / floor",
+            end_to_end / floor_seconds,
+            END_TO_END_VS_FLOOR,
+            at_least=(len(BACKFILL_RUNS) * empty_run + floor_seconds) / floor_seconds,
+        )
         + f" ({end_to_end:.1f} s / {floor_seconds:.1f} s)",
         _verdict(
-            "gold for all years / silver for all years", results.seconds(GOLD) / results.seconds(SILVER), GOLD_VS_SILVER
+            "gold for all years / silver for all years",
+            results.seconds(GOLD) / results.seconds(SILVER),
+            GOLD_VS_SILVER,
+            at_least=(empty_run + results.seconds(AGGREGATION)) / results.seconds(SILVER),
         ),
         _verdict(
             f"silver of {ONE_YEAR} / plain rewrite of that year",
             results.seconds(SILVER_ONE) / results.seconds(REWRITE_ONE),
             SILVER_YEAR_VS_REWRITE,
+            at_least=(empty_run + results.seconds(REWRITE_ONE)) / results.seconds(REWRITE_ONE),
         ),
         _verdict(
             "query of all silver years through the catalog / DuckDB directly",
@@ -383,8 +395,15 @@ def verdicts(results: Results) -> list[str]:
     return lines
 
 
-def _verdict(name: str, ratio: float, target: float) -> str:
-    return f"{name}: {ratio:.2f}x, target <= {target}x: {'MET' if ratio <= target else 'MISSED'}"
+def _verdict(name: str, ratio: float, target: float, at_least: float | None = None) -> str:
+    """The ratio against its target; with `at_least`, the ratio that a do-nothing Dagster run in place of the
+    run (plus the floor's own work) would already reach, and whether that alone exceeds the target."""
+    line = f"{name}: {ratio:.2f}x, target <= {target}x: {'MET' if ratio <= target else 'MISSED'}"
+    if at_least is not None:
+        line += f"; a do-nothing Dagster run doing the floor's work would be {at_least:.2f}x"
+        if at_least > target:
+            line += " (out of reach while each run is a Dagster run of its own)"
+    return line
 
 
 def report(

@@ -1,0 +1,54 @@
+"""bench_history's verdicts on made-up figures: each ratio against its target, and the bound that a do-nothing
+Dagster run sets on the ratios whose runs are Dagster runs (a target below it is out of reach, and says so)."""
+
+from __future__ import annotations
+
+from benchmarks.bench_backfill import Results, Run
+from benchmarks.bench_history import (
+    AGGREGATION,
+    BACKFILL_RUNS,
+    CONVERSION,
+    DIRECT,
+    GOLD,
+    NOOP,
+    QUERY,
+    REFRESH,
+    REWRITE,
+    REWRITE_ONE,
+    SILVER,
+    SILVER_ONE,
+    verdicts,
+)
+
+
+def results(seconds: dict[str, float]) -> Results:
+    made_up = Results()
+    for name, value in seconds.items():
+        made_up.add(name, Run(seconds=value, peak_rss_kib=100 * 1024), lambda message: None)
+    return made_up
+
+
+def test_a_target_below_what_an_empty_run_costs_is_named_out_of_reach() -> None:
+    figures = {name: 10.0 for name in BACKFILL_RUNS} | {
+        SILVER: 40.0,
+        GOLD: 8.0,
+        CONVERSION: 20.0,
+        REWRITE: 10.0,
+        AGGREGATION: 2.0,
+        SILVER_ONE: 5.0,
+        REWRITE_ONE: 1.0,
+        NOOP: 6.0,  # two do-nothing runs: 3 s each
+        REFRESH: 6.0,
+        QUERY: 0.02,
+        DIRECT: 0.02,
+    }
+    lines = {line.split(":")[0]: line for line in verdicts(results(figures))}
+    one_year = lines["silver of 2023 / plain rewrite of that year"]
+    assert "5.00x, target <= 2.5x: MISSED" in one_year
+    assert "would be 4.00x (out of reach" in one_year  # (3 s + 1 s) / 1 s
+    gold = lines["gold for all years / silver for all years"]
+    assert "0.20x, target <= 0.25x: MET" in gold and "would be 0.12x" in gold and "out of reach" not in gold
+    end_to_end = lines["full history end to end / floor"]
+    # six runs of 3 s of nothing before the floor's 32 s of work: (18 + 32) / 32
+    assert "would be 1.56x" in end_to_end and "out of reach" not in end_to_end
+    assert "would be" not in lines["daily refresh of unchanged years / do-nothing run"]
