@@ -184,6 +184,20 @@ class TestPortal(SamplePortal):
         super().__init__(data_dir, handler=FaultyHandler)
         self.state = FaultState()
         self.httpd.faults = self.state  # type: ignore[attr-defined]
+        self.pinned_listings: dict[str, dict[str, Any]] = {}
+
+    def package_show(self) -> dict[str, Any]:
+        shown = super().package_show()
+        for resource in shown["result"]["resources"]:
+            resource.update(self.pinned_listings.get(resource["id"], {}))
+        return shown
+
+    def edit_records_in_place(self, resource_id: str, data: bytes) -> Path:
+        """New records while the package still lists the upload the DataStore was loaded from (an upsert, not a new
+        file): nothing in the listing tells a reader that anything changed."""
+        (listed,) = [r for r in self.package_show()["result"]["resources"] if r["id"] == resource_id]
+        self.pinned_listings.setdefault(resource_id, {key: listed[key] for key in ("last_modified", "hash", "size")})
+        return self.replace_file(resource_id, data)
 
     @property
     def faults(self) -> list[Callable[[PortalHandler, Path], bool]]:

@@ -57,11 +57,12 @@ class RawConfig(Config):
     """Why the DataStore may serve fewer records of a year than the lake holds in this run (e.g. "the city
     withdrew the transitioned case types"); logged with the run. Empty: such a fetch is refused, nothing kept."""
     full_read: bool = False
-    """Read every DataStore record again, not only those past the stored ones: sees records edited in place under
-    their old _id, which a refresh otherwise sees only at the periodic full read."""
+    """Read every DataStore record again, not only those past the stored ones: sees records edited in the
+    DataStore without a new upload, which a refresh otherwise sees only at the periodic full read."""
     full_read_days: float = DEFAULT_FULL_READ_DAYS
-    """A refresh reads only the DataStore records past the stored ones, and all of them when the last full read
-    is this many days old (0: every run reads them all)."""
+    """A refresh of the upload it read before reads only the DataStore records past the stored ones, and all of
+    them when the last full read is this many days old (0: every run reads them all); a new upload listed by
+    the portal is always read in full."""
 
 
 class BronzeConfig(Config):

@@ -269,6 +269,10 @@ class DataStoreManifest:
     version: int = MANIFEST_VERSION
     last_id: int | None = None  # the `_id` of the last record: where a fetch that continues this one starts
     full_read_at: str | None = None  # when every record was last read (a continued fetch carries it over)
+    # The resource's last_modified and hash in the portal's package at that full read: CKAN changes them with each
+    # upload, and a new upload can edit records in place, which only a full read sees.
+    resource_last_modified: str | None = None
+    resource_hash: str | None = None
 
     def resume(self) -> Resume | None:
         """Where a fetch continuing this one starts; None when this manifest does not say (an older one)."""

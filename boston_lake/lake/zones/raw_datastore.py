@@ -10,7 +10,10 @@ A refresh continues the stored fetch: it asks only for the records past the stor
 are none, and then nothing is read or written). New records become new pages beside the stored ones, and the
 years are cut again from all of them. A DataStore that holds fewer records than stored, other fields, or `_id`s
 that do not continue the stored ones is read in full at once. A record edited in place under its old `_id` is
-seen only by a full read: one is made when the last is `full_read_days` old, or when a run asks for it.
+seen only by a full read: one is made when the portal lists a new upload of the resource (its last_modified or
+hash differ from those of the last full read: the city republishes the file, and the DataStore is reloaded from
+it), when the last full read is `full_read_days` old (for a DataStore edited without a new upload), or when a
+run asks for it.
 
 Nothing is written before the whole fetch has been checked, and a year whose records did not change is
 not rewritten, so a refresh that finds nothing new writes nothing.
@@ -51,7 +54,7 @@ from boston_lake.lake.zones.raw import (
 from boston_lake.lake.zones.year_split import JsonLinesPart, YearSplit, open_year
 
 SOURCES = ("datastore", "csv")
-DEFAULT_FULL_READ_DAYS = 7  # a record edited in place under its old `_id` reaches the lake within this many days
+DEFAULT_FULL_READ_DAYS = 7  # an edit made in the DataStore without a new upload reaches the lake within this many days
 
 
 class LiveRawZone(RawZone):
@@ -103,7 +106,13 @@ class LiveRawZone(RawZone):
             manifest = self._source_manifest(prefix, resource, fetch, previous if not full else None)
             if previous and previous.sha256 == manifest.sha256:
                 reason = f"the DataStore sent the same records as the stored fetch (same sha256; {reason})"
-                manifest = replace(previous, full_read_at=manifest.full_read_at, last_id=manifest.last_id)
+                manifest = replace(
+                    previous,
+                    full_read_at=manifest.full_read_at,
+                    last_id=manifest.last_id,
+                    resource_last_modified=manifest.resource_last_modified,
+                    resource_hash=manifest.resource_hash,
+                )
                 if manifest != previous:  # a full read confirmed the stored pages: the next runs continue them
                     self.store.put_bytes(prefix + layout.MANIFEST, manifest.to_json())
             else:
@@ -167,6 +176,13 @@ class LiveRawZone(RawZone):
             return f"the stored fetch is of resource {previous.resource_id}, the portal now serves {resource.id}"
         if previous.resume() is None:
             return "the stored fetch does not record its last _id"
+        listed = (resource.last_modified, resource.hash)
+        if any(listed) and listed != (previous.resource_last_modified, previous.resource_hash):
+            return (
+                f"the portal lists a new upload of the resource (last_modified {resource.last_modified}, hash "
+                f"{resource.hash}; at the last full read {previous.resource_last_modified}, {previous.resource_hash}): "
+                "its records may have been edited in place"
+            )
         last_full = datetime.fromisoformat(previous.full_read_at or previous.fetched_at)
         if utc_now() - last_full >= timedelta(days=self.full_read_days):
             return (
@@ -290,6 +306,8 @@ class LiveRawZone(RawZone):
             ],
             last_id=fetch.last_id,
             full_read_at=(continued.full_read_at or continued.fetched_at) if continued else fetched_at,
+            resource_last_modified=continued.resource_last_modified if continued else resource.last_modified,
+            resource_hash=continued.resource_hash if continued else resource.hash,
         )
 
     def _publish_fetch(

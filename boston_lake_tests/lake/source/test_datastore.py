@@ -70,20 +70,26 @@ def sample_rows(portal) -> int:
     return len(portal.file_for(NEW_SYSTEM_ID).read_bytes().splitlines()) - 1
 
 
-def close_the_2026_cases(portal) -> None:
+def publish(portal, data: bytes, in_place: bool) -> None:
+    """The city's change: a new upload of the file (the package lists it), or records changed in the DataStore
+    under the listing of the upload it was loaded from (`in_place`)."""
+    (portal.edit_records_in_place if in_place else portal.replace_file)(NEW_SYSTEM_ID, data)
+
+
+def close_the_2026_cases(portal, in_place: bool = False) -> None:
     """The city closes every open case of 2026: the records change, 2025's do not."""
     lines = portal.file_for(NEW_SYSTEM_ID).read_bytes().split(b"\r\n")
     changed = [line.replace(b",In progress,", b",Closed,") if b",2026-" in line[:20] else line for line in lines]
     assert changed != lines
-    portal.replace_file(NEW_SYSTEM_ID, b"\r\n".join(changed))
+    publish(portal, b"\r\n".join(changed), in_place)
 
 
-def append_2026_cases(portal, count: int) -> None:
+def append_2026_cases(portal, count: int, in_place: bool = False) -> None:
     """The city opens `count` new cases: records past the stored ones, in 2026."""
     data = portal.file_for(NEW_SYSTEM_ID).read_bytes()
     template = next(line for line in data.split(b"\r\n") if b",2026-" in line[:20])
     new = [template.replace(template[: template.index(b",")], b"BCS-9%07d" % number, 1) for number in range(count)]
-    portal.replace_file(NEW_SYSTEM_ID, data.rstrip(b"\r\n") + b"\r\n" + b"\r\n".join(new) + b"\r\n")
+    publish(portal, data.rstrip(b"\r\n") + b"\r\n" + b"\r\n".join(new) + b"\r\n", in_place)
 
 
 def offsets_asked(portal) -> list[int]:
@@ -165,7 +171,7 @@ def test_a_refresh_reads_only_the_new_records_and_keeps_the_stored_pages(zone, s
     stored = sample_rows(paged_portal)
     old_pages = {o.key: store.get_bytes(o.key) for o in store.list(SOURCE) if "/page-" in o.key}
     asked = len(paged_portal.datastore_requests())
-    append_2026_cases(paged_portal, 1500)
+    append_2026_cases(paged_portal, 1500, in_place=True)  # upserted: the listing names the same upload
     by_year = {p.year: p for p in zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
     assert offsets_asked(paged_portal)[asked:] == [stored, stored + 1000]  # only the records past the stored
     assert by_year[2026].changed and not by_year[2025].changed
@@ -182,13 +188,28 @@ def test_a_refresh_reads_only_the_new_records_and_keeps_the_stored_pages(zone, s
 
 def test_a_record_edited_in_place_waits_for_the_periodic_full_read(paged_portal, store, log):
     live_zone(paged_portal, store, log).ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
-    close_the_2026_cases(paged_portal)  # the same _ids, other values: a continued read cannot see it
+    close_the_2026_cases(paged_portal, in_place=True)  # the same _ids, other values, the same listing
     continued = {p.year: p for p in live_zone(paged_portal, store, log).ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
     assert not continued[2026].changed
     weekly = live_zone(paged_portal, store, log, full_read_days=0)  # the last full read is old enough
     by_year = {p.year: p for p in weekly.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
     assert by_year[2026].changed and not by_year[2025].changed
     assert "a full read (the last full read, at " in by_year[2025].reason and "days old" in by_year[2025].reason
+
+
+def test_a_new_upload_listed_by_the_portal_is_read_in_full_the_same_day(zone, paged_portal, store):
+    zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    close_the_2026_cases(paged_portal)  # a new upload: the package lists its last_modified and hash
+    (listed,) = [r for r in paged_portal.package_show()["result"]["resources"] if r["id"] == NEW_SYSTEM_ID]
+    by_year = {p.year: p for p in zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)}
+    assert by_year[2026].changed and not by_year[2025].changed  # the edit in place reached the lake at once
+    assert f"a full read (the portal lists a new upload of the resource (last_modified {listed['last_modified']}" in (
+        by_year[2025].reason  # the year left as it was says why it was read again
+    )
+    source = json.loads(store.get_bytes(SOURCE + "_manifest.json"))
+    assert (source["resource_last_modified"], source["resource_hash"]) == (listed["last_modified"], listed["hash"])
+    again = zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)  # the same upload: continued, one request
+    assert [p.changed for p in again] == [False, False] and again[0].reason.startswith("no records past the")
 
 
 def test_a_full_read_that_finds_the_same_records_notes_only_its_time(zone, full_zone, store):
@@ -208,7 +229,7 @@ def test_fewer_records_than_stored_are_read_in_full_and_refused(zone, store, pag
     zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
     before = snapshot(store)
     lines = paged_portal.file_for(NEW_SYSTEM_ID).read_bytes().split(b"\r\n")
-    paged_portal.replace_file(NEW_SYSTEM_ID, b"\r\n".join(lines[:1] + lines[2:]))  # the first case withdrawn
+    publish(paged_portal, b"\r\n".join(lines[:1] + lines[2:]), in_place=True)  # the first case withdrawn
     with pytest.raises(RawIngestError, match="serves fewer records than the lake holds"):
         zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
     assert any("fewer than the 5473 stored; reading every record again" in m for m in caplog.messages)
