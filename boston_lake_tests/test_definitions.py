@@ -126,6 +126,7 @@ def test_assets_carry_their_owner_and_the_kinds_of_their_target(tmp_path, target
     assert {owner for spec in specs.values() for owner in spec.owners} == {"team:data-platform"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["local", "aws"])
 def test_loading_the_code_location_leaves_pyiceberg_and_glue_pipes_to_the_runs_that_use_them(tmp_path, target):
     """Every run and the sensors' code server load the code location: what only silver, gold and the Glue job

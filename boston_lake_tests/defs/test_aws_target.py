@@ -86,6 +86,7 @@ def test_portal_to_glue_on_s3_with_a_direct_crawl(aws_defs, dagster_instance, aw
     assert len(versions) >= 1
 
 
+@pytest.mark.slow
 def test_checks_pass_on_the_aws_target(aws_defs, dagster_instance):
     result = run(aws_defs, dagster_instance, "ingest_legacy_requests", year="2022")
     assert all(e.passed for e in result.get_asset_check_evaluations())
@@ -98,6 +99,7 @@ def test_checks_pass_on_the_aws_target(aws_defs, dagster_instance):
     }
 
 
+@pytest.mark.slow
 def test_an_unchanged_source_writes_nothing_to_s3(aws_defs, dagster_instance, aws_client, aws_buckets):
     assert run(aws_defs, dagster_instance, "ingest_legacy_requests", year="2022").success
     s3 = aws_client("s3")
@@ -125,6 +127,7 @@ def glue_mode_resources(settings: Settings):
     return build_resources(settings, glue_mode)
 
 
+@pytest.mark.slow
 def test_glue_mode_runs_the_managed_crawler_and_verifies_its_partitions(
     aws_settings, aws_defs, dagster_instance, provisioned, aws_env
 ):
@@ -145,6 +148,7 @@ def test_glue_mode_runs_the_managed_crawler_and_verifies_its_partitions(
     assert summary["dagster/table_name"].value == "boston311.legacy_requests"
 
 
+@pytest.mark.slow
 def test_athena_answers_boston_lake_query(aws_environment, aws_env):
     aws_env.queue_athena_results(
         {

@@ -135,6 +135,7 @@ def claimed_here(store: S3ObjectStore) -> Iterator[list[str]]:
         yield work.swept
 
 
+@pytest.mark.slow
 @fault(
     "concurrency",
     "two runs of one year at once on S3, in processes that share nothing but the bucket",
@@ -254,6 +255,7 @@ def test_throttled_release_is_retried(s3_proxy: S3Proxy, aws_client, aws_buckets
         assert work.swept == []
 
 
+@pytest.mark.slow
 @fault(
     "crash",
     "SIGKILL of a run holding a year on S3, on another machine, once Dagster has marked that run ended",

@@ -1,9 +1,12 @@
 """The daily housekeeping job through Dagster, on the embedded target's silver and gold Iceberg tables."""
 
+import pytest
+
 from boston_lake.lake.targets import LocalTarget
 from boston_lake_tests.support.silver_samples import write_silver_samples
 
 
+@pytest.mark.slow
 def test_the_housekeeping_job_expires_nothing_young_and_removes_a_file_no_snapshot_reads(
     local_defs, dagster_instance, lake_home
 ):

@@ -34,6 +34,7 @@ def covered_years(request) -> list[int]:
     return list(range(int(tags[RANGE_START]), int(tags[RANGE_END]) + 1))
 
 
+@pytest.mark.slow
 def test_three_years_landing_between_ticks_are_one_crawl(local_defs, dagster_instance, portal):
     for year in (2021, 2022, 2023):
         ingest(local_defs, dagster_instance, "legacy_requests", year=str(year))
@@ -91,6 +92,7 @@ def test_no_second_crawl_while_one_is_in_flight_and_nothing_is_lost(local_defs, 
     assert covered_years(request) == [2022]
 
 
+@pytest.mark.slow
 def test_a_restarted_sensor_resumes_from_its_cursor(local_defs, dagster_instance):
     ingest(local_defs, dagster_instance, "legacy_requests", year="2013")
     first = tick(local_defs, dagster_instance)
@@ -119,6 +121,7 @@ def test_contiguous_blocks(years, blocks):
     assert contiguous_blocks(years) == blocks
 
 
+@pytest.mark.slow
 def test_a_refresh_that_changed_nothing_requests_no_crawl(local_defs, dagster_instance, portal):
     ingest(local_defs, dagster_instance, "legacy_requests", year="2022")
     first = tick(local_defs, dagster_instance)
@@ -135,6 +138,7 @@ def test_a_refresh_that_changed_nothing_requests_no_crawl(local_defs, dagster_in
     assert covered_years(changed) == [2022]
 
 
+@pytest.mark.slow
 def test_of_a_refreshed_range_only_the_years_that_changed_are_crawled(local_defs, dagster_instance, portal):
     ingest(local_defs, dagster_instance, "new_system_requests", years=("2025", "2026"))
     first = tick(local_defs, dagster_instance)
@@ -148,6 +152,7 @@ def test_of_a_refreshed_range_only_the_years_that_changed_are_crawled(local_defs
     assert [covered_years(r) for r in later.run_requests] == [[2026]]
 
 
+@pytest.mark.slow
 def test_a_year_whose_new_version_is_refused_never_lands_and_is_not_crawled(local_defs, dagster_instance, portal):
     def ingest_refused(tags):
         result = local_defs.resolve_job_def("ingest_legacy_requests").execute_in_process(
@@ -219,6 +224,7 @@ def test_a_crawl_that_fails_is_requested_again_on_the_next_tick(local_defs, dags
     assert settled.skip_message == "no bronze partition landed since the last tick"
 
 
+@pytest.mark.slow
 def test_after_three_undone_crawls_of_a_landing_the_sensor_gives_up_and_says_so(
     local_defs, dagster_instance, hidden_bronze, portal
 ):

@@ -41,6 +41,7 @@ def embedded_pngs(markdown: str) -> dict[str, bytes]:
     return {title: base64.b64decode(data) for title, data in PNG_URI.findall(markdown)}
 
 
+@pytest.mark.slow
 def test_gold_years_are_built_committed_and_charted(local_defs, dagster_instance, lake_home):
     write_silver_samples(lake_home)
     result = materialize_gold(local_defs, dagster_instance, "2025", "2026")
@@ -72,6 +73,7 @@ def test_gold_years_are_built_committed_and_charted(local_defs, dagster_instance
     assert intake["2026"]["silver_rows"].value == 1339
 
 
+@pytest.mark.slow
 def test_a_run_of_many_years_draws_each_chart_once_on_its_newest_year(
     local_defs, dagster_instance, lake_home, monkeypatch
 ):
@@ -140,6 +142,7 @@ def test_gold_follows_every_silver_year_that_is_updated(local_defs, dagster_inst
     assert wanted == {"gold/service_levels": ["2023"], "gold/intake": ["2023"]}
 
 
+@pytest.mark.slow
 def test_a_gold_year_whose_silver_year_holds_no_case_is_observed_not_materialized(
     local_defs, dagster_instance, lake_home
 ):

@@ -24,6 +24,7 @@ def _sorted(table: pa.Table) -> pa.Table:
     return table.sort_by([(name, "ascending") for name in table.column_names])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("question", GOLD_QUESTIONS, ids=lambda question: question.__name__)
 def test_gold_answers_equal_the_catalog_engines(gold_lake_home: Path, question) -> None:
     target = LocalTarget(gold_lake_home)
@@ -33,6 +34,7 @@ def test_gold_answers_equal_the_catalog_engines(gold_lake_home: Path, question) 
         assert _sorted(question(query)).equals(_sorted(through_catalog))  # ties come in either order
 
 
+@pytest.mark.slow
 def test_gold_answers_of_a_table_with_no_year_name_it(gold_lake_home: Path, tmp_path: Path) -> None:
     empty = LocalTarget(tmp_path / "empty").iceberg()
     with pytest.raises(IcebergError, match=r"boston311\.intake holds no year yet"):

@@ -89,6 +89,7 @@ def test_the_embedded_target_keeps_the_tables_in_a_sql_catalog_inside_the_lake(t
     assert list((tmp_path / ZONE / "boston311" / TABLE / "metadata").glob("*.metadata.json"))
 
 
+@pytest.mark.slow
 def test_on_aws_the_glue_table_is_an_iceberg_table_whose_metadata_is_in_the_lake_bucket(
     aws_env, aws_buckets, aws_client, tmp_path: Path
 ) -> None:

@@ -65,6 +65,7 @@ def utc(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
+@pytest.mark.slow
 def test_every_generation_lands_once_with_true_utc_instants(bronze_lake):
     zone = zone_of(bronze_lake)
     built = {year: zone.build(year) for year in (2013, 2022, 2023, 2025, 2026)}
@@ -314,6 +315,7 @@ def test_a_shrink_within_the_limit_is_published(bronze_store, bronze_samples, tm
         zone.build(2022, shrink=ShrinkGuard(max_share=0.01))
 
 
+@pytest.mark.slow
 def test_a_case_no_bronze_file_lists_any_more_stays_withdrawn_and_gold_leaves_it_out(
     bronze_store, bronze_samples, tmp_path
 ):
