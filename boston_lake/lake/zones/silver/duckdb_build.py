@@ -22,9 +22,9 @@ from boston_lake.lake.catalog.iceberg import PREFIX, IcebergTables, summary_of
 from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
+from boston_lake.lake.memory import release_freed_memory, use_returnable_memory
 from boston_lake.lake.settings import DUCKDB_MEMORY_LIMIT
 from boston_lake.lake.stores import ObjectStore, Workspace
-from boston_lake.lake.zones.bronze import release_freed_memory, use_returnable_memory
 from boston_lake.lake.zones.iceberg_year import IcebergYearBuild
 from boston_lake.lake.zones.publish import (
     DEFAULT_GUARD,
