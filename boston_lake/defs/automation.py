@@ -131,6 +131,11 @@ def contiguous_blocks(years: Iterable[int]) -> list[tuple[int, int]]:
     return [(first, last) for first, last in blocks]
 
 
+def year_ranges(years: Iterable[int]) -> str:
+    """The years as a person reads them: [2011, 2012, 2013, 2015] -> '2011-2013, 2015'."""
+    return ", ".join(str(first) if first == last else f"{first}-{last}" for first, last in contiguous_blocks(years))
+
+
 # -- runs the sensors requested, and the years to request again ---------------------------------------------
 
 

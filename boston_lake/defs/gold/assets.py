@@ -24,7 +24,7 @@ from dagster import (
     define_asset_job,
 )
 
-from boston_lake.defs.automation import REQUESTED_BY
+from boston_lake.defs.automation import REQUESTED_BY, year_ranges
 from boston_lake.defs.keys import CRAWLER_POOL, SILVER_KEY
 from boston_lake.defs.metadata import column_schema, observe_empty_years, record_years
 from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
@@ -65,17 +65,6 @@ def intake_charts(query: questions.Query, newest: int) -> dict[str, bytes]:
             questions.intake_by_weekday_and_hour(query), newest
         )
     }
-
-
-def year_ranges(years: list[int]) -> str:
-    """Sorted years as runs of consecutive ones: [2011, 2012, 2013, 2015] -> '2011-2013, 2015'."""
-    runs: list[list[int]] = []
-    for year in years:
-        if runs and year == runs[-1][-1] + 1:
-            runs[-1].append(year)
-        else:
-            runs.append([year])
-    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
 
 
 def build_gold_asset(table: GoldTable, charts_of_run: ChartsOfRun) -> AssetsDefinition:
@@ -126,7 +115,7 @@ def build_gold_asset(table: GoldTable, charts_of_run: ChartsOfRun) -> AssetsDefi
         with questions.gold_answers(tables, [table], memory_limit) as query:
             images = charts_of_run(query, newest)
         charts_elsewhere = MetadataValue.text(
-            f"on the {newest} materialization of the same run (years {year_ranges(sorted(filled_years))})"
+            f"on the {newest} materialization of the same run (years {year_ranges(filled_years)})"
         )
         iceberg_table = tables.table(table.name)
         snapshot = iceberg_table.current_snapshot()

@@ -23,6 +23,7 @@ from dagster import (
 )
 from tabulate import tabulate
 
+from boston_lake.defs.automation import year_ranges
 from boston_lake.defs.keys import bronze_key, raw_key
 from boston_lake.defs.metadata import column_schema, record_years, size_text
 from boston_lake.defs.partitions import all_years, partitions_for, run_years
@@ -83,18 +84,7 @@ def log_unchanged(context: AssetExecutionContext, table: LakeTable, years_by_rea
     Dagster stores, and a refresh of 16 unchanged years would spend more on them than on its own work. Each
     year's metadata still says `changed: false` and why."""
     for reason, years in years_by_reason.items():
-        context.log.info(f"{table.name} {year_list(years)}: unchanged, {reason}")
-
-
-def year_list(years: Sequence[int]) -> str:
-    """2011-2016, 2019: runs of consecutive years as ranges."""
-    runs: list[list[int]] = []
-    for year in sorted(years):
-        if runs and year == runs[-1][-1] + 1:
-            runs[-1].append(year)
-        else:
-            runs.append([year])
-    return ", ".join(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}" for run in runs)
+        context.log.info(f"{table.name} {year_ranges(years)}: unchanged, {reason}")
 
 
 def raw_metadata(partition: RawPartition, storage_uri: str) -> dict[str, Any]:

@@ -7,7 +7,6 @@ import pytest
 from dagster import AssetMaterialization, evaluate_automation_conditions, materialize
 
 from boston_lake.defs.gold import GOLD_ASSETS, gold_key
-from boston_lake.defs.gold.assets import year_ranges
 from boston_lake.defs.keys import SILVER_KEY
 from boston_lake.lake.answers import charts
 from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS
@@ -164,8 +163,3 @@ def test_a_gold_year_whose_silver_year_holds_no_case_is_observed_not_materialize
         assert observed.description == (
             f"gold/{table.name} 2024: no rows, not materialized: its silver year holds 0 rows"
         )
-
-
-def test_a_runs_years_are_named_as_spans_of_consecutive_ones():
-    assert year_ranges([2013, 2021, 2022, 2023, 2026]) == "2013, 2021-2023, 2026"
-    assert year_ranges([2026]) == "2026"

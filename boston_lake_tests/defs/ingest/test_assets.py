@@ -5,7 +5,6 @@ import pytest
 from dagster import AssetKey
 
 from boston_lake.definitions import build_definitions
-from boston_lake.defs.ingest.assets import year_list
 from boston_lake.lake import layout
 from boston_lake.lake.settings import Settings
 from boston_lake_tests.support.portal import LEGACY_2022_ID, NEW_SYSTEM_ID, status
@@ -239,8 +238,3 @@ def test_a_refresh_of_unchanged_years_logs_one_line_per_step_not_one_per_year(lo
         "legacy_requests 2013-2016: unchanged, already built from this raw file (same sha256) by this converter "
         "version",
     ]
-
-
-def test_years_are_listed_as_ranges():
-    assert year_list([2016, 2011, 2012, 2013, 2019, 2020]) == "2011-2013, 2016, 2019-2020"
-    assert year_list([2025]) == "2025"
