@@ -3,7 +3,8 @@
 A `datastore_active` resource is also served as JSON records, and on data.boston.gov the DataStore is
 fresher than the resource's CSV file. Pages are asked for sorted by `_id`, 10,000 records each (CKAN cuts a
 larger `limit` down to its `ckan.datastore.search.rows_max` and says so in `result.limit`), and each page is
-kept exactly as received, on disk, so memory holds one page at a time.
+kept exactly as received, on disk, so memory holds one page at a time (raw_datastore.py cuts them into years
+from there).
 
 Every page is checked before anything is kept, and every failure names the page:
 - the answer must be CKAN's JSON with `success: true` (not an error, an HTML page or cut-short JSON);
@@ -27,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,11 +99,6 @@ class DataStoreFetch:
     @property
     def bytes(self) -> int:
         return sum(page.bytes for page in self.pages)
-
-    def records(self) -> Iterator[dict[str, Any]]:
-        """The records in `_id` order, one page in memory at a time."""
-        for page in self.pages:
-            yield from json.loads(page.path.read_bytes())["result"]["records"]
 
 
 def fetch_records(

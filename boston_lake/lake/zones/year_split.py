@@ -3,27 +3,29 @@
 The CSV file (raw.py) and the DataStore's records (raw_datastore.py) are cut the same way: every record goes to
 the part of its open year, or, when its date names no partition, to the unassigned part with the reason,
 counted; a record of a valid year nobody asked for is counted and not written. Only how a part writes its
-records differs: `CsvPart` copies them byte for byte after the header, `JsonLinesPart` writes one JSON object
-a line. Each part is hashed and counted as it is written, so a year's manifest needs no second read.
+records differs: `CsvPart` copies them byte for byte after the header, one at a time; `JsonLinesPart` takes runs
+of records of one year already encoded as JSON lines (the DataStore's pages are cut by DuckDB, see
+raw_datastore.py). Each part is hashed and counted as it is written, so a year's manifest needs no second read.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Generic, TypeVar
 
 from boston_lake.lake.source.csvscan import CsvProfile, Record, parse_header
 
 NO_OPEN_DATE = "no parseable open date"
-# One encoder for every record: json.dumps with options builds a new one per call.
-_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-_OPEN_DATE = re.compile(r"\s*(\d{4})-\d{2}-\d{2}")
+# What `open_year` matches, also in SQL that cuts records by year (DuckDB's RE2 and Python's re in ASCII mode read
+# it alike).
+OPEN_DATE_PATTERN = r"^\s*(\d{4})-\d{2}-\d{2}"
+_OPEN_DATE = re.compile(OPEN_DATE_PATTERN, re.ASCII)
 
 R = TypeVar("R")
 P = TypeVar("P", bound="Part[Any]")
@@ -52,7 +54,7 @@ class Part(ABC, Generic[R]):
     @abstractmethod
     def write(self, record: R) -> None: ...
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | memoryview) -> None:
         self.stream.write(data)
         self.digest.update(data)
         self.size += len(data)
@@ -78,7 +80,15 @@ class CsvPart(Part[Record]):
         self._write(record.data)
 
 
-class JsonLinesPart(Part[dict[str, Any]]):
+@dataclass(frozen=True)
+class JsonLines:
+    """Consecutive records as JSON lines (one compact object a line, each line ending with a newline)."""
+
+    data: bytes | memoryview
+    rows: int
+
+
+class JsonLinesPart(Part[JsonLines]):
     """A year's records as JSON lines, values exactly as sent."""
 
     def __init__(self, path: Path):
@@ -89,9 +99,9 @@ class JsonLinesPart(Part[dict[str, Any]]):
     def rows(self) -> int:
         return self._rows
 
-    def write(self, record: dict[str, Any]) -> None:
-        self._write(_encode_json(record).encode() + b"\n")
-        self._rows += 1
+    def write(self, record: JsonLines) -> None:
+        self._write(record.data)
+        self._rows += record.rows
 
 
 class YearSplit(Generic[P]):
@@ -107,19 +117,22 @@ class YearSplit(Generic[P]):
     def run(self, records: Iterable[R], year_of: Callable[[R], int | None]) -> None:
         """Write every record to its part; the parts are closed at the end, whole."""
         for record in records:
-            year = year_of(record)
-            if year is None or year not in self.valid_years:
-                self.unassigned.write(record)
-                self.unassigned_reasons[
-                    NO_OPEN_DATE
-                    if year is None
-                    else f"open year {year} is outside {min(self.valid_years)}-{max(self.valid_years)}"
-                ] += 1
-                continue
-            self.counts[year] += 1
-            if year in self.parts:
-                self.parts[year].write(record)
+            part = self.part_for(year_of(record))
+            if part is not None:
+                part.write(record)
         self.close()
+
+    def part_for(self, year: int | None, rows: int = 1) -> P | None:
+        """The part that `rows` records of open year `year` go to, counted; None for a valid year nobody asked for."""
+        if year is None or year not in self.valid_years:
+            self.unassigned_reasons[
+                NO_OPEN_DATE
+                if year is None
+                else f"open year {year} is outside {min(self.valid_years)}-{max(self.valid_years)}"
+            ] += rows
+            return self.unassigned
+        self.counts[year] += rows
+        return self.parts.get(year)
 
     def close(self) -> None:
         for part in [*self.parts.values(), self.unassigned]:

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 
 import pytest
 
 from boston_lake.lake.source.csvscan import iter_records, parse_fields
-from boston_lake.lake.zones.year_split import NO_OPEN_DATE, CsvPart, JsonLinesPart, Part, YearSplit, open_year
+from boston_lake.lake.zones.year_split import (
+    NO_OPEN_DATE,
+    CsvPart,
+    JsonLines,
+    JsonLinesPart,
+    Part,
+    YearSplit,
+    open_year,
+)
 
 VALID_YEARS = range(2015, 2027)
 
@@ -67,23 +74,24 @@ def test_csv_records_go_byte_for_byte_to_their_year_after_the_header(tmp_path: P
     assert split.parts[2024].profile.header == ["case_id", "open_date"]
 
 
-def test_json_records_go_to_their_year_one_object_a_line(tmp_path: Path):
-    records = [
-        {"_id": 1, "open_date": "2024-01-05T08:00:00", "note": "é"},
-        {"_id": 2, "open_date": None},
-        {"_id": 3, "open_date": "2030-01-01T00:00:00"},
-        {"_id": 4, "open_date": "2024-06-01T00:00:00"},
-    ]
+def test_json_lines_go_to_their_year_in_runs_counted_by_their_records(tmp_path: Path):
     split = YearSplit(
         {2024: JsonLinesPart(tmp_path / "2024.jsonl")}, JsonLinesPart(tmp_path / "unassigned.jsonl"), VALID_YEARS
     )
-    split.run(records, lambda record: open_year(str(record.get("open_date") or "")))
-
-    written = _assert_written(split.parts[2024], 2)
-    assert written.decode().splitlines() == [
-        '{"_id":1,"open_date":"2024-01-05T08:00:00","note":"é"}',
-        '{"_id":4,"open_date":"2024-06-01T00:00:00"}',
+    runs = [
+        (2024, JsonLines(b'{"_id":1,"note":"\xc3\xa9"}\n{"_id":2}\n', 2)),
+        (None, JsonLines(b'{"_id":3,"open_date":null}\n', 1)),
+        (2030, JsonLines(b'{"_id":4}\n', 1)),
+        (2023, JsonLines(b'{"_id":5}\n{"_id":6}\n', 2)),  # a valid year nobody asked for: counted, not written
+        (2024, JsonLines(memoryview(b'{"_id":7}\n'), 1)),
     ]
-    assert [json.loads(line) for line in _assert_written(split.unassigned, 2).splitlines()] == [records[1], records[2]]
-    assert split.rows_by_year() == {2024: 2}
+    for year, lines in runs:
+        part = split.part_for(year, lines.rows)
+        if part is not None:
+            part.write(lines)
+    split.close()
+
+    assert _assert_written(split.parts[2024], 3) == b'{"_id":1,"note":"\xc3\xa9"}\n{"_id":2}\n{"_id":7}\n'
+    assert _assert_written(split.unassigned, 2) == b'{"_id":3,"open_date":null}\n{"_id":4}\n'
+    assert split.rows_by_year() == {2023: 2, 2024: 3}
     assert split.unassigned_reasons == {NO_OPEN_DATE: 1, "open year 2030 is outside 2015-2026": 1}
