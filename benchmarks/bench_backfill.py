@@ -134,9 +134,12 @@ class BenchPortal(SamplePortal):
         self._hashes: dict[Path, str] = {}
 
     def content_md5(self, path: Path) -> str:
-        if path not in self._hashes:
-            self._hashes[path] = super().content_md5(path)
-        return self._hashes[path]
+        # By the file a name leads to: the portal's folder links to the generated files, and a hash warmed by the
+        # generated file's own name must serve the first package_show (else it hashes every file, in the run's time).
+        target = path.resolve()
+        if target not in self._hashes:
+            self._hashes[target] = super().content_md5(target)
+        return self._hashes[target]
 
 
 def generate_years(years: list[int], size: int, work_dir: Path) -> dict[int, Generated]:
