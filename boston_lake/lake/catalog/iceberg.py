@@ -10,6 +10,7 @@ what `history` shows, what "already built?" reads, and what housekeeping keeps.
 
 from __future__ import annotations
 
+import functools
 import getpass
 import sqlite3
 import uuid
@@ -40,7 +41,8 @@ if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog as IcebergCatalog
     from pyiceberg.manifest import DataFile
     from pyiceberg.schema import Schema
-    from pyiceberg.table import Table
+    from pyiceberg.table import Table, Transaction
+    from pyiceberg.table.metadata import TableMetadata
     from pyiceberg.table.snapshots import Snapshot
 
 YEAR = "year"
@@ -81,6 +83,14 @@ class SnapshotEntry:
             "dagster run": self.run_id,
             "note": self.note,
         }
+
+
+@dataclass(frozen=True)
+class Change:
+    """The data files one commit took out of the table and put in."""
+
+    removed: list[DataFile]
+    added: list[DataFile]
 
 
 def _utc(timestamp_ms: int) -> datetime:
@@ -214,14 +224,20 @@ class IcebergTables:
             return []
         key = (_name(table), snapshot.snapshot_id)
         if key not in self._snapshot_files:
-            if len(self._snapshot_files) >= SNAPSHOTS_REMEMBERED:
-                del self._snapshot_files[next(iter(self._snapshot_files))]
-            self._snapshot_files[key] = [
-                entry.data_file
-                for manifest in snapshot.manifests(table.io)
-                for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
-            ]
+            self._remember(
+                key,
+                [
+                    entry.data_file
+                    for manifest in snapshot.manifests(table.io)
+                    for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True)
+                ],
+            )
         return [data_file for data_file in self._snapshot_files[key] if year is None or data_file.partition[0] == year]
+
+    def _remember(self, key: tuple[str, int], files: list[DataFile]) -> None:
+        if len(self._snapshot_files) >= SNAPSHOTS_REMEMBERED:
+            del self._snapshot_files[next(iter(self._snapshot_files))]
+        self._snapshot_files[key] = files
 
     def read_plan(self, travel: TimeTravel, names: Iterable[str] | None = None) -> ReadPlans:
         """Per table (of `names`, or every one): its columns (name, Iceberg type) and the data files a reader reads,
@@ -328,8 +344,9 @@ class IcebergTables:
 
         from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
-        def overwrite(current: Table) -> None:
-            with current.transaction() as transaction:
+        def overwrite(current: Table) -> Change:
+            old_files = self.files(current, year=year)
+            with _transaction(current) as transaction:
                 arrow_schema = pa.schema(
                     [field for field in _file_schema(current, path) if field.name not in _field_names(current)]
                 )
@@ -339,10 +356,13 @@ class IcebergTables:
                 new_file = parquet_file_to_data_file(current.io, transaction.table_metadata, path)
                 # Set, not inferred from the column's statistics: a year of no rows has none, and is still the year.
                 new_file.partition[0] = year
+                # As a manifest read back gives it: the commit remembers the file as its snapshot's.
+                new_file.spec_id = transaction.table_metadata.default_spec_id
                 with transaction.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
-                    for old in self.files(current, year=year):
+                    for old in old_files:
                         snapshot.delete_data_file(old)
                     snapshot.append_data_file(new_file)
+            return Change(old_files, [new_file])
 
         return self._commit(table, overwrite)
 
@@ -359,38 +379,53 @@ class IcebergTables:
         }
         wanted = self.files(table, target)
 
-        def restore(current: Table) -> None:
+        def restore(current: Table) -> Change:
             now = self.files(current)
             keep = {data_file.file_path for data_file in wanted}
-            with current.transaction() as transaction:
+            present = {data_file.file_path for data_file in now}
+            change = Change(
+                [old for old in now if old.file_path not in keep],
+                [restored for restored in wanted if restored.file_path not in present],
+            )
+            with _transaction(current) as transaction:
                 with transaction.update_snapshot(snapshot_properties=properties).overwrite() as snapshot:
-                    for old in now:
-                        if old.file_path not in keep:
-                            snapshot.delete_data_file(old)
-                    present = {data_file.file_path for data_file in now}
-                    for restored in wanted:
-                        if restored.file_path not in present:
-                            snapshot.append_data_file(restored)
+                    for old in change.removed:
+                        snapshot.delete_data_file(old)
+                    for restored in change.added:
+                        snapshot.append_data_file(restored)
+            return change
 
         return self._commit(table, restore)
 
-    def _commit(self, table: Table, change: Callable[[Table], None]) -> Snapshot:
-        from pyiceberg.exceptions import CommitFailedException
+    def _commit(self, table: Table, change: Callable[[Table], Change]) -> Snapshot:
+        """Make `change` on the table as it is (again on the table as it then is, when another writer committed
+        first); returns the snapshot it committed."""
+        from pyiceberg.exceptions import CommitFailedException, ValidationException
 
         for attempt in range(1, COMMIT_ATTEMPTS + 1):
             current = table if attempt == 1 else self.table(_name(table).split(".")[-1])
+            base = current.current_snapshot()
             try:
-                change(current)
-            except CommitFailedException as error:
+                made = change(current)
+            # pyiceberg redoes a commit another writer beat on the newer snapshot itself, unless that writer added
+            # files: then it refuses (ValidationException), and the change is made again on the table as it is.
+            except (CommitFailedException, ValidationException) as error:
                 if attempt == COMMIT_ATTEMPTS:
                     raise IcebergError(
                         f"{_name(table)}: the commit lost to other writers {COMMIT_ATTEMPTS} times ({error})"
                     ) from error
                 continue
-            refreshed = current.refresh()
-            committed = refreshed.current_snapshot()
+            # The commit leaves `current` at the metadata it wrote: no need to load it again.
+            committed = current.current_snapshot()
             assert committed is not None, "a commit leaves a current snapshot"
-            self._index(refreshed, committed)
+            if committed.parent_snapshot_id == (base.snapshot_id if base else None):
+                # Its files are its parent's, changed: known without reading every manifest of the table again.
+                # (When pyiceberg redid the commit on a newer parent, `files` reads them.)
+                removed = {data_file.file_path for data_file in made.removed}
+                before = self.files(current, base) if base else []
+                kept = [data_file for data_file in before if data_file.file_path not in removed]
+                self._remember((_name(current), committed.snapshot_id), kept + made.added)
+            self._index(current, committed)
             return committed
         raise AssertionError("unreachable")
 
@@ -421,6 +456,32 @@ def retire_hive_table(catalog: Catalog, database: str, name: str) -> None:
         return
     if registered is not None and registered.get("Parameters", {}).get("table_type", "").upper() != "ICEBERG":
         catalog.delete_table(database, name)
+
+
+def _transaction(table: Table) -> Transaction:
+    return _transaction_type()(table)
+
+
+@functools.cache
+def _transaction_type() -> type[Transaction]:
+    """pyiceberg's transaction, with its metadata worked out once per staged change. pyiceberg works it out on every
+    read (the staged updates applied to a deep copy of the table's whole metadata: every snapshot, schema and log
+    entry), and one overwrite reads it about seventeen times: half of a commit's cost, growing with the history."""
+    from pyiceberg.table import Transaction
+
+    class OnceTransaction(Transaction):
+        _known: tuple[TableMetadata, tuple[object, ...], TableMetadata] | None = None
+
+        @property
+        def table_metadata(self) -> TableMetadata:
+            # The table's metadata and the staged updates are immutable and replaced on change: identity says when.
+            known = self._known
+            if known is None or known[0] is not self._table.metadata or known[1] is not self._updates:
+                known = (self._table.metadata, self._updates, super().table_metadata)
+                self._known = known
+            return known[2]
+
+    return OnceTransaction
 
 
 def _name(table: Table) -> str:

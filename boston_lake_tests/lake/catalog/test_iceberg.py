@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +16,10 @@ from boston_lake.lake.catalog.iceberg import IcebergError, IcebergTables, TimeTr
 from boston_lake.lake.catalog.iceberg_plans import IndexedPlans, SnapshotFiles
 from boston_lake.lake.settings import Settings
 from boston_lake.lake.targets import AwsTarget, LocalTarget
+
+if TYPE_CHECKING:
+    from pyiceberg.table import Table
+    from pyiceberg.table.snapshots import Snapshot
 
 ZONE, TABLE = "silver", "service_requests"
 
@@ -157,6 +162,54 @@ def test_a_snapshot_the_index_lacks_is_planned_through_pyiceberg(tmp_path: Path)
 
     assert indexed_plans(target, reader).read_plan(TimeTravel()) == tables.read_plan(TimeTravel())
     assert opened
+
+
+def test_each_commit_records_the_files_its_snapshot_holds_as_pyiceberg_reads_them(tmp_path: Path) -> None:
+    """A commit knows its snapshot's files from its parent's and its change, without reading the manifests again;
+    they must be the files the snapshot's manifests name: after new years, a republished year, a year with a new
+    column, rollbacks, a commit pyiceberg redid itself on the snapshot another writer committed meanwhile (a
+    rollback that only took a year out), and one redone here after another writer added a year."""
+    target = LocalTarget(tmp_path)
+    tables, other_writer = target.iceberg(), target.iceberg()
+    first = publish(tables, year_rows(2024, 3, "first"), 2024, "run-1")
+    publish(tables, year_rows(2025, 2, "other year"), 2025, "run-2")
+    before_wider = publish(tables, year_rows(2024, 4, "second"), 2024, "run-3")
+    publish(tables, year_rows(2023, 1, "wider").append_column("channel", pa.array(["phone"])), 2023, "run-4")
+
+    stale = other_writer.table(TABLE)
+    taken_out = tables.rollback(tables.table(TABLE), before_wider, "2023 came too early", by="tester")
+    pyiceberg_redone = write_year(other_writer, stale, 2026, "late")
+    assert pyiceberg_redone.parent_snapshot_id == taken_out.snapshot_id
+
+    stale = tables.table(TABLE)
+    stale_id = stale.current_snapshot().snapshot_id
+    fifth = publish(other_writer, year_rows(2025, 5, "third"), 2025, "run-5")
+    redone_here = write_year(tables, stale, 2022, "early")
+    assert redone_here.parent_snapshot_id == fifth != stale_id
+    tables.rollback(tables.table(TABLE), first, "back to the start", by="tester")
+
+    fresh = target.iceberg()  # committed nothing: reads every snapshot's manifests
+    table = fresh.table(TABLE)
+    snapshots = {snapshot.snapshot_id: snapshot for snapshot in table.snapshots()}
+    assert len(snapshots) == 9
+    index = SnapshotFiles(tmp_path / "catalog" / "iceberg_files.sqlite")
+    for snapshot_id, snapshot in snapshots.items():
+        read = fresh.files(table, snapshot)
+        assert sorted(index.files(target.database, {TABLE: snapshot_id})[TABLE]) == sorted(f.file_path for f in read)
+        for writer in (tables, other_writer):
+            assert {
+                (f.file_path, f.partition[0], f.record_count, f.spec_id) for f in writer.files(table, snapshot)
+            } == {(f.file_path, f.partition[0], f.record_count, f.spec_id) for f in read}
+    assert titles(fresh, 2024) == ["first"] * 3 and titles(fresh, 2022) == []
+
+
+def write_year(tables: IcebergTables, table: Table, year: int, title: str) -> Snapshot:
+    """One row of `year` committed on `table` as this writer last loaded it."""
+    key = tables.data_key(ZONE, TABLE, year)
+    with tables.store.scratch_file(".parquet") as written:
+        pq.write_table(year_rows(year, 1, title), written)
+        tables.store.publish(written, key)
+    return tables.replace_year(table, year, key, 1, f"fingerprint of {title}", f"run {title}")
 
 
 def test_a_moved_lake_is_named_unreadable_as_pyiceberg_names_it(tmp_path: Path) -> None:

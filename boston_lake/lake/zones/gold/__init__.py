@@ -136,6 +136,7 @@ def build_gold_partition(
     run_id: str | None = None,
     silver_keys: Mapping[int, Sequence[str]] | None = None,
     gold_keys: Mapping[int, Sequence[str]] | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> GoldPartition:
     """Run `table`'s SQL over silver `year` and commit the result as that year of the gold table, through the
     partition protocol; DuckDB may use `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases
@@ -143,8 +144,10 @@ def build_gold_partition(
     `silver_keys` and `gold_keys`: silver's and the gold table's data files per year (`IcebergTables.keys_by_year`),
     listed once by a caller that builds many years, since each listing reads every manifest of the table (None:
     list the year's files here). A year's build changes that year alone, so one listing serves every year of a
-    run."""
-    build = _GoldBuild(tables, table, year, memory_limit, run_id, silver_keys, gold_keys)
+    run. `connection`: the DuckDB connection (`duck.connect`) to run the SQL in, opened once by such a caller
+    (opening one costs about what the SQL costs on a small year; None: one of the build's own, capped at
+    `memory_limit`)."""
+    build = _GoldBuild(tables, table, year, memory_limit, run_id, silver_keys, gold_keys, connection)
     return publish_partition(build, log or LOG, force=force)
 
 
@@ -162,8 +165,10 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
         run_id: str | None,
         silver_keys: Mapping[int, Sequence[str]] | None,
         gold_keys: Mapping[int, Sequence[str]] | None,
+        connection: duckdb.DuckDBPyConnection | None,
     ):
         super().__init__(tables, GOLD_ZONE, table.name, year, run_id)
+        self.connection = connection
         self.gold = table
         self.memory_limit = memory_limit
         self.listed_silver = silver_keys
@@ -224,7 +229,9 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
         with contextlib.ExitStack() as stack:
             paths = [stack.enter_context(self.store.reading(key)) for key in self.silver_files]
             silver_uris = [self.store.uri(key) for key in self.silver_files]
-            self.silver_rows = _run(self.gold, self.year, paths, result, silver_uris, self.memory_limit)
+            # In UTC, as every lake connection: local time only where the SQL asks for it.
+            connection = self.connection or stack.enter_context(connect(memory_limit=self.memory_limit))
+            self.silver_rows = _run(self.gold, self.year, paths, result, silver_uris, connection)
         return Staged(path=result)
 
     def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> GoldPartition:
@@ -246,23 +253,30 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
 
 
 def _run(
-    table: GoldTable, year: int, silver_paths: list[Path], result: Path, silver_uris: list[str], memory_limit: str
+    table: GoldTable,
+    year: int,
+    silver_paths: list[Path],
+    result: Path,
+    silver_uris: list[str],
+    connection: duckdb.DuckDBPyConnection,
 ) -> int:
     """Write the query's rows, with the year they answer for, to `result`; returns the silver rows read."""
-    with connect(memory_limit=memory_limit) as connection:  # in UTC: local time only where the SQL asks for it
+    try:
+        read = connection.read_parquet([str(path) for path in silver_paths], union_by_name=True)
+        # Cases the source withdrew stay in silver, marked; the answers count the cases the source lists.
+        live = read.filter(f"{WITHDRAWN_AT} IS NULL") if WITHDRAWN_AT in read.columns else read
+        live.create_view("silver", replace=True)
         try:
-            read = connection.read_parquet([str(path) for path in silver_paths], union_by_name=True)
-            # Cases the source withdrew stay in silver, marked; the answers count the cases the source lists.
-            live = read.filter(f"{WITHDRAWN_AT} IS NULL") if WITHDRAWN_AT in read.columns else read
-            live.create_view("silver")
             [(silver_rows,)] = connection.sql("SELECT count(*) FROM silver").fetchall()
             connection.execute(
                 f"COPY (SELECT answer.*, CAST({int(year)} AS INTEGER) AS year "
                 f"FROM (\n{table.sql.strip().rstrip(';')}\n) AS answer) "
                 f"TO {sql_literal(str(result))} (FORMAT parquet, COMPRESSION zstd)"
             )
-        except duckdb.Error as error:
-            raise GoldError(
-                f"gold/{table.name} {year}: {table.sql_file} failed on silver {', '.join(silver_uris)}: {error}"
-            ) from error
-        return int(silver_rows)
+        finally:
+            connection.execute("DROP VIEW silver")  # a connection that builds the next year too
+    except duckdb.Error as error:
+        raise GoldError(
+            f"gold/{table.name} {year}: {table.sql_file} failed on silver {', '.join(silver_uris)}: {error}"
+        ) from error
+    return int(silver_rows)
