@@ -277,7 +277,21 @@ def test_a_total_that_changes_once_starts_the_fetch_over(zone, paged_portal, cap
     partitions = zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
     assert sum(p.manifest.data_rows for p in partitions) == sample_rows(paged_portal)
     assert any("total changed from 5473 to 9999" in m and "starting the fetch over" in m for m in caplog.messages)
-    assert len(paged_portal.datastore_requests()) == 3 + 6
+    # Pages 1-3, page 4 (asked for while page 3 was checked), then the 6 pages again.
+    assert len(paged_portal.datastore_requests()) == 4 + 6
+
+
+def test_a_page_cut_to_a_lower_maximum_is_followed_from_where_it_ended(zone, paged_portal):
+    def lower_maximum(handler, status, payload):  # the portal's rows_max lowered while paging
+        result = payload["result"]
+        result["records"], result["limit"] = result["records"][:400], 400
+        return False
+
+    paged_portal.datastore_faults.extend([None, lower_maximum])
+    partitions = zone.ingest(NEW_SYSTEM_REQUESTS, YEARS, YEARS)
+    assert sum(p.manifest.data_rows for p in partitions) == sample_rows(paged_portal)
+    # Page 3 was asked for at 2000 while page 2 was checked; page 2 ended at 1400, so page 3 is asked for there.
+    assert offsets_asked(paged_portal)[:5] == [0, 1000, 2000, 1400, 2400]
 
 
 def test_a_busy_portal_is_retried(zone, paged_portal):
