@@ -4,6 +4,7 @@ Dagster run sets on the ratios whose runs are Dagster runs (a target below it is
 from __future__ import annotations
 
 from benchmarks.bench_backfill import Results, Run
+from benchmarks.bench_bronze import RSS_TARGET_MIB
 from benchmarks.bench_history import (
     AGGREGATION,
     BACKFILL_RUNS,
@@ -16,16 +17,18 @@ from benchmarks.bench_history import (
     REFRESH,
     REWRITE,
     REWRITE_ONE,
+    RSS_FLOOR,
     SILVER,
     SILVER_ONE,
     verdicts,
 )
 
 
-def results(seconds: dict[str, float]) -> Results:
+def results(seconds: dict[str, float], peaks_mib: dict[str, int] | None = None) -> Results:
     made_up = Results()
     for name, value in seconds.items():
-        made_up.add(name, Run(seconds=value, peak_rss_kib=100 * 1024), lambda message: None)
+        peak = (peaks_mib or {}).get(name, 100)
+        made_up.add(name, Run(seconds=value, peak_rss_kib=peak * 1024), lambda message: None)
     return made_up
 
 
@@ -43,6 +46,7 @@ def test_a_target_below_what_an_empty_run_costs_is_named_out_of_reach() -> None:
         REFRESH: 6.0,
         QUERY: 0.02,
         DIRECT: 0.02,
+        RSS_FLOOR: 3.0,
     }
     lines = {line.split(":")[0]: line for line in verdicts(results(figures))}
     one_year = lines["silver of 2023 / plain rewrite of that year"]
@@ -54,3 +58,20 @@ def test_a_target_below_what_an_empty_run_costs_is_named_out_of_reach() -> None:
     # six runs of 3 s of nothing, the 16 s fetch and the floor's 32 s of work: (18 + 16 + 32) / 32
     assert "doing the floor's work and the fetch would be 2.06x (out of reach" in end_to_end
     assert "would be" not in lines["daily refresh of unchanged years / do-nothing run"]
+
+
+def test_the_rss_verdict_names_the_measured_floor_and_whether_it_alone_exceeds_the_target() -> None:
+    figures = dict.fromkeys([*BACKFILL_RUNS, FETCH, CONVERSION, REWRITE, AGGREGATION, SILVER_ONE, REWRITE_ONE], 1.0)
+    figures |= {NOOP: 2.0, REFRESH: 2.0, QUERY: 0.02, DIRECT: 0.02, RSS_FLOOR: 1.0}
+
+    def rss_line(floor_mib: int, silver_mib: int) -> str:
+        judged = verdicts(results(figures, {RSS_FLOOR: floor_mib, SILVER: silver_mib}))
+        [line] = [line for line in judged if line.startswith("peak RSS of every run")]
+        return line
+
+    within = rss_line(floor_mib=250, silver_mib=320)
+    assert f"<= {RSS_TARGET_MIB} MiB: MISSED by silver 2011-2026 (320)" in within
+    assert "converted in one process peak at 250 MiB" in within and "out of reach" not in within
+    beyond = rss_line(floor_mib=330, silver_mib=100)
+    assert f"<= {RSS_TARGET_MIB} MiB: MET" in beyond  # the floor is a yardstick, never judged as a run
+    assert "peak at 330 MiB (out of reach for a run that converts that year in its own process)" in beyond
