@@ -31,9 +31,7 @@ from boston_lake.defs.partitions import SILVER_PARTITIONS, run_years
 from boston_lake.defs.resources import LakeStorageResource
 from boston_lake.lake.answers import charts, questions
 from boston_lake.lake.catalog.registration import TABLE_ROWS
-from boston_lake.lake.duck import connect
-from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldTable, build_gold_partition
-from boston_lake.lake.zones.silver.model import SILVER_TABLE
+from boston_lake.lake.zones.gold import GOLD_TABLES, GOLD_ZONE, INTAKE, SERVICE_LEVELS, GoldRun, GoldTable
 
 GOLD_GROUP = "gold"
 GOLD_PARTITIONS = SILVER_PARTITIONS  # gold year Y reads silver year Y
@@ -86,22 +84,8 @@ def build_gold_asset(table: GoldTable, charts_of_run: ChartsOfRun) -> AssetsDefi
         tables, years = storage.iceberg(), run_years(context)
         memory_limit = storage.duckdb_memory_limit()
         run_id = context.run.run_id
-        # Each listing reads every manifest of its table: once for the run, not once per year; so is DuckDB opened.
-        silver_keys, gold_keys = tables.keys_by_year(SILVER_TABLE), tables.keys_by_year(table.name)
-        with connect(memory_limit=memory_limit) as connection:
-            built = [
-                build_gold_partition(
-                    tables,
-                    table,
-                    year,
-                    log=context.log,
-                    run_id=run_id,
-                    silver_keys=silver_keys,
-                    gold_keys=gold_keys,
-                    connection=connection,
-                )
-                for year in years
-            ]
+        with GoldRun(tables, table, memory_limit=memory_limit, log=context.log, run_id=run_id) as gold_run:
+            built = gold_run.build(years)
         empty = {p.year: f"its silver year holds {p.silver_rows} rows" for p in built if not p.rows}
         observe_empty_years(context, context.asset_key, empty)
         filled = [partition for partition in built if partition.rows]

@@ -11,7 +11,7 @@ so the lake never holds two truths of a year.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import pyarrow as pa
 
@@ -30,12 +30,22 @@ R = TypeVar("R")
 class IcebergYearBuild(PartitionBuild[R]):
     """The protocol's pieces every Iceberg table shares; a zone adds its fingerprint, stage and description."""
 
-    def __init__(self, tables: IcebergTables, zone: str, table: str, year: int, run_id: str | None):
+    def __init__(
+        self,
+        tables: IcebergTables,
+        zone: str,
+        table: str,
+        year: int,
+        run_id: str | None,
+        iceberg: Table | None | Literal["load"] = "load",
+    ):
+        """`iceberg`: the table as the caller loaded it (None: it does not exist yet), for a run that builds many
+        years on one table; "load": load it here."""
         # `data_key` is where the lake before Iceberg kept the year: swept once the year is committed.
         super().__init__(tables.store, zone, table, year, layout.data_key(zone, table, year))
         self.tables = tables
         self.run_id = run_id
-        self.iceberg: Table | None = tables.load(table)
+        self.iceberg: Table | None = tables.load(table) if iceberg == "load" else iceberg
 
     def published_file(self) -> str | None:
         """The key of the data file readers read for the year now (one per year: each commit writes one)."""

@@ -11,7 +11,7 @@ import pytest
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.targets import LocalTarget
-from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS, GoldError, build_gold_partition
+from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS, GoldError, GoldRun, build_gold_partition
 from boston_lake_tests.support.hand_counts import cases_of, expected_intake, expected_service_levels
 from boston_lake_tests.support.silver_samples import write_silver_samples
 
@@ -121,19 +121,29 @@ def test_a_gold_year_is_one_iceberg_commit_through_the_partition_protocol(lake, 
     assert history[-1].snapshot_id == rebuilt.snapshot_id
 
 
-def test_tables_listed_once_for_many_years_are_the_listings_each_year_makes(lake) -> None:
-    """A run of many years lists silver and the gold table once: the same fingerprint and published year as a year
-    that lists its own files, and a year the listing lacks is the error of a year without silver."""
+def test_a_run_of_many_years_builds_each_as_alone_with_the_sql_ahead_of_the_commits(lake) -> None:
+    """A run lists silver and the gold table once and runs the SQL of the years it builds ahead of their commits:
+    each year as built alone; a year already built is left as it is (nothing run ahead for it), and a year without
+    silver is that year's error, once the years before it are committed."""
     tables, _ = lake
+    built = build_gold_partition(tables, INTAKE, 2023)
+    with GoldRun(tables, INTAKE, run_id="run-1") as run:
+        first = run.build([2023, 2025, 2026])
+        assert run.years_ahead == [2025, 2026]
+    assert [partition.changed for partition in first] == [False, True, True]
+    assert first[0].snapshot_id == built.snapshot_id
     listed = tables.keys_by_year("service_requests")
-    built = build_gold_partition(tables, INTAKE, 2023, silver_keys=listed, gold_keys=tables.keys_by_year("intake"))
-    assert built.changed and built.silver_files == tuple(sorted(listed[2023]))
-    again = build_gold_partition(tables, INTAKE, 2023)
-    assert not again.changed and again.snapshot_id == built.snapshot_id
-    gold = tables.keys_by_year("intake")
-    for year in (2023, 2025):  # one run: 2025 is built after 2023 from the listing made before both
-        built = build_gold_partition(tables, INTAKE, year, silver_keys=listed, gold_keys=gold)
-        assert built.changed == (year == 2025)
-    assert set(tables.keys_by_year("intake")) == {2023, 2025}
-    with pytest.raises(GoldError, match=r"gold/intake 2019: the silver table boston311.service_requests has no data"):
-        build_gold_partition(tables, INTAKE, 2019, silver_keys=listed)
+    assert [partition.silver_files for partition in first] == [
+        tuple(sorted(listed[year])) for year in (2023, 2025, 2026)
+    ]
+    history = tables.history(tables.table("intake"))
+    assert [(entry.year, entry.run_id) for entry in history] == [("2023", ""), ("2025", "run-1"), ("2026", "run-1")]
+    for partition in first[1:]:
+        alone = build_gold_partition(tables, INTAKE, partition.year, force=True)
+        assert _read(tables, alone.key).equals(_read(tables, partition.key))
+    with (
+        GoldRun(tables, INTAKE) as run,
+        pytest.raises(GoldError, match=r"gold/intake 2019: the silver table .* no data"),
+    ):
+        run.build([2013, 2019])
+    assert 2013 in tables.keys_by_year("intake")

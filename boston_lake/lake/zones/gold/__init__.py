@@ -15,7 +15,10 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -134,21 +137,89 @@ def build_gold_partition(
     log: Log | None = None,
     force: bool = False,
     run_id: str | None = None,
-    silver_keys: Mapping[int, Sequence[str]] | None = None,
-    gold_keys: Mapping[int, Sequence[str]] | None = None,
-    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> GoldPartition:
     """Run `table`'s SQL over silver `year` and commit the result as that year of the gold table, through the
     partition protocol; DuckDB may use `memory_limit` (BOSTON_LAKE_DUCKDB_MEMORY_LIMIT; a year of 300,000 cases
-    needs under 64MB). A year already built from the same silver data files by the same SQL is left as it is.
-    `silver_keys` and `gold_keys`: silver's and the gold table's data files per year (`IcebergTables.keys_by_year`),
-    listed once by a caller that builds many years, since each listing reads every manifest of the table (None:
-    list the year's files here). A year's build changes that year alone, so one listing serves every year of a
-    run. `connection`: the DuckDB connection (`duck.connect`) to run the SQL in, opened once by such a caller
-    (opening one costs about what the SQL costs on a small year; None: one of the build's own, capped at
-    `memory_limit`)."""
-    build = _GoldBuild(tables, table, year, memory_limit, run_id, silver_keys, gold_keys, connection)
-    return publish_partition(build, log or LOG, force=force)
+    needs under 64MB). A year already built from the same silver data files by the same SQL is left as it is."""
+    with GoldRun(tables, table, memory_limit=memory_limit, log=log, force=force, run_id=run_id) as run:
+        [built] = run.build([year])
+    return built
+
+
+class GoldRun:
+    """The years of one gold table that one run builds, each through the partition protocol, one after another.
+
+    What a run does once, not once per year: list silver's and the gold table's data files (each listing reads
+    every manifest of its table; a year's build changes that year alone), load the gold table (a commit leaves it
+    current), open DuckDB. And the SQL of the years to build runs in a thread of its own, ahead of the commits: a
+    year's SQL keeps one core busy in DuckDB (a silver year is one row group), its Iceberg commit the other in
+    Python. A year is built ahead only when it is not already built from the same silver files; the protocol
+    decides again inside the year's claim, and a year it builds that was not built ahead runs its SQL then."""
+
+    def __init__(
+        self,
+        tables: IcebergTables,
+        table: GoldTable,
+        *,
+        memory_limit: str = DUCKDB_MEMORY_LIMIT,
+        log: Log | None = None,
+        force: bool = False,
+        run_id: str | None = None,
+    ):
+        self.tables = tables
+        self.table = table
+        self.memory_limit = memory_limit
+        self.log = log or LOG
+        self.force = force
+        self.run_id = run_id
+        self.years_ahead: list[int] = []  # whose SQL ran ahead of the commits
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> GoldRun:
+        with contextlib.ExitStack() as stack:
+            # In UTC, as every lake connection: local time only where the SQL asks for it.
+            self.connection = stack.enter_context(connect(memory_limit=self.memory_limit))
+            self.scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gold-ahead-")))
+            ahead = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gold-sql"))
+            stack.callback(ahead.shutdown, cancel_futures=True)  # a failed run waits for one year's SQL, no more
+            self.ahead = ahead
+            self.silver_keys = self.tables.keys_by_year(SILVER_TABLE)
+            self.gold_keys = self.tables.keys_by_year(self.table.name)
+            self.iceberg = self.tables.load(self.table.name)
+            self._stack = stack.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    def build(self, years: Sequence[int]) -> list[GoldPartition]:
+        builds = [_GoldBuild(self, year) for year in years]
+        for build in builds:
+            try:
+                fingerprint = build.fingerprint()
+            except GoldError:  # no silver year: its build says so, in its turn
+                continue
+            if self.force or build.current(fingerprint) is None:
+                build.built_ahead = (fingerprint, self.sql(build, fingerprint))
+                self.years_ahead.append(build.year)
+        built = []
+        for build in builds:
+            build.iceberg = self.iceberg  # as the year before left it: current
+            built.append(publish_partition(build, self.log, force=self.force))
+            self.iceberg = build.iceberg
+        return built
+
+    def sql(self, build: _GoldBuild, fingerprint: str) -> Future[tuple[Path, int]]:
+        """The year's answer in a scratch file, and the silver rows it read, once the SQL thread gets to it (the
+        only thread that uses the run's DuckDB: the SQL names its input `silver`)."""
+        result = self.scratch / f"{build.year}-{fingerprint}.parquet"
+        return self.ahead.submit(self._sql, build.year, list(build.silver_files), result)
+
+    def _sql(self, year: int, silver_files: list[str], result: Path) -> tuple[Path, int]:
+        with contextlib.ExitStack() as stack:
+            paths = [stack.enter_context(self.tables.store.reading(key)) for key in silver_files]
+            silver_uris = [self.tables.store.uri(key) for key in silver_files]
+            return result, _run(self.table, year, paths, result, silver_uris, self.connection)
 
 
 class _GoldBuild(IcebergYearBuild[GoldPartition]):
@@ -156,26 +227,15 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
 
     error = GoldError
 
-    def __init__(
-        self,
-        tables: IcebergTables,
-        table: GoldTable,
-        year: int,
-        memory_limit: str,
-        run_id: str | None,
-        silver_keys: Mapping[int, Sequence[str]] | None,
-        gold_keys: Mapping[int, Sequence[str]] | None,
-        connection: duckdb.DuckDBPyConnection | None,
-    ):
-        super().__init__(tables, GOLD_ZONE, table.name, year, run_id)
-        self.connection = connection
-        self.gold = table
-        self.memory_limit = memory_limit
-        self.listed_silver = silver_keys
-        self.listed_gold = gold_keys  # the year as published before this build; None once it commits
+    def __init__(self, run: GoldRun, year: int):
+        super().__init__(run.tables, GOLD_ZONE, run.table.name, year, run.run_id, iceberg=run.iceberg)
+        self.gold = run.table
+        self.run = run
+        self.listed_gold: Mapping[int, Sequence[str]] | None = run.gold_keys  # as published; None once committed
         self.silver_files: list[str] = []
         self.silver_rows = 0
         self.built_from = ""
+        self.built_ahead: tuple[str, Future[tuple[Path, int]]] | None = None  # (fingerprint, the SQL's outcome)
 
     @property
     def label(self) -> str:
@@ -183,7 +243,7 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
 
     def fingerprint(self) -> str:
         # Iceberg never rewrites a committed data file: its key names its content.
-        self.silver_files = sorted(self._silver_keys())
+        self.silver_files = sorted(self.run.silver_keys.get(self.year, ()))
         if not self.silver_files:
             raise GoldError(
                 f"{self.label}: the silver table {self.tables.database}.{SILVER_TABLE} has no data for {self.year}; "
@@ -191,14 +251,6 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
             )
         described = {"sql": hashlib.sha256(self.gold.sql.encode()).hexdigest(), "silver": self.silver_files}
         return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
-
-    def _silver_keys(self) -> Sequence[str]:
-        if self.listed_silver is not None:
-            return self.listed_silver.get(self.year, ())
-        silver = self.tables.load(SILVER_TABLE)
-        return (
-            [self.tables.key_of(data_file) for data_file in self.tables.files(silver, year=self.year)] if silver else []
-        )
 
     def published_file(self) -> str | None:
         if self.listed_gold is None:
@@ -226,12 +278,10 @@ class _GoldBuild(IcebergYearBuild[GoldPartition]):
     def stage(self, work: Workspace, fingerprint: str) -> Staged:
         result = work.folder / "staged.parquet"
         self.built_from = fingerprint
-        with contextlib.ExitStack() as stack:
-            paths = [stack.enter_context(self.store.reading(key)) for key in self.silver_files]
-            silver_uris = [self.store.uri(key) for key in self.silver_files]
-            # In UTC, as every lake connection: local time only where the SQL asks for it.
-            connection = self.connection or stack.enter_context(connect(memory_limit=self.memory_limit))
-            self.silver_rows = _run(self.gold, self.year, paths, result, silver_uris, connection)
+        ahead = self.built_ahead
+        answer = ahead[1] if ahead is not None and ahead[0] == fingerprint else self.run.sql(self, fingerprint)
+        path, self.silver_rows = answer.result()
+        shutil.move(path, result)
         return Staged(path=result)
 
     def publish(self, staged: Staged, accepted: AcceptedShrink | None) -> GoldPartition:
