@@ -26,12 +26,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import replace
 from datetime import datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from boston_lake.lake import layout
 from boston_lake.lake.clock import utc_now, utc_now_iso
@@ -420,8 +420,8 @@ def _runs(batch: pa.Table) -> Iterator[tuple[int | None, JsonLines]]:
     width = np.int64 if pa.types.is_large_string(lines.type) else np.int32
     offsets = np.frombuffer(offsets_buffer, dtype=width)[lines.offset : lines.offset + len(lines) + 1]
     data = memoryview(data_buffer)
-    runs = pc.run_end_encode(batch.column("year").combine_chunks())
     start = 0
-    for year, end in zip(runs.values.to_pylist(), runs.run_ends.to_pylist(), strict=True):
+    for year, run in groupby(batch.column("year").to_pylist()):
+        end = start + sum(1 for _ in run)
         yield year, JsonLines(data[int(offsets[start]) : int(offsets[end])], end - start)
         start = end
