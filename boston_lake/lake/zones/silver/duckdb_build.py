@@ -273,11 +273,14 @@ class _SilverBuild(IcebergYearBuild[SilverPartition]):
         transformed, staged = work.folder / "transformed.parquet", work.folder / "staged.parquet"
         with ExitStack() as stack:
             local_files = {file.key: stack.enter_context(self.store.reading(file.key)) for file in inputs.files}
-            connection = stack.enter_context(self.silver._connection(work.folder))
             try:
-                self.ledger = self.silver._transform(connection, inputs, local_files, transformed)
+                # One DuckDB at a time: the transform's, and all it holds, is closed before the withdrawn cases are
+                # sought (which may encode the year again in a DuckDB of its own), and the summary has its own.
+                with self.silver._connection(work.folder) as connection:
+                    self.ledger = self.silver._transform(connection, inputs, local_files, transformed)
                 self.withdrawn = with_withdrawn(self, inputs, transformed, staged, self.silver.settings.memory_limit)
-                self.summary = PartitionSummary.of(connection, staged)
+                with connect(memory_limit=self.silver.settings.memory_limit) as connection:
+                    self.summary = PartitionSummary.of(connection, staged)
             except duckdb.OutOfMemoryException as error:
                 raise SilverError(
                     f"silver {self.year}: DuckDB ran out of its {self.silver.settings.memory_limit} memory limit "
