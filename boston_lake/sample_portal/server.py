@@ -62,7 +62,11 @@ class SamplePortal:
         return f"http://{self.host}:{self.httpd.server_port}"
 
     def start(self) -> SamplePortal:
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="sample-portal", daemon=True)
+        # `stop` waits for the serving loop to notice it, which it checks once per poll: socketserver's default of
+        # 0.5 s made every stop (each test that starts a portal) half a second long.
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="sample-portal", daemon=True
+        )
         self._thread.start()
         return self
 

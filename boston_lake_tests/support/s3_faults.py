@@ -137,7 +137,7 @@ def s3_proxy(aws_env: MotoServer) -> Iterator[S3Proxy]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(proxy))
     server.daemon_threads = True
     proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)  # quick to stop
     thread.start()
     try:
         yield proxy
