@@ -9,6 +9,11 @@ undone.
 
 from __future__ import annotations
 
+import signal
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import DagsterEventType, DagsterInstance, Definitions, build_sensor_context
@@ -57,7 +62,40 @@ def demo_runs(table: LakeTable, portal: CkanPortal) -> list[dict[str, str]]:
     return [partition_tags(first, last) for first, last in contiguous_blocks(years)]
 
 
-def _execute(definitions: Definitions, instance: DagsterInstance, job_name: str, tags: dict[str, str]) -> bool:
+Interrupted = Callable[[], bool]
+
+
+@contextmanager
+def _interrupts_heard() -> Iterator[Interrupted]:
+    """Whether Ctrl-C (or a TERM) came since the last ask. A run in process hands SIGINT to Dagster, which forgets
+    one that comes after the run's last check for it: the run then ends as if nothing happened, and the demo would
+    go on. The signal module's wakeup fd hears every signal, whichever handler takes it."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread receives signals
+        yield lambda: False
+        return
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+    previous = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def heard() -> bool:
+        try:
+            received = reader.recv(1024)
+        except BlockingIOError:
+            return False
+        return signal.SIGINT in received or signal.SIGTERM in received
+
+    try:
+        yield heard
+    finally:
+        signal.set_wakeup_fd(previous)
+        reader.close()
+        writer.close()
+
+
+def _execute(
+    definitions: Definitions, instance: DagsterInstance, job_name: str, tags: dict[str, str], interrupted: Interrupted
+) -> bool:
     years = tags.get("dagster/partition") or f"{tags[RANGE_START]}..{tags[RANGE_END]}"
     print(f"{job_name} {years} ...", flush=True)
     result = definitions.resolve_job_def(job_name).execute_in_process(
@@ -65,10 +103,15 @@ def _execute(definitions: Definitions, instance: DagsterInstance, job_name: str,
     )
     if not result.success:
         print(f"run {result.run_id} failed; see the log above, or the run in the Dagster UI", flush=True)
+    elif interrupted():
+        print(f"interrupted after run {result.run_id}; the same command finishes what is left", flush=True)
+        return False
     return result.success
 
 
-def _run_sensor_tick(definitions: Definitions, instance: DagsterInstance, sensor_name: str) -> bool:
+def _run_sensor_tick(
+    definitions: Definitions, instance: DagsterInstance, sensor_name: str, interrupted: Interrupted
+) -> bool:
     """Evaluate one tick of a sensor and run what it requests, in process, as the daemon would launch it."""
     tick = definitions.resolve_sensor_def(sensor_name).evaluate_tick(
         build_sensor_context(instance=instance, definitions=definitions)
@@ -76,7 +119,9 @@ def _run_sensor_tick(definitions: Definitions, instance: DagsterInstance, sensor
     for request in tick.run_requests or []:
         if request.job_name is None:
             raise RuntimeError(f"sensor {sensor_name} requested a run without a job: {request}")
-        if not _execute(definitions, instance, request.job_name, {**request.tags, SENSOR_TAG: sensor_name}):
+        if not _execute(
+            definitions, instance, request.job_name, {**request.tags, SENSOR_TAG: sensor_name}, interrupted
+        ):
             return False
     return True
 
@@ -103,19 +148,20 @@ def run_demo(settings: Settings, report_path: Path, command: str) -> int:
     """Build the demo lake and show it; `command` is `boston-lake --home <lake>` as the reader can paste it."""
     definitions = build_definitions(settings)
     portal = CkanPortal(settings.portal_url)
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance, _interrupts_heard() as interrupted:
         for table in TABLES:
             for tags in demo_runs(table, portal):
-                if not _execute(definitions, instance, ingest_job_name(table), tags):
+                if not _execute(definitions, instance, ingest_job_name(table), tags, interrupted):
                     return 1
         # What the daemon does on its next ticks: the crawl sensor turns every landed year not yet crawled into
         # crawl runs, the silver sensor rebuilds every silver year older than a bronze year it reads, and gold
         # follows silver.
         for sensor_name in ("crawl_landed_bronze", "rebuild_silver_on_bronze_change"):
-            if not _run_sensor_tick(definitions, instance, sensor_name):
+            if not _run_sensor_tick(definitions, instance, sensor_name, interrupted):
                 return 1
         for tags in gold_requests(instance):
-            if not _execute(definitions, instance, GOLD_JOB.name, {**tags, SENSOR_TAG: GOLD_AUTOMATION.name}):
+            gold_tags = {**tags, SENSOR_TAG: GOLD_AUTOMATION.name}
+            if not _execute(definitions, instance, GOLD_JOB.name, gold_tags, interrupted):
                 return 1
     target = build_target(settings)
     rows = [status.as_row() for status in lake_status(target.raw_zone(), target.lake_zone(), TABLES)]
