@@ -197,14 +197,32 @@ def test_status_lists_a_slot_held_by_a_killed_run_and_who_frees_it(lake: Lake, t
 
 
 def demo(directory: Path, **options: object) -> subprocess.Popen[str]:
-    """`boston-lake demo` as `make demo` runs it, from the repository (so it copies the shipped instance config)."""
+    """`boston-lake demo` as `make demo` runs it, from the repository (so it copies the shipped instance config),
+    and as a shell starts a command in the foreground: Ctrl-C and TERM reach it."""
     return subprocess.Popen(
         [sys.executable, "-m", "boston_lake.cli", "demo", "--dir", str(directory)],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         text=True,
+        preexec_fn=_interrupts_delivered,
         **options,  # type: ignore[call-overload]
     )
+
+
+def _interrupts_delivered() -> None:
+    """In the child, before it runs the demo: SIGINT and SIGTERM unblocked and not ignored. A child inherits both
+    from the process that starts it, and a test worker that has run other tests (Spark's among them) may hold them
+    otherwise than a terminal's shell does."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def signal_state(pid: int) -> str:
+    """The process's blocked, ignored and caught signals, as the kernel shows them (to explain a lost Ctrl-C)."""
+    status = Path(f"/proc/{pid}/status")
+    lines = status.read_text().splitlines() if status.exists() else []
+    return " ".join(" ".join(line.split()) for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
 def years_in(home: Path, table: str) -> set[int]:
@@ -230,6 +248,7 @@ def test_a_demo_interrupted_before_gold_builds_every_missing_year_when_run_again
         printed.append(line)
         if line.startswith("build_silver_service_requests "):
             # Ctrl-C as silver starts: a silver run takes seconds, so gold (which follows it) never starts.
+            printed.append(f"[signals of the demo before Ctrl-C: {signal_state(first.pid)}]\n")
             first.send_signal(signal.SIGINT)
             break
     first.communicate(timeout=300)
