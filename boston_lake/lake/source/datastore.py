@@ -161,22 +161,24 @@ def _fetch_once(
                 pending[1].exception()  # waited for (one request at a time), not used
                 pending = ask(offset)
             response = pending[1].result()
-            if total is not None and offset + step < total:  # the next page, unless this one is the last
-                pending = ask(offset + step)
             where = f"DataStore resource {resource_id}, page {number} (offset {offset}, {response.url})"
-            result = _result(response, where)
+            # Only the first answer is parsed before the next page is asked for: it says how many records there
+            # are and how many a page holds.
+            first: dict[str, Any] | None = None
             if total is None:
-                total, fields, first_url = result["total"], [f["id"] for f in result["fields"]], response.url
+                first = _result(response, where)
+                total, fields, first_url = first["total"], [f["id"] for f in first["fields"]], response.url
                 if ROW_ID not in fields:
                     raise DataStoreError(f"{where}: the fields {fields} have no {ROW_ID!r}; cannot page in order")
                 if after is not None:
                     _check_continues(after, total, fields, where)
                     if total == after.total:
                         break  # nothing past the stored records
-                step = min(limit, int(result.get("limit") or limit))
-                if offset + step < total:
-                    pending = ask(offset + step)
-            elif result["total"] != total:
+                step = min(limit, int(first.get("limit") or limit))
+            if offset + step < total:  # the next page, unless this one is the last
+                pending = ask(offset + step)
+            result = first if first is not None else _result(response, where)
+            if result["total"] != total:
                 raise _TotalChanged(f"{where}: total changed from {total} to {result['total']} while paging")
             records = result["records"]
             expected = min(int(result.get("limit") or limit), total - offset)
