@@ -279,7 +279,7 @@ class _SilverBuild(IcebergYearBuild[SilverPartition]):
                 with self.silver._connection(work.folder) as connection:
                     self.ledger = self.silver._transform(connection, inputs, local_files, transformed)
                 self.withdrawn = with_withdrawn(self, inputs, transformed, staged, self.silver.settings.memory_limit)
-                with connect(memory_limit=self.silver.settings.memory_limit) as connection:
+                with self.silver._connection(work.folder) as connection:  # spills under the workspace too
                     self.summary = PartitionSummary.of(connection, staged)
             except duckdb.OutOfMemoryException as error:
                 raise SilverError(
