@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.iceberg import IcebergTables
 from boston_lake.lake.targets import LocalTarget
-from boston_lake.lake.zones.gold import INTAKE, SERVICE_LEVELS, GoldError, GoldRun, build_gold_partition
-from boston_lake_tests.support.hand_counts import cases_of, expected_intake, expected_service_levels
-from boston_lake_tests.support.silver_samples import write_silver_samples
+from boston_lake.lake.zones.gold import (
+    INTAKE,
+    SERVICE_LEVELS,
+    GoldError,
+    GoldPartition,
+    GoldRun,
+    build_gold_partition,
+)
+from boston_lake_tests.support.hand_counts import BOSTON, cases_of, expected_intake, expected_service_levels
+from boston_lake_tests.support.silver_samples import write_silver_samples, write_silver_year
 
 
 @pytest.fixture
@@ -30,14 +39,60 @@ def _read(tables: IcebergTables, key: str) -> pa.Table:
 def test_service_levels_match_hand_counts(lake, silver_rows: pa.Table, year: int) -> None:
     tables, _ = lake
     built = build_gold_partition(tables, SERVICE_LEVELS, year)
-    expected = expected_service_levels(cases_of(silver_rows, year))
-    got = _read(tables, built.key).to_pylist()
-
     assert built.key.startswith(f"gold/boston311/service_levels/data/year={year}/")
+    _assert_service_levels_match_hand_counts(tables, built, cases_of(silver_rows, year))
+
+
+@pytest.mark.parametrize("year", [2022, 2025])
+def test_intake_matches_hand_counts(lake, silver_rows: pa.Table, year: int) -> None:
+    tables, _ = lake
+    built = build_gold_partition(tables, INTAKE, year)
+    assert _intake(tables, built) == expected_intake(cases_of(silver_rows, year))
+
+
+# Opening times where Boston's local month, day or hour is not the UTC one, around both daylight saving switches
+# of 2023 (one local hour skipped, one lived twice) and to the microsecond before a local midnight.
+EDGES_2023 = (
+    "2023-01-01 04:59:59.999999",  # 2022-12-31 23:59 local: not in 2023, kept out of the rows below
+    "2023-01-01 05:00:00",
+    "2023-03-01 04:59:59.999999",  # February, locally
+    "2023-03-01 05:00:00",
+    "2023-03-12 06:59:59",  # 01:59 EST, then the clock jumps to 03:00 EDT
+    "2023-03-12 07:00:00",
+    "2023-07-01 03:59:59.999999",  # 30 June, locally
+    "2023-07-01 04:00:00",
+    "2023-11-05 05:30:00",  # 01:30 EDT ...
+    "2023-11-05 06:30:00",  # ... and 01:30 EST, the hour lived twice
+    "2023-11-05 07:00:00",
+    "2024-01-01 04:59:59.999999",  # 31 December 2023, locally
+)
+
+
+def test_cases_count_in_the_local_month_day_and_hour_boston_saw_them_open(tmp_path: Path, silver_rows) -> None:
+    """Each answer's local time is looked up per UTC hour; at the edges it is what each case's own conversion
+    gives, as hand_counts computes it."""
+    template = silver_rows.filter(pc.equal(silver_rows.column("year"), 2023)).slice(0, 1).to_pylist()[0]
+    opened = [datetime.fromisoformat(moment).replace(tzinfo=UTC) for moment in EDGES_2023]
+    cases = [
+        {**template, "case_id": f"edge-{number}", "opened_at": at, "closed_at": at + timedelta(hours=number + 1)}
+        for number, at in enumerate(opened)
+        if at.astimezone(BOSTON).year == 2023
+    ]
+    assert len(cases) == len(EDGES_2023) - 1
+    write_silver_year(tmp_path, 2023, pa.Table.from_pylist(cases, schema=silver_rows.schema))
+    tables = LocalTarget(tmp_path).iceberg()
+
+    _assert_service_levels_match_hand_counts(tables, build_gold_partition(tables, SERVICE_LEVELS, 2023), cases)
+    assert _intake(tables, build_gold_partition(tables, INTAKE, 2023)) == expected_intake(cases)
+
+
+def _assert_service_levels_match_hand_counts(tables: IcebergTables, built: GoldPartition, cases: list[dict]) -> None:
+    expected = expected_service_levels(cases)
+    got = _read(tables, built.key).to_pylist()
     assert built.rows == len(got) == len(expected)
-    assert built.silver_rows == len(cases_of(silver_rows, year))
+    assert built.silver_rows == len(cases)
     for row in got:
-        assert row["year"] == year
+        assert row["year"] == built.year
         key = (
             row["grain"],
             row["month"],
@@ -53,15 +108,11 @@ def test_service_levels_match_hand_counts(lake, silver_rows: pa.Table, year: int
     assert sum(row["opened"] for row in month_rows) == built.silver_rows  # every case counted once per grain
 
 
-@pytest.mark.parametrize("year", [2022, 2025])
-def test_intake_matches_hand_counts(lake, silver_rows: pa.Table, year: int) -> None:
-    tables, _ = lake
-    built = build_gold_partition(tables, INTAKE, year)
-    got = {
+def _intake(tables: IcebergTables, built: GoldPartition) -> dict[tuple, int]:
+    return {
         (row["opened_date"], row["weekday"], row["hour"], row["channel"]): row["cases_opened"]
         for row in _read(tables, built.key).to_pylist()
     }
-    assert got == expected_intake(cases_of(silver_rows, year))
 
 
 def test_a_year_without_silver_is_an_error_naming_the_table_and_the_year(lake) -> None:
