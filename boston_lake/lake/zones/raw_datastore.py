@@ -247,12 +247,11 @@ class LiveRawZone(RawZone):
             JsonLinesPart(stack.enter_context(self.store.scratch_file(".jsonl"))),
             valid_years,
         )
-        stack.callback(split.close)
-        for year, lines in _json_lines_by_year(table, fetch.pages, opened_column):
-            part = split.part_for(year, lines.rows)
-            if part is not None:
-                part.write(lines)
-        split.close()
+        with closing(split):  # on error too; and before the parts are published (S3 uploads the files then)
+            for year, lines in _json_lines_by_year(table, fetch.pages, opened_column):
+                part = split.part_for(year, lines.rows)
+                if part is not None:
+                    part.write(lines)
         placed = sum(split.counts.values()) + split.unassigned.rows
         if placed != fetch.total:
             raise RawIngestError(
