@@ -12,6 +12,7 @@ import pytest
 
 from boston_lake.lake import layout
 from boston_lake.lake.catalog.iceberg import IcebergTables
+from boston_lake.lake.stores import SCRATCH_CLAIM, STAGING_DIR
 from boston_lake.lake.targets import LocalTarget
 from boston_lake.lake.zones.gold import (
     INTAKE,
@@ -198,3 +199,23 @@ def test_a_run_of_many_years_builds_each_as_alone_with_the_sql_ahead_of_the_comm
     ):
         run.build([2013, 2019])
     assert 2013 in tables.keys_by_year("intake")
+    assert _staged(tables) == []
+
+
+def test_answers_computed_ahead_for_years_a_failed_run_never_reached_are_removed(lake) -> None:
+    """The SQL ahead writes into the lake's staging area; a run that fails before a year's commit leaves nothing
+    there (and a killed run's files are the next run's to sweep, as every scratch file's)."""
+    tables, _ = lake
+    with GoldRun(tables, INTAKE, force=True) as run:
+        with pytest.raises(GoldError, match=r"gold/intake 2019"):
+            run.build([2019, 2025, 2026])
+        assert run.years_ahead == [2025, 2026]
+        assert len([name for name in _staged(tables) if name.endswith(SCRATCH_CLAIM)]) == 2  # claimed by the run
+    assert tables.load("intake") is None
+    assert _staged(tables) == []
+
+
+def _staged(tables: IcebergTables) -> list[str]:
+    """The files in the lake's staging area (claims' lock files aside)."""
+    staging = Path(tables.store.uri(STAGING_DIR))
+    return sorted(path.name for path in staging.rglob("*") if path.is_file() and path.suffix != ".lock")

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -179,7 +178,9 @@ class GoldRun:
         with contextlib.ExitStack() as stack:
             # In UTC, as every lake connection: local time only where the SQL asks for it.
             self.connection = stack.enter_context(connect(memory_limit=self.memory_limit))
-            self.scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gold-ahead-")))
+            # The answers computed ahead, in the lake's staging area (a killed run's are swept by the next), removed
+            # at the end of the run unless their year took them: after the SQL thread has stopped writing.
+            self.answers_ahead = stack.enter_context(contextlib.ExitStack())
             ahead = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="gold-sql"))
             stack.callback(ahead.shutdown, cancel_futures=True)  # a failed run waits for one year's SQL, no more
             self.ahead = ahead
@@ -212,7 +213,7 @@ class GoldRun:
     def sql(self, build: _GoldBuild, fingerprint: str) -> Future[tuple[Path, int]]:
         """The year's answer in a scratch file, and the silver rows it read, once the SQL thread gets to it (the
         only thread that uses the run's DuckDB: the SQL names its input `silver`)."""
-        result = self.scratch / f"{build.year}-{fingerprint}.parquet"
+        result = self.answers_ahead.enter_context(self.tables.store.scratch_file(".parquet"))
         return self.ahead.submit(self._sql, build.year, list(build.silver_files), result)
 
     def _sql(self, year: int, silver_files: list[str], result: Path) -> tuple[Path, int]:
