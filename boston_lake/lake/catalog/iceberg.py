@@ -442,6 +442,17 @@ class IcebergTables:
                 f"{_name(table)}: snapshot {snapshot.snapshot_id} not indexed for readers ({error})", stacklevel=2
             )
 
+    def forget_expired(self, name: str) -> int | None:
+        """Drop the index rows of the snapshots the table no longer has (expired: ~2 KB each, never read again);
+        returns how many, None when there is no index. The index is read before the table: a commit is indexed
+        after it is in the table, so one made meanwhile is never taken for an expired snapshot."""
+        if self.index is None:
+            return None
+        indexed = self.index.snapshot_ids(self.database, name)
+        gone = indexed - {snapshot.snapshot_id for snapshot in self.table(name).snapshots()}
+        self.index.forget(self.database, name, gone)
+        return len(gone)
+
     def drop(self, name: str) -> None:
         """Forget the table in the catalog (its files stay; used when a lake's tables are replaced by a test)."""
         self.catalog.drop_table((self.database, name))

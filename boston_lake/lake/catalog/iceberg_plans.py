@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -82,17 +83,42 @@ class SnapshotFiles:
         self.path = path
 
     def record(self, database: str, table: str, snapshot_id: int, paths: list[str]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with sqlite3.connect(self.path, timeout=INDEX_TIMEOUT_SECONDS) as connection:
-            connection.execute(
-                f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_FILES_TABLE} (database TEXT NOT NULL, table_name TEXT NOT NULL, "
-                "snapshot_id INTEGER NOT NULL, files TEXT NOT NULL, PRIMARY KEY (database, table_name, snapshot_id))"
-            )
+        with closing(self._connect()) as connection, connection:
             connection.execute(
                 f"INSERT OR REPLACE INTO {SNAPSHOT_FILES_TABLE} VALUES (?, ?, ?, ?)",
                 (database, table, snapshot_id, json.dumps(paths)),
             )
-        connection.close()
+
+    def snapshot_ids(self, database: str, table: str) -> set[int]:
+        """The snapshots of the table whose files the index holds."""
+        if not self.path.is_file():
+            return set()
+        with closing(self._connect()) as connection:
+            rows = connection.execute(
+                f"SELECT snapshot_id FROM {SNAPSHOT_FILES_TABLE} WHERE database = ? AND table_name = ?",
+                (database, table),
+            ).fetchall()
+        return {snapshot_id for (snapshot_id,) in rows}
+
+    def forget(self, database: str, table: str, snapshot_ids: Iterable[int]) -> None:
+        """Drop the rows of snapshots the table no longer has: nothing can read them any more."""
+        rows = [(database, table, snapshot_id) for snapshot_id in snapshot_ids]
+        if not rows:
+            return
+        with closing(self._connect()) as connection, connection:
+            connection.executemany(
+                f"DELETE FROM {SNAPSHOT_FILES_TABLE} WHERE database = ? AND table_name = ? AND snapshot_id = ?", rows
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        """A writer's connection, the index created if it is not there yet."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=INDEX_TIMEOUT_SECONDS)
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_FILES_TABLE} (database TEXT NOT NULL, table_name TEXT NOT NULL, "
+            "snapshot_id INTEGER NOT NULL, files TEXT NOT NULL, PRIMARY KEY (database, table_name, snapshot_id))"
+        )
+        return connection
 
     def files(self, database: str, wanted: dict[str, int]) -> dict[str, list[str]]:
         """The files of each table's snapshot in `wanted` (table -> snapshot id) that the index holds."""

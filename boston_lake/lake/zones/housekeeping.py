@@ -5,7 +5,8 @@ the last one of each calendar month (so `query --as-of` still answers for any mo
 that published a data file the table reads now (its summary is what "already built?" asks). Then every data file
 of a year that no remaining snapshot reads goes (a commit that failed after its file was copied, or a file only
 expired snapshots read), inside the year's claim, so a run publishing that year is never raced; and the manifest
-files only the expired snapshots read go with them.
+files only the expired snapshots read go with them, and so do the rows of the snapshot index (the files of each
+snapshot, for readers) of every snapshot the table no longer has.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ class Upkeep:
     kept: int = 0  # snapshots that remain
     removed: list[str] = field(default_factory=list)  # keys of files no snapshot reads
     busy_years: list[int] = field(default_factory=list)  # years a running build held: swept next time
+    index_rows_dropped: int | None = None  # of snapshots the table no longer has; None: no snapshot index here
 
     def line(self) -> str:
         busy = f"; {', '.join(map(str, self.busy_years))} being built, swept next time" if self.busy_years else ""
+        index = "" if self.index_rows_dropped is None else f", {self.index_rows_dropped} snapshot index rows dropped"
         return (
             f"{self.table}: {len(self.expired)} snapshots expired, {self.kept} kept, "
-            f"{len(self.removed)} unread files removed{busy}"
+            f"{len(self.removed)} unread files removed{index}{busy}"
         )
 
 
@@ -71,6 +74,7 @@ def _keep(tables: IcebergTables, name: str, horizon: datetime) -> Upkeep:
         tables.store.delete(tables.key_of_path(manifest))
         upkeep.removed.append(tables.key_of_path(manifest))
     _sweep_data(tables, table, name, read_files, upkeep)
+    upkeep.index_rows_dropped = tables.forget_expired(name)
     return upkeep
 
 

@@ -3,7 +3,6 @@ embedded target's SQL catalog and on the Glue Data Catalog and S3 of the moto se
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,9 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake.catalog.iceberg import IcebergError, IcebergTables, TimeTravel
-from boston_lake.lake.catalog.iceberg_plans import IndexedPlans, SnapshotFiles
+from boston_lake.lake.catalog.iceberg_plans import SnapshotFiles
 from boston_lake.lake.settings import Settings
 from boston_lake.lake.targets import AwsTarget, LocalTarget
+from boston_lake_tests.support.indexed_plans import indexed_plans
 
 if TYPE_CHECKING:
     from pyiceberg.table import Table
@@ -225,15 +225,3 @@ def test_a_moved_lake_is_named_unreadable_as_pyiceberg_names_it(tmp_path: Path) 
 
     plans, unreadable = indexed_plans(target, reader).read_plan(TimeTravel())
     assert plans == {} and "the lake was copied or moved" in unreadable[TABLE]
-
-
-def indexed_plans(target: LocalTarget, tables: Callable[[], IcebergTables]) -> IndexedPlans:
-    catalog = target.home / "catalog"
-    return IndexedPlans(
-        catalog / "iceberg.sqlite",
-        "boston_lake",
-        target.lake_zone(),
-        target.database,
-        SnapshotFiles(catalog / "iceberg_files.sqlite"),
-        tables,
-    )

@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from boston_lake.lake.catalog.iceberg import IcebergTables
+from boston_lake.lake.catalog.iceberg import IcebergTables, TimeTravel
 from boston_lake.lake.clock import utc_now
 from boston_lake.lake.targets import LocalTarget
 from boston_lake.lake.zones.housekeeping import keep_tables
+from boston_lake_tests.support.indexed_plans import indexed_plans
 
 LOG = logging.getLogger(__name__)
 ZONE, TABLE = "silver", "service_requests"
@@ -65,3 +66,40 @@ def test_a_year_a_running_build_holds_is_left_for_the_next_time(tmp_path: Path):
     assert "2024 being built, swept next time" in upkeep.line()
     (upkeep,) = keep_tables(tables, 90, LOG)
     assert upkeep.removed == [staged] and not tables.store.exists(staged)
+
+
+def test_the_snapshot_index_forgets_the_snapshots_the_table_no_longer_has_and_still_plans_the_kept_ones(
+    tmp_path: Path,
+):
+    target = LocalTarget(tmp_path)
+    tables = target.iceberg()
+    first, _ = publish(tables, 2024, 3)
+    second, _ = publish(tables, 2024, 4)
+    other, _ = publish(tables, 2025, 2)
+    current, _ = publish(tables, 2024, 5)
+    when_other = next(e.committed_at for e in tables.history(tables.table(TABLE)) if e.snapshot_id == other)
+    index = tables.index
+    assert index is not None and index.snapshot_ids(target.database, TABLE) == {first, second, other, current}
+    index.record("another_database", TABLE, first, ["s3://elsewhere/a.parquet"])
+
+    (upkeep,) = keep_tables(tables, 90, LOG, now=utc_now() + timedelta(days=200))
+
+    assert upkeep.expired == sorted([first, second]) and upkeep.index_rows_dropped == 2
+    assert "2 snapshot index rows dropped" in upkeep.line()
+    assert index.snapshot_ids(target.database, TABLE) == {other, current}
+    assert index.snapshot_ids("another_database", TABLE) == {first}, "only this database's table is pruned"
+
+    def opened() -> IcebergTables:
+        raise AssertionError("pyiceberg opened: the index lost a snapshot the table keeps")
+
+    plans = indexed_plans(target, opened)
+    ((_, as_of_other),) = plans.read_plan(TimeTravel(as_of=when_other))[0].values()
+    assert sorted(Path(path).parent.name for path in as_of_other) == ["year=2024", "year=2025"]
+    for travel in (TimeTravel(), TimeTravel(as_of=when_other), TimeTravel(snapshot_id=other)):
+        assert plans.read_plan(travel) == tables.read_plan(travel), travel
+
+    # Rows of snapshots expired before housekeeping pruned the index go the next time, expiry or not.
+    index.record(target.database, TABLE, 42, ["an expired snapshot's file"])
+    (upkeep,) = keep_tables(tables, 90, LOG)
+    assert upkeep.expired == [] and upkeep.index_rows_dropped == 1
+    assert index.snapshot_ids(target.database, TABLE) == {other, current}
