@@ -25,6 +25,9 @@ def test_the_housekeeping_job_expires_nothing_young_and_removes_a_file_no_snapsh
         for event in dagster_instance.all_logs(result.run_id)
         if event.message and "snapshots expired" in event.message
     ]
-    assert logged == [f"service_requests: 0 snapshots expired, {len(snapshots)} kept, 1 unread files removed, 0 snapshot index rows dropped"]
+    assert logged == [
+        f"service_requests: 0 snapshots expired, {len(snapshots)} kept, 1 unread files removed, "
+        "0 snapshot index rows dropped"
+    ]
     schedule = local_defs.resolve_schedule_def("iceberg_housekeeping_daily")
     assert schedule.job_name == "iceberg_housekeeping" and schedule.default_status.value == "RUNNING"
