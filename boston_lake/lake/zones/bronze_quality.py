@@ -21,7 +21,7 @@ from boston_lake.lake.memory import release_freed_memory
 from boston_lake.lake.source.manifest import RawManifest, read_manifest
 from boston_lake.lake.stores import ObjectNotFound, ObjectStore
 from boston_lake.lake.tables import LakeTable
-from boston_lake.lake.zones.publish import AuditFailure, Census, footer_metadata, open_parquet
+from boston_lake.lake.zones.publish import AuditFailure, Census, footer_metadata, open_parquet, sorted_values
 
 EXAMPLES = 5
 META_PREFIX = "boston_lake."  # bronze's own footer entries: the raw file it was built from, the converter version
@@ -137,8 +137,7 @@ def repeated_values(values: pa.ChunkedArray) -> pa.Array:
     """The values that occur more than once, ascending, nulls left out. Found by sorting, in a few copies of the
     column: counting them in a hash table (`value_counts`) took ~55 MiB for the 375,000 ids of a year, the peak
     of a refresh's checks."""
-    ordered = values.drop_null().combine_chunks()
-    ordered = ordered.take(pc.sort_indices(ordered))
+    ordered = sorted_values(values)
     if len(ordered) < 2:
         return ordered.slice(0, 0)
     later = ordered.slice(1)
