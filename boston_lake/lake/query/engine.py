@@ -114,6 +114,10 @@ class DuckDBQueryEngine:
         self._connection.execute("SET lock_configuration = true")
         self._lock = threading.Lock()
         self._views: dict[str, _View] = {}
+        # Which tables a query names is parsed on a connection that holds no views: DuckDB expands a view it holds
+        # when asked for a query's tables, and fails on the views' file lists, so every query after the first
+        # found no names and re-listed every table's files.
+        self._parser = duckdb.connect()
 
     def __enter__(self) -> DuckDBQueryEngine:
         return self
@@ -122,6 +126,7 @@ class DuckDBQueryEngine:
         self.close()
 
     def close(self) -> None:
+        self._parser.close()
         self._connection.close()
         self._spill.cleanup()
 
@@ -166,7 +171,7 @@ class DuckDBQueryEngine:
         """The tables of this database that `sql` names; None when it may reach others (SHOW TABLES, the
         information schema, a name that is no table of the catalog yet): then every view is brought up to date."""
         try:
-            named = self._connection.get_table_names(sql, qualified=True)
+            named = self._parser.get_table_names(sql, qualified=True)
         except duckdb.Error:
             return None
         own = {name.removeprefix(f"{self.database}.") for name in named}

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from boston_lake.lake import layout
+from boston_lake.lake.catalog import GlueDict
 from boston_lake.lake.catalog.crawler import Crawler
 from boston_lake.lake.catalog.local import LocalCatalog
 from boston_lake.lake.query.engine import DuckDBQueryEngine, QueryError
@@ -125,6 +126,27 @@ def test_a_query_of_one_table_leaves_the_others_listed_and_queryable(
     assert engine.query(f"SELECT count(*) AS n FROM {NEW_SYSTEM}")["n"].to_pylist() == [
         sum(s.rows for s in bronze_samples.new_system)
     ]
+
+
+def test_every_query_binds_only_the_tables_it_names_not_just_the_first(
+    bronze_lake: LocalObjectStore, bronze_catalog: LocalCatalog
+) -> None:
+    """Once a query has created the views, the next ones still find which tables they name: the other table's
+    partitions are never listed for them."""
+    Crawler(bronze_lake, bronze_catalog, DB).crawl(TARGETS)
+    listed: list[str] = []
+    list_partitions = bronze_catalog.get_partitions
+
+    def counted(database: str, table: str, years: Iterable[str] | None = None) -> list[GlueDict]:
+        listed.append(table)
+        return list_partitions(database, table, years)
+
+    bronze_catalog.get_partitions = counted  # type: ignore[method-assign]
+    with DuckDBQueryEngine(bronze_catalog, bronze_lake) as engine:
+        for _ in range(3):
+            engine.query(f"SELECT count(*) FROM boston311.{LEGACY}")
+
+    assert listed == [LEGACY] * 3
 
 
 def test_errors_in_sql_carry_the_sql(engine: DuckDBQueryEngine) -> None:
