@@ -273,7 +273,7 @@ class IcebergTables:
             )
             columns = [(field.name, str(field.field_type)) for field in schema.fields]
             files = self.files(table, snapshot) if snapshot is not None else []
-            plan[name] = (columns, [data_file.file_path for data_file in files])
+            plan[name] = ReadPlan(columns, [data_file.file_path for data_file in files], len(table.schemas()) == 1)
         return plan, unreadable, found
 
     def keys_by_year(self, name: str) -> dict[int, list[str]]:

@@ -21,7 +21,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.stores import ObjectStore
@@ -53,8 +53,16 @@ class TimeTravel:
             raise IcebergError(f"as of {self.as_of.isoformat()}: give a time zone (e.g. 2026-08-20T12:00:00Z)")
 
 
-# A table as a reader reads it: its columns (name, Iceberg type) and the paths of its data files.
-ReadPlan = tuple[list[tuple[str, str]], list[str]]
+class ReadPlan(NamedTuple):
+    """A table as a reader reads it."""
+
+    columns: list[tuple[str, str]]  # (name, Iceberg type)
+    paths: list[str]  # of its data files
+    # Whether the table has only ever had one schema: every data file then holds its columns, so a reader need not
+    # unify the files' columns by name (which reads every file's footer before the query starts).
+    one_schema: bool
+
+
 # Per table its plan, and the tables that cannot be read, with why.
 ReadPlans = tuple[dict[str, ReadPlan], dict[str, str]]
 
@@ -178,13 +186,13 @@ class IndexedPlans:
             columns = _columns(metadata, snapshot_id)
             if columns is None:
                 continue
-            plans[name] = (columns, [])
+            plans[name] = ReadPlan(columns, [], len(metadata.get("schemas", [])) == 1)
             if snapshot_id is not None:
                 wanted[name] = snapshot_id
         indexed = self.index.files(self.database, wanted)
         for name in wanted:
             if name in indexed:
-                plans[name] = (plans[name][0], indexed[name])
+                plans[name] = plans[name]._replace(paths=indexed[name])
             else:
                 del plans[name]
         unplanned = sorted(set(names) & locations.keys() - plans.keys())

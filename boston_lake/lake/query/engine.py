@@ -22,7 +22,7 @@ import duckdb
 import pyarrow as pa
 
 from boston_lake.lake.catalog import Catalog, EntityNotFound, GlueDict
-from boston_lake.lake.catalog.iceberg_plans import PlanSource, TimeTravel
+from boston_lake.lake.catalog.iceberg_plans import PlanSource, ReadPlan, TimeTravel
 from boston_lake.lake.catalog.scan import data_objects
 from boston_lake.lake.duck import connect, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
@@ -199,8 +199,8 @@ class DuckDBQueryEngine:
                 broken[table["Name"]] = str(error)
         if self.iceberg is not None:
             plans, unreadable = self.iceberg.read_plan(self.travel, named)
-            for name, (columns, paths) in plans.items():
-                views[name] = _iceberg_view(columns, paths)
+            for name, plan in plans.items():
+                views[name] = _iceberg_view(plan)
             broken.update(unreadable)
         if named is not None and not named <= views.keys() | broken.keys():
             return self._refresh_views()  # a name the catalog does not hold: the error lists every table
@@ -286,15 +286,18 @@ class DuckDBQueryEngine:
         return _View(tuple(columns + [(key, "VARCHAR") for key in keys]), tuple(selects))
 
 
-def _iceberg_view(columns: list[tuple[str, str]], paths: list[str]) -> _View:
-    """An Iceberg table as of its plan: its data files, unified by column name (a file written before a column was
-    added lacks it)."""
-    typed = tuple((name, _duckdb_type(name, {"Name": name, "Type": glue_type})) for name, glue_type in columns)
-    if not paths:
+def _iceberg_view(plan: ReadPlan) -> _View:
+    """An Iceberg table as of its plan: its data files, unified by column name when the table's schema ever changed
+    (a file written before a column was added lacks it). A table of one schema is read without unifying: binding
+    the view then reads one footer instead of every file's, and DuckDB still matches each file's columns by name
+    (a file without one of them fails the query naming it)."""
+    typed = tuple((name, _duckdb_type(name, {"Name": name, "Type": glue_type})) for name, glue_type in plan.columns)
+    if not plan.paths:
         return _View(typed, ())
-    files = ", ".join(sql_literal(path) for path in paths)
+    files = ", ".join(sql_literal(path) for path in plan.paths)
     projected = ", ".join(sql_identifier(name) for name, _ in typed)
-    sql = f"SELECT {projected} FROM read_parquet([{files}], union_by_name = true, hive_partitioning = false)"
+    unify = "false" if plan.one_schema else "true"
+    sql = f"SELECT {projected} FROM read_parquet([{files}], union_by_name = {unify}, hive_partitioning = false)"
     return _View(typed, (_Partition((), sql, ()),))
 
 

@@ -45,7 +45,7 @@ def publish(tables: IcebergTables, rows: pa.Table, year: int, run_id: str) -> in
 
 
 def titles(tables: IcebergTables, year: int, travel: TimeTravel | None = None) -> list[str]:
-    (columns, paths) = tables.read_plan(travel or TimeTravel())[0][TABLE]
+    paths = tables.read_plan(travel or TimeTravel())[0][TABLE].paths
     read = [pq.read_table(path, filesystem=tables.store.arrow_filesystem()[0]) for path in _paths(tables, paths)]
     return sorted(
         title
@@ -145,7 +145,8 @@ def test_readers_plan_from_the_snapshot_index_without_pyiceberg_in_every_state_p
         plans.read_plan(TimeTravel(snapshot_id=42))
 
     tables.rollback(tables.table(TABLE), first, "2025 was wrong")
-    ((_, paths),) = plans.read_plan(TimeTravel())[0].values()
+    (plan,) = plans.read_plan(TimeTravel())[0].values()
+    paths = plan.paths
     assert [Path(path).parent.name for path in paths] == ["year=2024"]
 
 
@@ -225,3 +226,29 @@ def test_a_moved_lake_is_named_unreadable_as_pyiceberg_names_it(tmp_path: Path) 
 
     plans, unreadable = indexed_plans(target, reader).read_plan(TimeTravel())
     assert plans == {} and "the lake was copied or moved" in unreadable[TABLE]
+
+
+def test_a_reader_unifies_the_files_columns_only_once_the_schema_has_changed(tmp_path: Path) -> None:
+    """A table of one schema is read without unifying its files by column name (one footer read to bind, not
+    every file's); once a year brings a new column, the older files read it as NULL, now and as of before."""
+    target = LocalTarget(tmp_path)
+    tables = target.iceberg()
+    publish(tables, year_rows(2024, 2, "first"), 2024, "run-1")
+    first = publish(tables, year_rows(2025, 1, "second"), 2025, "run-2")
+    [plan] = indexed_plans(target, lambda: tables).read_plan(TimeTravel())[0].values()
+    assert plan.one_schema
+    sql = f"SELECT year, case_title FROM {target.database}.{TABLE} ORDER BY year"
+    with target.query_engine() as engine:
+        assert engine.query(sql).to_pylist() == [
+            {"year": 2024, "case_title": "first"},
+            {"year": 2024, "case_title": "first"},
+            {"year": 2025, "case_title": "second"},
+        ]
+
+    publish(tables, year_rows(2026, 1, "wider").append_column("channel", pa.array(["phone"])), 2026, "run-3")
+    for travel in (TimeTravel(), TimeTravel(snapshot_id=first)):
+        [plan] = indexed_plans(target, lambda: tables).read_plan(travel)[0].values()
+        assert not plan.one_schema, travel
+    with target.query_engine() as engine:
+        channels = engine.query(f"SELECT year, channel FROM {target.database}.{TABLE} ORDER BY year").to_pylist()
+    assert [row["channel"] for row in channels] == [None, None, None, "phone"]
