@@ -184,24 +184,25 @@ class DuckDBQueryEngine:
         A view is re-created only when its SQL or its files changed: DuckDB reads the footers of the files
         it names when it binds a view, which would otherwise be paid twice per query.
         """
-        try:
-            tables = self.catalog.list_tables(self.database)
-        except EntityNotFound:
-            tables = []
         schema = sql_identifier(self.database)
-        views, broken = {}, {}
-        if named is not None:
-            tables = [table for table in tables if table["Name"] in named]
-        for table in tables:
-            try:
-                views[table["Name"]] = self._view(table)
-            except QueryError as error:
-                broken[table["Name"]] = str(error)
-        if self.iceberg is not None:
+        views: dict[str, _View] = {}
+        broken: dict[str, str] = {}
+        if self.iceberg is not None:  # silver and gold: an Iceberg table is read as its plan says
             plans, unreadable = self.iceberg.read_plan(self.travel, named)
-            for name, plan in plans.items():
-                views[name] = _iceberg_view(plan)
+            views = {name: _iceberg_view(plan) for name, plan in plans.items()}
             broken.update(unreadable)
+        if named is None or not named <= views.keys():  # the crawled tables, unless the query names none of them
+            try:
+                tables = self.catalog.list_tables(self.database)
+            except EntityNotFound:
+                tables = []
+            for table in tables:
+                if table["Name"] in views or (named is not None and table["Name"] not in named):
+                    continue
+                try:
+                    views[table["Name"]] = self._view(table)
+                except QueryError as error:
+                    broken[table["Name"]] = str(error)
         if named is not None and not named <= views.keys() | broken.keys():
             return self._refresh_views()  # a name the catalog does not hold: the error lists every table
         if named is not None:  # the other views stay as they are; a query that needs them refreshes them
