@@ -10,6 +10,7 @@ withdrawn cases is the version that is audited and committed.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
@@ -35,11 +36,15 @@ def keep_withdrawn(
     """Write `destination`: the `staged` year and every case of the `published` year whose id no `bronze` file
     ((id column, path) of each input) lists, withdrawn at its earlier time or at `withdrawn_at`. Returns how many
     withdrawn cases it holds. With none (always on a first build), `destination` is a copy of `staged`: the year is
-    not encoded twice."""
+    not encoded twice. DuckDB spills beside `destination` (the year's workspace: a killed run's spill is swept with
+    it)."""
     if not published:
         shutil.copyfile(staged, destination)
         return 0
-    with connect(memory_limit=memory_limit) as connection:
+    with (
+        tempfile.TemporaryDirectory(prefix="boston_lake_withdrawn_", dir=destination.parent) as spill,
+        connect(memory_limit=memory_limit, temp_directory=spill) as connection,
+    ):
         connection.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(str(staged))})")
         columns = connection.execute("DESCRIBE staged").fetchall()
         ids = [
