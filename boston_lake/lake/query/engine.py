@@ -117,7 +117,7 @@ class DuckDBQueryEngine:
         # Which tables a query names is parsed on a connection that holds no views: DuckDB expands a view it holds
         # when asked for a query's tables, and fails on the views' file lists, so every query after the first
         # found no names and re-listed every table's files.
-        self._parser = duckdb.connect()
+        self._parser = connect(memory_limit=None)
 
     def __enter__(self) -> DuckDBQueryEngine:
         return self
