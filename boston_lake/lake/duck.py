@@ -3,6 +3,9 @@ row a statement must answer."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,29 @@ def connect(
         connection.close()
         raise
     return connection
+
+
+@contextmanager
+def spilling_into(
+    work: Path | None,
+    *,
+    prefix: str,
+    memory_limit: str | None,
+    threads: int | None = None,
+    preserve_insertion_order: bool = True,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A `connect` connection that spills into a folder of its own under `work` (a partition's workspace, so that a
+    killed run's spill is swept with it by the next run of the partition); the folder goes with the connection."""
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix, dir=work) as spill,
+        connect(
+            memory_limit=memory_limit,
+            threads=threads,
+            preserve_insertion_order=preserve_insertion_order,
+            temp_directory=spill,
+        ) as connection,
+    ):
+        yield connection
 
 
 def sql_identifier(name: str) -> str:

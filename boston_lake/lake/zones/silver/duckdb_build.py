@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,7 @@ import duckdb
 import pyarrow as pa
 
 from boston_lake.lake.catalog.iceberg import PREFIX, IcebergTables, summary_of
-from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
+from boston_lake.lake.duck import connect, one_row, spilling_into, sql_identifier, sql_literal
 from boston_lake.lake.errors import LakeError
 from boston_lake.lake.log import Log
 from boston_lake.lake.memory import release_freed_memory, use_returnable_memory
@@ -181,21 +180,18 @@ class SilverZone:
     def _connection(self, work: Path | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection with the build's limits, spilling under `work` (the partition's workspace, so a killed
         run's spill is swept by the next run of the year)."""
-        with tempfile.TemporaryDirectory(prefix="boston_lake_silver_", dir=work) as spill:
-            # In UTC, as the Spark session of the Glue job runs; the transform assumes the same here.
-            connection = connect(
-                memory_limit=self.settings.memory_limit,
-                threads=self.settings.threads,
-                preserve_insertion_order=False,
-                temp_directory=spill,
-            )
-            try:
-                connection.execute("SET parquet_metadata_cache = true")
-                for statement in statements(DUCKDB_MACROS_SQL):
-                    connection.execute(statement)
-                yield connection
-            finally:
-                connection.close()
+        # In UTC, as the Spark session of the Glue job runs; the transform assumes the same here.
+        with spilling_into(
+            work,
+            prefix="boston_lake_silver_",
+            memory_limit=self.settings.memory_limit,
+            threads=self.settings.threads,
+            preserve_insertion_order=False,
+        ) as connection:
+            connection.execute("SET parquet_metadata_cache = true")
+            for statement in statements(DUCKDB_MACROS_SQL):
+                connection.execute(statement)
+            yield connection
 
     def _transform(
         self,

@@ -10,14 +10,13 @@ withdrawn cases is the version that is audited and committed.
 from __future__ import annotations
 
 import shutil
-import tempfile
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from boston_lake.lake.clock import utc_now
-from boston_lake.lake.duck import connect, one_row, sql_identifier, sql_literal
+from boston_lake.lake.duck import one_row, spilling_into, sql_identifier, sql_literal
 from boston_lake.lake.tables import TABLES
 from boston_lake.lake.zones.iceberg_year import IcebergYearBuild
 from boston_lake.lake.zones.silver.inputs import SilverInputs
@@ -41,10 +40,7 @@ def keep_withdrawn(
     if not published:
         shutil.copyfile(staged, destination)
         return 0
-    with (
-        tempfile.TemporaryDirectory(prefix="boston_lake_withdrawn_", dir=destination.parent) as spill,
-        connect(memory_limit=memory_limit, temp_directory=spill) as connection,
-    ):
+    with spilling_into(destination.parent, prefix="boston_lake_withdrawn_", memory_limit=memory_limit) as connection:
         connection.execute(f"CREATE VIEW staged AS SELECT * FROM read_parquet({sql_literal(str(staged))})")
         columns = connection.execute("DESCRIBE staged").fetchall()
         ids = [
