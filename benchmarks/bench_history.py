@@ -32,9 +32,10 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import AbstractContextManager, closing
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -344,7 +345,10 @@ def floor(kind: str, *arguments: object) -> float:
     if kind in ("rewrite", "aggregate"):
         return _sql_floor(kind, *arguments)
     if kind == "count":
-        return statistics.median(_count_once(list(arguments[0])) for _ in range(QUERY_REPEATS))  # type: ignore[call-overload]
+        import duckdb
+
+        count = f"SELECT count(*) FROM read_parquet({list(arguments[0])!r})"  # type: ignore[call-overload]
+        return _median_seconds(duckdb.connect, lambda connection: connection.execute(count).fetchall())
     started = time.perf_counter()
     if kind == "fetch":
         portal_url, new_system_id, out = arguments
@@ -361,13 +365,10 @@ def floor(kind: str, *arguments: object) -> float:
 
         # The engine is opened before the clock, as the direct count's connection is: both then time what a query
         # costs (opening a DuckDB connection is ~15 ms either way); the catalog's plan is read inside the query.
-        def query_once() -> float:
-            with closing(LocalTarget(Path(str(arguments[0]))).query_engine()) as engine:
-                started = time.perf_counter()
-                engine.query(f"SELECT count(*) FROM {DATABASE}.{SILVER_TABLE}")
-                return time.perf_counter() - started
-
-        return statistics.median(query_once() for _ in range(QUERY_REPEATS))
+        return _median_seconds(
+            lambda: closing(LocalTarget(Path(str(arguments[0]))).query_engine()),
+            lambda engine: engine.query(f"SELECT count(*) FROM {DATABASE}.{SILVER_TABLE}"),
+        )
     raise BenchError(f"no floor named {kind!r}")
 
 
@@ -395,14 +396,17 @@ def _sql_floor(kind: str, *arguments: object) -> float:
         return time.perf_counter() - started
 
 
-def _count_once(paths: list[str]) -> float:
-    """One count of silver's files on a fresh connection, as each catalog query gets a fresh engine."""
-    import duckdb
+def _median_seconds(opened: Callable[[], AbstractContextManager[Any]], query: Callable[[Any], object]) -> float:
+    """The median of QUERY_REPEATS timings of `query`, each on a fresh engine or connection from `opened`, opened
+    before its clock: the catalog query and the direct count take tens of milliseconds."""
 
-    with duckdb.connect() as connection:
-        started = time.perf_counter()
-        connection.execute(f"SELECT count(*) FROM read_parquet({paths!r})").fetchall()
-        return time.perf_counter() - started
+    def once() -> float:
+        with opened() as handle:
+            started = time.perf_counter()
+            query(handle)
+            return time.perf_counter() - started
+
+    return statistics.median(once() for _ in range(QUERY_REPEATS))
 
 
 def fetch_everything(portal_url: str, new_system_id: str, out: Path) -> None:
